@@ -1,0 +1,96 @@
+"""One frozen settings object for every tickflow process.
+
+Values come from the environment (prefix ``TICKFLOW_``) or a ``.env`` file, so a
+DAG, a Spark app and the stack command all read the same addresses. This module
+must not import pyspark: Airflow parses DAGs with it on the path.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOOPBACK = "127.0.0.1"
+
+
+class StackPorts(BaseSettings):
+    """Where each local service listens (all on loopback)."""
+
+    model_config = SettingsConfigDict(env_prefix="TICKFLOW_PORT_", frozen=True)
+
+    kafka: int = 9092
+    kafka_controller: int = 9093
+    registry: int = 8081
+    registry_management: int = 9000
+    connect: int = 8083
+    metastore: int = 9083
+    thriftserver: int = 10000
+    spark_ui: int = 4040
+
+
+class Settings(BaseSettings):
+    """Addresses, versions and locations shared by the stack, the apps and the tests."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TICKFLOW_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    state_dir: Path = Field(
+        default=Path(".tickflow"),
+        description="Where the local stack keeps configs, data, logs and pids.",
+    )
+    host: str = LOOPBACK
+    ports: StackPorts = Field(default_factory=StackPorts)
+
+    kafka_version: str = "4.1.1"
+    log4j_version: str = "2.24.3"
+    apicurio_version: str = "3.3.3"
+    spark_connector_version: str = Field(
+        default="4.2.0",
+        description="Must equal the installed pyspark version: the connectors are built per release.",
+    )
+
+    java_home: Path | None = Field(
+        default=None, description="JDK 17+ for Kafka, Connect, Spark and the metastore."
+    )
+    java21_home: Path | None = Field(
+        default=None, description="JDK 21+ for the schema registry (Apicurio 3.x)."
+    )
+    health_timeout_s: float = 180.0
+
+    @cached_property
+    def root(self) -> Path:
+        """The state directory as an absolute path."""
+        return self.state_dir.expanduser().resolve()
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.ports.kafka}"
+
+    @property
+    def registry_url(self) -> str:
+        """The Confluent-compatible REST API that confluent-kafka's client speaks."""
+        return f"http://{self.host}:{self.ports.registry}/apis/ccompat/v7"
+
+    @property
+    def connect_url(self) -> str:
+        return f"http://{self.host}:{self.ports.connect}"
+
+    @property
+    def metastore_uri(self) -> str:
+        return f"thrift://{self.host}:{self.ports.metastore}"
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.root / "warehouse"
+
+    @property
+    def spark_packages(self) -> list[str]:
+        v = self.spark_connector_version
+        return [
+            f"org.apache.spark:spark-sql-kafka-0-10_2.13:{v}",
+            f"org.apache.spark:spark-avro_2.13:{v}",
+        ]

@@ -1,0 +1,100 @@
+"""What every service of the local stack provides to the supervisor.
+
+A service is one module in this package: it says which artifacts it needs, which
+config files it writes, which command starts it and how to tell it is healthy.
+The supervisor does the rest (pids, process groups, logs, waiting, the table).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tickflow.settings import Settings
+
+
+class StackError(RuntimeError):
+    """A problem with the local stack, worded as one sentence for the person at the terminal."""
+
+
+@dataclass(frozen=True)
+class StackPaths:
+    """The layout of the state directory (default ``.tickflow/``)."""
+
+    root: Path
+
+    @property
+    def lib(self) -> Path:
+        return self.root / "lib"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    def home(self, service: str) -> Path:
+        """Config and data of one service."""
+        return self.root / service
+
+    def log(self, service: str) -> Path:
+        return self.logs / f"{service}.log"
+
+    def pidfile(self, service: str) -> Path:
+        return self.run / f"{service}.json"
+
+
+class Service(ABC):
+    """One background process of the local stack."""
+
+    name: str
+    depends_on: tuple[str, ...] = ()
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.paths = StackPaths(settings.root)
+
+    @property
+    def home(self) -> Path:
+        return self.paths.home(self.name)
+
+    @property
+    def log_path(self) -> Path:
+        return self.paths.log(self.name)
+
+    @property
+    @abstractmethod
+    def ports(self) -> Sequence[int]:
+        """Ports this service binds on loopback; the first is the one clients use."""
+
+    @property
+    @abstractmethod
+    def address(self) -> str:
+        """What a client connects to, shown in the status table."""
+
+    @abstractmethod
+    def prepare(self) -> None:
+        """Fetch artifacts and write configs; idempotent and quick when already done."""
+
+    @abstractmethod
+    def command(self) -> list[str]:
+        """The argv that runs the service in the foreground."""
+
+    def environment(self) -> Mapping[str, str]:
+        """Extra environment variables for the process."""
+        return {}
+
+    @abstractmethod
+    def check_health(self) -> None:
+        """Raise if the service does not answer a real request (a round trip, a 200, a thrift call)."""
+
+    def healthy(self) -> bool:
+        try:
+            self.check_health()
+        except Exception:  # noqa: BLE001 - any failure of the probe means "not healthy yet"
+            return False
+        return True

@@ -1,0 +1,87 @@
+"""Common ground of the services that are a plain JVM on a classpath of Maven jars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tickflow.stack.base import Service
+from tickflow.stack.tooling import fetch_jars, find_java
+
+# Everything goes to stdout, which the supervisor sends to <state>/logs/<service>.log.
+CONSOLE_LOG4J2 = """\
+rootLogger.level=INFO
+rootLogger.appenderRef.out.ref=OUT
+appender.out.type=Console
+appender.out.name=OUT
+appender.out.layout.type=PatternLayout
+appender.out.layout.pattern=[%d] %p %m (%c)%n
+logger.kafka.name=kafka
+logger.kafka.level=WARN
+logger.kafkaapache.name=org.apache.kafka
+logger.kafkaapache.level=WARN
+"""
+
+# The module openings Spark's launcher passes on Java 17 (JavaModuleOptions); Hive and HBase need them too.
+ADD_OPENS = [
+    f"--add-opens=java.base/{pkg}=ALL-UNNAMED"
+    for pkg in (
+        "java.lang",
+        "java.lang.invoke",
+        "java.lang.reflect",
+        "java.io",
+        "java.net",
+        "java.nio",
+        "java.util",
+        "java.util.concurrent",
+        "java.util.concurrent.atomic",
+        "sun.nio.ch",
+        "sun.nio.cs",
+        "sun.security.action",
+        "sun.util.calendar",
+    )
+]
+
+
+class JvmService(Service):
+    """A service run as ``java -cp <lib>/* <main class>`` with jars fetched from Maven Central."""
+
+    heap = "256m"
+    min_java = 17
+    excludes: tuple[str, ...] = ()
+
+    @property
+    def coordinates(self) -> list[str]:
+        return []
+
+    @property
+    def lib(self) -> Path:
+        return self.paths.lib / self.name
+
+    @property
+    def java(self) -> Path:
+        return find_java(self.min_java, self.settings.java_home, f"{self.name} (Kafka/Spark/Hive JVMs)")
+
+    def classpath(self) -> str:
+        return f"{self.home}:{self.lib}/*"
+
+    def jvm_options(self) -> list[str]:
+        return [
+            f"-Xmx{self.heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            "-Djava.net.preferIPv4Stack=true",
+            f"-Dlog4j2.configurationFile=file:{self.home / 'log4j2.properties'}",
+        ]
+
+    def java_command(self) -> list[str]:
+        return [str(self.java), *self.jvm_options(), "-cp", self.classpath()]
+
+    def prepare(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        if self.coordinates:
+            fetch_jars(self.coordinates, self.lib, self.log_path, self.excludes)
+        self.write_config()
+
+    def write_config(self) -> None:
+        """Write this service's config files into its home directory."""

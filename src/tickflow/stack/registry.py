@@ -1,0 +1,87 @@
+"""Apicurio Registry 3.x, serving the Confluent Schema Registry API (``/apis/ccompat/v7``).
+
+Schemas are stored in Kafka (KafkaSQL storage: a journal topic replayed at start),
+so they survive a restart together with the topics whose records reference them.
+Apicurio 3.x is built for Java 21+, so it runs on a newer JDK than the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+
+from tickflow.stack.base import StackError
+from tickflow.stack.jvm import JvmService
+from tickflow.stack.tooling import fetch_archive, find_java
+
+
+class Registry(JvmService):
+    name = "registry"
+    depends_on = ("kafka",)
+    heap = "384m"
+    min_java = 21
+
+    @property
+    def ports(self) -> Sequence[int]:
+        return (self.settings.ports.registry, self.settings.ports.registry_management)
+
+    @property
+    def address(self) -> str:
+        return self.settings.registry_url
+
+    @property
+    def java(self) -> Path:
+        return find_java(21, self.settings.java21_home, "The schema registry (Apicurio 3.x)")
+
+    def prepare(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        fetch_archive(
+            "io.apicurio",
+            "apicurio-registry-app",
+            self.settings.apicurio_version,
+            "all",
+            self.lib,
+            self.log_path,
+        )
+
+    def _quarkus_jar(self) -> Path:
+        jars = sorted(self.lib.rglob("quarkus-run.jar"))
+        if not jars:
+            raise StackError(
+                f"registry: the Apicurio archive in {self.lib} holds no quarkus-run.jar; "
+                f"delete {self.lib} and run the command again."
+            )
+        return jars[0]
+
+    def command(self) -> list[str]:
+        host, ports = self.settings.host, self.settings.ports
+        properties = {
+            "quarkus.http.host": host,
+            "quarkus.http.port": ports.registry,
+            "quarkus.management.host": host,
+            "quarkus.management.port": ports.registry_management,
+            "quarkus.banner.enabled": "false",
+            "quarkus.log.level": "WARN",
+            "quarkus.log.category.\"io.apicurio\".level": "INFO",
+            "apicurio.storage.kind": "kafkasql",
+            "apicurio.kafkasql.bootstrap.servers": self.settings.bootstrap_servers,
+            "apicurio.rules.global.compatibility": "BACKWARD",
+            "apicurio.ccompat.legacy-id-mode.enabled": "false",
+        }
+        return [
+            str(self.java),
+            f"-Xmx{self.heap}",
+            "-XX:+UseSerialGC",
+            "-Djava.net.preferIPv4Stack=true",
+            *(f"-D{key}={value}" for key, value in properties.items()),
+            "-jar",
+            str(self._quarkus_jar()),
+        ]
+
+    def check_health(self) -> None:
+        response = httpx.get(f"{self.settings.registry_url}/subjects", timeout=5)
+        response.raise_for_status()
+        if not isinstance(response.json(), list):
+            raise ValueError("the registry answered /subjects with something other than a list")

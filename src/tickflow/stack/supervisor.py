@@ -1,0 +1,264 @@
+"""Starts, watches and stops the services of the local stack.
+
+Each service runs in its own process group with stdout/stderr in
+``<state>/logs/<service>.log``. A pid file records the pid together with the
+kernel's start time of that process, so that ``down`` never signals a process it
+did not start (pids get reused) and ``status`` can tell a crash from a stop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from tickflow.settings import Settings
+from tickflow.stack.base import Service, StackError, StackPaths
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class State(str, Enum):
+    HEALTHY = "healthy"
+    STARTING = "running, not healthy"
+    CRASHED = "crashed"
+    STOPPED = "stopped"
+    FOREIGN = "port taken by another process"
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    state: State
+    address: str
+    pid: int | None
+    rss_mb: float | None
+    log: Path
+
+
+def _proc_start_ticks(pid: int) -> int | None:
+    """The process start time in clock ticks since boot, or None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] == "Z":  # a zombie has exited; only its parent has not reaped it yet
+        return None
+    return int(fields[19])
+
+
+def _group_rss_mb(pgid: int) -> float:
+    """Resident memory of every process in the group (a JVM, or spark-submit and its JVM)."""
+    total_kb = 0
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            stat = status.read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) != pgid:
+                continue
+            for line in (status.parent / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+    return total_kb / 1024
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+class Supervisor:
+    """Brings a set of services up in dependency order and down in reverse."""
+
+    def __init__(self, settings: Settings, services: Sequence[Service]) -> None:
+        self.settings = settings
+        self.paths = StackPaths(settings.root)
+        self.services = {s.name: s for s in services}
+
+    # -- bookkeeping -------------------------------------------------------------
+
+    def _read_pid(self, name: str) -> dict[str, int] | None:
+        path = self.paths.pidfile(name)
+        try:
+            record: dict[str, int] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return record
+
+    def running_pid(self, name: str) -> int | None:
+        """The pid of the process this stack started for ``name``, if it still runs."""
+        record = self._read_pid(name)
+        if record and _proc_start_ticks(record["pid"]) == record["start_ticks"]:
+            return record["pid"]
+        return None
+
+    def status(self, name: str) -> ServiceStatus:
+        service = self.services[name]
+        pid = self.running_pid(name)
+        if pid is not None:
+            state = State.HEALTHY if service.healthy() else State.STARTING
+            rss = _group_rss_mb(pid)
+        else:
+            rss = None
+            if any(port_in_use(self.settings.host, p) for p in service.ports):
+                state = State.FOREIGN
+            elif self._read_pid(name) is not None:
+                state = State.CRASHED
+            else:
+                state = State.STOPPED
+        return ServiceStatus(name, state, service.address, pid, rss, service.log_path)
+
+    def ordered(self, names: Iterable[str] | None = None) -> list[Service]:
+        """Services in dependency order, including the dependencies of those asked for."""
+        order: list[Service] = []
+
+        def visit(name: str) -> None:
+            if name not in self.services:
+                raise StackError(f"There is no service called {name!r}: choose one of {', '.join(self.services)}.")
+            service = self.services[name]
+            for dep in service.depends_on:
+                visit(dep)
+            if service not in order:
+                order.append(service)
+
+        for name in names or self.services:
+            visit(name)
+        return order
+
+    # -- up ------------------------------------------------------------------------
+
+    def up(
+        self,
+        names: Iterable[str] | None = None,
+        on_event: Callable[[str, str], None] = lambda service, message: None,
+    ) -> list[ServiceStatus]:
+        """Start what is not running and wait until every service answers its health check."""
+        for directory in (self.paths.lib, self.paths.logs, self.paths.run):
+            directory.mkdir(parents=True, exist_ok=True)
+        for service in self.ordered(names):
+            if self.running_pid(service.name) is not None:
+                on_event(service.name, "already running")
+            else:
+                self._check_ports(service)
+                on_event(service.name, "preparing")
+                service.prepare()
+                on_event(service.name, "starting")
+                self._spawn(service)
+            self._wait_healthy(service, on_event)
+        return [self.status(s.name) for s in self.ordered(names)]
+
+    def _check_ports(self, service: Service) -> None:
+        for port in service.ports:
+            if port_in_use(self.settings.host, port):
+                raise StackError(
+                    f"{service.name} cannot start because {self.settings.host}:{port} is already taken "
+                    "by a process this stack did not start: stop that process or choose another port "
+                    "with the matching TICKFLOW_PORT_* variable."
+                )
+
+    def _spawn(self, service: Service) -> None:
+        service.log_path.parent.mkdir(parents=True, exist_ok=True)
+        service.home.mkdir(parents=True, exist_ok=True)
+        with service.log_path.open("ab") as log:
+            log.write(f"\n==== tickflow: starting {service.name} at {time.ctime()} ====\n".encode())
+            log.flush()
+            proc = subprocess.Popen(
+                service.command(),
+                cwd=service.home,
+                env={**os.environ, **service.environment()},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: down stops the whole tree
+            )
+        start_ticks = _proc_start_ticks(proc.pid)
+        self.paths.pidfile(service.name).write_text(
+            json.dumps({"pid": proc.pid, "start_ticks": start_ticks, "started_at": time.time()})
+        )
+
+    def _wait_healthy(self, service: Service, on_event: Callable[[str, str], None]) -> None:
+        deadline = time.monotonic() + self.settings.health_timeout_s
+        started = time.monotonic()
+        while True:
+            if service.healthy():
+                on_event(service.name, f"healthy after {time.monotonic() - started:.1f}s")
+                return
+            if self.running_pid(service.name) is None:
+                raise StackError(
+                    f"{service.name} exited during start-up: read {service.log_path} for the cause."
+                )
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"{service.name} did not become healthy within {self.settings.health_timeout_s:.0f}s: "
+                    f"read {service.log_path} for the cause."
+                )
+            time.sleep(1.0)
+
+    # -- down ----------------------------------------------------------------------
+
+    def down(
+        self,
+        names: Iterable[str] | None = None,
+        on_event: Callable[[str, str], None] = lambda service, message: None,
+        grace_s: float = 30.0,
+    ) -> None:
+        """Stop, in reverse dependency order, only the process groups this stack started."""
+        for service in reversed(self.ordered(names)):
+            pid = self.running_pid(service.name)
+            pidfile = self.paths.pidfile(service.name)
+            if pid is None:
+                pidfile.unlink(missing_ok=True)
+                continue
+            on_event(service.name, "stopping")
+            stopped = _stop_group(pid, grace_s)
+            pidfile.unlink(missing_ok=True)
+            on_event(service.name, "stopped" if stopped else "killed after grace period")
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _stop_group(pgid: int, grace_s: float) -> bool:
+    """SIGTERM the group, wait, then SIGKILL whatever is left. True when TERM was enough."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        _reap(pgid)
+        if not _group_alive(pgid):
+            return True
+        time.sleep(0.3)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        return True
+    while _group_alive(pgid):
+        _reap(pgid)
+        time.sleep(0.1)
+    return False
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the service was started by this very process (tests)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

@@ -16,7 +16,9 @@ from tickflow.settings import Settings
 from tickflow.stack import StackError, supervisor
 from tickflow.stack.supervisor import ServiceStatus, State
 
-app = typer.Typer(help="tickflow: market-data platform on Kafka, Spark, Hive and HBase.", no_args_is_help=True)
+app = typer.Typer(
+    help="tickflow: market-data platform on Kafka, Spark, Hive and HBase.", no_args_is_help=True
+)
 stack_app = typer.Typer(help="The local stack of real services (no Docker needed).", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 
@@ -40,7 +42,7 @@ def _print_event(service: str, message: str) -> None:
 
 def _status_table(rows: list[ServiceStatus]) -> Table:
     colours = {State.HEALTHY: "green", State.STARTING: "yellow", State.CRASHED: "red", State.FOREIGN: "red"}
-    table = Table(title="tickflow stack")
+    table = Table(title="tickflow stack", caption="logs are relative to the state directory")
     for column in ("service", "state", "address", "pid", "RSS MB", "log"):
         table.add_column(column)
     for row in rows:
@@ -51,7 +53,7 @@ def _status_table(rows: list[ServiceStatus]) -> Table:
             row.address,
             str(row.pid or "-"),
             f"{row.rss_mb:.0f}" if row.rss_mb is not None else "-",
-            str(row.log),
+            str(row.log.relative_to(row.log.parents[1])),
         )
     return table
 

@@ -34,9 +34,7 @@ class StackPorts(BaseSettings):
 class Settings(BaseSettings):
     """Addresses, versions and locations shared by the stack, the apps and the tests."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="TICKFLOW_", env_file=".env", extra="ignore", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="TICKFLOW_", env_file=".env", extra="ignore", frozen=True)
 
     state_dir: Path = Field(
         default=Path(".tickflow"),

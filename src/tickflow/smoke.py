@@ -50,9 +50,7 @@ def avro_round_trip(settings: Settings, count: int = 1000, timeout_s: float = 30
     deserializer = AvroDeserializer(registry)
     run_id = uuid.uuid4().hex
     context = SerializationContext(TOPIC, MessageField.VALUE)
-    sent = [
-        {"run_id": run_id, "seq": seq, "sent_at": datetime.now(UTC)} for seq in range(count)
-    ]
+    sent = [{"run_id": run_id, "seq": seq, "sent_at": datetime.now(UTC)} for seq in range(count)]
     first_offset: dict[int, int] = {}
 
     def remember(err: object, msg: object) -> None:
@@ -64,10 +62,16 @@ def avro_round_trip(settings: Settings, count: int = 1000, timeout_s: float = 30
     for record in sent:
         producer.produce(TOPIC, serializer(record, context), key=run_id, on_delivery=remember)
     if producer.flush(timeout_s) or not first_offset:
-        raise StackError(f"Kafka at {settings.bootstrap_servers} did not take the smoke records: is the stack up?")
+        raise StackError(
+            f"Kafka at {settings.bootstrap_servers} did not take the smoke records: is the stack up?"
+        )
 
     consumer = Consumer(
-        {"bootstrap.servers": settings.bootstrap_servers, "group.id": f"tickflow-smoke-{run_id}", "enable.auto.commit": False}
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"tickflow-smoke-{run_id}",
+            "enable.auto.commit": False,
+        }
     )
     consumer.assign([TopicPartition(TOPIC, p, o) for p, o in first_offset.items()])
     received: list[dict[str, object]] = []
@@ -78,7 +82,7 @@ def avro_round_trip(settings: Settings, count: int = 1000, timeout_s: float = 30
             message = consumer.poll(1.0)
             if message is None or message.error():
                 continue
-            value = message.value()
+            value = message.value() or b""
             schema_id = int.from_bytes(value[1:5], "big")
             record = deserializer(value, context)
             if record["run_id"] == run_id:

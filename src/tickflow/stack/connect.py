@@ -32,9 +32,8 @@ class Connect(JvmService):
         log4j = self.settings.log4j_version
         return [
             f"org.apache.kafka:connect-runtime:{self.settings.kafka_version}",
-            f"org.apache.kafka:connect-json:{self.settings.kafka_version}",
             f"org.apache.logging.log4j:log4j-core:{log4j}",
-            f"org.apache.logging.log4j:log4j-slf4j2-impl:{log4j}",
+            f"org.apache.logging.log4j:log4j-slf4j-impl:{log4j}",
         ]
 
     def write_config(self) -> None:
@@ -57,7 +56,7 @@ listeners=http://{self.settings.host}:{self.settings.ports.connect}
 rest.advertised.host.name={self.settings.host}
 rest.advertised.port={self.settings.ports.connect}
 plugin.path={self.plugin_path}
-plugin.discovery=hybrid_warn
+plugin.discovery=service_load
 """
         )
 

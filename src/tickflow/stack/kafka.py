@@ -30,7 +30,8 @@ class Kafka(JvmService):
         return [
             f"org.apache.kafka:kafka_2.13:{self.settings.kafka_version}",
             f"org.apache.logging.log4j:log4j-core:{log4j}",
-            f"org.apache.logging.log4j:log4j-slf4j2-impl:{log4j}",
+            # Kafka 4.1 brings slf4j-api 1.7, so the slf4j 1.x binding is the one that works.
+            f"org.apache.logging.log4j:log4j-slf4j-impl:{log4j}",
         ]
 
     def write_config(self) -> None:
@@ -95,9 +96,14 @@ message.max.bytes=8388608
 def round_trip(bootstrap_servers: str, timeout_s: float = 10.0) -> None:
     """Produce one message and read that very message back; raise if either leg fails."""
     from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient
+    from confluent_kafka.cimpl import NewTopic
 
-    quiet = {"bootstrap.servers": bootstrap_servers, "log_level": 0, "socket.timeout.ms": 5000}
+    quiet: dict[str, str | int | float | bool] = {
+        "bootstrap.servers": bootstrap_servers,
+        "log_level": 0,
+        "socket.timeout.ms": 5000,
+    }
     admin = AdminClient(quiet)
     metadata = admin.list_topics(timeout=timeout_s)
     if HEALTH_TOPIC not in metadata.topics:
@@ -111,7 +117,7 @@ def round_trip(bootstrap_servers: str, timeout_s: float = 10.0) -> None:
     delivered: list[int] = []
     producer = Producer({**quiet, "message.timeout.ms": int(timeout_s * 1000)})
     producer.produce(
-        HEALTH_TOPIC, token, on_delivery=lambda err, msg: None if err else delivered.append(msg.offset())
+        HEALTH_TOPIC, token, on_delivery=lambda err, msg: None if err else delivered.append(msg.offset() or 0)
     )
     producer.flush(timeout_s)
     if not delivered:
@@ -124,4 +130,3 @@ def round_trip(bootstrap_servers: str, timeout_s: float = 10.0) -> None:
         consumer.close()
     if message is None or message.error() or message.value() != token:
         raise StackError("kafka did not return the health-check message")
-

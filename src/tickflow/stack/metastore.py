@@ -8,6 +8,7 @@ to it over thrift, so they all see the same tables.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 from tickflow.stack.jvm import ADD_OPENS, JvmService
@@ -29,7 +30,7 @@ def _xml_properties(properties: Mapping[str, object]) -> str:
     rows = "\n".join(
         f"  <property><name>{k}</name><value>{v}</value></property>" for k, v in properties.items()
     )
-    return f"<?xml version=\"1.0\"?>\n<configuration>\n{rows}\n</configuration>\n"
+    return f'<?xml version="1.0"?>\n<configuration>\n{rows}\n</configuration>\n'
 
 
 class Metastore(JvmService):
@@ -59,10 +60,11 @@ class Metastore(JvmService):
     def write_config(self) -> None:
         self.settings.warehouse_dir.mkdir(parents=True, exist_ok=True)
         (self.home / "log4j2.properties").write_text(LOG4J2)
+        database = self.home / "metastore_db"
         (self.home / "hive-site.xml").write_text(
             _xml_properties(
                 {
-                    "javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={self.home / 'metastore_db'};create=true",
+                    "javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={database};create=true",
                     "javax.jdo.option.ConnectionDriverName": "org.apache.derby.jdbc.EmbeddedDriver",
                     "datanucleus.schema.autoCreateAll": "true",
                     "hive.metastore.schema.verification": "false",
@@ -142,6 +144,9 @@ class ThriftServer(JvmService):
 
     def check_health(self) -> None:
         from pyhive import hive
+
+        # Until the port opens, thrift logs every refused connection as an error; polling expects that.
+        logging.getLogger("thrift.transport.TSocket").setLevel(logging.CRITICAL)
 
         connection = hive.connect(
             host=self.settings.host, port=self.settings.ports.thriftserver, auth="NONE", username="tickflow"

@@ -16,7 +16,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from tickflow.settings import Settings
@@ -25,7 +25,7 @@ from tickflow.stack.base import Service, StackError, StackPaths
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-class State(str, Enum):
+class State(StrEnum):
     HEALTHY = "healthy"
     STARTING = "running, not healthy"
     CRASHED = "crashed"
@@ -125,7 +125,9 @@ class Supervisor:
 
         def visit(name: str) -> None:
             if name not in self.services:
-                raise StackError(f"There is no service called {name!r}: choose one of {', '.join(self.services)}.")
+                raise StackError(
+                    f"There is no service called {name!r}: choose one of {', '.join(self.services)}."
+                )
             service = self.services[name]
             for dep in service.depends_on:
                 visit(dep)

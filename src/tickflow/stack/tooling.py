@@ -84,7 +84,10 @@ def _run_mvn(args: Sequence[str], what: str, log: Path) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as out:
         proc = subprocess.run(
-            [_mvn(), "-B", "-q", *args], stdout=out, stderr=subprocess.STDOUT, check=False
+            [_mvn(), "-B", "-q", "-Dstyle.color=never", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
         )
     if proc.returncode != 0:
         raise StackError(
@@ -113,10 +116,17 @@ def _pom(coordinates: Sequence[str], excludes: Sequence[str]) -> str:
 
 
 def fetch_jars(
-    coordinates: Sequence[str], dest: Path, log: Path, excludes: Sequence[str] = ()
+    coordinates: Sequence[str],
+    dest: Path,
+    log: Path,
+    excludes: Sequence[str] = (),
+    transitive: bool = True,
 ) -> Path:
-    """Copy the runtime closure of ``coordinates`` into ``dest`` (skipped when already complete)."""
-    pom = _pom(coordinates, excludes)
+    """Copy ``coordinates`` (and their runtime closure when ``transitive``) into ``dest``.
+
+    Skipped when ``dest`` already holds exactly this set, so a second call costs nothing.
+    """
+    pom = _pom(coordinates, excludes) + ("" if transitive else "<!-- direct only -->")
     stamp = dest / ".complete"
     digest = hashlib.sha256(pom.encode()).hexdigest()
     if stamp.exists() and stamp.read_text() == digest:
@@ -133,6 +143,7 @@ def fetch_jars(
             "dependency:copy-dependencies",
             "-DincludeScope=runtime",
             f"-DoutputDirectory={dest}",
+            f"-DexcludeTransitive={str(not transitive).lower()}",
         ],
         ", ".join(coordinates),
         log,

@@ -1,0 +1,51 @@
+# Two commands get a fresh machine from clone to result:
+#   make demo   set up, start the local stack, run the platform (for now: a smoke round trip)
+#   make test   set up, start the stack from the tests, run every test suite
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: setup demo test unit integration lint stack-up stack-down stack-status clean
+
+setup: $(STAMP)
+
+# Java 17+ and Maven must be on the machine (see README); everything else comes from PyPI and Maven Central.
+$(STAMP): requirements.txt pyproject.toml
+	@command -v java >/dev/null || { echo "Java 17+ is needed: install a JDK (apt-get install openjdk-17-jdk-headless)."; exit 1; }
+	@command -v mvn >/dev/null || { echo "Maven is needed to fetch the service jars: apt-get install maven."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/tickflow stack up
+	$(BIN)/tickflow smoke
+
+test: setup
+	$(BIN)/pytest tests
+
+unit: setup
+	$(BIN)/pytest tests/unit
+
+integration: setup
+	$(BIN)/pytest tests/integration
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+stack-up: setup
+	$(BIN)/tickflow stack up
+
+stack-down: setup
+	$(BIN)/tickflow stack down
+
+stack-status: setup
+	$(BIN)/tickflow stack status
+
+clean: stack-down
+	rm -rf .tickflow

@@ -1,0 +1,84 @@
+"""Integration tests run against the real local stack, started once per session.
+
+The stack is started through the same command a person uses (``tickflow stack up``);
+if it was already running it is reused and left running, otherwise it is stopped
+at the end of the session.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from tickflow.settings import Settings
+from tickflow.stack import supervisor
+from tickflow.stack.supervisor import State
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+def tickflow(
+    *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``tickflow`` command line as a person would."""
+    return subprocess.run(
+        [sys.executable, "-m", "tickflow.cli", *args], capture_output=True, text=True, check=check, env=env
+    )
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings) -> Iterator[Settings]:
+    stack = supervisor(settings)
+    already_up = all(stack.status(s.name).state is State.HEALTHY for s in stack.ordered())
+    if not already_up:
+        result = tickflow("stack", "up", check=False)
+        if result.returncode != 0:
+            pytest.fail(f"tickflow stack up failed:\n{result.stdout}\n{result.stderr}")
+    yield settings
+    if not already_up:
+        tickflow("stack", "down", check=False)
+
+
+@pytest.fixture
+def tmp_topic(stack: Settings) -> Iterator[str]:
+    """A fresh topic (3 partitions) for one test, deleted afterwards."""
+    name = f"test.{uuid.uuid4().hex[:12]}"
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    admin.create_topics([NewTopic(name, 3, 1)])[name].result(30)
+    yield name
+    admin.delete_topics([name])[name].result(30)
+
+
+@pytest.fixture(scope="session")
+def spark(stack: Settings) -> Iterator[SparkSession]:
+    """One Spark application for the test session, on the shared metastore."""
+    from tickflow.spark import spark_session
+
+    session = spark_session(stack, "tickflow-tests")
+    yield session
+    session.stop()
+
+
+def hive_query(settings: Settings, *statements: str) -> list[tuple[object, ...]]:
+    """Run statements through HiveServer2 (the Spark Thrift Server); return the last one's rows."""
+    from pyhive import hive
+
+    connection = hive.connect(
+        host=settings.host, port=settings.ports.thriftserver, auth="NONE", username="tickflow-tests"
+    )
+    try:
+        cursor = connection.cursor()
+        rows: list[tuple[object, ...]] = []
+        for statement in statements:
+            cursor.execute(statement)
+            rows = cursor.fetchall() if cursor.description else []
+        return rows
+    finally:
+        connection.close()

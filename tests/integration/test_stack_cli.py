@@ -1,0 +1,46 @@
+"""The stack command as a person meets it: status, logs, and errors worded as one sentence."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import tickflow
+from tickflow.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+def test_status_lists_every_service_healthy(stack: Settings) -> None:
+    result = tickflow("stack", "status", check=False)
+    assert result.returncode == 0, result.stderr
+    for service in ("kafka", "registry", "connect", "metastore", "thriftserver"):
+        assert service in result.stderr
+
+
+def test_up_again_is_harmless(stack: Settings) -> None:
+    result = tickflow("stack", "up", check=False)
+    assert result.returncode == 0
+    assert result.stderr.count("already running") == 5
+
+
+def test_logs_prints_a_service_log(stack: Settings) -> None:
+    result = tickflow("stack", "logs", "kafka", "-n", "5", check=False)
+    assert result.returncode == 0
+    assert result.stdout.strip()
+
+
+def test_taken_port_is_one_sentence_not_a_trace(stack: Settings, tmp_path: Path) -> None:
+    """A second stack pointed at a port in use fails fast and says what to do."""
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        env = {**os.environ, "TICKFLOW_STATE_DIR": str(tmp_path), "TICKFLOW_PORT_METASTORE": str(port)}
+        result = tickflow("stack", "up", "metastore", check=False, env=env)
+    assert result.returncode == 1
+    assert f"127.0.0.1:{port} is already taken" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,150 @@
+"""The supervisor's bookkeeping with real (tiny) processes: start, health, crash, stop, errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from tickflow.settings import Settings
+from tickflow.stack.base import Service, StackError
+from tickflow.stack.supervisor import State, Supervisor
+
+
+class FileFlagService(Service):
+    """Healthy once its process has written a flag file; the process is a plain Python sleeper."""
+
+    name = "flag"
+
+    def __init__(self, settings: Settings, script: str, port: int, depends_on: tuple[str, ...] = ()) -> None:
+        super().__init__(settings)
+        self.script = script
+        self.port = port
+        self.depends_on = depends_on
+
+    @property
+    def ports(self) -> Sequence[int]:
+        return (self.port,)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def prepare(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-c", self.script]
+
+    def check_health(self) -> None:
+        if not (self.home / "ready").exists():
+            raise RuntimeError("not ready")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(state_dir=tmp_path / "state", health_timeout_s=5)
+
+
+READY_THEN_SLEEP = "import pathlib, time; pathlib.Path('ready').write_text('1'); time.sleep(120)"
+
+
+@pytest.fixture
+def stack(settings: Settings) -> Iterator[Supervisor]:
+    supervisor = Supervisor(settings, [FileFlagService(settings, READY_THEN_SLEEP, free_port())])
+    yield supervisor
+    supervisor.down(grace_s=2)
+
+
+def test_up_starts_waits_and_reports_healthy(stack: Supervisor) -> None:
+    (status,) = stack.up()
+    assert status.state is State.HEALTHY
+    assert status.pid is not None and status.rss_mb is not None and status.rss_mb > 0
+    assert status.log.exists()
+
+
+def test_up_twice_is_harmless(stack: Supervisor) -> None:
+    first = stack.up()[0].pid
+    events: list[str] = []
+    second = stack.up(on_event=lambda service, message: events.append(message))[0].pid
+    assert first == second
+    assert "already running" in events
+
+
+def test_down_stops_the_group_and_status_says_stopped(stack: Supervisor) -> None:
+    pid = stack.up()[0].pid
+    assert pid is not None
+    stack.down(grace_s=5)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(pid, 0)
+    assert stack.status("flag").state is State.STOPPED
+
+
+def test_status_tells_the_truth_after_a_crash(stack: Supervisor) -> None:
+    pid = stack.up()[0].pid
+    assert pid is not None
+    os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while stack.status("flag").state is not State.CRASHED and time.monotonic() < deadline:
+        os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+    assert stack.status("flag").state is State.CRASHED
+
+
+def test_down_never_signals_a_reused_pid(stack: Supervisor, settings: Settings) -> None:
+    """A pid file whose process start time does not match is somebody else's process."""
+    stack.up()
+    record = stack.paths.pidfile("flag")
+    bystander = os.getpid()
+    record.write_text(f'{{"pid": {bystander}, "start_ticks": 1, "started_at": 0}}')
+    stack.down(grace_s=1)  # must not touch this test process
+    assert stack.running_pid("flag") is None
+
+
+def test_a_service_that_exits_during_start_up_names_its_log(settings: Settings) -> None:
+    service = FileFlagService(settings, "import sys; sys.exit(3)", free_port())
+    with pytest.raises(StackError, match=r"flag exited during start-up: read .*flag\.log"):
+        Supervisor(settings, [service]).up()
+
+
+def test_a_service_that_never_gets_healthy_times_out_naming_its_log(settings: Settings) -> None:
+    service = FileFlagService(settings, "import time; time.sleep(60)", free_port())
+    supervisor = Supervisor(settings, [service])
+    try:
+        with pytest.raises(StackError, match=r"did not become healthy within 5s: read .*flag\.log"):
+            supervisor.up()
+    finally:
+        supervisor.down(grace_s=2)
+
+
+def test_a_taken_port_fails_fast_with_one_sentence(settings: Settings) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        service = FileFlagService(settings, READY_THEN_SLEEP, port)
+        with pytest.raises(StackError, match=f"127.0.0.1:{port} is already taken"):
+            Supervisor(settings, [service]).up()
+        assert Supervisor(settings, [service]).status("flag").state is State.FOREIGN
+
+
+def test_dependencies_come_first_and_unknown_names_are_refused(settings: Settings) -> None:
+    base = FileFlagService(settings, READY_THEN_SLEEP, free_port())
+    top = FileFlagService(settings, READY_THEN_SLEEP, free_port(), depends_on=("flag",))
+    top.name = "top"
+    supervisor = Supervisor(settings, [top, base])
+    assert [s.name for s in supervisor.ordered(["top"])] == ["flag", "top"]
+    with pytest.raises(StackError, match="no service called 'nope'"):
+        supervisor.ordered(["nope"])

@@ -14,6 +14,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOOPBACK = "127.0.0.1"
+# The checkout this package is installed from (editable install): schemas/, hive_ddl/, spark_apps/.
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class StackPorts(BaseSettings):
@@ -39,6 +41,9 @@ class Settings(BaseSettings):
     state_dir: Path = Field(
         default=Path(".tickflow"),
         description="Where the local stack keeps configs, data, logs and pids.",
+    )
+    schemas_dir: Path = Field(
+        default=REPO_ROOT / "schemas", description="The .avsc files (the checkout's schemas/ by default)."
     )
     host: str = LOOPBACK
     ports: StackPorts = Field(default_factory=StackPorts)

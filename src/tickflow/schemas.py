@@ -1,0 +1,92 @@
+"""Load the Avro schemas in ``schemas/`` and register them with the schema registry.
+
+Schemas are files (one record per ``.avsc``, named after its full name). This module
+parses them once with fastavro and knows which registry subject each one lives under:
+``<topic>-value`` for topic values (Confluent's TopicNameStrategy), the record's full
+name for reference records that are not tied to a topic.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import fastavro
+
+from tickflow.settings import Settings
+
+# Which schema each topic's values use. The stream and the sinks read this too.
+TOPIC_SCHEMAS = {
+    "md.events": "tickflow.md.MarketEvent",
+    "md.enriched": "tickflow.md.EnrichedEvent",
+}
+# Records that are not the value of a topic, registered under their full name.
+RECORD_SCHEMAS = ("tickflow.ref.Instrument", "tickflow.ref.FxRate")
+
+
+class SchemaError(ValueError):
+    """A schema file is missing or is not valid Avro."""
+
+
+@dataclass(frozen=True)
+class AvroSchema:
+    """One schema: its text as registered, and fastavro's parsed form for the hot path."""
+
+    full_name: str
+    text: str
+    parsed: Any
+
+    @property
+    def fields(self) -> list[str]:
+        return [f["name"] for f in json.loads(self.text)["fields"]]
+
+
+@cache
+def _load(path: Path) -> AvroSchema:
+    try:
+        text = path.read_text()
+        parsed = fastavro.parse_schema(json.loads(text))
+    except (OSError, ValueError, fastavro.schema.SchemaParseException) as error:
+        raise SchemaError(f"{path} is not a valid Avro schema: {error}") from error
+    name = parsed["name"]
+    if path.stem != name:
+        raise SchemaError(f"{path} holds {name}; name the file {name}.avsc")
+    return AvroSchema(name, json.dumps(json.loads(text), separators=(",", ":")), parsed)
+
+
+def load(full_name: str, directory: Path) -> AvroSchema:
+    path = directory / f"{full_name}.avsc"
+    if not path.exists():
+        raise SchemaError(f"There is no schema file {path}: add {full_name}.avsc to {directory}.")
+    return _load(path)
+
+
+def subjects(directory: Path) -> dict[str, AvroSchema]:
+    """Every registry subject tickflow owns, with the schema registered under it."""
+    table = {f"{topic}-value": load(name, directory) for topic, name in TOPIC_SCHEMAS.items()}
+    table.update({name: load(name, directory) for name in RECORD_SCHEMAS})
+    return table
+
+
+@dataclass(frozen=True)
+class Registration:
+    subject: str
+    schema_id: int
+    version: int
+
+
+def register_all(settings: Settings) -> list[Registration]:
+    """Register each schema under its subject with BACKWARD compatibility (idempotent)."""
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+    client = SchemaRegistryClient({"url": settings.registry_url})
+    done = []
+    for subject, schema in subjects(settings.schemas_dir).items():
+        schema_id = client.register_schema(subject, Schema(schema.text, "AVRO"))
+        client.set_compatibility(subject, "BACKWARD")
+        version = client.lookup_schema(subject, Schema(schema.text, "AVRO")).version
+        done.append(Registration(subject, schema_id, int(version or 0)))
+    return done

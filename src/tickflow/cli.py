@@ -12,8 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tickflow.errors import TickflowError
 from tickflow.settings import Settings
-from tickflow.stack import StackError, supervisor
+from tickflow.stack import supervisor
 from tickflow.stack.supervisor import ServiceStatus, State
 
 app = typer.Typer(
@@ -21,6 +22,10 @@ app = typer.Typer(
 )
 stack_app = typer.Typer(help="The local stack of real services (no Docker needed).", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
+schemas_app = typer.Typer(help="Avro schemas in schemas/ and the schema registry.", no_args_is_help=True)
+app.add_typer(schemas_app, name="schemas")
+topics_app = typer.Typer(help="The platform's Kafka topics.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
 
 console = Console(stderr=True)
 ServiceNames = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
@@ -28,10 +33,10 @@ ServiceNames = Annotated[list[str] | None, typer.Argument(help="Services (defaul
 
 @contextmanager
 def speaking_errors() -> Iterator[None]:
-    """Turn a StackError into its one sentence and exit code 1, never a stack trace."""
+    """Turn a TickflowError into its one sentence and exit code 1, never a stack trace."""
     try:
         yield
-    except StackError as error:
+    except TickflowError as error:
         console.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(1) from None
 
@@ -116,6 +121,115 @@ def smoke(count: Annotated[int, typer.Option(help="How many Avro records to send
         f"[green]smoke ok[/]: {result.count} Avro records through {result.topic} "
         f"(schema id {result.schema_id}) in {result.seconds:.2f}s"
     )
+
+
+@schemas_app.command("register")
+def schemas_register() -> None:
+    """Register every schema under its subject with BACKWARD compatibility (idempotent)."""
+    from tickflow.schemas import register_all
+
+    with speaking_errors():
+        registrations = register_all(Settings())
+    table = Table(title="registered schemas")
+    for column in ("subject", "schema id", "version"):
+        table.add_column(column)
+    for r in registrations:
+        table.add_row(r.subject, str(r.schema_id), str(r.version))
+    console.print(table)
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create md.events, md.enriched and md.dlq if they do not exist yet."""
+    from tickflow.topics import TOPICS, create_topics
+
+    with speaking_errors():
+        states = create_topics(Settings())
+    table = Table(title="topics")
+    for column in ("topic", "partitions", "retention", "state"):
+        table.add_column(column)
+    retention = {t.name: f"{t.retention_ms / 86_400_000:g} d" for t in TOPICS}
+    for state in states:
+        table.add_row(
+            state.name,
+            str(state.partitions),
+            retention[state.name],
+            "created" if state.created else "existed",
+        )
+    console.print(table)
+
+
+@app.command()
+def simulate(
+    rate: Annotated[float, typer.Option(help="Total events/s over all sources.")] = 100_000,
+    quotes_rate: Annotated[
+        float | None, typer.Option(help="Quote updates/s (default 70% of --rate).")
+    ] = None,
+    prices_rate: Annotated[float | None, typer.Option(help="Pricing-engine events/s (default 10%).")] = None,
+    trades_rate: Annotated[float | None, typer.Option(help="Trades/s (default 20%).")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    count: Annotated[int | None, typer.Option(help="Stop after this many events.")] = None,
+    seed: Annotated[int, typer.Option(help="Same seed, same events.")] = 7,
+    instruments: Annotated[int, typer.Option(help="Size of the instrument universe.")] = 500,
+    out_of_order: Annotated[float, typer.Option(help="Fraction of events sent late.")] = 0.0,
+    duplicates: Annotated[float, typer.Option(help="Fraction of events re-sent (same event id).")] = 0.0,
+    corrupt: Annotated[float, typer.Option(help="Fraction of messages corrupted (for DLQ tests).")] = 0.0,
+    topic: Annotated[str, typer.Option(help="Topic to write to.")] = "md.events",
+) -> None:
+    """Run the three source systems (quotes, prices, trades) into Kafka as Avro."""
+    from tickflow.sources.feed import FeedConfig, FeedStats, run_feed
+    from tickflow.sources.landing import write_reference
+    from tickflow.sources.simulator import Source
+    from tickflow.sources.universe import build_universe, fx_rates
+
+    settings = Settings()
+
+    def progress(stats: FeedStats, target: float) -> None:
+        console.print(
+            f"[cyan]simulate[/] target {target:,.0f}/s  achieved {stats.rate:,.0f}/s  "
+            f"sent {stats.messages:,}  late {stats.late:,}  dup {stats.duplicates:,}  "
+            f"corrupt {sum(stats.corrupt.values()):,}  {stats.bytes / max(stats.messages, 1):.0f} B/msg"
+        )
+
+    with speaking_errors():
+        config = FeedConfig(
+            rate=rate,
+            source_rates={Source.QUOTES: quotes_rate, Source.PRICES: prices_rate, Source.TRADES: trades_rate},
+            duration_s=duration,
+            count=count,
+            seed=seed,
+            instruments=instruments,
+            out_of_order=out_of_order,
+            duplicates=duplicates,
+            corrupt=corrupt,
+            topic=topic,
+        )
+        schema_id = _prepare_feed(settings, topic)
+        for path in write_reference(settings, build_universe(instruments, seed), fx_rates(seed)):
+            console.print(f"[cyan]simulate[/] reference data for the source systems: {path}")
+        try:
+            run_feed(settings, config, schema_id, report=progress)
+        except KeyboardInterrupt:
+            console.print("[cyan]simulate[/] interrupted")
+
+
+def _prepare_feed(settings: Settings, topic: str) -> int:
+    """Topics exist and the event schema is registered; returns the schema id to frame with."""
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+    from tickflow.schemas import TOPIC_SCHEMAS, load
+    from tickflow.topics import create_topics
+
+    create_topics(settings)
+    schema = load(TOPIC_SCHEMAS["md.events"], settings.schemas_dir)
+    client = SchemaRegistryClient({"url": settings.registry_url})
+    try:
+        return int(client.register_schema(f"{topic}-value", Schema(schema.text, "AVRO")))
+    except Exception as error:
+        raise TickflowError(
+            f"The schema registry at {settings.registry_url} refused or did not answer ({error}): "
+            "start the stack with `tickflow stack up`."
+        ) from error
 
 
 def main() -> None:

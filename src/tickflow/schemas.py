@@ -37,24 +37,25 @@ class AvroSchema:
 
     full_name: str
     text: str
+    definition: dict[str, Any]
     parsed: Any
 
     @property
     def fields(self) -> list[str]:
-        return [f["name"] for f in json.loads(self.text)["fields"]]
+        return [f["name"] for f in self.definition["fields"]]
 
 
 @cache
 def _load(path: Path) -> AvroSchema:
     try:
-        text = path.read_text()
-        parsed = fastavro.parse_schema(json.loads(text))
+        definition = json.loads(path.read_text())
+        parsed = fastavro.parse_schema(definition)
     except (OSError, ValueError, fastavro.schema.SchemaParseException) as error:
         raise SchemaError(f"{path} is not a valid Avro schema: {error}") from error
     name = parsed["name"]
     if path.stem != name:
         raise SchemaError(f"{path} holds {name}; name the file {name}.avsc")
-    return AvroSchema(name, json.dumps(json.loads(text), separators=(",", ":")), parsed)
+    return AvroSchema(name, json.dumps(definition, separators=(",", ":")), definition, parsed)
 
 
 def load(full_name: str, directory: Path) -> AvroSchema:

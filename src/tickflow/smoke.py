@@ -16,8 +16,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from tickflow.errors import TickflowError
 from tickflow.settings import Settings
-from tickflow.stack import StackError
 
 TOPIC = "_tickflow.smoke"
 PING_SCHEMA = """
@@ -62,7 +62,7 @@ def avro_round_trip(settings: Settings, count: int = 1000, timeout_s: float = 30
     for record in sent:
         producer.produce(TOPIC, serializer(record, context), key=run_id, on_delivery=remember)
     if producer.flush(timeout_s) or not first_offset:
-        raise StackError(
+        raise TickflowError(
             f"Kafka at {settings.bootstrap_servers} did not take the smoke records: is the stack up?"
         )
 
@@ -90,7 +90,7 @@ def avro_round_trip(settings: Settings, count: int = 1000, timeout_s: float = 30
     finally:
         consumer.close()
     if received != sent:
-        raise StackError(
+        raise TickflowError(
             f"The smoke round trip read back {len(received)} of {count} records, or different ones: "
             "run `tickflow stack status` and read the kafka and registry logs."
         )

@@ -12,10 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tickflow.errors import TickflowError
 from tickflow.settings import Settings
 
 
-class StackError(RuntimeError):
+class StackError(TickflowError):
     """A problem with the local stack, worded as one sentence for the person at the terminal."""
 
 

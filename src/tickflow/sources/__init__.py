@@ -1,0 +1,1 @@
+"""Source systems: market-data simulators and the reference data they trade."""

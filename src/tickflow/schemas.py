@@ -52,7 +52,9 @@ def _load(path: Path) -> AvroSchema:
         parsed = fastavro.parse_schema(definition)
     except (OSError, ValueError, fastavro.schema.SchemaParseException) as error:
         raise SchemaError(f"{path} is not a valid Avro schema: {error}") from error
-    name = parsed["name"]
+    if not isinstance(parsed, dict) or parsed.get("type") != "record":
+        raise SchemaError(f"{path} must hold one Avro record schema.")
+    name = str(parsed["name"])
     if path.stem != name:
         raise SchemaError(f"{path} holds {name}; name the file {name}.avsc")
     return AvroSchema(name, json.dumps(definition, separators=(",", ":")), definition, parsed)

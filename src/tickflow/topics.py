@@ -68,7 +68,8 @@ def create_topics(
         existing = admin.list_topics(timeout=10).topics
     except KafkaException as error:
         raise TickflowError(
-            f"Kafka at {settings.bootstrap_servers} did not answer ({error}): start it with `tickflow stack up`."
+            f"Kafka at {settings.bootstrap_servers} did not answer ({error}): "
+            "start it with `tickflow stack up`."
         ) from error
     missing = [spec for spec in specs if spec.name not in existing]
     created = set()

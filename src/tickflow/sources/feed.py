@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from tickflow.avro_codec import compile_encoder, confluent_prefix
 from tickflow.errors import TickflowError
 from tickflow.schemas import TOPIC_SCHEMAS, load
 from tickflow.settings import Settings
-from tickflow.sources.simulator import Source, generators, interleave, split_rate
+from tickflow.sources.simulator import Event, Source, generators, interleave, split_rate
 from tickflow.sources.universe import build_universe
 
 CORRUPTIONS = ("garbage", "unknown_schema_id", "truncated")
@@ -95,29 +95,29 @@ def run_feed(
     schema_id: int,
     report: Callable[[FeedStats, float], None] | None = None,
     report_every_s: float = 1.0,
+    producer_overrides: dict[str, Any] | None = None,
 ) -> FeedStats:
     """Produce events until ``count`` or ``duration_s`` is reached (or forever if neither)."""
     schema = load(TOPIC_SCHEMAS["md.events"], settings.schemas_dir)
     encode = compile_encoder(schema.definition, ("instrument_id",), confluent_prefix(schema_id))
-    rates = split_rate(config.rate, config.source_rates)
     start_us = config.start_us if config.start_us is not None else time.time_ns() // 1000
-    sources = generators(build_universe(config.instruments, config.seed), rates, start_us, config.seed)
+    rates = split_rate(config.rate, config.source_rates)
     faults = random.Random(config.seed * 7919 + 1)
     stats = FeedStats()
 
     def delivered(error: KafkaError | None, _message: object) -> None:
         stats.failed += 1  # only failures are reported (delivery.report.only.error)
 
-    producer = Producer({**producer_config(settings), "on_delivery": delivered})
+    producer = Producer({**producer_config(settings), "on_delivery": delivered, **(producer_overrides or {})})
     produce, poll, topic = producer.produce, producer.poll, config.topic
     late, dup, bad = config.out_of_order, config.duplicates, config.corrupt
     lateness_us = config.max_lateness_ms * 1000
     total_rate = sum(rates.values())
-    slice_s = 0.01
+    slice_s = min(0.01, 2_000 / total_rate)  # ~10 ms of events, and never huge batches when unthrottled
     started = time.monotonic()
     next_report = started + report_every_s
     slices = 0
-    for batches in interleave(sources, slice_s):
+    for batches in event_slices(config, start_us, slice_s):
         for source, events in batches:
             if config.count is not None and stats.sent + len(events) > config.count:
                 events = events[: config.count - stats.sent]
@@ -166,6 +166,16 @@ def run_feed(
             f"read the kafka log (`tickflow stack logs kafka`)."
         )
     return stats
+
+
+def event_slices(
+    config: FeedConfig, start_us: int, slice_s: float = 0.01
+) -> Iterator[list[tuple[Source, list[Event]]]]:
+    """The events ``run_feed`` sends for this config, before faults are injected: the same
+    config and start time give the same slices (the random draws are made per slice)."""
+    rates = split_rate(config.rate, config.source_rates)
+    universe = build_universe(config.instruments, config.seed)
+    return interleave(generators(universe, rates, start_us, config.seed), slice_s)
 
 
 def _produce_when_room(producer: Producer, topic: str, value: bytes, key: str) -> None:

@@ -72,7 +72,7 @@ def walk(levels: np.ndarray, who: np.ndarray, steps: np.ndarray) -> np.ndarray:
     sizes = np.diff(np.r_[starts, len(who)])
     before_group = np.repeat(running[starts] - grouped_steps[starts], sizes)
     grouped_levels = np.maximum(levels[grouped_who] + running - before_group, 1)
-    result = np.empty_like(grouped_levels)
+    result: np.ndarray = np.empty_like(grouped_levels)
     result[order] = grouped_levels
     ends = starts + sizes - 1
     levels[grouped_who[ends]] = grouped_levels[ends]

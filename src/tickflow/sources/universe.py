@@ -78,6 +78,7 @@ USD_PER_UNIT = {"USD": 1.0, "EUR": 1.08, "GBP": 1.27, "CHF": 1.12, "JPY": 0.0067
 PRICE_RANGE = {"USD": (5.0, 900.0), "EUR": (5.0, 800.0), "GBP": (0.5, 80.0), "CHF": (20.0, 400.0),
                "JPY": (300.0, 40_000.0), "HKD": (5.0, 600.0)}  # fmt: skip
 LOT_SIZE = {"XTKS": 100, "XHKG": 100}
+NAME_SUFFIXES = ("Holdings", "Group", "Corp", "AG", "plc", "SA", "Inc")
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ def build_universe(size: int = 500, seed: int = 7) -> list[Instrument]:
                 instrument_id=instrument_id,
                 symbol=symbol,
                 isin=_isin(COUNTRY[mic], rng),
-                name=f"{symbol.title()} {rng.choice(('Holdings', 'Group', 'Corp', 'AG', 'plc', 'SA', 'Inc'))}",
+                name=f"{symbol.title()} {rng.choice(NAME_SUFFIXES)}",
                 exchange=mic,
                 currency=currency,
                 asset_class="etf" if rng.random() < 0.08 else "equity",

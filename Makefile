@@ -1,10 +1,12 @@
 # Two commands get a fresh machine from clone to result:
-#   make demo   set up, start the local stack, run the platform (for now: a smoke round trip)
+#   make demo   set up, start the local stack, run the platform (for now: smoke round trip, then the
+#               three source simulators at 100k events/s into md.events for DEMO_SECONDS)
 #   make test   set up, start the stack from the tests, run every test suite
 VENV    ?= .venv
 PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+DEMO_SECONDS ?= 30
 
 .PHONY: setup demo test unit integration lint stack-up stack-down stack-status clean
 
@@ -23,6 +25,9 @@ $(STAMP): requirements.txt pyproject.toml
 demo: setup
 	$(BIN)/tickflow stack up
 	$(BIN)/tickflow smoke
+	$(BIN)/tickflow topics create
+	$(BIN)/tickflow schemas register
+	$(BIN)/tickflow simulate --rate 100000 --duration $(DEMO_SECONDS)
 
 test: setup
 	$(BIN)/pytest tests

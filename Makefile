@@ -1,6 +1,7 @@
 # Two commands get a fresh machine from clone to result:
-#   make demo   set up, start the local stack, run the platform (for now: smoke round trip, then the
-#               three source simulators at 100k events/s into md.events for DEMO_SECONDS)
+#   make demo   set up, start the local stack, run the platform (for now: smoke round trip, reference
+#               data seeded and loaded into Hive, then the three source simulators at 100k events/s
+#               into md.events for DEMO_SECONDS)
 #   make test   set up, start the stack from the tests, run every test suite
 VENV    ?= .venv
 PYTHON  ?= python3
@@ -27,6 +28,9 @@ demo: setup
 	$(BIN)/tickflow smoke
 	$(BIN)/tickflow topics create
 	$(BIN)/tickflow schemas register
+	$(BIN)/tickflow hive migrate
+	$(BIN)/tickflow reference seed
+	$(BIN)/tickflow reference refresh --max-drop 1
 	$(BIN)/tickflow simulate --rate 100000 --duration $(DEMO_SECONDS)
 
 test: setup

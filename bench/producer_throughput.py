@@ -56,9 +56,7 @@ def measure(settings: Settings, config: FeedConfig, schema_id: int) -> dict[str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--sustain", type=float, default=30.0, help="seconds at the 100k/s target")
@@ -89,9 +87,7 @@ def main() -> None:
             f"{statistics.median(r['wire_bytes_per_event'] for r in rows):.1f} B/event on the wire "
             f"({statistics.median(r['value_bytes_per_event'] for r in rows):.1f} B Avro value)"
         )
-        sustained = measure(
-            settings, FeedConfig(rate=100_000, duration_s=args.sustain, topic=topic), schema_id
-        )
+        sustained = measure(settings, FeedConfig(rate=100_000, duration_s=args.sustain, topic=topic), schema_id)
         print(
             f"sustained at 100,000/s target for {args.sustain:.0f}s: "
             f"{sustained['events_per_s']:,.0f} events/s, CPU {sustained['cpu_cores']:.2f} cores, "

@@ -129,9 +129,7 @@ class _Memo(dict[Any, bytes]):
         return encoded
 
 
-def compile_encoder(
-    schema: Mapping[str, Any], memo_fields: Collection[str] = (), prefix: bytes = b""
-) -> Encoder:
+def compile_encoder(schema: Mapping[str, Any], memo_fields: Collection[str] = (), prefix: bytes = b"") -> Encoder:
     """An encoder for one flat record schema (plain JSON form, as in the .avsc file).
 
     ``memo_fields``: string fields with few distinct values, encoded once per value.
@@ -172,8 +170,7 @@ def compile_encoder(
         else:
             if _is_simple_long(avro_type):  # the varint of a small number without a call
                 parts.append(
-                    f"(_FINAL[z] if 0 <= (z := ((v := record[{name!r}]) << 1) ^ (v >> 63)) < 16384"
-                    " else _varint(v))"
+                    f"(_FINAL[z] if 0 <= (z := ((v := record[{name!r}]) << 1) ^ (v >> 63)) < 16384 else _varint(v))"
                 )
             else:
                 parts.append(_expression(f"record[{name!r}]", avro_type, helpers, name in memo_fields))
@@ -187,7 +184,5 @@ def compile_encoder(
 
 def _is_simple_long(avro_type: Any) -> bool:
     return avro_type in ("int", "long") or (
-        isinstance(avro_type, dict)
-        and avro_type.get("type") in ("int", "long")
-        and "logicalType" not in avro_type
+        isinstance(avro_type, dict) and avro_type.get("type") in ("int", "long") and "logicalType" not in avro_type
     )

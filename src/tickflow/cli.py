@@ -17,17 +17,19 @@ from tickflow.settings import Settings
 from tickflow.stack import supervisor
 from tickflow.stack.supervisor import ServiceStatus, State
 
-app = typer.Typer(
-    help="tickflow: market-data platform on Kafka, Spark, Hive and HBase.", no_args_is_help=True
-)
+app = typer.Typer(help="tickflow: market-data platform on Kafka, Spark, Hive and HBase.", no_args_is_help=True)
 stack_app = typer.Typer(help="The local stack of real services (no Docker needed).", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 schemas_app = typer.Typer(help="Avro schemas in schemas/ and the schema registry.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
 topics_app = typer.Typer(help="The platform's Kafka topics.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
+hive_app = typer.Typer(help="The Hive warehouse (through HiveServer2).", no_args_is_help=True)
+app.add_typer(hive_app, name="hive")
+reference_app = typer.Typer(help="Reference data: source systems and the refresh into Hive.", no_args_is_help=True)
+app.add_typer(reference_app, name="reference")
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 ServiceNames = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
 
 
@@ -162,9 +164,7 @@ def topics_create() -> None:
 @app.command()
 def simulate(
     rate: Annotated[float, typer.Option(help="Total events/s over all sources.")] = 100_000,
-    quotes_rate: Annotated[
-        float | None, typer.Option(help="Quote updates/s (default 70% of --rate).")
-    ] = None,
+    quotes_rate: Annotated[float | None, typer.Option(help="Quote updates/s (default 70% of --rate).")] = None,
     prices_rate: Annotated[float | None, typer.Option(help="Pricing-engine events/s (default 10%).")] = None,
     trades_rate: Annotated[float | None, typer.Option(help="Trades/s (default 20%).")] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
@@ -211,6 +211,78 @@ def simulate(
             run_feed(settings, config, schema_id, report=progress)
         except KeyboardInterrupt:
             console.print("[cyan]simulate[/] interrupted")
+
+
+@hive_app.command("migrate")
+def hive_migrate() -> None:
+    """Apply the hive_ddl/ migrations not applied yet, in order, and record them."""
+    from tickflow.warehouse import migrate
+
+    with speaking_errors():
+        result = migrate(Settings())
+    for migration in result.already:
+        console.print(f"[dim]already applied[/] V{migration.version:03d} {migration.name}")
+    for migration in result.applied:
+        console.print(f"[green]applied[/] V{migration.version:03d} {migration.name}")
+    console.print(f"{len(result.applied)} applied, {len(result.already)} already applied")
+
+
+@reference_app.command("seed")
+def reference_seed(
+    instruments: Annotated[int, typer.Option(help="Size of the universe (as for simulate).")] = 500,
+    seed: Annotated[int, typer.Option(help="Universe seed (as for simulate).")] = 7,
+) -> None:
+    """Seed the security master (PostgreSQL) and the FX file drop from the simulators' universe."""
+    from tickflow.reference.sources import seed_secmaster
+    from tickflow.sources.landing import write_reference
+    from tickflow.sources.universe import build_universe, fx_rates
+
+    settings = Settings()
+    with speaking_errors():
+        paths = write_reference(settings, build_universe(instruments, seed), fx_rates(seed))
+        rows = seed_secmaster(settings)
+    console.print(f"security master: {rows} instruments; FX file {paths[1]}")
+
+
+@reference_app.command("change")
+def reference_change(
+    listings: Annotated[int, typer.Option(help="New instruments to list.")] = 0,
+    delistings: Annotated[int, typer.Option(help="Instruments to delist.")] = 0,
+    tick_changes: Annotated[int, typer.Option(help="Instruments whose tick size doubles.")] = 0,
+    sector_changes: Annotated[int, typer.Option(help="Instruments moved to another sector.")] = 0,
+    fx_move: Annotated[float, typer.Option(help="Largest relative FX move (0.01 = 1%); drops a new FX file.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Which instruments change.")] = 1,
+) -> None:
+    """Change the source systems as markets do, so the next refresh has work."""
+    from tickflow.reference.sources import Changes, apply_changes
+
+    with speaking_errors():
+        done = apply_changes(Settings(), Changes(listings, delistings, tick_changes, sector_changes, fx_move), seed)
+    console.print(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in done.items()) + (" , FX moved" if fx_move else ""))
+
+
+@reference_app.command("refresh")
+def reference_refresh(
+    max_drop: Annotated[float, typer.Option(help="Reject a load that shrinks by more than this fraction.")] = 0.2,
+) -> None:
+    """Refresh the Hive reference tables from the source systems (quality gates, SCD2, atomic swap)."""
+    from tickflow.reference.refresh import refresh_all
+    from tickflow.spark import spark_session
+
+    settings = Settings()
+    started = time.monotonic()
+    with speaking_errors():
+        spark = spark_session(settings, "tickflow-reference-refresh")
+        try:
+            reports = refresh_all(spark, settings, max_drop=max_drop)
+        finally:
+            spark.stop()
+    for r in reports:
+        console.print(
+            f"[green]{r.dataset}[/] load {r.load_version}: {r.rows_in} rows in, {r.rows_current} current, "
+            f"{r.opened} opened, {r.closed} closed, {r.seconds:.1f}s"
+        )
+    console.print(f"reference refresh done in {time.monotonic() - started:.1f}s")
 
 
 def _prepare_feed(settings: Settings, topic: str) -> int:

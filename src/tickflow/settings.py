@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOOPBACK = "127.0.0.1"
@@ -30,6 +30,7 @@ class StackPorts(BaseSettings):
     connect: int = 8083
     metastore: int = 9083
     thriftserver: int = 10000
+    postgres: int = 5432
     spark_ui: int = 4040
 
 
@@ -45,6 +46,9 @@ class Settings(BaseSettings):
     schemas_dir: Path = Field(
         default=REPO_ROOT / "schemas", description="The .avsc files (the checkout's schemas/ by default)."
     )
+    hive_ddl_dir: Path = Field(
+        default=REPO_ROOT / "hive_ddl", description="Versioned HQL migrations (the checkout's hive_ddl/)."
+    )
     host: str = LOOPBACK
     ports: StackPorts = Field(default_factory=StackPorts)
 
@@ -56,11 +60,11 @@ class Settings(BaseSettings):
         description="Must equal the installed pyspark version: the connectors are built per release.",
     )
 
-    java_home: Path | None = Field(
-        default=None, description="JDK 17+ for Kafka, Connect, Spark and the metastore."
-    )
-    java21_home: Path | None = Field(
-        default=None, description="JDK 21+ for the schema registry (Apicurio 3.x)."
+    java_home: Path | None = Field(default=None, description="JDK 17+ for Kafka, Connect, Spark and the metastore.")
+    java21_home: Path | None = Field(default=None, description="JDK 21+ for the schema registry (Apicurio 3.x).")
+    postgres_password: SecretStr | None = Field(
+        default=None,
+        description="Password of the tickflow role; by default the one the stack generated at first start.",
     )
     health_timeout_s: float = 180.0
 
@@ -85,6 +89,15 @@ class Settings(BaseSettings):
     @property
     def metastore_uri(self) -> str:
         return f"thrift://{self.host}:{self.ports.metastore}"
+
+    @property
+    def landing_dir(self) -> Path:
+        """Where file-based source systems drop their files (FX vendor feed, universe seed)."""
+        return self.root / "landing"
+
+    @property
+    def postgres_url(self) -> str:
+        return f"jdbc:postgresql://{self.host}:{self.ports.postgres}/secmaster"
 
     @property
     def warehouse_dir(self) -> Path:

@@ -62,9 +62,7 @@ def avro_round_trip(settings: Settings, count: int = 1000, timeout_s: float = 30
     for record in sent:
         producer.produce(TOPIC, serializer(record, context), key=run_id, on_delivery=remember)
     if producer.flush(timeout_s) or not first_offset:
-        raise TickflowError(
-            f"Kafka at {settings.bootstrap_servers} did not take the smoke records: is the stack up?"
-        )
+        raise TickflowError(f"Kafka at {settings.bootstrap_servers} did not take the smoke records: is the stack up?")
 
     consumer = Consumer(
         {

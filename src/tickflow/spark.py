@@ -3,12 +3,13 @@
 The same configuration serves a session built in-process (tests, notebooks) and
 ``spark-submit`` (Airflow), so an app behaves the same whichever way it starts.
 The connector jars are fetched once from Maven Central into the state directory
-and passed as ``spark.jars``: only the five jars the connectors add on top of the
+and passed as ``spark.jars``: only the jars the connectors add on top of the
 pyspark distribution, so nothing on Spark's own classpath is shadowed.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,12 +20,17 @@ from tickflow.stack.tooling import fetch_jars
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-# kafka-clients and commons-pool2 are the versions Spark's own pom pins for this release.
-CONNECTOR_EXTRAS = ("org.apache.kafka:kafka-clients:3.9.2", "org.apache.commons:commons-pool2:2.13.1")
+# kafka-clients and commons-pool2 are the versions Spark's own pom pins for this release; the
+# PostgreSQL driver reads the security master over JDBC.
+CONNECTOR_EXTRAS = (
+    "org.apache.kafka:kafka-clients:3.9.2",
+    "org.apache.commons:commons-pool2:2.13.1",
+    "org.postgresql:postgresql:42.7.14",
+)
 
 
 def connector_jars(settings: Settings) -> list[Path]:
-    """The Kafka source/sink and Avro jars matching the installed pyspark, fetched on first use."""
+    """The Kafka, Avro and JDBC jars matching the installed pyspark, fetched on first use."""
     version = settings.spark_connector_version
     coordinates = [
         f"org.apache.spark:spark-sql-kafka-0-10_2.13:{version}",
@@ -33,15 +39,39 @@ def connector_jars(settings: Settings) -> list[Path]:
         *CONNECTOR_EXTRAS,
     ]
     paths = StackPaths(settings.root)
-    dest = fetch_jars(
-        coordinates, paths.lib / "spark-connectors", paths.log("spark-connectors"), transitive=False
-    )
+    dest = fetch_jars(coordinates, paths.lib / "spark-connectors", paths.log("spark-connectors"), transitive=False)
     return sorted(dest.glob("*.jar"))
+
+
+SPARK_LOG4J2 = """\
+rootLogger.level=WARN
+rootLogger.appenderRef.file.ref=FILE
+appender.file.type=File
+appender.file.name=FILE
+appender.file.fileName={log}
+appender.file.append=true
+appender.file.layout.type=PatternLayout
+appender.file.layout.pattern=%d{{ISO8601}} %p [{app}] %c{{1}}: %m%n
+logger.tickflow.name=tickflow
+logger.tickflow.level=INFO
+"""
+
+
+def _log_config(settings: Settings, app_name: str) -> Path:
+    """A log4j2 config sending this application's JVM log to <state>/logs/spark-<app>.log."""
+    paths = StackPaths(settings.root)
+    config = paths.root / "spark" / f"log4j2-{app_name}.properties"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    paths.logs.mkdir(parents=True, exist_ok=True)
+    config.write_text(SPARK_LOG4J2.format(log=paths.log(f"spark-{app_name}"), app=app_name))
+    return config
 
 
 def spark_conf(settings: Settings, app_name: str, master: str = "local[2]") -> dict[str, str]:
     """Everything a tickflow Spark application needs, as ``spark.*`` properties."""
     derby_log = StackPaths(settings.root).logs / "spark-derby.log"
+    log_config = _log_config(settings, app_name)
+    java_options = f"-Dderby.stream.error.file={derby_log} -Dlog4j2.configurationFile=file:{log_config}"
     return {
         "spark.app.name": app_name,
         "spark.master": master,
@@ -56,7 +86,7 @@ def spark_conf(settings: Settings, app_name: str, master: str = "local[2]") -> d
         "spark.sql.shuffle.partitions": "4",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.driver.extraJavaOptions": f"-Dderby.stream.error.file={derby_log}",
+        "spark.driver.extraJavaOptions": java_options,
     }
 
 
@@ -64,6 +94,8 @@ def spark_session(settings: Settings, app_name: str, master: str = "local[2]") -
     """A session on the shared metastore with the Kafka and Avro connectors on its classpath."""
     from pyspark.sql import SparkSession
 
+    # Spark would otherwise pick the machine's first non-loopback address and say so on the terminal.
+    os.environ.setdefault("SPARK_LOCAL_IP", settings.host)
     builder = SparkSession.builder.enableHiveSupport()
     for key, value in spark_conf(settings, app_name, master).items():
         builder = builder.config(key, value)
@@ -75,7 +107,5 @@ def spark_session(settings: Settings, app_name: str, master: str = "local[2]") -
 def submit_args(settings: Settings, app_name: str, master: str = "local[2]") -> list[str]:
     """The ``spark-submit`` options equivalent to :func:`spark_session`."""
     return [
-        arg
-        for key, value in spark_conf(settings, app_name, master).items()
-        for arg in ("--conf", f"{key}={value}")
+        arg for key, value in spark_conf(settings, app_name, master).items() for arg in ("--conf", f"{key}={value}")
     ]

@@ -59,17 +59,14 @@ class TopicState:
     created: bool
 
 
-def create_topics(
-    settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS, replication: int = 1
-) -> list[TopicState]:
+def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS, replication: int = 1) -> list[TopicState]:
     """Create the topics that do not exist yet; leave existing ones alone (idempotent)."""
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "log_level": 0})
     try:
         existing = admin.list_topics(timeout=10).topics
     except KafkaException as error:
         raise TickflowError(
-            f"Kafka at {settings.bootstrap_servers} did not answer ({error}): "
-            "start it with `tickflow stack up`."
+            f"Kafka at {settings.bootstrap_servers} did not answer ({error}): start it with `tickflow stack up`."
         ) from error
     missing = [spec for spec in specs if spec.name not in existing]
     created = set()
@@ -83,6 +80,4 @@ def create_topics(
                 if "TOPIC_ALREADY_EXISTS" not in str(error):
                     raise TickflowError(f"Creating topic {name} failed: {error}.") from error
         existing = admin.list_topics(timeout=10).topics
-    return [
-        TopicState(spec.name, len(existing[spec.name].partitions), spec.name in created) for spec in specs
-    ]
+    return [TopicState(spec.name, len(existing[spec.name].partitions), spec.name in created) for spec in specs]

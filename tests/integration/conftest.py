@@ -24,9 +24,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
-def tickflow(
-    *args: str, check: bool = True, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
+def tickflow(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run the ``tickflow`` command line as a person would."""
     return subprocess.run(
         [sys.executable, "-m", "tickflow.cli", *args], capture_output=True, text=True, check=check, env=env

@@ -93,8 +93,6 @@ def test_rates_split_by_default_share_and_respect_explicit_ones() -> None:
     assert rates == {Source.TRADES: 50_000.0, Source.QUOTES: 50_000.0}
 
 
-@pytest.mark.parametrize(
-    ("price", "tick"), [(0.5, 0.0001), (5.0, 0.001), (50.0, 0.01), (500.0, 0.05), (5000.0, 0.5)]
-)
+@pytest.mark.parametrize(("price", "tick"), [(0.5, 0.0001), (5.0, 0.001), (50.0, 0.01), (500.0, 0.05), (5000.0, 0.5)])
 def test_tick_table(price: float, tick: float) -> None:
     assert tick_size_for(price) == tick

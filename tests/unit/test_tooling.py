@@ -28,8 +28,6 @@ def test_pom_lists_each_coordinate_with_exclusions() -> None:
 
 def test_a_failed_download_names_the_artifact_and_the_log(tmp_path: Path) -> None:
     log = tmp_path / "fetch.log"
-    with pytest.raises(
-        StackError, match=r"Downloading org\.tickflow\.absent:nothing:0\.0\.0 .* read .*fetch\.log"
-    ):
+    with pytest.raises(StackError, match=r"Downloading org\.tickflow\.absent:nothing:0\.0\.0 .* read .*fetch\.log"):
         fetch_jars(["org.tickflow.absent:nothing:0.0.0"], tmp_path / "jars", log)
     assert log.read_text()  # mvn's own explanation is kept for the reader

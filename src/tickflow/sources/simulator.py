@@ -44,9 +44,7 @@ class MarketState:
 
     def __post_init__(self) -> None:
         self.ticks = np.array([i.tick_size for i in self.universe])
-        self.levels = np.array(
-            [max(10, round(i.initial_price / i.tick_size)) for i in self.universe], dtype=np.int64
-        )
+        self.levels = np.array([max(10, round(i.initial_price / i.tick_size)) for i in self.universe], dtype=np.int64)
         # Activity is skewed, as on real venues: a few names take most of the updates.
         rank = np.arange(1, len(self.universe) + 1, dtype=float)
         weights = 1.0 / rank**0.8
@@ -123,9 +121,7 @@ class SourceGenerator:
             columns["reference_price"] = market.prices(who, levels + rng.integers(-1, 2, size=count))
         else:
             exchanges = self.exchanges
-            columns["trade_id"] = [
-                f"{exchanges[i]}-{seq}" for i, seq in zip(who.tolist(), sequences, strict=True)
-            ]
+            columns["trade_id"] = [f"{exchanges[i]}-{seq}" for i, seq in zip(who.tolist(), sequences, strict=True)]
             columns["trade_price"] = market.prices(who, levels)
             columns["trade_size"] = (rng.integers(1, 50, size=count) * self.lots[who]).tolist()
             columns["trade_side"] = np.where(rng.random(size=count) < 0.5, "buy", "sell").tolist()
@@ -161,9 +157,7 @@ def generators(
     return [SourceGenerator(source, market, rate, start_us, seed) for source, rate in rates.items()]
 
 
-def interleave(
-    sources: Sequence[SourceGenerator], slice_s: float = 0.01
-) -> Iterator[list[tuple[Source, list[Event]]]]:
+def interleave(sources: Sequence[SourceGenerator], slice_s: float = 0.01) -> Iterator[list[tuple[Source, list[Event]]]]:
     """Endless slices: every source's events for the next ``slice_s`` of its clock."""
     carry = dict.fromkeys(range(len(sources)), 0.0)
     while True:

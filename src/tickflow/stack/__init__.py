@@ -10,10 +10,11 @@ from tickflow.stack.base import Service, StackError
 from tickflow.stack.connect import Connect
 from tickflow.stack.kafka import Kafka
 from tickflow.stack.metastore import Metastore, ThriftServer
+from tickflow.stack.postgres import Postgres
 from tickflow.stack.registry import Registry
 from tickflow.stack.supervisor import Supervisor
 
-SERVICES: tuple[type[Service], ...] = (Kafka, Registry, Connect, Metastore, ThriftServer)
+SERVICES: tuple[type[Service], ...] = (Kafka, Registry, Connect, Metastore, ThriftServer, Postgres)
 
 
 def supervisor(settings: Settings) -> Supervisor:

@@ -93,6 +93,9 @@ class Service(ABC):
     def check_health(self) -> None:
         """Raise if the service does not answer a real request (a round trip, a 200, a thrift call)."""
 
+    def bootstrap(self) -> None:  # noqa: B027 - optional hook, most services need none
+        """Idempotent set-up that needs the running service (databases, users); runs after each up."""
+
     def healthy(self) -> bool:
         try:
             self.check_health()

@@ -82,9 +82,7 @@ message.max.bytes=8388608
         with self.log_path.open("a") as log:
             proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False)
         if proc.returncode != 0:
-            raise StackError(
-                f"kafka could not format its storage (exit {proc.returncode}): read {self.log_path}."
-            )
+            raise StackError(f"kafka could not format its storage (exit {proc.returncode}): read {self.log_path}.")
 
     def command(self) -> list[str]:
         return [*self.java_command(), "kafka.Kafka", str(self.home / "server.properties")]

@@ -27,9 +27,7 @@ logger.hms.level=INFO
 
 
 def _xml_properties(properties: Mapping[str, object]) -> str:
-    rows = "\n".join(
-        f"  <property><name>{k}</name><value>{v}</value></property>" for k, v in properties.items()
-    )
+    rows = "\n".join(f"  <property><name>{k}</name><value>{v}</value></property>" for k, v in properties.items())
     return f'<?xml version="1.0"?>\n<configuration>\n{rows}\n</configuration>\n'
 
 

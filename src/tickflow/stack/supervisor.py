@@ -125,9 +125,7 @@ class Supervisor:
 
         def visit(name: str) -> None:
             if name not in self.services:
-                raise StackError(
-                    f"There is no service called {name!r}: choose one of {', '.join(self.services)}."
-                )
+                raise StackError(f"There is no service called {name!r}: choose one of {', '.join(self.services)}.")
             service = self.services[name]
             for dep in service.depends_on:
                 visit(dep)
@@ -158,6 +156,7 @@ class Supervisor:
                 on_event(service.name, "starting")
                 self._spawn(service)
             self._wait_healthy(service, on_event)
+            service.bootstrap()
         return [self.status(s.name) for s in self.ordered(names)]
 
     def _check_ports(self, service: Service) -> None:
@@ -197,9 +196,7 @@ class Supervisor:
                 on_event(service.name, f"healthy after {time.monotonic() - started:.1f}s")
                 return
             if self.running_pid(service.name) is None:
-                raise StackError(
-                    f"{service.name} exited during start-up: read {service.log_path} for the cause."
-                )
+                raise StackError(f"{service.name} exited during start-up: read {service.log_path} for the cause.")
             if time.monotonic() > deadline:
                 raise StackError(
                     f"{service.name} did not become healthy within {self.settings.health_timeout_s:.0f}s: "

@@ -24,9 +24,7 @@ JVM_DIRS = (Path("/usr/lib/jvm"), Path("/opt/java"), Path("/usr/local/lib/jvm"))
 
 def _java_major(java: Path) -> int | None:
     try:
-        out = subprocess.run(
-            [str(java), "-version"], capture_output=True, text=True, timeout=30, check=False
-        ).stderr
+        out = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=30, check=False).stderr
     except OSError:
         return None
     match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
@@ -164,11 +162,7 @@ def fetch_archive(group: str, artifact: str, version: str, classifier: str, dest
         return dest
     _run_mvn(["dependency:get", f"-Dartifact={coordinate}", "-Dtransitive=false"], coordinate, log)
     archive = (
-        local_repository()
-        / group.replace(".", "/")
-        / artifact
-        / version
-        / f"{artifact}-{version}-{classifier}.tar.gz"
+        local_repository() / group.replace(".", "/") / artifact / version / f"{artifact}-{version}-{classifier}.tar.gz"
     )
     if dest.exists():
         shutil.rmtree(dest)
@@ -185,7 +179,5 @@ def pyspark_home() -> Path:
 
     spec = importlib.util.find_spec("pyspark")
     if spec is None or spec.origin is None:
-        raise StackError(
-            "pyspark is not installed in this Python: run `make setup` (pip install -r requirements.txt)."
-        )
+        raise StackError("pyspark is not installed in this Python: run `make setup` (pip install -r requirements.txt).")
     return Path(spec.origin).parent

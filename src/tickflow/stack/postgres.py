@@ -1,0 +1,166 @@
+"""PostgreSQL from Debian's packages: the security master's database (and later Airflow's).
+
+The server runs in the foreground under the supervisor with its cluster in
+``<state>/postgres/data``. PostgreSQL refuses to run as root, so when the stack is
+started by root the server runs as the ``postgres`` system user the package creates.
+The password of the ``tickflow`` role is generated at first start and kept in
+``<state>/postgres/password`` (mode 0600); nothing has a default password.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from tickflow.settings import Settings
+from tickflow.stack.base import Service, StackError
+
+DATABASES = ("secmaster",)
+PG_DIRS = (Path("/usr/lib/postgresql"),)
+
+
+def postgres_bin() -> Path:
+    """The newest installed PostgreSQL server's bin directory."""
+    candidates = sorted(
+        (d / "bin" for root in PG_DIRS if root.is_dir() for d in root.iterdir() if (d / "bin" / "postgres").exists()),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+    )
+    if not candidates:
+        raise StackError(
+            "postgres: the PostgreSQL server is not installed: run `apt-get install postgresql` "
+            "(Debian's package) and start the stack again."
+        )
+    return candidates[-1]
+
+
+def password_file(settings: Settings) -> Path:
+    return settings.root / "postgres" / "password"
+
+
+def postgres_password(settings: Settings) -> str:
+    """The tickflow role's password: from TICKFLOW_POSTGRES_PASSWORD, else the stack's generated one."""
+    if settings.postgres_password is not None:
+        return settings.postgres_password.get_secret_value()
+    path = password_file(settings)
+    if not path.exists():
+        raise StackError(f"There is no PostgreSQL password at {path}: start the stack with `tickflow stack up`.")
+    return path.read_text().strip()
+
+
+class Postgres(Service):
+    name = "postgres"
+
+    @property
+    def ports(self) -> Sequence[int]:
+        return (self.settings.ports.postgres,)
+
+    @property
+    def address(self) -> str:
+        return f"postgresql://tickflow@{self.settings.host}:{self.settings.ports.postgres}"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.home / "run"
+
+    def _as_server_user(self) -> list[str]:
+        if os.geteuid() != 0:
+            return []
+        runuser = shutil.which("runuser")
+        if runuser is None:
+            raise StackError("postgres: running as root needs `runuser` (util-linux) to drop to the postgres user.")
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError as error:
+            raise StackError(
+                "postgres: running as root needs the `postgres` system user that Debian's postgresql package creates."
+            ) from error
+        return [runuser, "-u", "postgres", "--"]
+
+    def prepare(self) -> None:
+        bin_dir = postgres_bin()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(exist_ok=True)
+        secret = password_file(self.settings)
+        if self.settings.postgres_password is None and not secret.exists():
+            secret.write_text(secrets.token_urlsafe(24))
+            secret.chmod(0o600)
+        if os.geteuid() == 0:
+            shutil.chown(self.socket_dir, "postgres", "postgres")
+        if (self.data_dir / "PG_VERSION").exists():
+            return
+        self.data_dir.mkdir(exist_ok=True)
+        pwfile = self.home / "initdb.pw"
+        pwfile.write_text(postgres_password(self.settings) + "\n")
+        if os.geteuid() == 0:
+            for path in (self.data_dir, pwfile):
+                shutil.chown(path, "postgres", "postgres")
+        with self.log_path.open("a") as log:
+            result = subprocess.run(
+                [
+                    *self._as_server_user(),
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "tickflow",
+                    f"--pwfile={pwfile}",
+                    "--auth-host=scram-sha-256",
+                    "--auth-local=peer",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
+        pwfile.unlink()
+        if result.returncode != 0:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            raise StackError(f"postgres: initdb failed (exit {result.returncode}): read {self.log_path}.")
+
+    def command(self) -> list[str]:
+        return [
+            *self._as_server_user(),
+            str(postgres_bin() / "postgres"),
+            "-D", str(self.data_dir),
+            "-p", str(self.settings.ports.postgres),
+            "-c", f"listen_addresses={self.settings.host}",
+            "-c", f"unix_socket_directories={self.socket_dir}",
+            "-c", "shared_buffers=128MB",
+            "-c", "max_connections=100",
+            "-c", "logging_collector=off",
+        ]  # fmt: skip
+
+    def connect(self, database: str = "postgres") -> object:
+        import psycopg
+
+        return psycopg.connect(
+            host=self.settings.host,
+            port=self.settings.ports.postgres,
+            user="tickflow",
+            password=postgres_password(self.settings),
+            dbname=database,
+            connect_timeout=5,
+            autocommit=True,
+        )
+
+    def check_health(self) -> None:
+        with self.connect() as connection:  # type: ignore[attr-defined]
+            connection.execute("SELECT 1").fetchone()
+
+    def bootstrap(self) -> None:
+        with self.connect() as connection:  # type: ignore[attr-defined]
+            existing = {row[0] for row in connection.execute("SELECT datname FROM pg_database").fetchall()}
+            for database in DATABASES:
+                if database not in existing:
+                    connection.execute(f'CREATE DATABASE "{database}"')

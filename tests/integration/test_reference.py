@@ -1,0 +1,188 @@
+"""Reference data against the real stack: migrations, security master -> SCD2 in Hive, gates, live view."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime
+
+import pytest
+from confluent_kafka import Producer
+
+from tests.integration.conftest import hive_query, tickflow
+from tickflow.reference.lookup import instruments_as_of
+from tickflow.reference.quality import QualityGateFailed
+from tickflow.reference.refresh import refresh_all
+from tickflow.reference.sources import secmaster_connection, seed_secmaster
+from tickflow.settings import Settings
+from tickflow.sources.landing import write_reference
+from tickflow.sources.universe import build_universe, fx_rates
+
+pytestmark = pytest.mark.integration
+INSTRUMENTS = 120
+
+
+@pytest.fixture(scope="module")
+def reference(stack: Settings, spark) -> Iterator[Settings]:  # type: ignore[no-untyped-def]
+    """Migrated warehouse, a security master seeded with a known universe, and one good load."""
+    result = tickflow("hive", "migrate", check=False)
+    assert result.returncode == 0, result.stderr
+    write_reference(stack, build_universe(INSTRUMENTS, 99), fx_rates(99))
+    _reset_secmaster(stack)
+    refresh_all(spark, stack, max_drop=1.0)  # a deliberate re-baseline: the universe may differ from before
+    yield stack
+    _reset_secmaster(stack)
+
+
+def _reset_secmaster(settings: Settings) -> None:
+    with secmaster_connection(settings) as connection:
+        connection.execute("DROP TABLE IF EXISTS instruments")
+    seed_secmaster(settings)
+
+
+def current_view(settings: Settings) -> list[tuple[object, ...]]:
+    return hive_query(
+        settings, "SELECT instrument_id, sector, tick_size, reference_version FROM ref.instruments ORDER BY 1"
+    )
+
+
+def test_migrations_applied_twice_change_nothing_the_second_time(reference: Settings) -> None:
+    tables = lambda: sorted(hive_query(reference, "SHOW TABLES IN ref") + hive_query(reference, "SHOW TABLES IN ops"))  # noqa: E731
+    before = tables()
+    result = tickflow("hive", "migrate", check=False)
+    assert result.returncode == 0
+    assert "0 applied, 4 already applied" in result.stderr
+    assert tables() == before
+    assert hive_query(reference, "SELECT count(*) FROM tickflow_meta.schema_migrations") == [(4,)]
+
+
+def test_refresh_command_prints_row_counts_and_runtime(reference: Settings) -> None:
+    result = tickflow("reference", "refresh", check=False)
+    assert result.returncode == 0, result.stderr
+    assert "instruments load" in result.stderr and f"{INSTRUMENTS} rows in" in result.stderr
+    assert "reference refresh done in" in result.stderr
+    assert len(current_view(reference)) == INSTRUMENTS
+
+
+def test_a_change_in_the_security_master_closes_the_old_row_and_opens_a_new_one(reference: Settings, spark) -> None:  # type: ignore[no-untyped-def]
+    refresh_all(spark, reference)
+    target = current_view(reference)[7][0]
+    with secmaster_connection(reference) as connection:
+        old_sector = connection.execute(
+            "SELECT sector FROM instruments WHERE instrument_id = %s", (target,)
+        ).fetchone()[0]
+        connection.execute(
+            "UPDATE instruments SET sector = 'Test Sector', updated_at = now() WHERE instrument_id = %s", (target,)
+        )
+    before_change = datetime.utcnow()
+    time.sleep(1)
+    _, instruments_report = refresh_all(spark, reference)
+    assert instruments_report.opened == 1 and instruments_report.closed == 1
+
+    rows = spark.sql(
+        f"SELECT sector, is_current, valid_from, valid_to FROM ref.instruments_history "
+        f"WHERE instrument_id = '{target}' ORDER BY valid_from"
+    ).collect()
+    assert [(r.sector, r.is_current) for r in rows[-2:]] == [(old_sector, False), ("Test Sector", True)]
+    assert rows[-2].valid_to == rows[-1].valid_from and rows[-1].valid_to is None
+    assert dict((r[0], r[1]) for r in current_view(reference))[target] == "Test Sector"
+
+    # The as-of lookup gives the attributes in force at a past time, for backfills.
+    past = {r.instrument_id: r.sector for r in instruments_as_of(spark, before_change).collect()}
+    assert past[target] == old_sector
+    assert len(past) == INSTRUMENTS
+
+
+def test_duplicate_keys_are_rejected_and_the_current_view_is_unchanged(reference: Settings, spark) -> None:  # type: ignore[no-untyped-def]
+    refresh_all(spark, reference)
+    before = current_view(reference)
+    with secmaster_connection(reference) as connection:
+        connection.execute(
+            "INSERT INTO instruments (instrument_id, symbol, name, exchange, currency, asset_class, sector, tick_size, "
+            "lot_size) SELECT instrument_id, symbol, name, exchange, currency, asset_class, 'Dup', tick_size, lot_size "
+            "FROM instruments ORDER BY instrument_id LIMIT 2"
+        )
+    try:
+        with pytest.raises(QualityGateFailed, match="2 duplicated instrument_id values"):
+            refresh_all(spark, reference)
+        assert current_view(reference) == before
+        rejected = hive_query(
+            reference,
+            "SELECT status, message FROM ops.reference_loads WHERE dataset = 'instruments' ORDER BY finished_at DESC LIMIT 1",
+        )
+        assert rejected[0][0] == "rejected" and "duplicated instrument_id" in rejected[0][1]
+    finally:
+        _reset_secmaster(reference)
+
+
+def test_a_collapsed_load_is_rejected_and_a_red_command_says_why(reference: Settings, spark) -> None:  # type: ignore[no-untyped-def]
+    refresh_all(spark, reference)
+    before = current_view(reference)
+    with secmaster_connection(reference) as connection:
+        connection.execute(
+            "DELETE FROM instruments WHERE instrument_id IN (SELECT instrument_id FROM instruments ORDER BY 1 LIMIT 80)"
+        )
+    try:
+        result = tickflow("reference", "refresh", check=False)
+        assert result.returncode == 1
+        assert "instruments load was rejected" in result.stderr and "row count" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert current_view(reference) == before
+    finally:
+        _reset_secmaster(reference)
+
+
+def test_a_running_stream_sees_a_refresh_at_its_next_micro_batch(
+    reference: Settings, spark, tmp_topic: str, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """A minimal stream-static join, as the enrichment app does it: re-reading the view each batch."""
+    refresh_all(spark, reference)
+    target = current_view(reference)[3][0]
+    seen: list[tuple[int, str]] = []
+
+    def enrich(batch, batch_id: int) -> None:  # type: ignore[no-untyped-def]
+        batch.createOrReplaceTempView("batch_events")
+        rows = batch.sparkSession.sql(
+            "SELECT r.sector FROM batch_events b JOIN ref.instruments r ON CAST(b.key AS STRING) = r.instrument_id"
+        ).collect()
+        seen.extend((batch_id, row.sector) for row in rows)
+
+    stream = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", reference.bootstrap_servers)
+        .option("subscribe", tmp_topic)
+        .option("startingOffsets", "earliest")
+        .load()
+    )
+    query = (
+        stream.writeStream.foreachBatch(enrich)
+        .option("checkpointLocation", str(tmp_path / "checkpoint"))
+        .trigger(processingTime="1 second")
+        .start()
+    )
+    producer = Producer({"bootstrap.servers": reference.bootstrap_servers})
+
+    def send_and_wait(expected: str) -> None:
+        producer.produce(tmp_topic, b"x", key=target.encode())
+        producer.flush(10)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not seen or seen[-1][1] != expected):
+            time.sleep(0.5)
+            assert query.exception() is None
+
+    try:
+        original = dict((r[0], r[1]) for r in current_view(reference))[target]
+        send_and_wait(original)
+        assert seen[-1][1] == original
+        with secmaster_connection(reference) as connection:
+            connection.execute(
+                "UPDATE instruments SET sector = 'Refreshed', updated_at = now() WHERE instrument_id = %s", (target,)
+            )
+        refreshed = tickflow("reference", "refresh", check=False)  # another Spark application
+        assert refreshed.returncode == 0, refreshed.stderr
+        send_and_wait("Refreshed")
+        assert seen[-1][1] == "Refreshed"
+        assert query.isActive  # same query, no restart
+    finally:
+        query.stop()
+        _reset_secmaster(reference)

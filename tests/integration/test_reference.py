@@ -108,7 +108,8 @@ def test_duplicate_keys_are_rejected_and_the_current_view_is_unchanged(reference
         assert current_view(reference) == before
         rejected = hive_query(
             reference,
-            "SELECT status, message FROM ops.reference_loads WHERE dataset = 'instruments' ORDER BY finished_at DESC LIMIT 1",
+            "SELECT status, message FROM ops.reference_loads WHERE dataset = 'instruments' "
+            "ORDER BY finished_at DESC LIMIT 1",
         )
         assert rejected[0][0] == "rejected" and "duplicated instrument_id" in rejected[0][1]
     finally:

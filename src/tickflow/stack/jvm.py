@@ -19,6 +19,8 @@ logger.kafka.name=kafka
 logger.kafka.level=WARN
 logger.kafkaapache.name=org.apache.kafka
 logger.kafkaapache.level=WARN
+logger.statechange.name=state.change.logger
+logger.statechange.level=WARN
 """
 
 # The module openings Spark's launcher passes on Java 17 (JavaModuleOptions); Hive and HBase need them too.

@@ -67,7 +67,7 @@ class Registry(JvmService):
             "quarkus.log.console.color": "false",
             'quarkus.log.category."org.apache.kafka".level': "WARN",
             "quarkus.http.access-log.enabled": "false",
-            "quarkus.log.category.\"io.apicurio.registry.logging.audit\".level": "WARN",
+            'quarkus.log.category."io.apicurio.registry.logging.audit".level': "WARN",
             "apicurio.storage.kind": "kafkasql",
             "apicurio.kafkasql.bootstrap.servers": self.settings.bootstrap_servers,
             # The default 5 s poll runs twice during start-up; 1 s makes a restart about 25 s quicker.

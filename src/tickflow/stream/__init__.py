@@ -1,0 +1,1 @@
+"""The streaming enrichment app: decode, validate, forward-fill, enrich, publish."""

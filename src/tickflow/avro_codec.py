@@ -47,7 +47,8 @@ def zigzag_varint(value: int) -> bytes:
     return out + _FINAL[n]
 
 
-def _micros(value: int | datetime) -> int:
+def to_micros(value: int | datetime) -> int:
+    """Microseconds since the epoch, exactly (no float rounding) for an aware datetime."""
     if isinstance(value, datetime):
         delta = value - _EPOCH
         return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
@@ -55,7 +56,7 @@ def _micros(value: int | datetime) -> int:
 
 
 def _millis(value: int | datetime) -> int:
-    return _micros(value) // 1000 if isinstance(value, datetime) else value
+    return to_micros(value) // 1000 if isinstance(value, datetime) else value
 
 
 def confluent_prefix(schema_id: int) -> bytes:
@@ -143,7 +144,7 @@ def compile_encoder(schema: Mapping[str, Any], memo_fields: Collection[str] = ()
         "_float": _pack_float,
         "_string": _string,
         "_bytes": _bytes,
-        "_micros": _micros,
+        "_micros": to_micros,
         "_millis": _millis,
         "_FINAL": _FINAL,
         "_indexed_double": _pack_indexed_double,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -283,6 +284,35 @@ def reference_refresh(
             f"{r.opened} opened, {r.closed} closed, {r.seconds:.1f}s"
         )
     console.print(f"reference refresh done in {time.monotonic() - started:.1f}s")
+
+
+@app.command()
+def stream(
+    trigger: Annotated[
+        str | None, typer.Option(help="Trigger interval, e.g. '500 milliseconds' or '10 seconds'.")
+    ] = None,
+) -> None:
+    """Run the enrichment stream in the foreground (md.events -> md.enriched) until Ctrl-C."""
+    from tickflow.stream.app import StreamSettings, run_stream
+
+    settings = Settings()
+    stream_settings = StreamSettings(trigger_interval=trigger) if trigger else StreamSettings()
+    last_batch: list[Any] = [-1]
+
+    def progress(latest: Any, reporter: Any) -> None:
+        info = json.loads(latest.json) if hasattr(latest, "json") else dict(latest)
+        if info.get("batchId") == last_batch[0]:
+            return
+        last_batch[0] = info.get("batchId")
+        state_rows = sum(op.get("numRowsTotal", 0) for op in info.get("stateOperators", []))
+        console.print(
+            f"[cyan]stream[/] batch {info.get('batchId')}  in {info.get('inputRowsPerSecond', 0):,.0f}/s  "
+            f"processed {info.get('processedRowsPerSecond', 0):,.0f}/s  rows {info.get('numInputRows', 0):,}  "
+            f"state {state_rows:,} instruments  dlq total {reporter.publisher.counters.dlq:,}"
+        )
+
+    with speaking_errors():
+        run_stream(settings, stream_settings, on_progress=progress)
 
 
 def _prepare_feed(settings: Settings, topic: str) -> int:

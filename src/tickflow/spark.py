@@ -10,6 +10,7 @@ pyspark distribution, so nothing on Spark's own classpath is shadowed.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,7 +68,9 @@ def _log_config(settings: Settings, app_name: str) -> Path:
     return config
 
 
-def spark_conf(settings: Settings, app_name: str, master: str = "local[2]") -> dict[str, str]:
+def spark_conf(
+    settings: Settings, app_name: str, master: str = "local[2]", extra: dict[str, str] | None = None
+) -> dict[str, str]:
     """Everything a tickflow Spark application needs, as ``spark.*`` properties."""
     derby_log = StackPaths(settings.root).logs / "spark-derby.log"
     log_config = _log_config(settings, app_name)
@@ -87,25 +90,34 @@ def spark_conf(settings: Settings, app_name: str, master: str = "local[2]") -> d
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.driver.extraJavaOptions": java_options,
+        # Python workers must run this interpreter (the one with tickflow installed), not PATH's python3.
+        "spark.pyspark.python": sys.executable,
+        "spark.pyspark.driver.python": sys.executable,
+        **(extra or {}),
     }
 
 
-def spark_session(settings: Settings, app_name: str, master: str = "local[2]") -> SparkSession:
+def spark_session(
+    settings: Settings, app_name: str, master: str = "local[2]", extra: dict[str, str] | None = None
+) -> SparkSession:
     """A session on the shared metastore with the Kafka and Avro connectors on its classpath."""
     from pyspark.sql import SparkSession
 
     # Spark would otherwise pick the machine's first non-loopback address and say so on the terminal.
     os.environ.setdefault("SPARK_LOCAL_IP", settings.host)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.enableHiveSupport()
-    for key, value in spark_conf(settings, app_name, master).items():
+    for key, value in spark_conf(settings, app_name, master, extra).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     return session
 
 
-def submit_args(settings: Settings, app_name: str, master: str = "local[2]") -> list[str]:
+def submit_args(
+    settings: Settings, app_name: str, master: str = "local[2]", extra: dict[str, str] | None = None
+) -> list[str]:
     """The ``spark-submit`` options equivalent to :func:`spark_session`."""
-    return [
-        arg for key, value in spark_conf(settings, app_name, master).items() for arg in ("--conf", f"{key}={value}")
-    ]
+    conf = spark_conf(settings, app_name, master, extra)
+    return [arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")]

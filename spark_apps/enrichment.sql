@@ -1,0 +1,41 @@
+-- Enrichment of one micro-batch of forward-filled events.
+--
+-- `filled_events` is the batch (one row per instrument and event time, fields filled, with
+-- per-field *_as_of times and the batch_id); `ref.instruments` and `ref.fx_rates` are the Hive
+-- reference views, resolved again for every batch, so a refresh shows up at the next batch.
+-- The result must have the columns of tickflow.md.EnrichedEvent (schemas/); the app checks that at
+-- start-up and refuses to start otherwise. Unknown instruments are kept (LEFT JOIN) and flagged.
+SELECT
+  f.instrument_id,
+  f.event_time,
+  f.event_count,
+  f.bid_price, f.bid_size, f.ask_price, f.ask_size,
+  f.last_price, f.close_price, f.reference_price,
+  f.trade_id, f.trade_price, f.trade_size, f.trade_side,
+  f.bid_price_as_of, f.bid_size_as_of, f.ask_price_as_of, f.ask_size_as_of,
+  f.last_price_as_of, f.close_price_as_of, f.reference_price_as_of,
+  f.trade_id_as_of, f.trade_price_as_of, f.trade_size_as_of, f.trade_side_as_of,
+  i.instrument_id IS NOT NULL                                   AS enriched,
+  i.symbol,
+  i.name                                                        AS instrument_name,
+  i.exchange,
+  i.currency,
+  i.asset_class,
+  i.sector,
+  i.lot_size,
+  i.tick_size,
+  i.reference_version,
+  (f.bid_price + f.ask_price) / 2                               AS mid,
+  f.ask_price - f.bid_price                                     AS spread,
+  (f.ask_price - f.bid_price) / ((f.bid_price + f.ask_price) / 2) * 10000 AS spread_bps,
+  f.trade_price * f.trade_size                                  AS trade_notional,
+  fx.usd_per_unit                                               AS fx_rate_usd,
+  (f.bid_price + f.ask_price) / 2 * fx.usd_per_unit             AS mid_usd,
+  f.last_price * fx.usd_per_unit                                AS last_price_usd,
+  f.trade_price * f.trade_size * fx.usd_per_unit                AS trade_notional_usd,
+  f.ingest_time,
+  current_timestamp()                                           AS processed_time,
+  f.batch_id
+FROM filled_events f
+LEFT JOIN ref.instruments i ON i.instrument_id = f.instrument_id
+LEFT JOIN ref.fx_rates fx ON fx.currency = i.currency

@@ -58,8 +58,10 @@ def tmp_topic(stack: Settings) -> Iterator[str]:
 def spark(stack: Settings) -> Iterator[SparkSession]:
     """One Spark application for the test session, on the shared metastore."""
     from tickflow.spark import spark_session
+    from tickflow.stream.app import StreamSettings
+    from tickflow.stream.app import spark_conf as stream_conf
 
-    session = spark_session(stack, "tickflow-tests")
+    session = spark_session(stack, "tickflow-tests", extra=stream_conf(StreamSettings()))
     yield session
     session.stop()
 

@@ -145,7 +145,7 @@ class ForwardFill(StatefulProcessor):
             return
         stored = self.state.get() if self.state.exists() else None
         prior = row_to_state(stored) if stored is not None else None
-        state, filled = fill_batch(prior, pd.DataFrame(events))
+        state, filled = fill_batch(prior, pd.DataFrame(events, dtype=object))  # ints stay ints next to None
         self.state.update(state_to_row(state))
         filled["kind"] = "filled"
         filled["instrument_id"] = kafka_key

@@ -1,0 +1,254 @@
+"""The enrichment stream end to end through Kafka, against an independent reading of DESIGN §4."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+
+from tests.integration.conftest import hive_query
+from tickflow.avro_codec import compile_encoder, confluent_prefix
+from tickflow.schemas import load
+from tickflow.settings import Settings
+from tickflow.sources.feed import FeedConfig, run_feed
+from tickflow.stream.app import StreamSettings, build_query
+from tickflow.stream.fill import FILL_FIELDS
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def topics(stack: Settings) -> Iterator[dict[str, str]]:
+    names = {kind: f"test.{kind}.{uuid.uuid4().hex[:8]}" for kind in ("events", "enriched", "dlq")}
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    for future in admin.create_topics([NewTopic(n, 3, 1) for n in names.values()]).values():
+        future.result(30)
+    yield names
+    admin.delete_topics(list(names.values()))
+
+
+def feed(settings: Settings, topic: str, count: int, seed: int) -> tuple[int, list[bytes]]:
+    """Simulated events with late, duplicate and corrupt ones, plus decodable but invalid events."""
+    schema = load("tickflow.md.MarketEvent", settings.schemas_dir)
+    schema_id = int(
+        SchemaRegistryClient({"url": settings.registry_url}).register_schema(
+            f"{topic}-value", Schema(schema.text, "AVRO")
+        )
+    )
+    config = FeedConfig(
+        rate=20_000,
+        count=count,
+        seed=seed,
+        instruments=25,
+        out_of_order=0.1,
+        duplicates=0.02,
+        corrupt=0.01,
+        topic=topic,
+    )
+    stats = run_feed(settings, config, schema_id)
+    encode = compile_encoder(schema.definition, prefix=confluent_prefix(schema_id))
+    now = time.time_ns() // 1000
+    base = {"event_id": "bad", "instrument_id": "XNAS:AAPL", "source": "quotes", "event_time": now, "sequence": 0}
+    invalid = [
+        ("XNAS:AAPL", {**base, "event_id": "crossed", "bid_price": 10.0, "ask_price": 9.0}),
+        ("XNAS:AAPL", {**base, "event_id": "negative", "trade_size": -5, "source": "trades"}),
+        ("XNAS:AAPL", {**base, "event_id": "future", "event_time": now + 3_600_000_000, "last_price": 1.0}),
+        ("XNAS:MSFT", {**base, "event_id": "wrong-key", "last_price": 1.0}),
+    ]
+    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    for key, record in invalid:
+        producer.produce(topic, encode(record), key)
+    # An instrument the reference data does not know: published, flagged, never dropped.
+    producer.produce(
+        topic, encode({**base, "event_id": "unknown", "instrument_id": "XXXX:NOPE", "last_price": 2.5}), "XXXX:NOPE"
+    )
+    producer.flush(30)
+    return sum(stats.corrupt.values()) + len(invalid), []
+
+
+def read_topic(settings: Settings, topic: str) -> list[Any]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"r-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    partitions = [TopicPartition(topic, p, 0) for p in range(3)]
+    ends = {p.partition: consumer.get_watermark_offsets(p, timeout=10)[1] for p in partitions}
+    consumer.assign(partitions)
+    messages: list[Any] = []
+    deadline = time.monotonic() + 60
+    while sum(ends.values()) > len(messages) and time.monotonic() < deadline:
+        messages.extend(m for m in consumer.consume(5000, 1.0) if m.error() is None)
+    consumer.close()
+    return messages
+
+
+def expected_from_input(settings: Settings, topic: str) -> tuple[dict[str, dict[str, Any]], set[tuple[str, int]]]:
+    """Independent computation: decode md.events with confluent-kafka, drop what must be rejected,
+    and take per field the non-null value with the greatest (event_time, offset)."""
+    deserialize = AvroDeserializer(SchemaRegistryClient({"url": settings.registry_url}))
+    now_us = time.time_ns() // 1000
+    best: dict[str, dict[str, tuple[tuple[int, int], Any]]] = defaultdict(dict)
+    times: set[tuple[str, int]] = set()
+    for message in read_topic(settings, topic):
+        try:
+            record = deserialize(message.value(), None)
+        except Exception:  # noqa: BLE001 - corrupt on purpose
+            continue
+        t = int(record["event_time"].timestamp() * 1_000_000 + 0.5)
+        bid, ask = record.get("bid_price"), record.get("ask_price")
+        if (message.key().decode() != record["instrument_id"] or t > now_us + 60_000_000
+                or (bid is not None and ask is not None and bid > ask)
+                or any((record.get(f) or 0) < 0 for f in ("bid_size", "ask_size", "trade_size"))):  # fmt: skip
+            continue
+        times.add((record["instrument_id"], t))
+        for name in FILL_FIELDS:
+            if record.get(name) is not None:
+                order = (t, message.offset())
+                if name not in best[record["instrument_id"]] or order >= best[record["instrument_id"]][name][0]:
+                    best[record["instrument_id"]][name] = (order, record[name])
+    final = {iid: {name: value for name, (_, value) in fields.items()} for iid, fields in best.items()}
+    return final, times
+
+
+def published(
+    settings: Settings, topic: str
+) -> tuple[dict[str, dict[str, Any]], set[tuple[str, int]], list[dict[str, Any]]]:
+    deserialize = AvroDeserializer(SchemaRegistryClient({"url": settings.registry_url}))
+    records = [deserialize(m.value(), None) for m in read_topic(settings, topic)]
+    latest: dict[str, dict[str, Any]] = {}
+    for record in sorted(records, key=lambda r: (r["batch_id"], r["event_time"])):
+        latest[record["instrument_id"]] = record  # last batch that touched it, its newest event time
+    final = {iid: {n: r[n] for n in FILL_FIELDS if r[n] is not None} for iid, r in latest.items()}
+    times = {(r["instrument_id"], int(r["event_time"].timestamp() * 1_000_000 + 0.5)) for r in records}
+    return final, times, records
+
+
+def wait_until_caught_up(settings: Settings, events_topic: str, progress: Any, timeout_s: float = 240) -> None:
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "w"})
+    ends = {str(p): consumer.get_watermark_offsets(TopicPartition(events_topic, p), timeout=10)[1] for p in range(3)}
+    consumer.close()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        offsets = progress()
+        if offsets and all(offsets.get(p, -1) >= end for p, end in ends.items()):
+            return
+        time.sleep(1)
+    pytest.fail(f"the stream did not catch up with {events_topic} in {timeout_s}s")
+
+
+def stream_settings(topics: dict[str, str], tmp_path: Path) -> StreamSettings:
+    return StreamSettings(
+        input_topic=topics["events"], output_topic=topics["enriched"], dlq_topic=topics["dlq"],
+        checkpoint_dir=tmp_path / "checkpoint", progress_file=tmp_path / "progress.json",
+        trigger_interval="1 second", consumer_group=f"tickflow-test-{topics['events']}", max_offsets_per_trigger=4000,
+    )  # fmt: skip
+
+
+def test_output_equals_an_independent_computation_and_bad_input_goes_to_the_dlq(stack, spark, topics, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rejected, _ = feed(stack, topics["events"], 8_000, seed=5)
+    stream = stream_settings(topics, tmp_path)
+    query, _ = build_query(spark, stack, stream)
+    try:
+
+        def processed() -> dict[str, int]:
+            progress = query.lastProgress
+            if not progress:
+                return {}
+            offsets = progress["sources"][0]["endOffset"]
+            return dict((json.loads(offsets) if isinstance(offsets, str) else offsets)[topics["events"]])
+
+        wait_until_caught_up(stack, topics["events"], processed)
+        assert query.exception() is None
+    finally:
+        query.stop()
+
+    expected_final, expected_times = expected_from_input(stack, topics["events"])
+    final, times, records = published(stack, topics["enriched"])
+    assert times == expected_times  # one record per (instrument, event time) seen, nothing invented
+    differences = {
+        (iid, name): (final.get(iid, {}).get(name), expected_final[iid].get(name))
+        for iid in expected_final
+        for name in FILL_FIELDS
+        if final.get(iid, {}).get(name) != expected_final[iid].get(name)
+    }
+    assert not differences  # the state after everything equals the independent computation
+    assert len(records) >= len(expected_times)
+
+    known = {row[0] for row in hive_query(stack, "SELECT instrument_id FROM ref.instruments")}
+    assert all(r["enriched"] == (r["instrument_id"] in known) for r in records)
+    assert [r["enriched"] for r in records if r["instrument_id"] == "XXXX:NOPE"] == [False]
+    for record in records:
+        if record["enriched"] and record["bid_price"] is not None and record["ask_price"] is not None:
+            assert record["mid"] == pytest.approx((record["bid_price"] + record["ask_price"]) / 2)
+
+    dlq = read_topic(stack, topics["dlq"])
+    assert len(dlq) >= rejected  # a re-sent corrupt message is rejected twice
+    reasons = [dict(m.headers())["reason"].decode() for m in dlq]
+    assert any("not positive" in r or "negative" in r for r in reasons)
+    assert any("above ask" in r for r in reasons)
+    assert any("in the future" in r for r in reasons)
+    assert any("is not the instrument_id" in r for r in reasons)
+    assert any("Confluent wire format" in r or "unknown schema id" in r or "undecodable" in r for r in reasons)
+    for message in dlq:
+        headers = dict(message.headers())
+        assert headers["source.topic"].decode() == topics["events"]
+        assert int(headers["source.offset"]) >= 0
+
+
+def test_kill_minus_9_and_restart_lose_nothing(stack, topics, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    feed(stack, topics["events"], 12_000, seed=8)
+    stream = stream_settings(topics, tmp_path)
+    env = {
+        **os.environ,
+        **{f"TICKFLOW_STREAM_{k.upper()}": str(v) for k, v in stream.model_dump().items() if v is not None},
+    }
+
+    def start() -> subprocess.Popen[bytes]:
+        log = (tmp_path / "stream.log").open("ab")
+        return subprocess.Popen(
+            [sys.executable, "-m", "tickflow.cli", "stream"], env=env, stdout=log, stderr=log, start_new_session=True
+        )
+
+    def processed() -> dict[str, int]:
+        try:
+            return json.loads(stream.progress(stack).read_text())["end_offsets"][topics["events"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+
+    first = start()
+    deadline = time.monotonic() + 180
+    while not processed() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert processed(), (tmp_path / "stream.log").read_text()[-3000:]
+    os.killpg(first.pid, signal.SIGKILL)  # the driver and its JVM, mid-stream
+    first.wait()
+
+    second = start()
+    try:
+        wait_until_caught_up(stack, topics["events"], processed)
+    finally:
+        os.killpg(second.pid, signal.SIGTERM)
+        second.wait(60)
+
+    expected_final, expected_times = expected_from_input(stack, topics["events"])
+    final, times, _ = published(stack, topics["enriched"])
+    assert times == expected_times
+    assert final == expected_final

@@ -23,10 +23,11 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 
 from tests.integration.conftest import hive_query
 from tickflow.avro_codec import compile_encoder, confluent_prefix
+from tickflow.errors import TickflowError
 from tickflow.schemas import load
 from tickflow.settings import Settings
 from tickflow.sources.feed import FeedConfig, run_feed
-from tickflow.stream.app import StreamSettings, build_query
+from tickflow.stream.app import StreamSettings, attach_progress, build_query
 from tickflow.stream.fill import FILL_FIELDS
 
 pytestmark = pytest.mark.integration
@@ -42,8 +43,9 @@ def topics(stack: Settings) -> Iterator[dict[str, str]]:
     admin.delete_topics(list(names.values()))
 
 
-def feed(settings: Settings, topic: str, count: int, seed: int) -> tuple[int, list[bytes]]:
-    """Simulated events with late, duplicate and corrupt ones, plus decodable but invalid events."""
+def feed(settings: Settings, topic: str, count: int, seed: int) -> int:
+    """Simulated events with late, duplicate and corrupt ones, plus decodable but invalid events;
+    returns how many messages must be rejected."""
     schema = load("tickflow.md.MarketEvent", settings.schemas_dir)
     schema_id = int(
         SchemaRegistryClient({"url": settings.registry_url}).register_schema(
@@ -78,7 +80,7 @@ def feed(settings: Settings, topic: str, count: int, seed: int) -> tuple[int, li
         topic, encode({**base, "event_id": "unknown", "instrument_id": "XXXX:NOPE", "last_price": 2.5}), "XXXX:NOPE"
     )
     producer.flush(30)
-    return sum(stats.corrupt.values()) + len(invalid), []
+    return sum(stats.corrupt.values()) + len(invalid)
 
 
 def read_topic(settings: Settings, topic: str) -> list[Any]:
@@ -163,9 +165,10 @@ def stream_settings(topics: dict[str, str], tmp_path: Path) -> StreamSettings:
 
 
 def test_output_equals_an_independent_computation_and_bad_input_goes_to_the_dlq(stack, spark, topics, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    rejected, _ = feed(stack, topics["events"], 8_000, seed=5)
+    rejected = feed(stack, topics["events"], 8_000, seed=5)
     stream = stream_settings(topics, tmp_path)
-    query, _ = build_query(spark, stack, stream)
+    query, publisher = build_query(spark, stack, stream)
+    reporter = attach_progress(spark, stack, stream, publisher)
     try:
 
         def processed() -> dict[str, int]:
@@ -179,6 +182,13 @@ def test_output_equals_an_independent_computation_and_bad_input_goes_to_the_dlq(
         assert query.exception() is None
     finally:
         query.stop()
+
+    # Offsets are committed to the app's consumer group, so standard lag tools see its lag.
+    committed = reporter.consumer.committed([TopicPartition(topics["events"], p) for p in range(3)], timeout=10)
+    assert {str(tp.partition): tp.offset for tp in committed} == processed()
+    health = json.loads(stream.progress(stack).read_text())
+    assert health["state_rows"] == len({iid for iid, _ in expected_from_input(stack, topics["events"])[1]})
+    assert health["dlq_total"] >= rejected
 
     expected_final, expected_times = expected_from_input(stack, topics["events"])
     final, times, records = published(stack, topics["enriched"])
@@ -252,3 +262,12 @@ def test_kill_minus_9_and_restart_lose_nothing(stack, topics, tmp_path) -> None:
     final, times, _ = published(stack, topics["enriched"])
     assert times == expected_times
     assert final == expected_final
+
+
+def test_a_broken_enrichment_query_fails_at_start_up_with_the_sql_error(stack, spark, topics, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    broken = tmp_path / "broken.sql"
+    broken.write_text("SELECT f.instrument_id, f.no_such_column FROM filled_events f")
+    stream = stream_settings(topics, tmp_path).model_copy(update={"enrichment_sql": broken})
+    with pytest.raises(TickflowError, match=r"enrichment SQL does not run.*no_such_column"):
+        build_query(spark, stack, stream)
+    assert not spark.streams.active

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pyspark.sql.streaming.stateful_processor import StatefulProcessor, StatefulProcessorHandle
 from pyspark.sql.types import (
@@ -29,7 +30,7 @@ from pyspark.sql.types import (
 
 from tickflow.avro_codec import to_micros
 from tickflow.stream.decode import Decoder, Limits, Rejected, registry_fetcher, validate
-from tickflow.stream.fill import FILL_FIELDS, InstrumentState, fill_batch
+from tickflow.stream.fill import FILL_FIELDS, InstrumentState, fill_columns
 
 FIELD_TYPES = {
     "bid_price": DoubleType(),
@@ -87,23 +88,26 @@ def row_to_state(row: tuple[Any, ...]) -> InstrumentState:
     return state
 
 
-def _conform(frame: pd.DataFrame) -> pd.DataFrame:
-    """Columns in OUTPUT_SCHEMA's order; absent ones as typed nulls (an all-NaN float column
+TIMESTAMP_COLUMNS = frozenset(f.name for f in OUTPUT_SCHEMA.fields if isinstance(f.dataType, TimestampType))
+
+
+def _output(columns: dict[str, Any], rows: int) -> pd.DataFrame:
+    """One DataFrame in OUTPUT_SCHEMA's column order, built once from plain columns: timestamps
+    from µs as datetime64 (None -> NaT), absent columns as typed nulls (an all-NaN float column
     cannot become a string or timestamp column on the way to Arrow)."""
-    n = len(frame)
-    columns = {}
-    for spark_field in OUTPUT_SCHEMA.fields:
-        if spark_field.name in frame:
-            columns[spark_field.name] = frame[spark_field.name].to_numpy()
-        elif isinstance(spark_field.dataType, TimestampType):
-            columns[spark_field.name] = pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns]").to_numpy()
+    out = {}
+    for name in OUTPUT_SCHEMA.fieldNames():
+        values = columns.get(name)
+        if name in TIMESTAMP_COLUMNS:
+            micros = np.array([None] * rows if values is None else values, dtype="datetime64[us]")
+            out[name] = micros.astype("datetime64[ns]")
+        elif values is None:
+            out[name] = np.full(rows, None, dtype=object)
+        elif isinstance(values, str):
+            out[name] = np.full(rows, values, dtype=object)
         else:
-            columns[spark_field.name] = pd.Series([None] * n, dtype=object).to_numpy()
-    return pd.DataFrame(columns)
-
-
-def _timestamps(micros: pd.Series) -> pd.Series:
-    return pd.to_datetime(pd.to_numeric(micros, errors="coerce"), unit="us")
+            out[name] = np.array(values, dtype=object)
+    return pd.DataFrame(out)
 
 
 class ForwardFill(StatefulProcessor):
@@ -137,21 +141,16 @@ class ForwardFill(StatefulProcessor):
             record["ingest_time"] = int(pd.Timestamp(timestamp).value // 1000)
             events.append(record)
         if rejected:
-            dlq = pd.DataFrame(
-                rejected, columns=["dlq_key", "dlq_value", "dlq_topic", "dlq_partition", "dlq_offset", "dlq_reason"]
-            )
-            yield _conform(dlq.assign(kind="dlq"))
+            names = ("dlq_key", "dlq_value", "dlq_topic", "dlq_partition", "dlq_offset", "dlq_reason")
+            dlq = {name: list(values) for name, values in zip(names, zip(*rejected, strict=True), strict=True)}
+            yield _output({**dlq, "kind": "dlq"}, len(rejected))
         if not events:
             return
         stored = self.state.get() if self.state.exists() else None
         prior = row_to_state(stored) if stored is not None else None
-        state, filled = fill_batch(prior, pd.DataFrame(events, dtype=object))  # ints stay ints next to None
+        state, filled = fill_columns(prior, events)
         self.state.update(state_to_row(state))
-        filled["kind"] = "filled"
-        filled["instrument_id"] = kafka_key
-        for column in ("event_time", "ingest_time", *(f"{name}_as_of" for name in FILL_FIELDS)):
-            filled[column] = _timestamps(filled[column])
-        yield _conform(filled)
+        yield _output({**filled, "kind": "filled", "instrument_id": kafka_key}, len(filled["event_time"]))
 
     def handleInitialState(self, key: Any, initialState: pd.DataFrame, timerValues: Any) -> None:
         """Restore from an exported snapshot: one row per instrument in STATE_SCHEMA's columns."""

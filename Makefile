@@ -1,13 +1,14 @@
 # Two commands get a fresh machine from clone to result:
 #   make demo   set up, start the local stack, run the platform (for now: smoke round trip, reference
-#               data seeded and loaded into Hive, then the three source simulators at 100k events/s
-#               into md.events for DEMO_SECONDS)
+#               data seeded and loaded into Hive, the three source simulators at 100k events/s for
+#               DEMO_SECONDS, then simulators and enrichment stream together, until Ctrl-C)
 #   make test   set up, start the stack from the tests, run every test suite
 VENV    ?= .venv
 PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 DEMO_SECONDS ?= 30
+DEMO_RATE ?= 20000
 
 .PHONY: setup demo test unit integration lint stack-up stack-down stack-status clean
 
@@ -32,6 +33,10 @@ demo: setup
 	$(BIN)/tickflow reference seed
 	$(BIN)/tickflow reference refresh --max-drop 1
 	$(BIN)/tickflow simulate --rate 100000 --duration $(DEMO_SECONDS)
+	@echo "Now the simulators and the enrichment stream together, until Ctrl-C:"
+	@$(BIN)/tickflow simulate --rate $(DEMO_RATE) > .tickflow/logs/demo-simulate.log 2>&1 & sim=$$!; \
+	  trap "kill $$sim 2>/dev/null" EXIT INT TERM; \
+	  $(BIN)/tickflow stream --samples 2
 
 test: setup
 	$(BIN)/pytest tests

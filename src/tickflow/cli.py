@@ -291,6 +291,7 @@ def stream(
     trigger: Annotated[
         str | None, typer.Option(help="Trigger interval, e.g. '500 milliseconds' or '10 seconds'.")
     ] = None,
+    samples: Annotated[int, typer.Option(help="Enriched records to print with each progress line.")] = 0,
 ) -> None:
     """Run the enrichment stream in the foreground (md.events -> md.enriched) until Ctrl-C."""
     from tickflow.stream.app import StreamSettings, run_stream
@@ -310,9 +311,16 @@ def stream(
             f"processed {info.get('processedRowsPerSecond', 0):,.0f}/s  rows {info.get('numInputRows', 0):,}  "
             f"state {state_rows:,} instruments  dlq total {reporter.publisher.counters.dlq:,}"
         )
+        for record in reporter.publisher.last_samples:
+            shown = {k: record[k] for k in SAMPLE_FIELDS if record.get(k) is not None}
+            console.print(f"  [dim]{shown}[/]")
 
     with speaking_errors():
-        run_stream(settings, stream_settings, on_progress=progress)
+        run_stream(settings, stream_settings, on_progress=progress, samples=samples)
+
+
+SAMPLE_FIELDS = ("instrument_id", "event_time", "bid_price", "ask_price", "last_price", "trade_price", "sector",
+                 "currency", "mid_usd", "enriched")  # fmt: skip
 
 
 def _prepare_feed(settings: Settings, topic: str) -> int:

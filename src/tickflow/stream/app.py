@@ -127,7 +127,11 @@ class Counters:
 class Publisher:
     """The foreachBatch function: DLQ rows and enriched rows to their topics."""
 
-    def __init__(self, settings: Settings, stream: StreamSettings, schema_id: int, schema_text: str, sql: str) -> None:
+    def __init__(
+        self, settings: Settings, stream: StreamSettings, schema_id: int, schema_text: str, sql: str, samples: int = 0
+    ) -> None:
+        self.samples = samples
+        self.last_samples: list[dict[str, Any]] = []
         self.settings = settings
         self.stream = stream
         self.prefix = confluent_prefix(schema_id)
@@ -184,6 +188,8 @@ class Publisher:
                     F.concat(F.lit(self.prefix), to_avro(record, self.schema_text)).alias("value"),
                 )
                 self._kafka(out, self.stream.output_topic)
+                if self.samples:  # for people watching the demo; one small extra job per batch
+                    self.last_samples = [row.asDict() for row in enriched.limit(self.samples).collect()]
         finally:
             batch.unpersist()
         self.counters.dlq += kinds.get("dlq", 0)
@@ -196,6 +202,7 @@ def build_query(
     settings: Settings,
     stream: StreamSettings,
     initial_state: DataFrame | None = None,
+    samples: int = 0,
 ) -> tuple[StreamingQuery, Publisher]:
     """Start the enrichment query. ``initial_state`` (instrument_id + STATE_SCHEMA columns)
     seeds the state store when the checkpoint is new, e.g. from an exported snapshot."""
@@ -213,7 +220,7 @@ def build_query(
         )
     sql = stream.enrichment_sql.read_text()
     schema_id, schema_text = register_output_schema(settings, stream)
-    publisher = Publisher(settings, stream, schema_id, schema_text, sql)
+    publisher = Publisher(settings, stream, schema_id, schema_text, sql, samples)
     check_enrichment_sql(spark, sql, publisher.columns)
 
     reader_schema = load(TOPIC_SCHEMAS["md.events"], settings.schemas_dir).definition
@@ -345,6 +352,7 @@ def run_stream(
     stream: StreamSettings,
     on_progress: Any = None,
     initial_state_table: str | None = None,
+    samples: int = 0,
 ) -> None:
     """Run the enrichment app until SIGTERM/SIGINT or a failure; stops the query cleanly."""
     import signal
@@ -362,7 +370,7 @@ def run_stream(
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         initial = spark.table(initial_state_table) if initial_state_table else None
-        query, publisher = build_query(spark, settings, stream, initial)
+        query, publisher = build_query(spark, settings, stream, initial, samples)
         reporter = attach_progress(spark, settings, stream, publisher)
         while query.isActive and not stopping.is_set():
             query.awaitTermination(1)

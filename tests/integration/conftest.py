@@ -68,17 +68,6 @@ def spark(stack: Settings) -> Iterator[SparkSession]:
 
 def hive_query(settings: Settings, *statements: str) -> list[tuple[object, ...]]:
     """Run statements through HiveServer2 (the Spark Thrift Server); return the last one's rows."""
-    from pyhive import hive
+    from tickflow.warehouse import run_statements
 
-    connection = hive.connect(
-        host=settings.host, port=settings.ports.thriftserver, auth="NONE", username="tickflow-tests"
-    )
-    try:
-        cursor = connection.cursor()
-        rows: list[tuple[object, ...]] = []
-        for statement in statements:
-            cursor.execute(statement)
-            rows = cursor.fetchall() if cursor.description else []
-        return rows
-    finally:
-        connection.close()
+    return run_statements(settings, statements)

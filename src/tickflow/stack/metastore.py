@@ -8,7 +8,6 @@ to it over thrift, so they all see the same tables.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 
 from tickflow.stack.jvm import ADD_OPENS, JvmService
@@ -141,18 +140,7 @@ class ThriftServer(JvmService):
         ]
 
     def check_health(self) -> None:
-        from pyhive import hive
+        from tickflow.warehouse import run_statements
 
-        # Until the port opens, thrift logs every refused connection as an error; polling expects that.
-        logging.getLogger("thrift.transport.TSocket").setLevel(logging.CRITICAL)
-
-        connection = hive.connect(
-            host=self.settings.host, port=self.settings.ports.thriftserver, auth="NONE", username="tickflow"
-        )
-        try:
-            cursor = connection.cursor()
-            cursor.execute("SELECT 1")
-            if cursor.fetchall() != [(1,)]:
-                raise ValueError("the thrift server answered SELECT 1 wrongly")
-        finally:
-            connection.close()
+        if run_statements(self.settings, ["SELECT 1"]) != [(1,)]:
+            raise ValueError("the thrift server answered SELECT 1 wrongly")

@@ -102,11 +102,3 @@ class Settings(BaseSettings):
     @property
     def warehouse_dir(self) -> Path:
         return self.root / "warehouse"
-
-    @property
-    def spark_packages(self) -> list[str]:
-        v = self.spark_connector_version
-        return [
-            f"org.apache.spark:spark-sql-kafka-0-10_2.13:{v}",
-            f"org.apache.spark:spark-avro_2.13:{v}",
-        ]

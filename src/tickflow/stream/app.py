@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -119,9 +119,7 @@ class Counters:
     """Totals the publisher keeps for the progress file."""
 
     dlq: int = 0
-    enriched: int = 0
-    unenriched: int = 0
-    batches: dict[int, dict[str, int]] = field(default_factory=dict)
+    filled: int = 0
 
 
 class Publisher:
@@ -193,8 +191,7 @@ class Publisher:
         finally:
             batch.unpersist()
         self.counters.dlq += kinds.get("dlq", 0)
-        self.counters.enriched += kinds.get("filled", 0)
-        self.counters.batches = {batch_id: {"dlq": kinds.get("dlq", 0), "filled": kinds.get("filled", 0)}}
+        self.counters.filled += kinds.get("filled", 0)
 
 
 def build_query(
@@ -313,7 +310,7 @@ class ProgressReporter:
             "batch_duration_ms": (progress.get("durationMs") or {}).get("triggerExecution"),
             "state_rows": state_rows,
             "dlq_total": self.publisher.counters.dlq,
-            "filled_total": self.publisher.counters.enriched,
+            "filled_total": self.publisher.counters.filled,
             "end_offsets": end_offsets,
         }
         partial = self.path.with_suffix(".partial")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -315,6 +317,12 @@ def stream(
             shown = {k: record[k] for k in SAMPLE_FIELDS if record.get(k) is not None}
             console.print(f"  [dim]{shown}[/]")
 
+    # Spark's Python workers print chatter to the driver's stdout; send it to the log, keep the terminal
+    # for the progress lines (stderr). The JVM started below inherits the redirected descriptor.
+    log = settings.root / "logs" / "stream-stdout.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as sink:
+        os.dup2(sink.fileno(), sys.stdout.fileno())
     with speaking_errors():
         run_stream(settings, stream_settings, on_progress=progress, samples=samples)
 

@@ -294,6 +294,9 @@ def stream(
         str | None, typer.Option(help="Trigger interval, e.g. '500 milliseconds' or '10 seconds'.")
     ] = None,
     samples: Annotated[int, typer.Option(help="Enriched records to print with each progress line.")] = 0,
+    restore: Annotated[
+        str | None, typer.Option(help="Start a new checkpoint from this ops.state_snapshots snapshot id.")
+    ] = None,
 ) -> None:
     """Run the enrichment stream in the foreground (md.events -> md.enriched) until Ctrl-C."""
     from tickflow.stream.app import StreamSettings, run_stream
@@ -324,7 +327,25 @@ def stream(
     with log.open("ab") as sink:
         os.dup2(sink.fileno(), sys.stdout.fileno())
     with speaking_errors():
-        run_stream(settings, stream_settings, on_progress=progress, samples=samples)
+        run_stream(settings, stream_settings, on_progress=progress, restore_snapshot=restore, samples=samples)
+
+
+@app.command("snapshot")
+def snapshot(snapshot_id: Annotated[str | None, typer.Option(help="Default: the current UTC time.")] = None) -> None:
+    """Export the stream's forward-fill state from its checkpoint to ops.state_snapshots."""
+    from tickflow.spark import spark_session
+    from tickflow.stream.app import StreamSettings
+    from tickflow.stream.app import spark_conf as stream_conf
+    from tickflow.stream.snapshot import export_snapshot
+
+    settings, stream_settings = Settings(), StreamSettings()
+    with speaking_errors():
+        spark = spark_session(settings, "tickflow-state-snapshot", extra=stream_conf(stream_settings))
+        try:
+            taken, instruments = export_snapshot(spark, stream_settings.checkpoint(settings), snapshot_id)
+        finally:
+            spark.stop()
+    console.print(f"state snapshot {taken}: {instruments} instruments in ops.state_snapshots")
 
 
 SAMPLE_FIELDS = ("instrument_id", "event_time", "bid_price", "ask_price", "last_price", "trade_price", "sector",

@@ -29,6 +29,7 @@ from tickflow.settings import Settings
 from tickflow.sources.feed import FeedConfig, run_feed
 from tickflow.stream.app import StreamSettings, attach_progress, build_query
 from tickflow.stream.fill import FILL_FIELDS
+from tickflow.stream.snapshot import export_snapshot, read_state, snapshot_state
 
 pytestmark = pytest.mark.integration
 
@@ -143,10 +144,23 @@ def published(
     return final, times, records
 
 
-def wait_until_caught_up(settings: Settings, events_topic: str, progress: Any, timeout_s: float = 240) -> None:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "w"})
-    ends = {str(p): consumer.get_watermark_offsets(TopicPartition(events_topic, p), timeout=10)[1] for p in range(3)}
+def read_ends(settings: Settings, topic: str) -> dict[str, int]:
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "ends"})
+    ends = {str(p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(3)}
     consumer.close()
+    return ends
+
+
+def progress_offsets(query: Any, topic: str) -> dict[str, int]:
+    progress = query.lastProgress
+    if not progress:
+        return {}
+    offsets = progress["sources"][0]["endOffset"]
+    return dict((json.loads(offsets) if isinstance(offsets, str) else offsets)[topic])
+
+
+def wait_until_caught_up(settings: Settings, events_topic: str, progress: Any, timeout_s: float = 240) -> None:
+    ends = read_ends(settings, events_topic)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         offsets = progress()
@@ -172,11 +186,7 @@ def test_output_equals_an_independent_computation_and_bad_input_goes_to_the_dlq(
     try:
 
         def processed() -> dict[str, int]:
-            progress = query.lastProgress
-            if not progress:
-                return {}
-            offsets = progress["sources"][0]["endOffset"]
-            return dict((json.loads(offsets) if isinstance(offsets, str) else offsets)[topics["events"]])
+            return progress_offsets(query, topics["events"])
 
         wait_until_caught_up(stack, topics["events"], processed)
         assert query.exception() is None
@@ -271,3 +281,37 @@ def test_a_broken_enrichment_query_fails_at_start_up_with_the_sql_error(stack, s
     with pytest.raises(TickflowError, match=r"enrichment SQL does not run.*no_such_column"):
         build_query(spark, stack, stream)
     assert not spark.streams.active
+
+
+def test_state_exported_to_a_snapshot_starts_a_new_checkpoint_where_the_old_one_was(
+    stack, spark, topics, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    """Export after part one, then a new query from the snapshot reads only part two: the end state
+    must equal an independent computation over both parts."""
+    result = subprocess.run([sys.executable, "-m", "tickflow.cli", "hive", "migrate"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    feed(stack, topics["events"], 4_000, seed=11)
+    first = stream_settings(topics, tmp_path / "first")
+    query, _ = build_query(spark, stack, first)
+    part_one = read_ends(stack, topics["events"])
+    try:
+        wait_until_caught_up(stack, topics["events"], lambda: progress_offsets(query, topics["events"]))
+    finally:
+        query.stop()
+    snapshot_id, instruments = export_snapshot(spark, first.checkpoint(stack), f"test-{topics['events']}")
+    assert instruments == len(read_state(spark, first.checkpoint(stack)).collect())
+
+    feed(stack, topics["events"], 4_000, seed=12)
+    starting = json.dumps({topics["events"]: part_one})
+    second = stream_settings(topics, tmp_path / "second").model_copy(update={"starting_offsets": starting})
+    query, _ = build_query(spark, stack, second, initial_state=snapshot_state(spark, snapshot_id))
+    try:
+        wait_until_caught_up(stack, topics["events"], lambda: progress_offsets(query, topics["events"]))
+    finally:
+        query.stop()
+    expected_final, _ = expected_from_input(stack, topics["events"])
+    restored = {
+        row["instrument_id"]: row for row in (r.asDict() for r in read_state(spark, second.checkpoint(stack)).collect())
+    }
+    for instrument_id, fields in expected_final.items():
+        assert {n: restored[instrument_id][n] for n in fields} == fields

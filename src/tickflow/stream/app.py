@@ -348,7 +348,7 @@ def run_stream(
     settings: Settings,
     stream: StreamSettings,
     on_progress: Any = None,
-    initial_state_table: str | None = None,
+    restore_snapshot: str | None = None,
     samples: int = 0,
 ) -> None:
     """Run the enrichment app until SIGTERM/SIGINT or a failure; stops the query cleanly."""
@@ -366,7 +366,9 @@ def run_stream(
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        initial = spark.table(initial_state_table) if initial_state_table else None
+        from tickflow.stream.snapshot import snapshot_state
+
+        initial = snapshot_state(spark, restore_snapshot) if restore_snapshot else None
         query, publisher = build_query(spark, settings, stream, initial, samples)
         reporter = attach_progress(spark, settings, stream, publisher)
         while query.isActive and not stopping.is_set():

@@ -192,6 +192,7 @@ def test_output_equals_an_independent_computation_and_bad_input_goes_to_the_dlq(
         assert query.exception() is None
     finally:
         query.stop()
+        spark.streams.removeListener(reporter.listener)
 
     # Offsets are committed to the app's consumer group, so standard lag tools see its lag.
     committed = reporter.consumer.committed([TopicPartition(topics["events"], p) for p in range(3)], timeout=10)

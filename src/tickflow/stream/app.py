@@ -269,6 +269,7 @@ class ProgressReporter:
     def __init__(self, settings: Settings, stream: StreamSettings, publisher: Publisher) -> None:
         from confluent_kafka import Consumer
 
+        self.listener: Any = None  # set by attach_progress; pass it to spark.streams.removeListener
         self.path = stream.progress(settings)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.publisher = publisher
@@ -340,7 +341,8 @@ def attach_progress(
         def onQueryTerminated(self, event: Any) -> None:
             pass
 
-    spark.streams.addListener(Listener())
+    reporter.listener = Listener()
+    spark.streams.addListener(reporter.listener)
     return reporter
 
 

@@ -47,7 +47,7 @@ def export_snapshot(spark: SparkSession, checkpoint: Path, snapshot_id: str | No
         {
             "instrument_id": row["instrument_id"],
             "field": name,
-            "value_json": json.dumps(_plain(row[name])),
+            "value_json": json.dumps(_plain(row[name], name)),
             "as_of": pd.Timestamp(int(row[f"{name}_as_of"]), unit="us").to_pydatetime(),
             "source_offset": int(row[f"{name}_offset"]),
             "taken_at": taken_at,
@@ -76,7 +76,7 @@ def snapshot_state(spark: SparkSession, snapshot_id: str) -> DataFrame:
     wide: dict[str, dict[str, Any]] = {}
     for row in rows.itertuples(index=False):
         registers = wide.setdefault(row.instrument_id, {})
-        registers[row.field] = json.loads(row.value_json)
+        registers[row.field] = _plain(json.loads(row.value_json), row.field)
         registers[f"{row.field}_as_of"] = int(pd.Timestamp(row.as_of).value // 1000)
         registers[f"{row.field}_offset"] = int(row.source_offset)
     schema = StructType([StructField("instrument_id", StringType()), *STATE_SCHEMA.fields])
@@ -84,6 +84,10 @@ def snapshot_state(spark: SparkSession, snapshot_id: str) -> DataFrame:
     return spark.createDataFrame(data, schema)
 
 
-def _plain(value: Any) -> Any:
-    """numpy scalars as plain Python for JSON."""
-    return value.item() if hasattr(value, "item") else value
+LONG_FIELDS = frozenset(f.name for f in STATE_SCHEMA.fields if f.dataType.typeName() == "long")
+
+
+def _plain(value: Any, field: str) -> Any:
+    """Plain Python of the state field's type (pandas turns nullable longs into floats)."""
+    value = value.item() if hasattr(value, "item") else value
+    return int(value) if field in LONG_FIELDS and value is not None else value

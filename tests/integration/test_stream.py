@@ -195,11 +195,23 @@ def test_output_equals_an_independent_computation_and_bad_input_goes_to_the_dlq(
         spark.streams.removeListener(reporter.listener)
 
     # Offsets are committed to the app's consumer group, so standard lag tools see its lag.
-    committed = reporter.consumer.committed([TopicPartition(topics["events"], p) for p in range(3)], timeout=10)
-    assert {str(tp.partition): tp.offset for tp in committed} == processed()
-    health = json.loads(stream.progress(stack).read_text())
-    assert health["state_rows"] == len({iid for iid, _ in expected_from_input(stack, topics["events"])[1]})
-    assert health["dlq_total"] >= rejected
+    # The listener runs asynchronously after each batch: allow it a moment to commit the last one.
+    def committed() -> dict[str, int]:
+        partitions = [TopicPartition(topics["events"], p) for p in range(3)]
+        return {str(tp.partition): tp.offset for tp in reporter.consumer.committed(partitions, timeout=10)}
+
+    def health() -> dict[str, Any]:
+        return dict(json.loads(stream.progress(stack).read_text()))
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (
+        committed() != processed() or health()["end_offsets"][topics["events"]] != processed()
+    ):
+        time.sleep(0.5)
+    assert committed() == processed()
+    latest = health()
+    assert latest["state_rows"] == len({iid for iid, _ in expected_from_input(stack, topics["events"])[1]})
+    assert latest["dlq_total"] >= rejected
 
     expected_final, expected_times = expected_from_input(stack, topics["events"])
     final, times, records = published(stack, topics["enriched"])

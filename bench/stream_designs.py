@@ -30,7 +30,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from tickflow.schemas import load
 from tickflow.settings import Settings
 from tickflow.sources.feed import FeedConfig, run_feed
-from tickflow.spark import spark_session
+from tickflow.spark import kafka_reader, spark_session
 from tickflow.stream.fill import FILL_FIELDS, fill_batch
 from tickflow.topics import TopicSpec, create_topics
 
@@ -65,15 +65,7 @@ def main() -> None:
     from pyspark.sql.avro.functions import from_avro
 
     spark = spark_session(settings, "tickflow-bench-designs")
-    raw = (
-        spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", settings.bootstrap_servers)
-        .option("subscribe", topic)
-        .option("startingOffsets", "earliest")
-        .load()
-        .select("key", "value", "offset")
-        .cache()
-    )
+    raw = kafka_reader(spark, settings, topic, streaming=False).load().select("key", "value", "offset").cache()
     print(f"{raw.count():,} messages cached from {topic}; local[2]; median of {args.repeats}")
     try:
         # ---- decode ------------------------------------------------------------------

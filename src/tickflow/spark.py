@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tickflow.settings import Settings
 from tickflow.stack.base import StackPaths
@@ -121,3 +121,16 @@ def submit_args(
     """The ``spark-submit`` options equivalent to :func:`spark_session`."""
     conf = spark_conf(settings, app_name, master, extra)
     return [arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")]
+
+
+def kafka_reader(
+    spark: SparkSession, settings: Settings, topic: str, *, streaming: bool, starting_offsets: str = "earliest"
+) -> Any:
+    """A Kafka DataFrameReader (or DataStreamReader) on the stack's broker; callers add options and load()."""
+    reader = spark.readStream if streaming else spark.read
+    return (
+        reader.format("kafka")
+        .option("kafka.bootstrap.servers", settings.bootstrap_servers)
+        .option("subscribe", topic)
+        .option("startingOffsets", starting_offsets)
+    )

@@ -17,6 +17,7 @@ from tickflow.reference.sources import secmaster_connection, seed_secmaster
 from tickflow.settings import Settings
 from tickflow.sources.landing import write_reference
 from tickflow.sources.universe import build_universe, fx_rates
+from tickflow.spark import kafka_reader
 
 pytestmark = pytest.mark.integration
 INSTRUMENTS = 120
@@ -149,13 +150,7 @@ def test_a_running_stream_sees_a_refresh_at_its_next_micro_batch(
         ).collect()
         seen.extend((batch_id, row.sector) for row in rows)
 
-    stream = (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", reference.bootstrap_servers)
-        .option("subscribe", tmp_topic)
-        .option("startingOffsets", "earliest")
-        .load()
-    )
+    stream = kafka_reader(spark, reference, tmp_topic, streaming=True).load()
     query = (
         stream.writeStream.foreachBatch(enrich)
         .option("checkpointLocation", str(tmp_path / "checkpoint"))

@@ -7,6 +7,7 @@ from confluent_kafka import Producer
 from pyspark.sql import functions as F
 
 from tickflow.settings import Settings
+from tickflow.spark import kafka_reader
 
 pytestmark = pytest.mark.integration
 
@@ -20,13 +21,7 @@ def _produce(settings: Settings, topic: str, count: int) -> None:
 
 def test_batch_read_of_a_topic(stack: Settings, spark, tmp_topic: str) -> None:  # type: ignore[no-untyped-def]
     _produce(stack, tmp_topic, 50)
-    frame = (
-        spark.read.format("kafka")
-        .option("kafka.bootstrap.servers", stack.bootstrap_servers)
-        .option("subscribe", tmp_topic)
-        .option("startingOffsets", "earliest")
-        .load()
-    )
+    frame = kafka_reader(spark, stack, tmp_topic, streaming=False).load()
     values = sorted(row.value.decode() for row in frame.select("value").collect())
     assert values == sorted(f"v{i}" for i in range(50))
     # Same key, same partition: the producer's partitioner keeps an instrument on one partition.
@@ -36,14 +31,7 @@ def test_batch_read_of_a_topic(stack: Settings, spark, tmp_topic: str) -> None: 
 
 def test_streaming_query_reads_a_topic(stack: Settings, spark, tmp_topic: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
     _produce(stack, tmp_topic, 40)
-    stream = (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", stack.bootstrap_servers)
-        .option("subscribe", tmp_topic)
-        .option("startingOffsets", "earliest")
-        .load()
-        .selectExpr("CAST(value AS STRING) AS value")
-    )
+    stream = kafka_reader(spark, stack, tmp_topic, streaming=True).load().selectExpr("CAST(value AS STRING) AS value")
     table = f"stream_{tmp_topic.replace('.', '_')}"
     query = (
         stream.writeStream.format("memory")

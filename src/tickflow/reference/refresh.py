@@ -21,7 +21,7 @@ from tickflow.reference.sources import read_fx_file
 from tickflow.settings import Settings
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,6 @@ def _drop_old_loads(spark: SparkSession, table: str, keep: int) -> None:
         spark.sql(f"ALTER TABLE {table} DROP IF EXISTS PARTITION (load_version = {version})")
 
 
-def _rows(frame: DataFrame) -> pd.DataFrame:
-    return frame.toPandas()
-
-
 def refresh_fx(spark: SparkSession, settings: Settings, load_version: int, max_drop: float) -> LoadReport:
     started, started_at = time.monotonic(), _now()
     incoming = read_fx_file(settings)
@@ -108,13 +104,14 @@ def read_security_master(spark: SparkSession, settings: Settings) -> pd.DataFram
         "instruments",
         properties={"user": "tickflow", "password": postgres_password(settings), "driver": "org.postgresql.Driver"},
     )
-    return _rows(frame)
+    result: pd.DataFrame = frame.toPandas()
+    return result
 
 
 def refresh_instruments(spark: SparkSession, settings: Settings, load_version: int, max_drop: float) -> LoadReport:
     started, started_at = time.monotonic(), _now()
     incoming = read_security_master(spark, settings)
-    history = _rows(spark.table("ref.instruments_history").drop("load_version"))
+    history: pd.DataFrame = spark.table("ref.instruments_history").drop("load_version").toPandas()
     listed_before = (
         int((history["is_current"].astype(bool) & history["listed"].astype(bool)).sum()) if len(history) else 0
     )

@@ -205,6 +205,7 @@ def build_query(
     seeds the state store when the checkpoint is new, e.g. from an exported snapshot."""
     from pyspark.sql import functions as F
 
+    from tickflow.spark import kafka_reader
     from tickflow.stream.decode import Limits
     from tickflow.stream.processor import OUTPUT_SCHEMA, ForwardFill
 
@@ -227,10 +228,7 @@ def build_query(
         Limits(max_future_us=int(stream.max_future_s * 1e6), crossed_tolerance=stream.crossed_tolerance),
     )
     source = (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", settings.bootstrap_servers)
-        .option("subscribe", stream.input_topic)
-        .option("startingOffsets", stream.starting_offsets)
+        kafka_reader(spark, settings, stream.input_topic, streaming=True, starting_offsets=stream.starting_offsets)
         .option("maxOffsetsPerTrigger", stream.max_offsets_per_trigger)
         .option("failOnDataLoss", "true")
         .load()

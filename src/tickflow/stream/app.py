@@ -2,8 +2,10 @@
 
 ``build_query`` wires one Structured Streaming query:
 
-    Kafka source (md.events, grouped by message key = instrument id)
-      -> transformWithStateInPandas(ForwardFill)      decode, validate, fill; state in RocksDB
+    Kafka source (md.events)
+      -> from_avro per registered writer schema       decode in the JVM into the latest reader schema
+      -> groupBy(bucket of instrument id)
+         .transformWithStateInPandas(ForwardFill)     validate, fill; state per instrument in RocksDB
       -> foreachBatch(publish)                         per micro-batch:
            dlq rows    -> md.dlq (original bytes; reason, topic, partition, offset in headers)
            filled rows -> view `filled_events` -> enrichment SQL (Hive ref views) -> Avro -> md.enriched
@@ -30,7 +32,7 @@ from tickflow.schemas import TOPIC_SCHEMAS, load
 from tickflow.settings import REPO_ROOT, Settings
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.streaming.query import StreamingQuery
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,9 @@ class StreamSettings(BaseSettings):
     max_future_s: float = Field(default=60.0, description="Events further in the future go to the DLQ.")
     crossed_tolerance: float = Field(default=0.0, description="Bid above ask by more than this fraction -> DLQ.")
     state_partitions: int = Field(default=4, description="State store partitions; fixed once a checkpoint exists.")
+    fill_buckets: int = Field(
+        default=16, description="Instrument buckets the fill groups by; fixed once a checkpoint exists."
+    )
     query_name: str = "tickflow_enrichment"
 
     def checkpoint(self, settings: Settings) -> Path:
@@ -194,6 +199,70 @@ class Publisher:
         self.counters.filled += kinds.get("filled", 0)
 
 
+def registered_writers(settings: Settings, subject: str) -> dict[int, str]:
+    """Every schema registered under ``subject``, by id (empty when the subject does not exist yet)."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    client = SchemaRegistryClient({"url": settings.registry_url})
+    try:
+        versions = client.get_versions(subject)
+    except SchemaRegistryError as error:
+        if error.http_status_code == 404:
+            return {}
+        raise
+    registered = (client.get_version(subject, version) for version in versions)
+    return {int(r.schema_id or 0): str(r.schema.schema_str) for r in registered}
+
+
+def bucket(column: Column, buckets: int) -> Column:
+    """The fill's grouping key for an instrument id: a stable hash bucket."""
+    from pyspark.sql import functions as F
+
+    return F.pmod(F.xxhash64(column), F.lit(buckets))
+
+
+def decoded_events(raw: DataFrame, reader: dict[str, Any], writers: dict[int, str], buckets: int) -> DataFrame:
+    """Kafka records -> the processor's input: coordinates, ``decoded`` and the reader schema's fields.
+
+    ``from_avro`` with the writer schema of the record's id and ``avroSchema`` = the reader resolves
+    every known version into the latest schema, in the JVM. PERMISSIVE mode turns bad bytes into a
+    null, so they and unknown ids arrive with ``decoded = false`` and the processor sorts them out.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.avro.functions import from_avro
+
+    reader_text = json.dumps(reader)
+    framed = (F.length("value") >= 6) & (F.substring("value", 1, 1) == F.lit(b"\x00"))
+    schema_id = F.conv(F.hex(F.substring("value", 2, 4)), 16, 10).cast("long")
+    body = F.expr("substring(value, 6)")
+    event = F.lit(None)
+    for writer_id, writer in writers.items():
+        decode = from_avro(body, writer, {"mode": "PERMISSIVE", "avroSchema": reader_text})
+        event = F.when(framed & (schema_id == writer_id), decode).otherwise(event)
+    if not writers:
+        event = from_avro(F.lit(None).cast("binary"), reader_text)  # typed nulls: everything decodes in Python
+    key = F.coalesce(F.col("key").cast("string"), F.lit(""))
+    fields = [f["name"] for f in reader["fields"]]
+    return raw.select(
+        key.alias("kafka_key"),
+        "value",
+        "topic",
+        "partition",
+        "offset",
+        F.unix_micros("timestamp").alias("ingest_time"),
+        bucket(key, buckets).alias("bucket"),
+        event.alias("event"),
+    ).select(
+        *(c for c in ("kafka_key", "value", "topic", "partition", "offset", "ingest_time", "bucket")),
+        F.col("event").isNotNull().alias("decoded"),
+        *(
+            F.unix_micros(F.col("event.event_time")).alias(name) if name == "event_time" else F.col(f"event.{name}")
+            for name in fields
+        ),
+    )
+
+
 def build_query(
     spark: SparkSession,
     settings: Settings,
@@ -227,22 +296,22 @@ def build_query(
         settings.registry_url,
         Limits(max_future_us=int(stream.max_future_s * 1e6), crossed_tolerance=stream.crossed_tolerance),
     )
-    source = (
+    raw = (
         kafka_reader(spark, settings, stream.input_topic, streaming=True, starting_offsets=stream.starting_offsets)
         .option("maxOffsetsPerTrigger", stream.max_offsets_per_trigger)
         .option("failOnDataLoss", "true")
         .load()
-        .select(
-            F.coalesce(F.col("key").cast("string"), F.lit("")).alias("kafka_key"),
-            "value",
-            "topic",
-            "partition",
-            "offset",
-            "timestamp",
-        )
     )
-    grouped_initial = initial_state.groupBy("instrument_id") if initial_state is not None else None
-    filled = source.groupBy("kafka_key").transformWithStateInPandas(
+    writers = registered_writers(settings, f"{stream.input_topic}-value")
+    if not writers:
+        log.warning("no schema under %s-value yet: every record is decoded in Python", stream.input_topic)
+    events = decoded_events(raw, reader_schema, writers, stream.fill_buckets)
+    grouped_initial = (
+        initial_state.withColumn("bucket", bucket(F.col("instrument_id"), stream.fill_buckets)).groupBy("bucket")
+        if initial_state is not None
+        else None
+    )
+    filled = events.groupBy("bucket").transformWithStateInPandas(
         statefulProcessor=processor,
         outputStructType=OUTPUT_SCHEMA,
         outputMode="Append",

@@ -1,11 +1,18 @@
-"""The stateful operator: per instrument, decode, validate and forward-fill a micro-batch.
+"""The stateful operator: forward-fill a micro-batch of decoded events, state in RocksDB.
 
-Input rows are raw Kafka records grouped by the message key (the instrument id), so one
-Python pass decodes, validates and fills, and nothing is decoded twice. Output rows are
-of two kinds: ``filled`` (one per instrument and event time, see ``fill.py``) and
-``dlq`` (the original bytes, where they came from, and why they were rejected). The
-per-instrument state lives in Spark's state store (RocksDB), checkpointed with the
-query, so it survives restarts.
+The JVM decodes the Confluent-framed Avro before this runs (``from_avro``, one branch per
+writer schema registered when the query started; see ``app.decoded_events``). Rows it could
+not decode (not the wire format, a schema id it did not know, bad bytes) arrive with
+``decoded = false`` and are decoded here with fastavro and the registry, so a writer schema
+registered later still flows and everything else gets a precise reason.
+
+Rows are grouped by a bucket of the instrument id, not by the instrument: one call fills
+thousands of events of many instruments with whole-column operations (``fill.fill_frame``),
+where a call per instrument would cost more than the fill itself. The per-instrument
+registers live in a map state (instrument id -> STATE_SCHEMA) in Spark's state store,
+checkpointed with the query, so they survive restarts. Output rows are of two kinds:
+``filled`` (one per instrument and event time) and ``dlq`` (the original bytes, where they
+came from, and why they were rejected).
 """
 
 from __future__ import annotations
@@ -29,8 +36,8 @@ from pyspark.sql.types import (
 )
 
 from tickflow.avro_codec import to_micros
-from tickflow.stream.decode import Decoder, Limits, Rejected, registry_fetcher, validate
-from tickflow.stream.fill import FILL_FIELDS, InstrumentState, fill_columns
+from tickflow.stream.decode import Decoder, Limits, Rejected, registry_fetcher, reject_reasons
+from tickflow.stream.fill import FILL_FIELDS, NEVER, InstrumentState, fill_frame
 
 FIELD_TYPES = {
     "bid_price": DoubleType(),
@@ -71,7 +78,7 @@ OUTPUT_SCHEMA = StructType(
 
 def state_to_row(state: InstrumentState) -> tuple[Any, ...]:
     return (
-        *(state.values.get(n) for n in FILL_FIELDS),
+        *(plain(state.values.get(n), n) for n in FILL_FIELDS),
         *(state.as_of.get(n) for n in FILL_FIELDS),
         *(state.offsets.get(n) for n in FILL_FIELDS),
     )
@@ -88,25 +95,34 @@ def row_to_state(row: tuple[Any, ...]) -> InstrumentState:
     return state
 
 
+INSTRUMENT_KEY = StructType([StructField("instrument_id", StringType())])
 TIMESTAMP_COLUMNS = frozenset(f.name for f in OUTPUT_SCHEMA.fields if isinstance(f.dataType, TimestampType))
+NULLABLE_INTEGERS = {f.name: "Int64" if isinstance(f.dataType, LongType) else "Int32"
+                     for f in OUTPUT_SCHEMA.fields if isinstance(f.dataType, LongType | IntegerType)}  # fmt: skip
+DLQ_COLUMNS = ("kafka_key", "value", "topic", "partition", "offset")  # + reason -> the dlq_* columns
+EVENT_COLUMNS = (*DLQ_COLUMNS, "ingest_time")
 
 
 def _output(columns: dict[str, Any], rows: int) -> pd.DataFrame:
-    """One DataFrame in OUTPUT_SCHEMA's column order, built once from plain columns: timestamps
-    from µs as datetime64 (None -> NaT), absent columns as typed nulls (an all-NaN float column
-    cannot become a string or timestamp column on the way to Arrow)."""
-    out = {}
+    """One DataFrame in OUTPUT_SCHEMA's column order: timestamps from µs (None or NEVER -> NaT),
+    integers as nullable integers (pandas hands nullable longs over as floats), absent columns
+    as typed nulls (an all-NaN float column cannot become a string column on the way to Arrow)."""
+    out: dict[str, Any] = {}
     for name in OUTPUT_SCHEMA.fieldNames():
         values = columns.get(name)
-        if name in TIMESTAMP_COLUMNS:
-            micros = np.array([None] * rows if values is None else values, dtype="datetime64[us]")
-            out[name] = micros.astype("datetime64[ns]")
-        elif values is None:
+        if values is None:
             out[name] = np.full(rows, None, dtype=object)
         elif isinstance(values, str):
             out[name] = np.full(rows, values, dtype=object)
+        elif name in TIMESTAMP_COLUMNS:
+            micros = pd.array(values, dtype="Int64")
+            out[name] = pd.to_datetime(micros.to_numpy(dtype="float64", na_value=np.nan), unit="us").where(
+                (micros != NEVER).fillna(False).to_numpy(dtype=bool)
+            )
+        elif name in NULLABLE_INTEGERS:
+            out[name] = pd.array(values, dtype=NULLABLE_INTEGERS[name])
         else:
-            out[name] = np.array(values, dtype=object)
+            out[name] = values
     return pd.DataFrame(out)
 
 
@@ -119,43 +135,67 @@ class ForwardFill(StatefulProcessor):
         self.limits = limits
 
     def init(self, handle: StatefulProcessorHandle) -> None:
-        self.state = handle.getValueState("fill", STATE_SCHEMA)
+        self.state = handle.getMapState("fill", INSTRUMENT_KEY, STATE_SCHEMA)
         self.decoder = Decoder(self.reader_schema, registry_fetcher(self.registry_url))
 
     def handleInputRows(self, key: Any, rows: Iterator[pd.DataFrame], timerValues: Any) -> Iterator[pd.DataFrame]:
-        (kafka_key,) = key
         raw = pd.concat(list(rows), ignore_index=True)
-        now_us = time.time_ns() // 1000
-        events, rejected = [], []
-        for value, topic, partition, offset, timestamp in zip(
-            raw["value"], raw["topic"], raw["partition"], raw["offset"], raw["timestamp"], strict=True
-        ):
+        events, rejected = self._decode(raw)
+        reasons = reject_reasons(events, time.time_ns() // 1000, self.limits)
+        invalid = reasons != None  # noqa: E711 - elementwise on an object array
+        if invalid.any():
+            bad = events[invalid]
+            rejected.append(bad[list(DLQ_COLUMNS)].assign(reason=reasons[invalid]))
+        if rejected:
+            dlq = pd.concat(rejected, ignore_index=True)
+            yield _output(
+                {"kind": "dlq", **{f"dlq_{c.removeprefix('kafka_')}": dlq[c].to_numpy() for c in dlq}}, len(dlq)
+            )
+        valid = events[~invalid]
+        if valid.empty:
+            return
+        touched = set(valid["instrument_id"])
+        priors = {k[0]: row_to_state(v) for k, v in self.state.iterator() if k[0] in touched}
+        states, filled = fill_frame(priors, valid)
+        for instrument_id, state in states.items():
+            self.state.updateValue((instrument_id,), state_to_row(state))
+        yield _output({**filled, "kind": "filled"}, len(filled["event_time"]))
+
+    def _decode(self, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+        """Events (JVM-decoded, plus those fastavro decodes here) and the rejected rows with reasons."""
+        decoded = raw["decoded"].to_numpy(dtype=bool)
+        if decoded.all():
+            return raw, []
+        recovered, rejected = [], []
+        for row in raw[~decoded].itertuples(index=False):
             try:
-                record = self.decoder.decode(value)
-                validate(record, kafka_key or None, now_us, self.limits)
+                record = self.decoder.decode(row.value)
             except Rejected as reason:
-                rejected.append((kafka_key, value, topic, int(partition), int(offset), str(reason)))
+                rejected.append((row.kafka_key, row.value, row.topic, row.partition, row.offset, str(reason)))
                 continue
             record["event_time"] = to_micros(record["event_time"])
-            record["offset"] = int(offset)
-            record["ingest_time"] = int(pd.Timestamp(timestamp).value // 1000)
-            events.append(record)
-        if rejected:
-            names = ("dlq_key", "dlq_value", "dlq_topic", "dlq_partition", "dlq_offset", "dlq_reason")
-            dlq = {name: list(values) for name, values in zip(names, zip(*rejected, strict=True), strict=True)}
-            yield _output({**dlq, "kind": "dlq"}, len(rejected))
-        if not events:
-            return
-        stored = self.state.get() if self.state.exists() else None
-        prior = row_to_state(stored) if stored is not None else None
-        state, filled = fill_columns(prior, events)
-        self.state.update(state_to_row(state))
-        yield _output({**filled, "kind": "filled", "instrument_id": kafka_key}, len(filled["event_time"]))
+            recovered.append({**record, **{c: getattr(row, c) for c in EVENT_COLUMNS}})
+        frames = [raw[decoded]]
+        if recovered:
+            frames.append(pd.DataFrame(recovered))
+        rejected_frame = pd.DataFrame(rejected, columns=[*DLQ_COLUMNS, "reason"])
+        return pd.concat(frames, ignore_index=True), [rejected_frame] if rejected else []
 
     def handleInitialState(self, key: Any, initialState: pd.DataFrame, timerValues: Any) -> None:
-        """Restore from an exported snapshot: one row per instrument in STATE_SCHEMA's columns."""
-        row = initialState.iloc[0]
-        self.state.update(tuple(None if pd.isna(row[c]) else row[c] for c in STATE_SCHEMA.fieldNames()))
+        """Restore from an exported snapshot: rows of instrument_id + STATE_SCHEMA columns."""
+        for _, row in initialState.iterrows():
+            self.state.updateValue((row["instrument_id"],), tuple(plain(row[c], c) for c in STATE_SCHEMA.fieldNames()))
 
     def close(self) -> None:
         pass
+
+
+LONG_FIELDS = frozenset(f.name for f in STATE_SCHEMA.fields if isinstance(f.dataType, LongType))
+
+
+def plain(value: Any, field: str) -> Any:
+    """Plain Python of a state field's type (numpy scalars, and pandas' floats for nullable longs)."""
+    if value is None or (isinstance(value, float) and value != value) or value is pd.NA:
+        return None
+    value = value.item() if hasattr(value, "item") else value
+    return int(value) if field in LONG_FIELDS else value

@@ -17,7 +17,7 @@ import pandas as pd
 
 from tickflow.errors import TickflowError
 from tickflow.stream.fill import FILL_FIELDS
-from tickflow.stream.processor import STATE_SCHEMA
+from tickflow.stream.processor import STATE_SCHEMA, plain
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -28,14 +28,11 @@ SNAPSHOT_TABLE = "ops.state_snapshots"
 def read_state(spark: SparkSession, checkpoint: Path) -> DataFrame:
     """The current per-instrument state in the checkpoint: instrument_id + STATE_SCHEMA columns."""
     from pyspark.sql import functions as F
-    from pyspark.sql.types import StructType
 
     if not (checkpoint / "state").exists():
         raise TickflowError(f"There is no stream state in {checkpoint}: run the stream first.")
     raw = spark.read.format("statestore").option("operatorId", 0).option("stateVarName", "fill").load(str(checkpoint))
-    key_type = raw.schema["key"].dataType
-    key_field = key_type.names[0] if isinstance(key_type, StructType) else "kafka_key"
-    return raw.select(F.col("key").getField(key_field).alias("instrument_id"), "value.*")
+    return raw.select(F.col("user_map_key.instrument_id").alias("instrument_id"), "user_map_value.*")
 
 
 def export_snapshot(spark: SparkSession, checkpoint: Path, snapshot_id: str | None = None) -> tuple[str, int]:
@@ -47,7 +44,7 @@ def export_snapshot(spark: SparkSession, checkpoint: Path, snapshot_id: str | No
         {
             "instrument_id": row["instrument_id"],
             "field": name,
-            "value_json": json.dumps(_plain(row[name], name)),
+            "value_json": json.dumps(plain(row[name], name)),
             "as_of": pd.Timestamp(int(row[f"{name}_as_of"]), unit="us").to_pydatetime(),
             "source_offset": int(row[f"{name}_offset"]),
             "taken_at": taken_at,
@@ -76,18 +73,9 @@ def snapshot_state(spark: SparkSession, snapshot_id: str) -> DataFrame:
     wide: dict[str, dict[str, Any]] = {}
     for row in rows.itertuples(index=False):
         registers = wide.setdefault(row.instrument_id, {})
-        registers[row.field] = _plain(json.loads(row.value_json), row.field)
+        registers[row.field] = plain(json.loads(row.value_json), row.field)
         registers[f"{row.field}_as_of"] = int(pd.Timestamp(row.as_of).value // 1000)
         registers[f"{row.field}_offset"] = int(row.source_offset)
     schema = StructType([StructField("instrument_id", StringType()), *STATE_SCHEMA.fields])
     data = [(iid, *(registers.get(c) for c in STATE_SCHEMA.fieldNames())) for iid, registers in wide.items()]
     return spark.createDataFrame(data, schema)
-
-
-LONG_FIELDS = frozenset(f.name for f in STATE_SCHEMA.fields if f.dataType.typeName() == "long")
-
-
-def _plain(value: Any, field: str) -> Any:
-    """Plain Python of the state field's type (pandas turns nullable longs into floats)."""
-    value = value.item() if hasattr(value, "item") else value
-    return int(value) if field in LONG_FIELDS and value is not None else value

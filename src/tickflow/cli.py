@@ -74,8 +74,12 @@ def up(services: ServiceNames = None) -> None:
     settings = Settings()
     started = time.monotonic()
     with speaking_errors():
-        rows = supervisor(settings).up(services, on_event=_print_event)
+        stack = supervisor(settings)
+        rows = stack.up(services, on_event=_print_event)
+        notices = [notice for s in stack.ordered(services) if (notice := s.notice())]
     console.print(_status_table(rows))
+    for notice in notices:
+        console.print(notice)
     console.print(f"stack up in {time.monotonic() - started:.1f}s; state in {settings.root}")
 
 

@@ -32,6 +32,7 @@ class StackPorts(BaseSettings):
     thriftserver: int = 10000
     postgres: int = 5432
     spark_ui: int = 4040
+    airflow: int = 8080
 
 
 class Settings(BaseSettings):
@@ -98,6 +99,10 @@ class Settings(BaseSettings):
     @property
     def postgres_url(self) -> str:
         return f"jdbc:postgresql://{self.host}:{self.ports.postgres}/secmaster"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://{self.host}:{self.ports.airflow}"
 
     @property
     def warehouse_dir(self) -> Path:

@@ -6,6 +6,7 @@ Adding a service means writing one ``Service`` subclass and listing it in ``SERV
 from __future__ import annotations
 
 from tickflow.settings import Settings
+from tickflow.stack.airflow import AirflowApiServer, AirflowDagProcessor, AirflowScheduler, AirflowTriggerer
 from tickflow.stack.base import Service, StackError
 from tickflow.stack.connect import Connect
 from tickflow.stack.kafka import Kafka
@@ -14,7 +15,18 @@ from tickflow.stack.postgres import Postgres
 from tickflow.stack.registry import Registry
 from tickflow.stack.supervisor import Supervisor
 
-SERVICES: tuple[type[Service], ...] = (Kafka, Registry, Connect, Metastore, ThriftServer, Postgres)
+SERVICES: tuple[type[Service], ...] = (
+    Kafka,
+    Registry,
+    Connect,
+    Metastore,
+    ThriftServer,
+    Postgres,
+    AirflowApiServer,
+    AirflowScheduler,
+    AirflowDagProcessor,
+    AirflowTriggerer,
+)
 
 
 def supervisor(settings: Settings) -> Supervisor:

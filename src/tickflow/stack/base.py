@@ -96,6 +96,10 @@ class Service(ABC):
     def bootstrap(self) -> None:  # noqa: B027 - optional hook, most services need none
         """Idempotent set-up that needs the running service (databases, users); runs after each up."""
 
+    def notice(self) -> str | None:
+        """A line for the person after ``stack up`` (a URL and login), if the service has one."""
+        return None
+
     def healthy(self) -> bool:
         try:
             self.check_health()

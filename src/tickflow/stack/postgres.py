@@ -1,4 +1,4 @@
-"""PostgreSQL from Debian's packages: the security master's database (and later Airflow's).
+"""PostgreSQL from Debian's packages: the security master's database and Airflow's metadata database.
 
 The server runs in the foreground under the supervisor with its cluster in
 ``<state>/postgres/data``. PostgreSQL refuses to run as root, so when the stack is
@@ -20,7 +20,7 @@ from pathlib import Path
 from tickflow.settings import Settings
 from tickflow.stack.base import Service, StackError
 
-DATABASES = ("secmaster",)
+DATABASES = ("secmaster", "airflow")
 PG_DIRS = (Path("/usr/lib/postgresql"),)
 
 

@@ -1,0 +1,1 @@
+"""Operators: template, then call one tickflow function."""

@@ -1,0 +1,52 @@
+"""Wait until the enrichment stream is healthy (or stopped); fail at once when it is dead or stalled."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator
+
+from tickflow.airflow.hooks.stream import EnrichmentStreamHook
+
+
+class EnrichmentStreamHealthSensor(BaseSensorOperator):
+    """Pokes the stream's health and logs it as one line each time.
+
+    :param expect: ``healthy`` (the default) or ``stopped``. Waiting for ``healthy``
+        succeeds at the first healthy verdict, keeps waiting while the app is starting, and
+        fails the task when it is dead or stalled, because waiting will not heal those.
+    """
+
+    template_fields: Sequence[str] = ("expect",)
+
+    def __init__(
+        self,
+        *,
+        expect: str = "healthy",
+        spark_conn_id: str = "spark_default",
+        kafka_conn_id: str = "kafka_default",
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("poke_interval", 10)
+        kwargs.setdefault("timeout", 600)
+        kwargs.setdefault("mode", "poke")
+        super().__init__(**kwargs)
+        self.expect = expect
+        self.spark_conn_id = spark_conn_id
+        self.kafka_conn_id = kafka_conn_id
+
+    def poke(self, context: Any) -> bool:
+        from airflow.sdk.exceptions import AirflowException
+
+        from tickflow.streamapp import Verdict
+
+        health = EnrichmentStreamHook(self.spark_conn_id, self.kafka_conn_id).health()
+        if self.expect == "stopped":
+            self.log.info("%s", health.line())
+            return health.verdict in (Verdict.STOPPED, Verdict.DEAD)
+        if health.verdict in (Verdict.DEAD, Verdict.STALLED, Verdict.STOPPED):
+            self.log.error("%s", health.line())
+            raise AirflowException(health.line())
+        self.log.info("%s", health.line())
+        return health.ok

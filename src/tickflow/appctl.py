@@ -1,0 +1,271 @@
+"""Long-running applications (the enrichment stream) started detached, found again, stopped.
+
+Whoever starts the app (an Airflow task, a person) may die right after; the app must
+outlive it and nobody may ever start a second copy. Airflow alone cannot promise that:
+a task can run twice when a scheduler restarts or a zombie is re-queued (apache/airflow
+#17479), and remembering the submission in Airflow's own state leaves a window between
+"submitted" and "recorded" in which a retry submits again (#67118). So the guarantee
+lives here, on the machine that runs the app:
+
+- ``<state>/apps/<name>/lock`` is held with ``flock`` around every check-then-start and
+  stop. The kernel releases it when the holder dies, so a killed task never leaves a stale
+  lock and the next caller simply goes ahead.
+- ``<state>/apps/<name>/app.json`` records the pid *and* the kernel start time of the app's
+  process-group leader; a reused pid is not mistaken for the app.
+- The app's environment carries ``TICKFLOW_APP=<name>@<state dir>``; if the record is lost
+  (a crash between spawn and write), a scan of ``/proc`` finds the running copy and adopts it
+  instead of starting another.
+- The app runs in its own session (process group), so stopping it stops spark-submit, its
+  JVM and its Python workers together, and the caller's exit does not touch it.
+- ``desired.json`` remembers an explicit stop, so a scheduled watchdog does not resurrect an
+  app somebody stopped on purpose; an explicit start clears it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tickflow.errors import TickflowError
+
+APP_MARKER = "TICKFLOW_APP"
+
+
+def proc_start_ticks(pid: int) -> int | None:
+    """The process start time in clock ticks since boot, or None when it is gone (or a zombie)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] == "Z":
+        return None
+    return int(fields[19])
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+@dataclass(frozen=True)
+class AppRecord:
+    pid: int
+    start_ticks: int
+    started_at: float
+    command: list[str]
+    log: str
+
+    def alive(self) -> bool:
+        return proc_start_ticks(self.pid) == self.start_ticks
+
+
+@dataclass(frozen=True)
+class StartResult:
+    started: bool
+    record: AppRecord
+    reason: str
+
+
+class AppControl:
+    """Start-once, find, stop for one named application under a state directory."""
+
+    def __init__(self, name: str, state_dir: Path, lock_timeout_s: float = 120.0) -> None:
+        self.name = name
+        self.state_dir = state_dir
+        self.home = state_dir / "apps" / name
+        self.lock_timeout_s = lock_timeout_s
+
+    @property
+    def marker(self) -> str:
+        return f"{self.name}@{self.state_dir}"
+
+    @property
+    def record_path(self) -> Path:
+        return self.home / "app.json"
+
+    @property
+    def desired_path(self) -> Path:
+        return self.home / "desired.json"
+
+    # -- the lock --------------------------------------------------------------------
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Exclusive hold of this app's lock; waits for another holder up to lock_timeout_s."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        with (self.home / "lock").open("a+") as handle:
+            deadline = time.monotonic() + self.lock_timeout_s
+            while True:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TickflowError(
+                            f"Another process has held the lock of {self.name} for {self.lock_timeout_s:.0f}s: "
+                            f"find it with `fuser {self.home / 'lock'}` and let it finish or stop it."
+                        ) from None
+                    time.sleep(0.2)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    # -- finding the app -------------------------------------------------------------
+
+    def _read_record(self) -> AppRecord | None:
+        try:
+            return AppRecord(**json.loads(self.record_path.read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def _write_record(self, record: AppRecord) -> None:
+        partial = self.record_path.with_suffix(".partial")
+        partial.write_text(json.dumps(record.__dict__))
+        partial.replace(self.record_path)
+
+    def _marked_processes(self) -> list[int]:
+        """Pids whose environment carries this app's marker (any process of its group)."""
+        needle = f"{APP_MARKER}={self.marker}".encode()
+        found = []
+        for environ in Path("/proc").glob("[0-9]*/environ"):
+            try:
+                if needle in environ.read_bytes().split(b"\0"):
+                    found.append(int(environ.parent.name))
+            except (OSError, ValueError):
+                continue
+        return found
+
+    def _adopt_orphan(self) -> AppRecord | None:
+        """A running copy without a record (its starter died before writing it)."""
+        for pid in self._marked_processes():
+            try:
+                pgid = os.getpgid(pid)
+            except ProcessLookupError:
+                continue
+            ticks = proc_start_ticks(pgid)
+            if ticks is None:
+                continue
+            record = AppRecord(pgid, ticks, time.time(), ["(adopted)"], "")
+            self._write_record(record)
+            return record
+        return None
+
+    def running(self) -> AppRecord | None:
+        """The running copy, if any (by record, else by marker)."""
+        record = self._read_record()
+        if record is not None and record.alive():
+            return record
+        return self._adopt_orphan()
+
+    # -- desired state ---------------------------------------------------------------
+
+    def stopped_on_request(self) -> float | None:
+        """When somebody last stopped the app on purpose (and nobody started it since), else None."""
+        try:
+            when: float = json.loads(self.desired_path.read_text())["stopped_at"]
+        except (OSError, ValueError, KeyError):
+            return None
+        return when
+
+    # -- start and stop --------------------------------------------------------------
+
+    def ensure_started(
+        self,
+        command: Sequence[str],
+        env: Mapping[str, str],
+        log: Path,
+        cwd: Path | None = None,
+        restart: bool = False,
+        grace_s: float = 60.0,
+    ) -> StartResult:
+        """Start the app unless a copy runs (``restart``: stop that copy first).
+
+        The check, the stop and the start are one step under the lock, so no other start slips in.
+        """
+        with self.locked():
+            self.desired_path.unlink(missing_ok=True)
+            existing = self.running()
+            if existing is not None and not restart:
+                return StartResult(False, existing, f"already running as pid {existing.pid}")
+            if existing is not None:
+                _stop_group(existing.pid, grace_s)
+                self.record_path.unlink(missing_ok=True)
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("ab") as out:
+                out.write(f"\n==== tickflow: starting {self.name} at {time.ctime()} ====\n".encode())
+                out.flush()
+                proc = subprocess.Popen(
+                    list(command),
+                    cwd=cwd,
+                    env={**env, APP_MARKER: self.marker},
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            ticks = proc_start_ticks(proc.pid)
+            if ticks is None:
+                raise TickflowError(f"{self.name} exited at once: read {log} for the cause.")
+            record = AppRecord(proc.pid, ticks, time.time(), list(command), str(log))
+            self._write_record(record)
+            return StartResult(True, record, f"started as pid {proc.pid}")
+
+    def stop(self, grace_s: float = 60.0, on_request: bool = True) -> AppRecord | None:
+        """SIGTERM the app's process group (the app stops after its current batch), SIGKILL after grace_s.
+
+        Returns the record of what was stopped, or None when nothing ran.
+        """
+        with self.locked():
+            if on_request:
+                self.desired_path.write_text(json.dumps({"stopped_at": time.time()}))
+            record = self.running()
+            if record is None:
+                return None
+            _stop_group(record.pid, grace_s)
+            self.record_path.unlink(missing_ok=True)
+            return record
+
+
+def _stop_group(pgid: int, grace_s: float) -> bool:
+    """SIGTERM the group, wait, then SIGKILL what is left. True when TERM was enough."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        _reap(pgid)
+        if not _group_alive(pgid):
+            return True
+        time.sleep(0.3)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        return True
+    while _group_alive(pgid):
+        _reap(pgid)
+        time.sleep(0.1)
+    return False

@@ -1,0 +1,225 @@
+"""The enrichment stream as a managed, detached application: start, health, restart, stop.
+
+The stream (``spark_apps/enrichment_stream.py``) runs under ``spark-submit`` with the
+pinned connectors, detached from whoever started it (see ``tickflow.appctl`` for why at most
+one copy ever runs). Its health comes from what the app itself writes after every
+micro-batch (``StreamSettings.progress``: batch, rates, DLQ total, state rows, end offsets)
+and from the topic's high watermarks, so "no batch lately" is told apart from "idle":
+
+    stopped   not running, stopped on request
+    dead      not running, nobody asked for that
+    starting  running, no batch yet, within the start grace period
+    stalled   running, but no batch for too long while input waits (or none since start)
+    healthy   running, batches coming (or idle with nothing to read)
+
+Nothing here imports Airflow or pyspark; the Airflow operators call it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from tickflow.appctl import AppControl, AppRecord, StartResult
+from tickflow.settings import REPO_ROOT, Settings
+
+APP_NAME = "enrichment-stream"
+SPARK_APP_NAME = "tickflow-enrichment"
+ENTRY_POINT = REPO_ROOT / "spark_apps" / "enrichment_stream.py"
+
+
+class Verdict(StrEnum):
+    HEALTHY = "healthy"
+    STARTING = "starting"
+    STALLED = "stalled"
+    DEAD = "dead"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class HealthLimits:
+    start_grace_s: float = 300.0
+    stall_after_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class StreamHealth:
+    verdict: Verdict
+    reason: str
+    pid: int | None = None
+    uptime_s: float | None = None
+    batch_id: int | None = None
+    batch_age_s: float | None = None
+    input_rate: float | None = None
+    processed_rate: float | None = None
+    lag: int | None = None
+    dlq_total: int | None = None
+    state_rows: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict is Verdict.HEALTHY
+
+    def line(self) -> str:
+        """One line a person reads in a task log to know how the stream is."""
+        parts = [f"enrichment stream {self.verdict.value.upper()}: {self.reason}"]
+        if self.pid is not None:
+            parts.append(f"pid {self.pid}, up {_duration(self.uptime_s)}")
+        if self.batch_id is not None:
+            parts.append(f"batch {self.batch_id} {_duration(self.batch_age_s)} ago")
+        if self.input_rate is not None:
+            parts.append(f"in {self.input_rate:,.0f}/s, processed {self.processed_rate or 0:,.0f}/s")
+        if self.lag is not None:
+            parts.append(f"lag {self.lag:,}")
+        if self.dlq_total is not None:
+            parts.append(f"DLQ {self.dlq_total:,}")
+        if self.state_rows is not None:
+            parts.append(f"state {self.state_rows:,} rows")
+        return "; ".join(parts)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def lag_of(end_offsets: Mapping[str, Mapping[str, int]] | None, high_watermarks: Mapping[tuple[str, int], int]) -> int:
+    """Records in the topic beyond the last batch's end offsets (partitions the batch never saw count whole)."""
+    done = {
+        (topic, int(partition)): int(offset)
+        for topic, offsets in (end_offsets or {}).items()
+        for partition, offset in offsets.items()
+    }
+    return sum(max(high - done.get(key, 0), 0) for key, high in high_watermarks.items())
+
+
+def assess(
+    record: AppRecord | None,
+    stopped_at: float | None,
+    progress: Mapping[str, Any] | None,
+    lag: int | None,
+    now: float,
+    limits: HealthLimits = HealthLimits(),
+) -> StreamHealth:
+    """The verdict from the facts; pure, so every rule is unit-tested."""
+    if record is None:
+        if stopped_at is not None:
+            return StreamHealth(Verdict.STOPPED, f"stopped on request at {time.ctime(stopped_at)}")
+        return StreamHealth(Verdict.DEAD, "not running")
+    uptime = now - record.started_at
+    common: dict[str, Any] = {"pid": record.pid, "uptime_s": uptime, "lag": lag}
+    if progress is None or float(progress.get("written_at") or 0) < record.started_at:
+        if uptime < limits.start_grace_s:
+            return StreamHealth(Verdict.STARTING, "no micro-batch yet", **common)
+        return StreamHealth(Verdict.STALLED, f"no micro-batch in the {uptime:.0f}s since start", **common)
+    age = now - float(progress["written_at"])
+    common.update(
+        batch_id=progress.get("batch_id"),
+        batch_age_s=age,
+        input_rate=progress.get("input_rows_per_second"),
+        processed_rate=progress.get("processed_rows_per_second"),
+        dlq_total=progress.get("dlq_total"),
+        state_rows=progress.get("state_rows"),
+    )
+    if age > limits.stall_after_s and (lag is None or lag > 0):
+        waiting = "unknown input" if lag is None else f"{lag:,} records waiting"
+        return StreamHealth(Verdict.STALLED, f"no micro-batch for {age:.0f}s with {waiting}", **common)
+    if age > limits.stall_after_s:
+        return StreamHealth(Verdict.HEALTHY, "idle, nothing to read", **common)
+    return StreamHealth(Verdict.HEALTHY, "micro-batches flowing", **common)
+
+
+class WatermarkSource(Protocol):
+    """What lag needs from a Kafka consumer (confluent_kafka.Consumer fits)."""
+
+    def list_topics(self, topic: str | None = ..., timeout: float = ...) -> Any: ...
+
+    def get_watermark_offsets(self, partition: Any, timeout: float = ..., cached: bool = ...) -> Any: ...
+
+
+def high_watermarks(consumer: WatermarkSource, topic: str, timeout_s: float = 10.0) -> dict[tuple[str, int], int]:
+    from confluent_kafka import TopicPartition
+
+    metadata = consumer.list_topics(topic, timeout=timeout_s)
+    partitions = metadata.topics[topic].partitions if topic in metadata.topics else {}
+    marks = {}
+    for partition in partitions:
+        _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
+        marks[(topic, int(partition))] = int(high)
+    return marks
+
+
+class EnrichmentStream:
+    """The one enrichment stream of a state directory."""
+
+    def __init__(self, settings: Settings, stream: Any | None = None, master: str = "local[2]") -> None:
+        from tickflow.stream.app import StreamSettings
+
+        self.settings = settings
+        self.stream: StreamSettings = stream or StreamSettings()
+        self.master = master
+        self.control = AppControl(APP_NAME, settings.root)
+
+    @property
+    def log_path(self) -> Path:
+        return self.settings.root / "logs" / f"{APP_NAME}.log"
+
+    @property
+    def progress_path(self) -> Path:
+        return self.stream.progress(self.settings)
+
+    def command(self) -> list[str]:
+        from tickflow.spark import submit_args
+        from tickflow.stack.tooling import pyspark_home
+        from tickflow.stream.app import spark_conf as stream_conf
+
+        spark_submit = pyspark_home() / "bin" / "spark-submit"
+        conf = submit_args(self.settings, SPARK_APP_NAME, self.master, extra=stream_conf(self.stream))
+        return [str(spark_submit), *conf, str(ENTRY_POINT)]
+
+    def environment(self) -> dict[str, str]:
+        """The caller's environment without Airflow's (its secrets are no business of the app)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        env.update(
+            TICKFLOW_STATE_DIR=str(self.settings.root),
+            SPARK_LOCAL_IP=self.settings.host,
+            PYSPARK_PYTHON=sys.executable,
+            PYSPARK_DRIVER_PYTHON=sys.executable,
+        )
+        return env
+
+    def start(self, restart: bool = False, grace_s: float = 60.0) -> StartResult:
+        """Start unless running; with ``restart``, stop the running copy first (one step under the lock)."""
+        return self.control.ensure_started(
+            self.command(), self.environment(), self.log_path, cwd=REPO_ROOT, restart=restart, grace_s=grace_s
+        )
+
+    def stop(self, grace_s: float = 60.0) -> AppRecord | None:
+        return self.control.stop(grace_s)
+
+    def progress(self) -> dict[str, Any] | None:
+        try:
+            loaded: dict[str, Any] = json.loads(self.progress_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return loaded
+
+    def health(self, consumer: WatermarkSource | None = None, limits: HealthLimits = HealthLimits()) -> StreamHealth:
+        progress = self.progress()
+        lag = None
+        if consumer is not None:
+            marks = high_watermarks(consumer, self.stream.input_topic)
+            lag = lag_of((progress or {}).get("end_offsets"), marks)
+        return assess(self.control.running(), self.control.stopped_on_request(), progress, lag, time.time(), limits)

@@ -1,0 +1,95 @@
+"""At most one copy of a managed app: the lock, the record, the marker, stop by process group."""
+
+from __future__ import annotations
+
+import multiprocessing
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tickflow.appctl import AppControl, AppRecord, proc_start_ticks
+from tickflow.errors import TickflowError
+
+SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(1)"]
+
+
+@pytest.fixture
+def control(tmp_path: Path) -> AppControl:
+    return AppControl("sleeper", tmp_path, lock_timeout_s=5)
+
+
+def _start(state_dir: str) -> int:
+    control = AppControl("sleeper", Path(state_dir), lock_timeout_s=30)
+    result = control.ensure_started(SLEEPER, {"PATH": "/usr/bin:/bin"}, Path(state_dir) / "sleeper.log")
+    return result.record.pid if result.started else -result.record.pid
+
+
+def test_a_second_start_finds_the_running_copy(control: AppControl, tmp_path: Path) -> None:
+    first = control.ensure_started(SLEEPER, {}, tmp_path / "log")
+    try:
+        second = control.ensure_started(SLEEPER, {}, tmp_path / "log")
+        assert first.started and not second.started
+        assert second.record.pid == first.record.pid and "already running" in second.reason
+    finally:
+        assert control.stop(grace_s=5) is not None
+    assert control.running() is None and proc_start_ticks(first.record.pid) is None
+
+
+def test_concurrent_starts_from_separate_processes_start_exactly_one(control: AppControl, tmp_path: Path) -> None:
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        pids = pool.map(_start, [str(tmp_path)] * 4)
+    try:
+        started = [p for p in pids if p > 0]
+        assert len(started) == 1, pids
+        assert {abs(p) for p in pids} == set(started)
+    finally:
+        control.stop(grace_s=5)
+
+
+def test_a_reused_pid_is_not_mistaken_for_the_app(control: AppControl, tmp_path: Path) -> None:
+    import os
+
+    me = os.getpid()
+    ticks = proc_start_ticks(me)
+    assert ticks is not None
+    control.home.mkdir(parents=True)
+    control._write_record(AppRecord(me, ticks + 1, time.time(), ["old"], ""))
+    assert control.running() is None
+
+
+def test_a_running_copy_without_a_record_is_adopted_not_duplicated(control: AppControl, tmp_path: Path) -> None:
+    first = control.ensure_started(SLEEPER, {}, tmp_path / "log")
+    try:
+        control.record_path.unlink()  # the starter died between spawn and record
+        again = control.ensure_started(SLEEPER, {}, tmp_path / "log")
+        assert not again.started and again.record.pid == first.record.pid
+    finally:
+        control.stop(grace_s=5)
+
+
+def test_restart_replaces_the_running_copy(control: AppControl, tmp_path: Path) -> None:
+    first = control.ensure_started(SLEEPER, {}, tmp_path / "log")
+    second = control.ensure_started(SLEEPER, {}, tmp_path / "log", restart=True, grace_s=5)
+    try:
+        assert second.started and second.record.pid != first.record.pid
+        assert proc_start_ticks(first.record.pid) is None
+    finally:
+        control.stop(grace_s=5)
+
+
+def test_stop_is_remembered_until_the_next_start(control: AppControl, tmp_path: Path) -> None:
+    assert control.stop() is None and control.stopped_on_request() is not None
+    control.ensure_started(SLEEPER, {}, tmp_path / "log")
+    try:
+        assert control.stopped_on_request() is None
+    finally:
+        control.stop(grace_s=5)
+
+
+def test_a_held_lock_times_out_with_a_sentence(control: AppControl) -> None:
+    quick = AppControl("sleeper", control.state_dir, lock_timeout_s=0.5)
+    with control.locked(), pytest.raises(TickflowError, match="held the lock"):
+        with quick.locked():
+            pass

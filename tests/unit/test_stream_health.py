@@ -1,0 +1,63 @@
+"""The enrichment stream's health verdicts, from the facts (no Spark, no Kafka)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tickflow.appctl import AppRecord
+from tickflow.streamapp import HealthLimits, Verdict, assess, lag_of
+
+NOW = 10_000.0
+LIMITS = HealthLimits(start_grace_s=300, stall_after_s=120)
+
+
+def record(started_ago: float) -> AppRecord:
+    return AppRecord(pid=42, start_ticks=1, started_at=NOW - started_ago, command=["x"], log="l")
+
+
+def progress(age: float, **extra: object) -> dict[str, object]:
+    return {"written_at": NOW - age, "batch_id": 7, "input_rows_per_second": 5000.0,
+            "processed_rows_per_second": 5200.0, "dlq_total": 3, "state_rows": 500, **extra}  # fmt: skip
+
+
+def test_not_running_is_dead_unless_stopped_on_request() -> None:
+    assert assess(None, None, None, None, NOW).verdict is Verdict.DEAD
+    assert assess(None, NOW - 5, None, None, NOW).verdict is Verdict.STOPPED
+
+
+def test_no_batch_yet_is_starting_within_the_grace_period_and_stalled_after() -> None:
+    assert assess(record(60), None, None, 0, NOW, LIMITS).verdict is Verdict.STARTING
+    assert assess(record(400), None, None, 0, NOW, LIMITS).verdict is Verdict.STALLED
+
+
+def test_progress_from_before_this_start_does_not_count() -> None:
+    stale = progress(age=1000)
+    assert assess(record(30), None, stale, 0, NOW, LIMITS).verdict is Verdict.STARTING
+
+
+@pytest.mark.parametrize(
+    ("age", "lag", "verdict"),
+    [
+        (5, 0, Verdict.HEALTHY),
+        (5, 10_000, Verdict.HEALTHY),  # behind, but batches are coming
+        (500, 0, Verdict.HEALTHY),  # idle: nothing to read
+        (500, 12, Verdict.STALLED),  # input waits and no batch for long
+        (500, None, Verdict.STALLED),  # lag unknown: assume the worst
+    ],
+)
+def test_old_batches_are_a_stall_only_when_input_waits(age: float, lag: int | None, verdict: Verdict) -> None:
+    assert assess(record(3600), None, progress(age), lag, NOW, LIMITS).verdict is verdict
+
+
+def test_the_health_line_says_everything_in_one_line() -> None:
+    line = assess(record(3600), None, progress(3), 250, NOW, LIMITS).line()
+    assert "\n" not in line
+    expected = ("HEALTHY", "pid 42", "batch 7 3s ago", "in 5,000/s, processed 5,200/s", "lag 250", "DLQ 3", "state 500")
+    for part in expected:
+        assert part in line
+
+
+def test_lag_counts_partitions_the_last_batch_never_saw() -> None:
+    marks = {("md.events", 0): 100, ("md.events", 1): 50, ("md.events", 2): 7}
+    assert lag_of({"md.events": {"0": 90, "1": 50}}, marks) == 10 + 0 + 7
+    assert lag_of(None, marks) == 157

@@ -54,6 +54,17 @@ def tmp_topic(stack: Settings) -> Iterator[str]:
     admin.delete_topics([name])[name].result(30)
 
 
+@pytest.fixture
+def topics(stack: Settings) -> Iterator[dict[str, str]]:
+    """Fresh events, enriched and dlq topics (3 partitions each) for one stream test."""
+    names = {kind: f"test.{kind}.{uuid.uuid4().hex[:8]}" for kind in ("events", "enriched", "dlq")}
+    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    for future in admin.create_topics([NewTopic(n, 3, 1) for n in names.values()]).values():
+        future.result(30)
+    yield names
+    admin.delete_topics(list(names.values()))
+
+
 @pytest.fixture(scope="session")
 def spark(stack: Settings) -> Iterator[SparkSession]:
     """One Spark application for the test session, on the shared metastore."""

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
 
 from tests.integration.conftest import hive_query, tickflow
+from tickflow.avro_codec import compile_encoder, confluent_prefix
 from tickflow.reference.lookup import instruments_as_of
 from tickflow.reference.quality import QualityGateFailed
 from tickflow.reference.refresh import refresh_all
 from tickflow.reference.sources import secmaster_connection, seed_secmaster
+from tickflow.schemas import load
 from tickflow.settings import Settings
 from tickflow.sources.landing import write_reference
 from tickflow.sources.universe import build_universe, fx_rates
-from tickflow.spark import kafka_reader
+from tickflow.stream.app import StreamSettings, build_query
 
 pytestmark = pytest.mark.integration
 INSTRUMENTS = 120
@@ -135,51 +140,59 @@ def test_a_collapsed_load_is_rejected_and_a_red_command_says_why(reference: Sett
         _reset_secmaster(reference)
 
 
-def test_a_running_stream_sees_a_refresh_at_its_next_micro_batch(
-    reference: Settings, spark, tmp_topic: str, tmp_path
+def test_the_running_enrichment_app_sees_a_refresh_at_its_next_micro_batch(
+    reference: Settings, spark, topics: dict[str, str], tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    """A minimal stream-static join, as the enrichment app does it: re-reading the view each batch."""
+    """The enrichment app's stream-static join re-reads the reference view each micro-batch: no restart."""
     refresh_all(spark, reference)
     target = current_view(reference)[3][0]
-    seen: list[tuple[int, str]] = []
-
-    def enrich(batch, batch_id: int) -> None:  # type: ignore[no-untyped-def]
-        batch.createOrReplaceTempView("batch_events")
-        rows = batch.sparkSession.sql(
-            "SELECT r.sector FROM batch_events b JOIN ref.instruments r ON CAST(b.key AS STRING) = r.instrument_id"
-        ).collect()
-        seen.extend((batch_id, row.sector) for row in rows)
-
-    stream = kafka_reader(spark, reference, tmp_topic, streaming=True).load()
-    query = (
-        stream.writeStream.foreachBatch(enrich)
-        .option("checkpointLocation", str(tmp_path / "checkpoint"))
-        .trigger(processingTime="1 second")
-        .start()
-    )
+    schema = load("tickflow.md.MarketEvent", reference.schemas_dir)
+    registry = SchemaRegistryClient({"url": reference.registry_url})
+    schema_id = registry.register_schema(f"{topics['events']}-value", Schema(schema.text, "AVRO"))
+    encode = compile_encoder(schema.definition, prefix=confluent_prefix(int(schema_id)))
+    stream = StreamSettings(
+        input_topic=topics["events"], output_topic=topics["enriched"], dlq_topic=topics["dlq"],
+        checkpoint_dir=tmp_path / "checkpoint", progress_file=tmp_path / "progress.json", trigger_interval="1 second",
+    )  # fmt: skip
+    query, _ = build_query(spark, reference, stream)
     producer = Producer({"bootstrap.servers": reference.bootstrap_servers})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": reference.bootstrap_servers,
+            "group.id": f"t-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.subscribe([topics["enriched"]])
+    deserialize = AvroDeserializer(registry)
+    sectors: dict[float, str] = {}
 
-    def send_and_wait(expected: str) -> None:
-        producer.produce(tmp_topic, b"x", key=target.encode())
+    def send_and_wait(price: float, expected: str) -> None:
+        event = {"event_id": f"r{price}", "instrument_id": target, "source": "prices", "sequence": int(price),
+                 "event_time": time.time_ns() // 1000, "last_price": price}  # fmt: skip
+        producer.produce(topics["events"], encode(event), target)
         producer.flush(10)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and (not seen or seen[-1][1] != expected):
-            time.sleep(0.5)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and price not in sectors:
+            for message in consumer.consume(100, 1.0):
+                if message.error() is None:
+                    record = deserialize(message.value(), None)
+                    sectors[record["last_price"]] = record["sector"]
             assert query.exception() is None
+        assert sectors.get(price) == expected
 
     try:
         original = dict((r[0], r[1]) for r in current_view(reference))[target]
-        send_and_wait(original)
-        assert seen[-1][1] == original
+        send_and_wait(1.0, original)
         with secmaster_connection(reference) as connection:
             connection.execute(
                 "UPDATE instruments SET sector = 'Refreshed', updated_at = now() WHERE instrument_id = %s", (target,)
             )
         refreshed = tickflow("reference", "refresh", check=False)  # another Spark application
         assert refreshed.returncode == 0, refreshed.stderr
-        send_and_wait("Refreshed")
-        assert seen[-1][1] == "Refreshed"
+        send_and_wait(2.0, "Refreshed")
         assert query.isActive  # same query, no restart
     finally:
         query.stop()
+        consumer.close()
         _reset_secmaster(reference)

@@ -10,14 +10,11 @@ import sys
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 
@@ -32,16 +29,6 @@ from tickflow.stream.fill import FILL_FIELDS
 from tickflow.stream.snapshot import export_snapshot, read_state, snapshot_state
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def topics(stack: Settings) -> Iterator[dict[str, str]]:
-    names = {kind: f"test.{kind}.{uuid.uuid4().hex[:8]}" for kind in ("events", "enriched", "dlq")}
-    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
-    for future in admin.create_topics([NewTopic(n, 3, 1) for n in names.values()]).values():
-        future.result(30)
-    yield names
-    admin.delete_topics(list(names.values()))
 
 
 def feed(settings: Settings, topic: str, count: int, seed: int) -> int:
@@ -328,3 +315,56 @@ def test_state_exported_to_a_snapshot_starts_a_new_checkpoint_where_the_old_one_
     }
     for instrument_id, fields in expected_final.items():
         assert {n: restored[instrument_id][n] for n in fields} == fields
+
+
+def test_every_registered_version_of_the_event_schema_flows_through(stack, spark, topics, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """v1 and v2 producers at once. A version registered after the query started is decoded in Python
+    (no restart needed); after a restart the JVM decodes it. Nothing goes to the DLQ."""
+    registry = SchemaRegistryClient({"url": stack.registry_url})
+    subject = f"{topics['events']}-value"
+    v1 = load("tickflow.md.MarketEvent", stack.schemas_dir)
+    v2_text = (Path(__file__).parents[1] / "fixtures" / "schemas" / "tickflow.md.MarketEvent.v2.avsc").read_text()
+    encode_v1 = compile_encoder(
+        v1.definition, prefix=confluent_prefix(registry.register_schema(subject, Schema(v1.text, "AVRO")))
+    )
+    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    sent = 0
+
+    def produce(encode: Any, extra: dict[str, Any]) -> None:
+        nonlocal sent
+        now = time.time_ns() // 1000
+        for i in range(40):
+            iid = f"XTST:V{i % 4}"
+            event = {"event_id": f"e{sent}", "instrument_id": iid, "source": "prices", "sequence": sent,
+                     "event_time": now + i, "last_price": 1.0 + sent, **extra}  # fmt: skip
+            producer.produce(topics["events"], encode(event), iid)
+            sent += 1
+        producer.flush(10)
+
+    stream = stream_settings(topics, tmp_path)
+    query, _ = build_query(spark, stack, stream)
+    try:
+        produce(encode_v1, {})
+        wait_until_caught_up(stack, topics["events"], lambda: progress_offsets(query, topics["events"]))
+        v2_id = registry.register_schema(subject, Schema(v2_text, "AVRO"))  # after the query started
+        encode_v2 = compile_encoder(json.loads(v2_text), prefix=confluent_prefix(v2_id))
+        produce(encode_v2, {"venue": "XBOS"})
+        produce(encode_v1, {})
+        wait_until_caught_up(stack, topics["events"], lambda: progress_offsets(query, topics["events"]))
+    finally:
+        query.stop()
+    query, _ = build_query(spark, stack, stream)  # the restarted query decodes v2 in the JVM
+    try:
+        produce(encode_v2, {"venue": "XBOS"})
+        wait_until_caught_up(stack, topics["events"], lambda: progress_offsets(query, topics["events"]))
+        assert query.exception() is None
+    finally:
+        query.stop()
+
+    assert read_topic(stack, topics["dlq"]) == []
+    expected_final, expected_times = expected_from_input(stack, topics["events"])
+    final, times, _ = published(stack, topics["enriched"])
+    assert times == expected_times and len(times) == sent
+    assert {iid: fields["last_price"] for iid, fields in final.items()} == {
+        iid: fields["last_price"] for iid, fields in expected_final.items()
+    }

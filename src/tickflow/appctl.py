@@ -15,8 +15,8 @@ lives here, on the machine that runs the app:
 - The app's environment carries ``TICKFLOW_APP=<name>@<state dir>``; if the record is lost
   (a crash between spawn and write), a scan of ``/proc`` finds the running copy and adopts it
   instead of starting another.
-- The app runs in its own session (process group), so stopping it stops spark-submit, its
-  JVM and its Python workers together, and the caller's exit does not touch it.
+- The app runs in its own session, so stopping it stops spark-submit, its JVM and its Python
+  workers together (every process of the session), and the caller's exit does not touch it.
 - ``desired.json`` remembers an explicit stop, so a scheduled watchdog does not resurrect an
   app somebody stopped on purpose; an explicit start clears it.
 """
@@ -51,14 +51,31 @@ def proc_start_ticks(pid: int) -> int | None:
     return int(fields[19])
 
 
-def _group_alive(pgid: int) -> bool:
+def _stat_fields(pid: int) -> list[str] | None:
     try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def session_members(sid: int) -> list[int]:
+    """Live processes of a session. Spark's Python worker daemon moves to a process group of its
+    own, so the session (not the process group) is what holds the whole app together."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        fields = _stat_fields(int(stat.parent.name))
+        if fields is not None and fields[0] != "Z" and int(fields[3]) == sid:
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _signal_session(sid: int, sig: signal.Signals) -> None:
+    for pid in session_members(sid):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
 
 
 def _reap(pid: int) -> None:
@@ -146,7 +163,7 @@ class AppControl:
         partial.replace(self.record_path)
 
     def _marked_processes(self) -> list[int]:
-        """Pids whose environment carries this app's marker (any process of its group)."""
+        """Pids whose environment carries this app's marker (any process of the app)."""
         needle = f"{APP_MARKER}={self.marker}".encode()
         found = []
         for environ in Path("/proc").glob("[0-9]*/environ"):
@@ -158,16 +175,19 @@ class AppControl:
         return found
 
     def _adopt_orphan(self) -> AppRecord | None:
-        """A running copy without a record (its starter died before writing it)."""
+        """A running copy without a record (its starter died before writing it): a marked session leader.
+
+        Only the leader counts: what is left of a killed app (a worker daemon finishing) is not the app.
+        """
         for pid in self._marked_processes():
             try:
-                pgid = os.getpgid(pid)
+                leader = os.getsid(pid) == pid
             except ProcessLookupError:
                 continue
-            ticks = proc_start_ticks(pgid)
-            if ticks is None:
+            ticks = proc_start_ticks(pid)
+            if not leader or ticks is None:
                 continue
-            record = AppRecord(pgid, ticks, time.time(), ["(adopted)"], "")
+            record = AppRecord(pid, ticks, time.time(), ["(adopted)"], "")
             self._write_record(record)
             return record
         return None
@@ -210,7 +230,7 @@ class AppControl:
             if existing is not None and not restart:
                 return StartResult(False, existing, f"already running as pid {existing.pid}")
             if existing is not None:
-                _stop_group(existing.pid, grace_s)
+                stop_session(existing.pid, grace_s)
                 self.record_path.unlink(missing_ok=True)
             log.parent.mkdir(parents=True, exist_ok=True)
             with log.open("ab") as out:
@@ -234,7 +254,7 @@ class AppControl:
             return StartResult(True, record, f"started as pid {proc.pid}")
 
     def stop(self, grace_s: float = 60.0, on_request: bool = True) -> AppRecord | None:
-        """SIGTERM the app's process group (the app stops after its current batch), SIGKILL after grace_s.
+        """SIGTERM the app's session (the app stops after its current batch), SIGKILL after grace_s.
 
         Returns the record of what was stopped, or None when nothing ran.
         """
@@ -244,28 +264,22 @@ class AppControl:
             record = self.running()
             if record is None:
                 return None
-            _stop_group(record.pid, grace_s)
+            stop_session(record.pid, grace_s)
             self.record_path.unlink(missing_ok=True)
             return record
 
 
-def _stop_group(pgid: int, grace_s: float) -> bool:
-    """SIGTERM the group, wait, then SIGKILL what is left. True when TERM was enough."""
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return True
+def stop_session(sid: int, grace_s: float) -> bool:
+    """SIGTERM every process of the session, wait, then SIGKILL what is left. True when TERM was enough."""
+    _signal_session(sid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        _reap(pgid)
-        if not _group_alive(pgid):
+        _reap(sid)
+        if not session_members(sid):
             return True
         time.sleep(0.3)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        return True
-    while _group_alive(pgid):
-        _reap(pgid)
+    while session_members(sid):
+        _signal_session(sid, signal.SIGKILL)
+        _reap(sid)
         time.sleep(0.1)
     return False

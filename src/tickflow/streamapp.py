@@ -10,7 +10,7 @@ and from the topic's high watermarks, so "no batch lately" is told apart from "i
     dead      not running, nobody asked for that
     starting  running, no batch yet, within the start grace period
     stalled   running, but no batch for too long while input waits (or none since start)
-    healthy   running, batches coming (or idle with nothing to read)
+    healthy   running, batches coming (or idle with nothing to read, once booted)
 
 Nothing here imports Airflow or pyspark; the Airflow operators call it.
 """
@@ -45,6 +45,11 @@ class Verdict(StrEnum):
 
 @dataclass(frozen=True)
 class HealthLimits:
+    """``boot_s``: how long the app needs to start its query (JVM, session, metastore, registry);
+    ``start_grace_s``: how long the first micro-batch may take; ``stall_after_s``: the longest
+    time without a micro-batch while input waits."""
+
+    boot_s: float = 90.0
     start_grace_s: float = 300.0
     stall_after_s: float = 120.0
 
@@ -121,6 +126,10 @@ def assess(
     uptime = now - record.started_at
     common: dict[str, Any] = {"pid": record.pid, "uptime_s": uptime, "lag": lag}
     if progress is None or float(progress.get("written_at") or 0) < record.started_at:
+        # Spark reports no progress for triggers without new data (only "idle" events, which the app
+        # does not record), so after a restart with nothing to read there is no batch to show.
+        if lag == 0 and uptime >= limits.boot_s:
+            return StreamHealth(Verdict.HEALTHY, "idle since start, nothing to read", **common)
         if uptime < limits.start_grace_s:
             return StreamHealth(Verdict.STARTING, "no micro-batch yet", **common)
         return StreamHealth(Verdict.STALLED, f"no micro-batch in the {uptime:.0f}s since start", **common)

@@ -8,7 +8,7 @@ from tickflow.appctl import AppRecord
 from tickflow.streamapp import HealthLimits, Verdict, assess, lag_of
 
 NOW = 10_000.0
-LIMITS = HealthLimits(start_grace_s=300, stall_after_s=120)
+LIMITS = HealthLimits(boot_s=90, start_grace_s=300, stall_after_s=120)
 
 
 def record(started_ago: float) -> AppRecord:
@@ -26,13 +26,20 @@ def test_not_running_is_dead_unless_stopped_on_request() -> None:
 
 
 def test_no_batch_yet_is_starting_within_the_grace_period_and_stalled_after() -> None:
-    assert assess(record(60), None, None, 0, NOW, LIMITS).verdict is Verdict.STARTING
-    assert assess(record(400), None, None, 0, NOW, LIMITS).verdict is Verdict.STALLED
+    assert assess(record(60), None, None, 10, NOW, LIMITS).verdict is Verdict.STARTING
+    assert assess(record(400), None, None, 10, NOW, LIMITS).verdict is Verdict.STALLED
+    assert assess(record(400), None, None, None, NOW, LIMITS).verdict is Verdict.STALLED
+
+
+def test_no_batch_since_start_with_nothing_to_read_is_healthy_once_booted() -> None:
+    assert assess(record(30), None, None, 0, NOW, LIMITS).verdict is Verdict.STARTING
+    idle = assess(record(100), None, None, 0, NOW, LIMITS)
+    assert idle.verdict is Verdict.HEALTHY and "idle since start" in idle.reason
 
 
 def test_progress_from_before_this_start_does_not_count() -> None:
     stale = progress(age=1000)
-    assert assess(record(30), None, stale, 0, NOW, LIMITS).verdict is Verdict.STARTING
+    assert assess(record(30), None, stale, 5, NOW, LIMITS).verdict is Verdict.STARTING
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,63 @@
+"""reference_data_refresh DAG on the real stack: a good load runs green, a rejected load runs red and says why."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.airflow_api import AirflowApi
+from tests.integration.conftest import tickflow
+from tickflow.reference.sources import secmaster_connection, seed_secmaster
+from tickflow.settings import Settings
+from tickflow.sources.landing import write_reference
+from tickflow.sources.universe import build_universe, fx_rates
+
+pytestmark = pytest.mark.integration
+DAG = "reference_data_refresh"
+
+
+def reset_secmaster(settings: Settings) -> None:
+    with secmaster_connection(settings) as connection:
+        connection.execute("DROP TABLE IF EXISTS instruments")
+    seed_secmaster(settings)
+
+
+@pytest.fixture(scope="module")
+def airflow(stack: Settings) -> Iterator[AirflowApi]:
+    """Migrated warehouse, a known universe and one good load to compare with (a deliberate re-baseline)."""
+    assert tickflow("hive", "migrate", check=False).returncode == 0
+    write_reference(stack, build_universe(200, 11), fx_rates(11))
+    reset_secmaster(stack)
+    baseline = tickflow("reference", "refresh", "--max-drop", "1", check=False)
+    assert baseline.returncode == 0, baseline.stderr
+    api = AirflowApi(stack)
+    api.wait_for_dag(DAG)
+    api.set_paused(DAG, False)
+    yield api
+    api.set_paused(DAG, True)
+    reset_secmaster(stack)
+
+
+def test_a_good_load_runs_green(airflow: AirflowApi) -> None:
+    run_id = airflow.trigger(DAG)
+    state = airflow.wait(DAG, run_id)
+    log = airflow.task_log(DAG, run_id, "refresh_reference_data")
+    assert state == "success", log
+    assert "instruments: load" in log and "reference load ACCEPTED" in log
+
+
+def test_a_rejected_load_runs_red_with_the_reason_in_the_log(airflow: AirflowApi, stack: Settings) -> None:
+    with secmaster_connection(stack) as connection:
+        connection.execute(
+            "DELETE FROM instruments WHERE instrument_id IN "
+            "(SELECT instrument_id FROM instruments ORDER BY 1 LIMIT 150)"
+        )
+    try:
+        run_id = airflow.trigger(DAG)
+        state = airflow.wait(DAG, run_id)
+        log = airflow.task_log(DAG, run_id, "refresh_reference_data")
+        assert state == "failed"
+        assert "reference load REJECTED: instruments:" in log and "row count" in log
+    finally:
+        reset_secmaster(stack)

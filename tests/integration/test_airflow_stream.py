@@ -1,0 +1,146 @@
+"""enrichment_stream DAG on the real stack: start, events flow, kill -9 and restart, no second copy, stop.
+
+The tests run in order and share the one stream of the state directory.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka import Consumer
+
+from tests.integration.airflow_api import AirflowApi
+from tests.integration.conftest import tickflow
+from tickflow.appctl import session_members
+from tickflow.settings import Settings
+from tickflow.streamapp import EnrichmentStream, Verdict, high_watermarks
+
+pytestmark = pytest.mark.integration
+DAG = "enrichment_stream"
+
+
+@pytest.fixture(scope="module")
+def airflow(stack: Settings) -> Iterator[AirflowApi]:
+    api = AirflowApi(stack)
+    api.wait_for_dag(DAG)
+    api.set_paused(DAG, False)
+    yield api
+    api.set_paused(DAG, True)
+    EnrichmentStream(stack).stop(grace_s=30)
+
+
+def copies(settings: Settings) -> set[int]:
+    """Sessions running the enrichment stream of this state directory, found by their marker."""
+    control = EnrichmentStream(settings).control
+    sessions = set()
+    for pid in control._marked_processes():
+        try:
+            sessions.add(os.getsid(pid))
+        except ProcessLookupError:
+            continue
+    return sessions
+
+
+def kill_9(sid: int) -> None:
+    """kill -9 of every process of the app (spark-submit's JVM, the Python driver, the workers)."""
+    for pid in session_members(sid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def enriched_total(settings: Settings) -> int:
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "tickflow-test-watermarks"})
+    try:
+        return sum(high_watermarks(consumer, "md.enriched").values())
+    finally:
+        consumer.close()
+
+
+def feed(count: int) -> None:
+    result = tickflow("simulate", "--count", str(count), "--rate", "5000", check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def wait_for_enriched(settings: Settings, above: int, timeout_s: float = 300) -> int:
+    deadline = time.monotonic() + timeout_s
+    while (total := enriched_total(settings)) <= above:
+        assert time.monotonic() < deadline, f"no new records in md.enriched within {timeout_s}s"
+        time.sleep(3)
+    return total
+
+
+def run(airflow: AirflowApi, action: str) -> tuple[str, str]:
+    run_id = airflow.trigger(DAG, {"action": action})
+    return run_id, airflow.wait(DAG, run_id)
+
+
+def test_ensure_starts_the_app_and_events_flow_to_md_enriched(airflow: AirflowApi, stack: Settings) -> None:
+    EnrichmentStream(stack).stop(grace_s=30)
+    before = enriched_total(stack)
+    feed(5000)  # input waiting, so the first micro-batch has work
+    run_id, state = run(airflow, "ensure")
+    log = airflow.task_log(DAG, run_id, "manage_stream") + airflow.task_log(DAG, run_id, "check_stream_health")
+    assert state == "success", log
+    assert "enrichment stream STARTED" in log or "enrichment stream RUNNING" in log
+    assert "enrichment stream HEALTHY" in log
+    assert len(copies(stack)) == 1
+    wait_for_enriched(stack, before)
+
+
+def test_after_kill_9_the_next_run_restarts_it_from_its_checkpoint(airflow: AirflowApi, stack: Settings) -> None:
+    stream = EnrichmentStream(stack)
+    record = stream.control.running()
+    assert record is not None
+    last_batch = (stream.progress() or {})["batch_id"]
+    kill_9(record.pid)
+    while copies(stack):
+        time.sleep(0.2)
+    assert stream.health().verdict is Verdict.DEAD
+    before = enriched_total(stack)
+    feed(2000)
+
+    run_id, state = run(airflow, "ensure")
+    log = airflow.task_log(DAG, run_id, "manage_stream")
+    assert state == "success", log
+    assert "enrichment stream DEAD" in log and "enrichment stream STARTED" in log
+    restarted = stream.control.running()
+    assert restarted is not None and restarted.pid != record.pid
+    progress = stream.progress() or {}
+    assert progress["written_at"] > restarted.started_at
+    assert progress["batch_id"] > last_batch  # batch ids continue: the checkpoint was picked up
+    wait_for_enriched(stack, before)
+
+
+def _direct_start(_: int) -> bool:
+    return EnrichmentStream(Settings()).start().started
+
+
+def test_concurrent_ensures_never_start_a_second_copy(airflow: AirflowApi, stack: Settings) -> None:
+    stream = EnrichmentStream(stack)
+    record = stream.control.running()
+    assert record is not None
+    kill_9(record.pid)
+    while copies(stack):
+        time.sleep(0.2)
+    # Two DAG runs and three starters outside Airflow (as a duplicated task would be) race for the start.
+    runs = [airflow.trigger(DAG, {"action": "ensure"}) for _ in range(2)]
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        direct = pool.map(_direct_start, range(3))
+    states = [airflow.wait(DAG, run_id) for run_id in runs]
+    assert states == ["success", "success"]
+    logs = [airflow.task_log(DAG, run_id, "manage_stream") for run_id in runs]
+    started = sum(direct) + sum("enrichment stream STARTED" in log for log in logs)
+    assert started == 1, (direct, logs)
+    assert len(copies(stack)) == 1
+
+
+def test_stop_stops_it_and_it_stays_stopped(airflow: AirflowApi, stack: Settings) -> None:
+    run_id, state = run(airflow, "stop")
+    assert state == "success", airflow.task_log(DAG, run_id, "manage_stream")
+    assert copies(stack) == set()
+    assert EnrichmentStream(stack).health().verdict is Verdict.STOPPED
+    assert "enrichment stream STOPPED" in airflow.task_log(DAG, run_id, "check_stream_health")

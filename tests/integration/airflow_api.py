@@ -68,3 +68,25 @@ class AirflowApi:
             response.raise_for_status()
             lines += [str(event.get("event", "")) for event in response.json()["content"]]
         return "\n".join(lines)
+
+
+def reset_secmaster(settings: Settings) -> None:
+    from tickflow.reference.sources import secmaster_connection, seed_secmaster
+
+    with secmaster_connection(settings) as connection:
+        connection.execute("DROP TABLE IF EXISTS instruments")
+    seed_secmaster(settings)
+
+
+def prepare_reference_sources(settings: Settings) -> None:
+    """Migrated warehouse, a known universe in the source systems and one good load to compare with
+    (a deliberate re-baseline: earlier tests may have left a different universe)."""
+    from tests.integration.conftest import tickflow
+    from tickflow.sources.landing import write_reference
+    from tickflow.sources.universe import build_universe, fx_rates
+
+    assert tickflow("hive", "migrate", check=False).returncode == 0
+    write_reference(settings, build_universe(500, 7), fx_rates(7))  # the demo's universe
+    reset_secmaster(settings)
+    baseline = tickflow("reference", "refresh", "--max-drop", "1", check=False)
+    assert baseline.returncode == 0, baseline.stderr

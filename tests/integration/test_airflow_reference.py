@@ -6,31 +6,17 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.airflow_api import AirflowApi
-from tests.integration.conftest import tickflow
-from tickflow.reference.sources import secmaster_connection, seed_secmaster
+from tests.integration.airflow_api import AirflowApi, prepare_reference_sources, reset_secmaster
+from tickflow.reference.sources import secmaster_connection
 from tickflow.settings import Settings
-from tickflow.sources.landing import write_reference
-from tickflow.sources.universe import build_universe, fx_rates
 
 pytestmark = pytest.mark.integration
 DAG = "reference_data_refresh"
 
 
-def reset_secmaster(settings: Settings) -> None:
-    with secmaster_connection(settings) as connection:
-        connection.execute("DROP TABLE IF EXISTS instruments")
-    seed_secmaster(settings)
-
-
 @pytest.fixture(scope="module")
 def airflow(stack: Settings) -> Iterator[AirflowApi]:
-    """Migrated warehouse, a known universe and one good load to compare with (a deliberate re-baseline)."""
-    assert tickflow("hive", "migrate", check=False).returncode == 0
-    write_reference(stack, build_universe(200, 11), fx_rates(11))
-    reset_secmaster(stack)
-    baseline = tickflow("reference", "refresh", "--max-drop", "1", check=False)
-    assert baseline.returncode == 0, baseline.stderr
+    prepare_reference_sources(stack)
     api = AirflowApi(stack)
     api.wait_for_dag(DAG)
     api.set_paused(DAG, False)
@@ -51,7 +37,7 @@ def test_a_rejected_load_runs_red_with_the_reason_in_the_log(airflow: AirflowApi
     with secmaster_connection(stack) as connection:
         connection.execute(
             "DELETE FROM instruments WHERE instrument_id IN "
-            "(SELECT instrument_id FROM instruments ORDER BY 1 LIMIT 150)"
+            "(SELECT instrument_id FROM instruments ORDER BY 1 LIMIT 400)"
         )
     try:
         run_id = airflow.trigger(DAG)

@@ -1,0 +1,77 @@
+"""A person logs in to the Airflow UI, triggers reference_data_refresh and sees the run succeed."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.integration.airflow_api import AirflowApi, prepare_reference_sources
+from tickflow.settings import Settings
+from tickflow.stack.airflow import ADMIN_USER, admin_password
+
+pytestmark = pytest.mark.integration
+DAG = "reference_data_refresh"
+
+
+@pytest.fixture(scope="module")
+def airflow(stack: Settings) -> Iterator[AirflowApi]:
+    prepare_reference_sources(stack)
+    api = AirflowApi(stack)
+    api.wait_for_dag(DAG)
+    yield api
+    api.set_paused(DAG, True)
+
+
+@pytest.fixture
+def page(chromium: str) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": 900})
+        finally:
+            browser.close()
+
+
+def test_trigger_reference_refresh_from_the_ui_and_see_it_succeed(
+    airflow: AirflowApi, stack: Settings, page: object
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    base = stack.airflow_url
+    page.goto(base)
+    page.fill("input[name=username]", ADMIN_USER)
+    page.fill("input[name=password]", admin_password(stack))
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("input[name=password]")).to_have_count(0, timeout=30_000)
+    expect(page.get_by_role("heading", name="Asset Events")).to_be_visible(timeout=30_000)  # the home page
+
+    page.goto(f"{base}/dags/{DAG}")
+    page.get_by_role("button", name="Trigger").first.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text(f"Trigger Dag - {DAG}")
+    checkbox = dialog.get_by_text(f"Unpause {DAG} on trigger")
+    if checkbox.count():
+        expect(checkbox).to_be_visible()
+    dialog.get_by_role("button", name="Trigger").click()
+    expect(dialog).to_be_hidden(timeout=30_000)
+
+    # The newest run, as the UI lists it, until it is finished.
+    deadline = time.monotonic() + 600
+    runs_page = f"{base}/dags/{DAG}/runs"
+    while True:
+        page.goto(runs_page)
+        first_row = page.locator("tbody tr").first
+        expect(first_row).to_be_visible(timeout=30_000)
+        text = first_row.inner_text().lower()
+        if re.search(r"\bsuccess\b", text) or re.search(r"\bfailed\b", text):
+            break
+        assert time.monotonic() < deadline, f"the run did not finish in 10 minutes: {text}"
+        time.sleep(5)
+    page.screenshot(path=str(stack.root / "logs" / "e2e-airflow-runs.png"))
+    assert "success" in text and "manual" in text, text

@@ -1,7 +1,8 @@
 # Two commands get a fresh machine from clone to result:
-#   make demo   set up, start the local stack, run the platform (for now: smoke round trip, reference
-#               data seeded and loaded into Hive, the three source simulators at 100k events/s for
-#               DEMO_SECONDS, then simulators and enrichment stream together, until Ctrl-C)
+#   make demo   set up, start the local stack with Airflow (prints its URL and login), run the platform
+#               (for now: smoke round trip, reference data seeded and loaded into Hive, the three source
+#               simulators at 100k events/s for DEMO_SECONDS, then simulators and enrichment stream
+#               together, until Ctrl-C)
 #   make test   set up, start the stack from the tests, run every test suite
 VENV    ?= .venv
 PYTHON  ?= python3
@@ -11,7 +12,7 @@ DEMO_SECONDS ?= 30
 # What the stream sustains comfortably on 2 cores today (see docs/architecture.md).
 DEMO_RATE ?= 5000
 
-.PHONY: setup demo test unit integration lint stack-up stack-down stack-status clean
+.PHONY: setup demo test unit dags integration e2e lint stack-up stack-down stack-status clean
 
 setup: $(STAMP)
 
@@ -34,6 +35,7 @@ demo: setup
 	$(BIN)/tickflow reference seed
 	$(BIN)/tickflow reference refresh --max-drop 1
 	$(BIN)/tickflow simulate --rate 100000 --duration $(DEMO_SECONDS)
+	@$(BIN)/tickflow stack login
 	@echo "Now the simulators and the enrichment stream together, until Ctrl-C:"
 	@$(BIN)/tickflow simulate --rate $(DEMO_RATE) > .tickflow/logs/demo-simulate.log 2>&1 & sim=$$!; \
 	  trap "kill $$sim 2>/dev/null" EXIT INT TERM; \
@@ -45,8 +47,15 @@ test: setup
 unit: setup
 	$(BIN)/pytest tests/unit
 
+dags: setup
+	$(BIN)/pytest tests/dags
+
 integration: setup
 	$(BIN)/pytest tests/integration
+
+# Needs Debian's Chromium (apt-get install chromium); Playwright never downloads a browser here.
+e2e: setup
+	$(BIN)/pytest tests/e2e
 
 lint: setup
 	$(BIN)/ruff check .

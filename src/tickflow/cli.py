@@ -104,6 +104,16 @@ def status(services: ServiceNames = None) -> None:
 
 
 @stack_app.command()
+def login() -> None:
+    """Print the Airflow UI's address and its admin login."""
+    from tickflow.stack.airflow import AirflowApiServer
+
+    with speaking_errors():
+        notice = AirflowApiServer(Settings()).notice()
+    console.print(notice)
+
+
+@stack_app.command()
 def logs(
     service: str,
     lines: Annotated[int, typer.Option("-n", help="How many lines from the end.")] = 50,

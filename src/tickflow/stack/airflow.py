@@ -70,6 +70,8 @@ def stack_secrets(settings: Settings) -> dict[str, str]:
 
 
 def admin_password(settings: Settings) -> str:
+    if not (airflow_home(settings) / "secrets.json").exists():
+        raise StackError("Airflow has no admin login yet: start the stack with `tickflow stack up`.")
     return stack_secrets(settings)["admin_password"]
 
 
@@ -209,7 +211,7 @@ class AirflowApiServer(AirflowComponent):
     def prepare(self) -> None:
         super().prepare()
         passwords = self.home / "passwords.json"
-        passwords.write_text(json.dumps({ADMIN_USER: admin_password(self.settings)}))
+        passwords.write_text(json.dumps({ADMIN_USER: stack_secrets(self.settings)["admin_password"]}))
         passwords.chmod(0o600)
         with self.log_path.open("a") as log:
             log.write("\n==== tickflow: airflow db migrate ====\n")
@@ -236,6 +238,14 @@ class AirflowScheduler(AirflowComponent):
     depends_on = ("airflow",)
     subcommand = ("scheduler", "--skip-serve-logs")
     health_key = "scheduler"
+
+    def before_stop(self) -> None:
+        """The apps its tasks started run in sessions of their own (to outlive the task): stop them too."""
+        from tickflow.appctl import AppControl
+
+        apps = self.settings.root / "apps"
+        for home in sorted(apps.iterdir()) if apps.is_dir() else ():
+            AppControl(home.name, self.settings.root).stop(grace_s=30, on_request=False)
 
     @property
     def address(self) -> str:

@@ -214,6 +214,7 @@ class Supervisor:
     ) -> None:
         """Stop, in reverse dependency order, only the process groups this stack started."""
         for service in reversed(self.ordered(names)):
+            service.before_stop()
             pid = self.running_pid(service.name)
             pidfile = self.paths.pidfile(service.name)
             if pid is None:

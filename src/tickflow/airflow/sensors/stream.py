@@ -14,8 +14,9 @@ class EnrichmentStreamHealthSensor(BaseSensorOperator):
     """Pokes the stream's health and logs it as one line each time.
 
     :param expect: ``healthy`` (the default) or ``stopped``. Waiting for ``healthy``
-        succeeds at the first healthy verdict, keeps waiting while the app is starting, and
-        fails the task when it is dead or stalled, because waiting will not heal those.
+        succeeds at the first healthy verdict, keeps waiting while the app is starting, is
+        skipped when the stream was stopped on request, and fails the task when it is dead or
+        stalled, because waiting will not heal those.
     """
 
     template_fields: Sequence[str] = ("expect",)
@@ -37,7 +38,7 @@ class EnrichmentStreamHealthSensor(BaseSensorOperator):
         self.kafka_conn_id = kafka_conn_id
 
     def poke(self, context: Any) -> bool:
-        from airflow.sdk.exceptions import AirflowException
+        from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
         from tickflow.streamapp import Verdict
 
@@ -45,7 +46,9 @@ class EnrichmentStreamHealthSensor(BaseSensorOperator):
         if self.expect == "stopped":
             self.log.info("%s", health.line())
             return health.verdict in (Verdict.STOPPED, Verdict.DEAD)
-        if health.verdict in (Verdict.DEAD, Verdict.STALLED, Verdict.STOPPED):
+        if health.verdict is Verdict.STOPPED:  # on request: the watchdog's run has nothing to watch
+            raise AirflowSkipException(health.line())
+        if health.verdict in (Verdict.DEAD, Verdict.STALLED):
             self.log.error("%s", health.line())
             raise AirflowException(health.line())
         self.log.info("%s", health.line())

@@ -1,6 +1,7 @@
 """enrichment_stream DAG on the real stack: start, events flow, kill -9 and restart, no second copy, stop.
 
-The tests run in order and share the one stream of the state directory.
+The tests run in order and share the one stream of the state directory. The DAG is unpaused, so its
+5-minute watchdog may run in between; the assertions hold whichever run does the start.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def test_after_kill_9_the_next_run_restarts_it_from_its_checkpoint(airflow: Airf
     run_id, state = run(airflow, "ensure")
     log = airflow.task_log(DAG, run_id, "manage_stream")
     assert state == "success", log
-    assert "enrichment stream DEAD" in log and "enrichment stream STARTED" in log
+    assert "enrichment stream STARTED" in log or "enrichment stream RUNNING" in log  # RUNNING: the watchdog was first
     restarted = stream.control.running()
     assert restarted is not None and restarted.pid != record.pid
     progress = stream.progress() or {}
@@ -134,7 +135,7 @@ def test_concurrent_ensures_never_start_a_second_copy(airflow: AirflowApi, stack
     assert states == ["success", "success"]
     logs = [airflow.task_log(DAG, run_id, "manage_stream") for run_id in runs]
     started = sum(direct) + sum("enrichment stream STARTED" in log for log in logs)
-    assert started == 1, (direct, logs)
+    assert started <= 1, (direct, logs)  # 0 only when the watchdog's scheduled run won the race
     assert len(copies(stack)) == 1
 
 

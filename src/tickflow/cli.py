@@ -53,7 +53,9 @@ def _print_event(service: str, message: str) -> None:
 def _status_table(rows: list[ServiceStatus]) -> Table:
     colours = {State.HEALTHY: "green", State.STARTING: "yellow", State.CRASHED: "red", State.FOREIGN: "red"}
     table = Table(title="tickflow stack", caption="logs are relative to the state directory")
-    for column in ("service", "state", "address", "pid", "RSS MB", "log"):
+    # Service names stay whole however narrow the terminal; the address and log columns give way.
+    table.add_column("service", no_wrap=True, min_width=max((len(row.name) for row in rows), default=7))
+    for column in ("state", "address", "pid", "RSS MB", "log"):
         table.add_column(column)
     for row in rows:
         colour = colours.get(row.state, "dim")

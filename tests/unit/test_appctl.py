@@ -93,3 +93,23 @@ def test_a_held_lock_times_out_with_a_sentence(control: AppControl) -> None:
     with control.locked(), pytest.raises(TickflowError, match="held the lock"):
         with quick.locked():
             pass
+
+
+def test_a_starter_killed_while_holding_the_lock_does_not_block_the_next(control: AppControl) -> None:
+    import signal
+    import subprocess
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from tickflow.appctl import AppControl\n"
+         "with AppControl('sleeper', Path(sys.argv[1])).locked():\n"
+         "    print('locked', flush=True); time.sleep(60)",
+         str(control.state_dir)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    started = time.monotonic()
+    with control.locked():
+        assert time.monotonic() - started < 2

@@ -37,7 +37,7 @@ from pyspark.sql.types import (
 
 from tickflow.avro_codec import to_micros
 from tickflow.stream.decode import Decoder, Limits, Rejected, registry_fetcher, reject_reasons
-from tickflow.stream.fill import FILL_FIELDS, NEVER, InstrumentState, fill_frame
+from tickflow.stream.fill import FILL_FIELDS, InstrumentState, fill_frame
 
 FIELD_TYPES = {
     "bid_price": DoubleType(),
@@ -104,7 +104,7 @@ EVENT_COLUMNS = (*DLQ_COLUMNS, "ingest_time")
 
 
 def _output(columns: dict[str, Any], rows: int) -> pd.DataFrame:
-    """One DataFrame in OUTPUT_SCHEMA's column order: timestamps from µs (None or NEVER -> NaT),
+    """One DataFrame in OUTPUT_SCHEMA's column order: timestamps from µs (NEVER -> NaT),
     integers as nullable integers (pandas hands nullable longs over as floats), absent columns
     as typed nulls (an all-NaN float column cannot become a string column on the way to Arrow)."""
     out: dict[str, Any] = {}
@@ -114,11 +114,8 @@ def _output(columns: dict[str, Any], rows: int) -> pd.DataFrame:
             out[name] = np.full(rows, None, dtype=object)
         elif isinstance(values, str):
             out[name] = np.full(rows, values, dtype=object)
-        elif name in TIMESTAMP_COLUMNS:
-            micros = pd.array(values, dtype="Int64")
-            out[name] = pd.to_datetime(micros.to_numpy(dtype="float64", na_value=np.nan), unit="us").where(
-                (micros != NEVER).fillna(False).to_numpy(dtype=bool)
-            )
+        elif name in TIMESTAMP_COLUMNS:  # int64 µs; NEVER is int64's minimum, which is datetime64's NaT
+            out[name] = np.asarray(values, dtype=np.int64).view("datetime64[us]").astype("datetime64[ns]")
         elif name in NULLABLE_INTEGERS:
             out[name] = pd.array(values, dtype=NULLABLE_INTEGERS[name])
         else:

@@ -55,6 +55,12 @@ class AirflowApi:
             time.sleep(3)
         return state
 
+    def task_state(self, dag_id: str, run_id: str, task_id: str) -> str | None:
+        response = self.client.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
+        response.raise_for_status()
+        state: str | None = response.json()["state"]
+        return state
+
     def task_log(self, dag_id: str, run_id: str, task_id: str) -> str:
         """Every attempt's log lines of one task, as text."""
         tries = self.client.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}").json()["try_number"]

@@ -19,6 +19,7 @@ from tests.integration.airflow_api import AirflowApi
 from tests.integration.conftest import tickflow
 from tickflow.appctl import session_members
 from tickflow.settings import Settings
+from tickflow.stack import supervisor
 from tickflow.streamapp import EnrichmentStream, Verdict, high_watermarks
 
 pytestmark = pytest.mark.integration
@@ -136,6 +137,26 @@ def test_concurrent_ensures_never_start_a_second_copy(airflow: AirflowApi, stack
     logs = [airflow.task_log(DAG, run_id, "manage_stream") for run_id in runs]
     started = sum(direct) + sum("enrichment stream STARTED" in log for log in logs)
     assert started <= 1, (direct, logs)  # 0 only when the watchdog's scheduled run won the race
+    assert len(copies(stack)) == 1
+
+
+def test_a_scheduler_killed_in_the_middle_of_a_restart_leaves_one_copy(airflow: AirflowApi, stack: Settings) -> None:
+    """apache/airflow#17479: the task dies with the scheduler's workers, its retry runs the restart again."""
+    scheduler = supervisor(stack)
+    run_id = airflow.trigger(DAG, {"action": "restart"})
+    deadline = time.monotonic() + 120
+    while airflow.task_state(DAG, run_id, "manage_stream") != "running":
+        assert time.monotonic() < deadline, "manage_stream did not start within 2 minutes"
+        time.sleep(0.2)
+    pid = scheduler.running_pid("airflow-scheduler")
+    assert pid is not None
+    os.killpg(pid, signal.SIGKILL)  # the scheduler, its LocalExecutor workers and the task they run
+    while scheduler.running_pid("airflow-scheduler") is not None:
+        time.sleep(0.2)
+    up = tickflow("stack", "up", "airflow-scheduler", check=False)
+    assert up.returncode == 0, up.stderr
+
+    assert airflow.wait(DAG, run_id, timeout_s=900) == "success", airflow.task_log(DAG, run_id, "manage_stream")
     assert len(copies(stack)) == 1
 
 

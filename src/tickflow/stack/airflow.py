@@ -137,6 +137,10 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": str(DAG_SCAN_INTERVAL_S),
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(DAG_SCAN_INTERVAL_S),
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        # A task whose process died (its worker or the scheduler was killed) is failed or reset and retried
+        # within a minute instead of five; running tasks heartbeat every few seconds, so none is cut short.
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(settings.root / "logs" / "airflow-tasks"),
         "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
     }

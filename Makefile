@@ -10,7 +10,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 DEMO_SECONDS ?= 30
 # What the stream sustains comfortably on 2 cores today (see docs/architecture.md).
-DEMO_RATE ?= 5000
+DEMO_RATE ?= 15000
 
 .PHONY: setup demo test unit dags integration e2e lint stack-up stack-down stack-status clean
 

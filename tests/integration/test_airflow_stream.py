@@ -49,9 +49,17 @@ def copies(settings: Settings) -> set[int]:
 
 
 def kill_9(sid: int) -> None:
-    """kill -9 of every process of the app (spark-submit's JVM, the Python driver, the workers)."""
-    for pid in session_members(sid):
-        os.kill(pid, signal.SIGKILL)
+    """kill -9 of every process of the app (spark-submit's JVM, the Python driver, the workers), until gone.
+
+    Waits for this copy only: the watchdog may already be starting the next one.
+    """
+    while members := session_members(sid):
+        for pid in members:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.2)
 
 
 def enriched_total(settings: Settings) -> int:
@@ -99,9 +107,6 @@ def test_after_kill_9_the_next_run_restarts_it_from_its_checkpoint(airflow: Airf
     assert record is not None
     last_batch = (stream.progress() or {})["batch_id"]
     kill_9(record.pid)
-    while copies(stack):
-        time.sleep(0.2)
-    assert stream.health().verdict is Verdict.DEAD
     before = enriched_total(stack)
     feed(2000)
 
@@ -126,8 +131,6 @@ def test_concurrent_ensures_never_start_a_second_copy(airflow: AirflowApi, stack
     record = stream.control.running()
     assert record is not None
     kill_9(record.pid)
-    while copies(stack):
-        time.sleep(0.2)
     # Two DAG runs and three starters outside Airflow (as a duplicated task would be) race for the start.
     runs = [airflow.trigger(DAG, {"action": "ensure"}) for _ in range(2)]
     with multiprocessing.get_context("spawn").Pool(3) as pool:

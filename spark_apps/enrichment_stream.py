@@ -17,6 +17,7 @@ def main() -> int:
     from tickflow.stream.app import StreamSettings, run_stream
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # one INFO line per gateway call otherwise
     try:
         run_stream(Settings(), StreamSettings())
     except TickflowError as error:

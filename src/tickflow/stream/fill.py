@@ -14,7 +14,9 @@ this exactly "fill each column with its last non-null value"; events of several 
 with the same timestamp become one row; a late event's row carries the current values
 with their own as-of times, so consumers see what is stale.
 
-Pure Python, no Spark: the stateful processor calls :func:`fill_batch` per key.
+No Spark here. :func:`fill_columns` applies events one by one, the contract read aloud;
+:func:`fill_frame` computes the same with whole-column operations over many instruments at
+once, and is what the stateful operator runs (one call per bucket of instruments).
 """
 
 from __future__ import annotations

@@ -35,20 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tickflow.errors import TickflowError
+from tickflow.stack.supervisor import proc_start_ticks
 
 APP_MARKER = "TICKFLOW_APP"
-
-
-def proc_start_ticks(pid: int) -> int | None:
-    """The process start time in clock ticks since boot, or None when it is gone (or a zombie)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] == "Z":
-        return None
-    return int(fields[19])
 
 
 def _stat_fields(pid: int) -> list[str] | None:

@@ -43,7 +43,7 @@ class ServiceStatus:
     log: Path
 
 
-def _proc_start_ticks(pid: int) -> int | None:
+def proc_start_ticks(pid: int) -> int | None:
     """The process start time in clock ticks since boot, or None when it is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -99,7 +99,7 @@ class Supervisor:
     def running_pid(self, name: str) -> int | None:
         """The pid of the process this stack started for ``name``, if it still runs."""
         record = self._read_pid(name)
-        if record and _proc_start_ticks(record["pid"]) == record["start_ticks"]:
+        if record and proc_start_ticks(record["pid"]) == record["start_ticks"]:
             return record["pid"]
         return None
 
@@ -183,7 +183,7 @@ class Supervisor:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # own process group: down stops the whole tree
             )
-        start_ticks = _proc_start_ticks(proc.pid)
+        start_ticks = proc_start_ticks(proc.pid)
         self.paths.pidfile(service.name).write_text(
             json.dumps({"pid": proc.pid, "start_ticks": start_ticks, "started_at": time.time()})
         )

@@ -1,15 +1,18 @@
-"""Decode and fill designs for the stream, compared on the same data in one run.
+"""Fill designs for the stream, compared on the same decoded events in one run (CPU per event).
 
-Decode (Confluent-framed MarketEvent -> columns), over EVENTS messages read from Kafka:
-  a. Spark's from_avro on the body (JVM; one writer schema, so evolution needs one branch per id)
-  b. fastavro in mapInPandas (Python; the registry resolves any writer id into the reader schema)
-Fill (one micro-batch of EVENTS decoded events, 500 instruments):
-  a. the seed's design: per instrument, window last(value, ignoreNulls) over (event_time, offset),
-     then one row per (instrument, event_time) (JVM)
-  b. tickflow.stream.fill's per-event loop in applyInPandas, one call per instrument
-  c. tickflow.stream.fill's column operations in applyInPandas, one call per bucket of instruments
-     (what the stateful operator runs since the loop lost to it)
-Each is timed end to end (a count forces the work), median of REPEATS; prints events/s.
+Over EVENTS simulated messages cached in Spark after the Kafka read, each design decodes and
+fills one micro-batch and discards the result (a noop write forces the work):
+
+  decode   from_avro only, what every design pays
+  a. JVM   the fill entirely in Spark SQL: shuffle by instrument, then per field the running
+           max(struct(event_time, offset, value)) over (event_time, offset) -- exactly the per-field
+           last-writer-wins register -- and one row per (instrument, event_time)
+  b. Python per partition (what the stream runs): mapInArrow over each Kafka partition's events,
+           no shuffle, fill.fill_frame on whole columns (tickflow.stream.fill_task without its
+           state files and dead letters)
+
+CPU seconds are the Spark JVM's and its Python workers' (psutil, process tree): on a shared
+machine they move less than wall time. Prints µs of CPU per event and events/s, median of REPEATS.
 
     .venv/bin/python bench/stream_designs.py [--events 500000] [--repeats 3]
 
@@ -20,30 +23,44 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from stream_bench import spark_pid, tree_cpu_seconds
 
 from tickflow.schemas import load
 from tickflow.settings import Settings
 from tickflow.sources.feed import FeedConfig, run_feed
 from tickflow.spark import kafka_reader, spark_session
-from tickflow.stream.fill import FILL_FIELDS, fill_batch, fill_frame
+from tickflow.stream.decode import Limits, decoded_events
+from tickflow.stream.fill import FILL_FIELDS
+from tickflow.stream.fill_task import FillTask, spark_schema
+from tickflow.stream.state import FillState
 from tickflow.topics import TopicSpec, create_topics
 
 
-def timed(action: Callable[[], Any], repeats: int) -> float:
-    runs = []
+class Discard:
+    """Stands in for an accumulator: the design comparison counts nothing."""
+
+    def add(self, _: int) -> None:
+        pass
+
+
+def measure(name: str, spark: Any, action: Callable[[], Any], events: int, repeats: int) -> None:
+    walls, cpus = [], []
     for _ in range(repeats):
-        started = time.perf_counter()
+        cpu, started = tree_cpu_seconds(spark_pid(spark)), time.perf_counter()
         action()
-        runs.append(time.perf_counter() - started)
-    return statistics.median(runs)
+        walls.append(time.perf_counter() - started)
+        cpus.append(tree_cpu_seconds(spark_pid(spark)) - cpu)
+    wall, cpu = statistics.median(walls), statistics.median(cpus)
+    print(f"{name:28s} {cpu / events * 1e6:6.1f} µs CPU/event  {events / wall:>10,.0f} events/s", flush=True)
 
 
 def main() -> None:
@@ -55,94 +72,49 @@ def main() -> None:
     topic = f"bench.designs.{uuid.uuid4().hex[:6]}"
     create_topics(settings, (TopicSpec(topic, 12, 3_600_000),))
     schema = load("tickflow.md.MarketEvent", settings.schemas_dir)
-    schema_id = int(
-        SchemaRegistryClient({"url": settings.registry_url}).register_schema(
-            f"{topic}-value", Schema(schema.text, "AVRO")
-        )
-    )
+    registry = SchemaRegistryClient({"url": settings.registry_url})
+    schema_id = int(registry.register_schema(f"{topic}-value", Schema(schema.text, "AVRO")))
     run_feed(settings, FeedConfig(rate=1e9, count=args.events, topic=topic), schema_id)
 
     from pyspark.sql import Window
     from pyspark.sql import functions as F
-    from pyspark.sql.avro.functions import from_avro
 
-    spark = spark_session(settings, "tickflow-bench-designs")
-    raw = kafka_reader(spark, settings, topic, streaming=False).load().select("key", "value", "offset").cache()
+    spark = spark_session(settings, "tickflow-bench-designs", extra={"spark.sql.shuffle.partitions": "2"})
+    raw = kafka_reader(spark, settings, topic, streaming=False).load().cache()
     print(f"{raw.count():,} messages cached from {topic}; local[2]; median of {args.repeats}")
     try:
-        # ---- decode ------------------------------------------------------------------
-        jvm_decoded = raw.select(
-            "offset", from_avro(F.expr("substring(value, 6, length(value) - 5)"), schema.text).alias("e")
-        ).select("offset", "e.*")
-        seconds = timed(lambda: jvm_decoded.write.format("noop").mode("overwrite").save(), args.repeats)
-        print(f"decode a. from_avro (JVM):            {args.events / seconds:>10,.0f} events/s")
+        decoded = decoded_events(raw, schema.definition, {schema_id: schema.text})
 
-        reader = schema.parsed
-        names = [f["name"] for f in schema.definition["fields"]]
+        def noop(frame: Any) -> Callable[[], None]:
+            return lambda: frame.write.format("noop").mode("overwrite").save()
 
-        def decode(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-            import io
+        measure("decode", spark, noop(decoded), args.events, args.repeats)
 
-            import fastavro
+        def register(name: str) -> Any:
+            value = F.struct(F.col("event_time").alias("t"), F.col("offset").alias("o"), F.col(name).alias("v"))
+            return F.when(F.col(name).isNotNull(), value)
 
-            for frame in frames:
-                rows = []
-                for value in frame["value"]:
-                    body = io.BytesIO(value)
-                    body.seek(5)
-                    rows.append(fastavro.schemaless_reader(body, reader, None))
-                out = pd.DataFrame(rows, columns=names)
-                out["event_time"] = pd.to_datetime([r["event_time"] for r in rows]).tz_localize(None)
-                yield out.astype({"source": str})
-
-        python_decoded = raw.select("value").mapInPandas(decode, jvm_decoded.drop("offset").schema)
-        seconds = timed(lambda: python_decoded.write.format("noop").mode("overwrite").save(), args.repeats)
-        print(f"decode b. fastavro in mapInPandas:     {args.events / seconds:>10,.0f} events/s")
-
-        # ---- fill ----------------------------------------------------------------------
-        events = jvm_decoded.withColumn("t", F.col("event_time").cast("long")).cache()
-        events.count()
-        order = Window.partitionBy("instrument_id").orderBy("event_time", "offset")
-        filled = events.select(
-            "instrument_id",
-            "event_time",
-            *(F.last(name, ignorenulls=True).over(order).alias(name) for name in FILL_FIELDS),
-            F.row_number().over(Window.partitionBy("instrument_id", "event_time").orderBy(F.desc("offset"))).alias("n"),
-        ).where("n = 1")
-        seconds = timed(lambda: filled.write.format("noop").mode("overwrite").save(), args.repeats)
-        print(f"fill a. window last(ignoreNulls) (JVM): {args.events / seconds:>10,.0f} events/s")
-
-        def fill(frame: pd.DataFrame) -> pd.DataFrame:
-            frame = frame.assign(event_time=frame["event_time"].astype("int64") // 1000, ingest_time=0).rename(
-                columns={"offset": "offset"}
+        running = Window.partitionBy("instrument_id").orderBy("event_time", "offset")
+        last_of_time = Window.partitionBy("instrument_id").orderBy("event_time", "offset")
+        jvm = (
+            decoded.where("decoded")
+            .select(
+                "instrument_id",
+                "event_time",
+                *(F.max(register(name)).over(running).alias(name) for name in FILL_FIELDS),
+                F.lead("event_time").over(last_of_time).alias("next_time"),
             )
-            _, out = fill_batch(None, frame)
-            out["instrument_id"] = frame["instrument_id"].iloc[0]
-            return out[["instrument_id", *FILL_FIELDS]].astype({n: str for n in FILL_FIELDS})
-
-        out_schema = "instrument_id string, " + ", ".join(f"{n} string" for n in FILL_FIELDS)
-        python_filled = (
-            events.select("instrument_id", "event_id", "event_time", "offset", *FILL_FIELDS)
-            .groupBy("instrument_id")
-            .applyInPandas(fill, out_schema)
+            .where("next_time IS NULL OR next_time != event_time")
+            .select("instrument_id", "event_time", *(F.col(f"{n}.v").alias(n) for n in FILL_FIELDS))
         )
-        seconds = timed(lambda: python_filled.write.format("noop").mode("overwrite").save(), args.repeats)
-        print(f"fill b. loop per instrument (Python):  {args.events / seconds:>10,.0f} events/s")
+        measure("a. JVM window fill", spark, noop(jvm), args.events, args.repeats)
 
-        def fill_bucket(frame: pd.DataFrame) -> pd.DataFrame:
-            frame = frame.assign(event_time=frame["event_time"].astype("int64") // 1000, ingest_time=0)
-            _, columns = fill_frame({}, frame)
-            out = pd.DataFrame({name: columns[name] for name in ("instrument_id", *FILL_FIELDS)})
-            return out.astype({n: str for n in FILL_FIELDS})
-
-        bucketed = (
-            events.select("instrument_id", "event_id", "event_time", "offset", *FILL_FIELDS)
-            .withColumn("bucket", F.pmod(F.xxhash64("instrument_id"), F.lit(16)))
-            .groupBy("bucket")
-            .applyInPandas(fill_bucket, out_schema)
-        )
-        seconds = timed(lambda: bucketed.write.format("noop").mode("overwrite").save(), args.repeats)
-        print(f"fill c. columns per bucket (Python):   {args.events / seconds:>10,.0f} events/s")
+        task = FillTask(
+            schema.definition, settings.registry_url, settings.bootstrap_servers, "unused", Limits(10**18),
+            FillState(Path(tempfile.mkdtemp())), 0, (Discard(), Discard()),
+        )  # fmt: skip
+        python = decoded.mapInArrow(task, spark_schema())
+        measure("b. Python per partition", spark, noop(python), args.events, args.repeats)
     finally:
         spark.stop()
         AdminClient({"bootstrap.servers": settings.bootstrap_servers}).delete_topics([topic])

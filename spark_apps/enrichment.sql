@@ -1,8 +1,9 @@
 -- Enrichment of one micro-batch of forward-filled events.
 --
 -- `filled_events` is the batch (one row per instrument and event time, fields filled, with
--- per-field *_as_of times and the batch_id); `ref.instruments` and `ref.fx_rates` are the Hive
--- reference views, resolved again for every batch, so a refresh shows up at the next batch.
+-- per-field *_as_of times and the batch_id); `ref_instruments` and `ref_fx_rates` are the Hive
+-- reference views ref.instruments and ref.fx_rates as small broadcast tables, read again whenever a
+-- refresh swaps in a new load (checked every batch), so a refresh shows up at the next batch.
 -- The result must have the columns of tickflow.md.EnrichedEvent (schemas/); the app checks that at
 -- start-up and refuses to start otherwise. Unknown instruments are kept (LEFT JOIN) and flagged.
 SELECT
@@ -37,5 +38,5 @@ SELECT
   current_timestamp()                                           AS processed_time,
   f.batch_id
 FROM filled_events f
-LEFT JOIN ref.instruments i ON i.instrument_id = f.instrument_id
-LEFT JOIN ref.fx_rates fx ON fx.currency = i.currency
+LEFT JOIN ref_instruments i ON i.instrument_id = f.instrument_id
+LEFT JOIN ref_fx_rates fx ON fx.currency = i.currency

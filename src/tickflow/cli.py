@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -307,7 +306,7 @@ def reference_refresh(
 @app.command()
 def stream(
     trigger: Annotated[
-        str | None, typer.Option(help="Trigger interval, e.g. '500 milliseconds' or '10 seconds'.")
+        str | None, typer.Option(help="Trigger interval, e.g. '250 milliseconds' or '10 seconds'.")
     ] = None,
     samples: Annotated[int, typer.Option(help="Enriched records to print with each progress line.")] = 0,
     restore: Annotated[
@@ -315,48 +314,78 @@ def stream(
     ] = None,
 ) -> None:
     """Run the enrichment stream in the foreground (md.events -> md.enriched) until Ctrl-C."""
-    from tickflow.stream.app import StreamSettings, run_stream
+    from tickflow.stream.app import run_stream
+    from tickflow.stream.settings import StreamSettings
 
     settings = Settings()
     stream_settings = StreamSettings(trigger_interval=trigger) if trigger else StreamSettings()
-    last_batch: list[Any] = [-1]
+    watcher = _OutputSamples(settings, stream_settings.output_topic) if samples else None
 
-    def progress(latest: Any, reporter: Any) -> None:
-        info = json.loads(latest.json) if hasattr(latest, "json") else dict(latest)
-        if info.get("batchId") == last_batch[0]:
-            return
-        last_batch[0] = info.get("batchId")
-        state_rows = sum(op.get("numRowsTotal", 0) for op in info.get("stateOperators", []))
+    def progress(info: dict[str, Any], counters: Any) -> None:
+        seconds = (info.get("durationMs") or {}).get("triggerExecution", 0) / 1000
         console.print(
-            f"[cyan]stream[/] batch {info.get('batchId')}  in {info.get('inputRowsPerSecond', 0):,.0f}/s  "
-            f"processed {info.get('processedRowsPerSecond', 0):,.0f}/s  rows {info.get('numInputRows', 0):,}  "
-            f"state {state_rows:,} instruments  dlq total {reporter.publisher.counters.dlq:,}"
+            f"[cyan]stream[/] batch {info.get('batchId')}  rows {info.get('numInputRows', 0):,} in {seconds:.1f}s  "
+            f"processed {info.get('processedRowsPerSecond', 0):,.0f}/s  "
+            f"offered {info.get('inputRowsPerSecond', 0):,.0f}/s  "
+            f"state {counters.instruments:,} instruments  dlq total {counters.dlq:,}"
         )
-        for record in reporter.publisher.last_samples:
+        for record in watcher.latest(samples) if watcher else ():
             shown = {k: record[k] for k in SAMPLE_FIELDS if record.get(k) is not None}
             console.print(f"  [dim]{shown}[/]")
 
-    # Spark's Python workers print chatter to the driver's stdout; send it to the log, keep the terminal
-    # for the progress lines (stderr). The JVM started below inherits the redirected descriptor.
+    console.print("[cyan]stream[/] starting (Spark, reference data, registry); Ctrl-C stops it")
+    # Spark's JVM and Python workers print to the driver's stdout/stderr; send both to the log and keep
+    # the terminal for the progress lines (a console on a duplicate of the original stderr).
     log = settings.root / "logs" / "stream-stdout.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    terminal = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
+    console.file = terminal
     with log.open("ab") as sink:
         os.dup2(sink.fileno(), sys.stdout.fileno())
-    with speaking_errors():
-        run_stream(settings, stream_settings, on_progress=progress, restore_snapshot=restore, samples=samples)
+        os.dup2(sink.fileno(), sys.stderr.fileno())
+    started = time.monotonic()
+    try:
+        with speaking_errors():
+            run_stream(settings, stream_settings, on_progress=progress, restore_snapshot=restore)
+    finally:
+        if watcher:
+            watcher.close()
+    console.print(f"[cyan]stream[/] stopped after {time.monotonic() - started:,.0f}s (log: {log})")
+
+
+class _OutputSamples:
+    """The newest records of the output topic, for people watching the stream."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        from confluent_kafka import Consumer
+        from confluent_kafka.schema_registry import SchemaRegistryClient
+        from confluent_kafka.schema_registry.avro import AvroDeserializer
+
+        self.consumer = Consumer(
+            {"bootstrap.servers": settings.bootstrap_servers, "group.id": "tickflow-cli-samples",
+             "auto.offset.reset": "latest", "enable.auto.commit": False}
+        )  # fmt: skip
+        self.consumer.subscribe([topic])
+        self.deserialize = AvroDeserializer(SchemaRegistryClient({"url": settings.registry_url}))
+
+    def latest(self, count: int) -> list[dict[str, Any]]:
+        messages = [m for m in self.consumer.consume(10_000, 0.2) if m.error() is None]
+        return [self.deserialize(m.value(), None) for m in messages[-count:]]
+
+    def close(self) -> None:
+        self.consumer.close()
 
 
 @app.command("snapshot")
 def snapshot(snapshot_id: Annotated[str | None, typer.Option(help="Default: the current UTC time.")] = None) -> None:
     """Export the stream's forward-fill state from its checkpoint to ops.state_snapshots."""
     from tickflow.spark import spark_session
-    from tickflow.stream.app import StreamSettings
-    from tickflow.stream.app import spark_conf as stream_conf
+    from tickflow.stream.settings import StreamSettings
     from tickflow.stream.snapshot import export_snapshot
 
     settings, stream_settings = Settings(), StreamSettings()
     with speaking_errors():
-        spark = spark_session(settings, "tickflow-state-snapshot", extra=stream_conf(stream_settings))
+        spark = spark_session(settings, "tickflow-state-snapshot")
         try:
             taken, instruments = export_snapshot(spark, stream_settings.checkpoint(settings), snapshot_id)
         finally:

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from tickflow.appctl import AppControl, AppRecord, StartResult
 from tickflow.settings import REPO_ROOT, Settings
+from tickflow.stream.settings import StreamSettings
 
 APP_NAME = "enrichment-stream"
 SPARK_APP_NAME = "tickflow-enrichment"
@@ -173,9 +174,7 @@ def high_watermarks(consumer: WatermarkSource, topic: str, timeout_s: float = 10
 class EnrichmentStream:
     """The one enrichment stream of a state directory."""
 
-    def __init__(self, settings: Settings, stream: Any | None = None, master: str = "local[2]") -> None:
-        from tickflow.stream.app import StreamSettings
-
+    def __init__(self, settings: Settings, stream: StreamSettings | None = None, master: str = "local[2]") -> None:
         self.settings = settings
         self.stream: StreamSettings = stream or StreamSettings()
         self.master = master

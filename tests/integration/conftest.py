@@ -69,8 +69,8 @@ def topics(stack: Settings) -> Iterator[dict[str, str]]:
 def spark(stack: Settings) -> Iterator[SparkSession]:
     """One Spark application for the test session, on the shared metastore."""
     from tickflow.spark import spark_session
-    from tickflow.stream.app import StreamSettings
     from tickflow.stream.app import spark_conf as stream_conf
+    from tickflow.stream.settings import StreamSettings
 
     session = spark_session(stack, "tickflow-tests", extra=stream_conf(StreamSettings()))
     yield session

@@ -22,7 +22,8 @@ from tickflow.schemas import load
 from tickflow.settings import Settings
 from tickflow.sources.landing import write_reference
 from tickflow.sources.universe import build_universe, fx_rates
-from tickflow.stream.app import StreamSettings, build_query
+from tickflow.stream.app import build_query
+from tickflow.stream.settings import StreamSettings
 
 pytestmark = pytest.mark.integration
 INSTRUMENTS = 120

@@ -24,8 +24,10 @@ from tickflow.errors import TickflowError
 from tickflow.schemas import load
 from tickflow.settings import Settings
 from tickflow.sources.feed import FeedConfig, run_feed
-from tickflow.stream.app import StreamSettings, attach_progress, build_query
+from tickflow.stream.app import build_query
 from tickflow.stream.fill import FILL_FIELDS
+from tickflow.stream.progress import attach_progress
+from tickflow.stream.settings import StreamSettings
 from tickflow.stream.snapshot import export_snapshot, read_state, snapshot_state
 
 pytestmark = pytest.mark.integration
@@ -63,12 +65,17 @@ def feed(settings: Settings, topic: str, count: int, seed: int) -> int:
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
     for key, record in invalid:
         producer.produce(topic, encode(record), key)
+    # A whole record followed by bytes that belong to nothing (from_avro alone would accept it).
+    producer.produce(topic, encode({**base, "event_id": LEFT_OVER, "last_price": 1.0}) + b"\x02\x04", "XNAS:AAPL")
     # An instrument the reference data does not know: published, flagged, never dropped.
     producer.produce(
         topic, encode({**base, "event_id": "unknown", "instrument_id": "XXXX:NOPE", "last_price": 2.5}), "XXXX:NOPE"
     )
     producer.flush(30)
-    return sum(stats.corrupt.values()) + len(invalid)
+    return sum(stats.corrupt.values()) + len(invalid) + 1
+
+
+LEFT_OVER = "left-over-bytes"  # confluent-kafka's deserializer ignores bytes after the record; the stream must not
 
 
 def read_topic(settings: Settings, topic: str) -> list[Any]:
@@ -101,6 +108,8 @@ def expected_from_input(settings: Settings, topic: str) -> tuple[dict[str, dict[
         try:
             record = deserialize(message.value(), None)
         except Exception:  # noqa: BLE001 - corrupt on purpose
+            continue
+        if record["event_id"] == LEFT_OVER:
             continue
         t = int(record["event_time"].timestamp() * 1_000_000 + 0.5)
         bid, ask = record.get("bid_price"), record.get("ask_price")
@@ -168,8 +177,8 @@ def stream_settings(topics: dict[str, str], tmp_path: Path) -> StreamSettings:
 def test_output_equals_an_independent_computation_and_bad_input_goes_to_the_dlq(stack, spark, topics, tmp_path) -> None:  # type: ignore[no-untyped-def]
     rejected = feed(stack, topics["events"], 8_000, seed=5)
     stream = stream_settings(topics, tmp_path)
-    query, publisher = build_query(spark, stack, stream)
-    reporter = attach_progress(spark, stack, stream, publisher)
+    query, batch = build_query(spark, stack, stream)
+    reporter = attach_progress(spark, stack, stream, batch.counters)
     try:
 
         def processed() -> dict[str, int]:
@@ -179,7 +188,6 @@ def test_output_equals_an_independent_computation_and_bad_input_goes_to_the_dlq(
         assert query.exception() is None
     finally:
         query.stop()
-        spark.streams.removeListener(reporter.listener)
 
     # Offsets are committed to the app's consumer group, so standard lag tools see its lag.
     # The listener runs asynchronously after each batch: allow it a moment to commit the last one.
@@ -196,6 +204,7 @@ def test_output_equals_an_independent_computation_and_bad_input_goes_to_the_dlq(
     ):
         time.sleep(0.5)
     assert committed() == processed()
+    reporter.close(spark)
     latest = health()
     assert latest["state_rows"] == len({iid for iid, _ in expected_from_input(stack, topics["events"])[1]})
     assert latest["dlq_total"] >= rejected
@@ -226,6 +235,7 @@ def test_output_equals_an_independent_computation_and_bad_input_goes_to_the_dlq(
     assert any("above ask" in r for r in reasons)
     assert any("in the future" in r for r in reasons)
     assert any("is not the instrument_id" in r for r in reasons)
+    assert any("2 bytes left over after the record" in r for r in reasons)
     assert any("Confluent wire format" in r or "unknown schema id" in r or "undecodable" in r for r in reasons)
     for message in dlq:
         headers = dict(message.headers())

@@ -12,7 +12,8 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import reduce
+from typing import TYPE_CHECKING, Any
 
 import fastavro
 import numpy as np
@@ -20,6 +21,10 @@ import pandas as pd
 from fastavro.schema import to_parsing_canonical_form
 
 from tickflow.avro_codec import to_micros
+from tickflow.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 MAGIC = 0
 
@@ -110,8 +115,10 @@ def reject_reasons(events: pd.DataFrame, now_us: int, limits: Limits) -> np.ndar
         return events[name].to_numpy() if name in events else np.full(rows, None)
 
     def blank(name: str) -> np.ndarray:
-        values = column(name)
-        return np.array([v is None or v != v or not str(v).strip() for v in values], dtype=bool)
+        values = pd.Series(column(name), dtype=object)
+        missing: np.ndarray = values.isna().to_numpy()
+        missing[~missing] = values[~missing].astype(str).str.strip().eq("").to_numpy()
+        return missing
 
     rules: list[tuple[np.ndarray, Callable[[int], str]]] = []
 
@@ -152,3 +159,81 @@ def validate(record: dict[str, Any], key: str | None, now_us: int, limits: Limit
     reason = reject_reasons(pd.DataFrame([event]), now_us, limits)[0]
     if reason is not None:
         raise Rejected(reason)
+
+
+def registered_writers(settings: Settings, subject: str) -> dict[int, str]:
+    """Every schema registered under ``subject``, by id (empty when the subject does not exist yet)."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    client = _registry_clients.setdefault(settings.registry_url, SchemaRegistryClient({"url": settings.registry_url}))
+    try:
+        versions = client.get_versions(subject)
+    except SchemaRegistryError as error:
+        if error.http_status_code == 404:
+            return {}
+        raise
+    registered = (client.get_version(subject, version) for version in versions)  # cached by the client
+    return {int(r.schema_id or 0): str(r.schema.schema_str) for r in registered}
+
+
+_registry_clients: dict[str, Any] = {}
+
+
+def decoded_events(raw: DataFrame, reader: dict[str, Any], writers: dict[int, str]) -> DataFrame:
+    """Kafka records -> the fill's input: coordinates, ``decoded`` and the reader schema's fields.
+
+    In the JVM: ``from_avro`` with the writer schema of the record's id; a record of an older
+    version is resolved into the reader (``avroSchema``). A record counts as decoded only when
+    re-encoding it gives back as many bytes as its body (``from_avro`` ignores bytes left over).
+    Everything else (not the wire format, an unknown id, bad or left-over bytes) arrives with
+    ``decoded = false`` and its original bytes, and the fill task finds the precise reason.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.avro.functions import from_avro, to_avro
+
+    reader_text = json.dumps(reader)
+    reader_form = to_parsing_canonical_form(fastavro.parse_schema(reader))
+    framed = (F.length("value") >= 6) & (F.substring("value", 1, 1) == F.lit(b"\x00"))
+    schema_id = F.conv(F.hex(F.substring("value", 2, 4)), 16, 10).cast("long")
+    body = F.expr("substring(value, 6)")
+    key = F.coalesce(F.col("key").cast("string"), F.lit(""))
+    coordinates = ("kafka_key", "value", "topic", "partition", "offset", "ingest_time")
+    written = raw.select(
+        key.alias("kafka_key"),
+        "value",
+        "topic",
+        "partition",
+        "offset",
+        F.unix_micros("timestamp").alias("ingest_time"),
+        *(
+            F.when(framed & (schema_id == writer_id), from_avro(body, writer, {"mode": "PERMISSIVE"})).alias(
+                f"w{writer_id}"
+            )
+            for writer_id, writer in writers.items()
+        ),
+    )
+    candidates = []
+    for writer_id, writer in writers.items():
+        decoded = F.col(f"w{writer_id}")
+        # PERMISSIVE turns bad bytes into nulls, also inside the record: re-encode only complete records
+        required = [f["name"] for f in json.loads(writer)["fields"] if not isinstance(f["type"], list)]
+        complete = reduce(lambda a, b: a & b, (decoded[name].isNotNull() for name in required), decoded.isNotNull())
+        whole = complete & (F.length(to_avro(F.when(complete, decoded), writer)) == F.length(body))
+        if to_parsing_canonical_form(fastavro.parse_schema(json.loads(writer))) == reader_form:
+            candidates.append(F.when(whole, decoded))
+        else:
+            resolved = from_avro(body, writer, {"mode": "PERMISSIVE", "avroSchema": reader_text})
+            candidates.append(F.when(whole, resolved))
+    if not candidates:  # typed nulls: everything decodes in Python
+        candidates.append(from_avro(F.lit(None).cast("binary"), reader_text))
+    event = F.coalesce(*candidates) if len(candidates) > 1 else candidates[0]
+    fields = [f["name"] for f in reader["fields"]]
+    return written.select(*coordinates, event.alias("event")).select(
+        *coordinates,
+        F.col("event").isNotNull().alias("decoded"),
+        *(
+            F.unix_micros(F.col("event.event_time")).alias(name) if name == "event_time" else F.col(f"event.{name}")
+            for name in fields
+        ),
+    )

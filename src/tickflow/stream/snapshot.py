@@ -1,9 +1,9 @@
 """Export the forward-fill state to Hive, and read a snapshot back to start a query from it.
 
-The state is read from the query's checkpoint with Spark's state data source (a batch
-read; the running query is not disturbed) and stored long-form in ``ops.state_snapshots``:
-one row per instrument and field with the value (JSON), the event time it was observed
-and the Kafka offset that set it, so a restore rebuilds the registers exactly.
+The state is read from the query's fill-state files (``tickflow.stream.state``) as of the last
+micro-batch the checkpoint committed (the running query is not disturbed) and stored long-form
+in ``ops.state_snapshots``: one row per instrument and field with the value (JSON), the event
+time it was observed and the Kafka offset that set it, so a restore rebuilds the registers exactly.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from tickflow.errors import TickflowError
-from tickflow.stream.fill import FILL_FIELDS
-from tickflow.stream.processor import STATE_SCHEMA, plain
+from tickflow.stream.fill import FILL_FIELDS, InstrumentState
+from tickflow.stream.state import FillState, to_table
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -25,34 +25,44 @@ if TYPE_CHECKING:
 SNAPSHOT_TABLE = "ops.state_snapshots"
 
 
-def read_state(spark: SparkSession, checkpoint: Path) -> DataFrame:
-    """The current per-instrument state in the checkpoint: instrument_id + STATE_SCHEMA columns."""
-    from pyspark.sql import functions as F
+def last_committed_batch(checkpoint: Path) -> int | None:
+    """The newest micro-batch the query committed (Spark writes ``commits/<batch id>`` after each)."""
+    commits = checkpoint / "commits"
+    ids = [int(p.name) for p in commits.iterdir() if p.name.isdigit()] if commits.exists() else []
+    return max(ids) if ids else None
 
-    if not (checkpoint / "state").exists():
+
+def committed_state(checkpoint: Path) -> dict[str, InstrumentState]:
+    """Every instrument's registers after the last committed micro-batch."""
+    last = last_committed_batch(checkpoint)
+    if last is None:
         raise TickflowError(f"There is no stream state in {checkpoint}: run the stream first.")
-    raw = spark.read.format("statestore").option("operatorId", 0).option("stateVarName", "fill").load(str(checkpoint))
-    return raw.select(F.col("user_map_key.instrument_id").alias("instrument_id"), "user_map_value.*")
+    return FillState(checkpoint / "fill-state").current(up_to_batch=last)
+
+
+def read_state(spark: SparkSession, checkpoint: Path) -> DataFrame:
+    """The committed per-instrument state: instrument_id + value, _as_of and _offset per field."""
+    return spark.createDataFrame(to_table(committed_state(checkpoint)).to_pandas())
 
 
 def export_snapshot(spark: SparkSession, checkpoint: Path, snapshot_id: str | None = None) -> tuple[str, int]:
-    """Write the checkpoint's state to ops.state_snapshots; returns (snapshot id, instruments)."""
+    """Write the checkpoint's committed state to ops.state_snapshots; returns (snapshot id, instruments)."""
     snapshot_id = snapshot_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    state: pd.DataFrame = read_state(spark, checkpoint).toPandas()
+    state = committed_state(checkpoint)
     taken_at = datetime.now(UTC).replace(tzinfo=None)
     rows = [
         {
-            "instrument_id": row["instrument_id"],
+            "instrument_id": instrument_id,
             "field": name,
-            "value_json": json.dumps(plain(row[name], name)),
-            "as_of": pd.Timestamp(int(row[f"{name}_as_of"]), unit="us").to_pydatetime(),
-            "source_offset": int(row[f"{name}_offset"]),
+            "value_json": json.dumps(registers.values[name]),
+            "as_of": pd.Timestamp(registers.as_of[name], unit="us").to_pydatetime(),
+            "source_offset": registers.offsets[name],
             "taken_at": taken_at,
             "snapshot_id": snapshot_id,
         }
-        for _, row in state.iterrows()
+        for instrument_id, registers in state.items()
         for name in FILL_FIELDS
-        if not pd.isna(row[f"{name}_as_of"])
+        if name in registers.as_of
     ]
     table = spark.table(SNAPSHOT_TABLE)
     frame = pd.DataFrame(rows, columns=table.columns)
@@ -63,19 +73,15 @@ def export_snapshot(spark: SparkSession, checkpoint: Path, snapshot_id: str | No
     return snapshot_id, len(state)
 
 
-def snapshot_state(spark: SparkSession, snapshot_id: str) -> DataFrame:
-    """A snapshot as the stream's initial state: instrument_id + STATE_SCHEMA columns."""
-    from pyspark.sql.types import StringType, StructField, StructType
-
+def snapshot_state(spark: SparkSession, snapshot_id: str) -> dict[str, InstrumentState]:
+    """A snapshot as registers by instrument, to seed a new checkpoint."""
     rows: pd.DataFrame = spark.table(SNAPSHOT_TABLE).where(f"snapshot_id = '{snapshot_id}'").toPandas()
     if rows.empty:
         raise TickflowError(f"There is no state snapshot {snapshot_id!r} in {SNAPSHOT_TABLE}.")
-    wide: dict[str, dict[str, Any]] = {}
+    states: dict[str, InstrumentState] = {}
     for row in rows.itertuples(index=False):
-        registers = wide.setdefault(row.instrument_id, {})
-        registers[row.field] = plain(json.loads(row.value_json), row.field)
-        registers[f"{row.field}_as_of"] = int(pd.Timestamp(row.as_of).value // 1000)
-        registers[f"{row.field}_offset"] = int(row.source_offset)
-    schema = StructType([StructField("instrument_id", StringType()), *STATE_SCHEMA.fields])
-    data = [(iid, *(registers.get(c) for c in STATE_SCHEMA.fieldNames())) for iid, registers in wide.items()]
-    return spark.createDataFrame(data, schema)
+        state = states.setdefault(row.instrument_id, InstrumentState())
+        state.values[row.field] = json.loads(row.value_json)
+        state.as_of[row.field] = int(pd.Timestamp(row.as_of).value // 1000)
+        state.offsets[row.field] = int(row.source_offset)
+    return states

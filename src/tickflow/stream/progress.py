@@ -1,0 +1,131 @@
+"""What the stream reports after every micro-batch: a JSON file for supervisors, committed offsets for lag tools."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+from tickflow.settings import Settings
+from tickflow.stream.settings import StreamSettings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+log = logging.getLogger(__name__)
+
+
+class StreamProgress(BaseModel):
+    """One micro-batch as the app reports it (``progress.json``), read by health checks, the CLI and tests."""
+
+    written_at: float
+    query: str | None = None
+    run_id: str | None = None
+    batch_id: int | None = None
+    batch_timestamp: str | None = None
+    num_input_rows: int | None = None
+    input_rows_per_second: float | None = None
+    processed_rows_per_second: float | None = None
+    batch_duration_ms: int | None = None
+    state_rows: int = 0
+    dlq_total: int = 0
+    filled_total: int = 0
+    end_offsets: dict[str, dict[str, int]] | None = None
+
+    @classmethod
+    def read(cls, path: Path) -> StreamProgress | None:
+        try:
+            return cls.model_validate_json(path.read_text())
+        except (OSError, ValueError):
+            return None
+
+
+class ProgressReporter:
+    """Writes each batch's progress to a JSON file and commits its end offsets to the consumer group."""
+
+    def __init__(self, settings: Settings, stream: StreamSettings, counters: Any) -> None:
+        from confluent_kafka import Consumer
+
+        self.listener: Any = None  # set by attach_progress
+        self.path = stream.progress(settings)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.counters = counters
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": settings.bootstrap_servers,
+                "group.id": stream.consumer_group,
+                "enable.auto.commit": False,
+            }
+        )
+
+    def report(self, progress: dict[str, Any]) -> StreamProgress:
+        from confluent_kafka import TopicPartition
+
+        source = (progress.get("sources") or [{}])[0]
+        end_offsets = source.get("endOffset")
+        if isinstance(end_offsets, str):
+            end_offsets = json.loads(end_offsets)
+        if end_offsets:
+            partitions = [
+                TopicPartition(topic, int(partition), int(offset))
+                for topic, offsets in end_offsets.items()
+                for partition, offset in offsets.items()
+            ]
+            try:
+                self.consumer.commit(offsets=partitions, asynchronous=False)
+            except Exception as error:  # noqa: BLE001 - lag reporting must never stop the stream
+                log.warning("committing offsets for lag tools failed: %s", error)
+        report = StreamProgress(
+            written_at=time.time(),
+            query=progress.get("name"),
+            run_id=progress.get("runId"),
+            batch_id=progress.get("batchId"),
+            batch_timestamp=progress.get("timestamp"),
+            num_input_rows=progress.get("numInputRows"),
+            input_rows_per_second=progress.get("inputRowsPerSecond"),
+            processed_rows_per_second=progress.get("processedRowsPerSecond"),
+            batch_duration_ms=(progress.get("durationMs") or {}).get("triggerExecution"),
+            state_rows=self.counters.instruments,
+            dlq_total=self.counters.dlq,
+            filled_total=self.counters.filled,
+            end_offsets=end_offsets,
+        )
+        partial = self.path.with_suffix(".partial")
+        partial.write_text(report.model_dump_json(indent=2))
+        partial.replace(self.path)
+        return report
+
+    def close(self, spark: SparkSession | None = None) -> None:
+        """Stop reporting: remove the listener, close the consumer (it would retry a stopped broker forever)."""
+        if spark is not None and self.listener is not None:
+            spark.streams.removeListener(self.listener)
+            self.listener = None
+        self.consumer.close()
+
+
+def attach_progress(spark: SparkSession, settings: Settings, stream: StreamSettings, counters: Any) -> ProgressReporter:
+    """Register a listener that reports every batch of this session's queries."""
+    from pyspark.sql.streaming.listener import StreamingQueryListener
+
+    reporter = ProgressReporter(settings, stream, counters)
+
+    class Listener(StreamingQueryListener):
+        def onQueryStarted(self, event: Any) -> None:
+            pass
+
+        def onQueryProgress(self, event: Any) -> None:
+            reporter.report(json.loads(event.progress.json))
+
+        def onQueryIdle(self, event: Any) -> None:
+            pass
+
+        def onQueryTerminated(self, event: Any) -> None:
+            pass
+
+    reporter.listener = Listener()
+    spark.streams.addListener(reporter.listener)
+    return reporter

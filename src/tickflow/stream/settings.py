@@ -1,0 +1,49 @@
+"""What the enrichment stream can be told (``TICKFLOW_STREAM_*``); no pyspark here, so the
+stream's control and health code (and Airflow, which parses DAGs with it) import it cheaply."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tickflow.settings import REPO_ROOT, Settings
+
+
+class StreamSettings(BaseSettings):
+    """Everything the enrichment app can be told (environment prefix ``TICKFLOW_STREAM_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="TICKFLOW_STREAM_", extra="ignore", frozen=True)
+
+    trigger_interval: str = Field(
+        default="250 milliseconds", description="Micro-batch trigger; the seed's '10 seconds' is a valid choice."
+    )
+    max_offsets_per_trigger: int = Field(
+        default=200_000,
+        description="Cap on records per micro-batch: a backlog drains in batches of a few seconds, each reported.",
+    )
+    input_topic: str = "md.events"
+    output_topic: str = "md.enriched"
+    dlq_topic: str = "md.dlq"
+    starting_offsets: str = "earliest"
+    consumer_group: str = Field(default="tickflow-enrichment", description="Offsets are committed here for lag tools.")
+    checkpoint_dir: Path | None = Field(default=None, description="Default: <state>/stream/checkpoint.")
+    progress_file: Path | None = Field(default=None, description="Default: <state>/stream/progress.json.")
+    enrichment_sql: Path = REPO_ROOT / "spark_apps" / "enrichment.sql"
+    max_future_s: float = Field(default=60.0, description="Events further in the future go to the DLQ.")
+    crossed_tolerance: float = Field(default=0.0, description="Bid above ask by more than this fraction -> DLQ.")
+    state_versions: int = Field(default=5, description="Fill-state files kept per input partition (newest first).")
+    producer_batch_bytes: int = Field(default=512 * 1024, description="Kafka producer batch.size for md.enriched.")
+    producer_linger_ms: int = Field(default=20, description="Kafka producer linger.ms for md.enriched.")
+    query_name: str = "tickflow_enrichment"
+
+    def checkpoint(self, settings: Settings) -> Path:
+        return self.checkpoint_dir or settings.root / "stream" / "checkpoint"
+
+    def progress(self, settings: Settings) -> Path:
+        return self.progress_file or settings.root / "stream" / "progress.json"
+
+    def state_dir(self, settings: Settings) -> Path:
+        """The fill state lives inside the checkpoint: deleting one deletes both."""
+        return self.checkpoint(settings) / "fill-state"

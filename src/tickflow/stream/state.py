@@ -1,0 +1,169 @@
+"""The forward-fill state, durable per input partition and micro-batch (DESIGN §4).
+
+An instrument's events all arrive on one Kafka partition (key = instrument id), so the task
+that fills a partition's events owns its instruments' registers. It keeps them in small
+Parquet files inside the query's checkpoint:
+
+    <checkpoint>/fill-state/
+      initial.parquet            registers a new checkpoint starts from (a restored snapshot), optional
+      p<partition>/<batch>.parquet   every instrument seen on that partition, after micro-batch <batch>
+
+The task of batch N reads the newest file of its partition older than N and writes N. A
+replayed batch (after a crash, Spark re-runs the batch from its offset log) therefore reads
+exactly what its first attempt read, and rewrites the same file: the state is exact under
+replay and survives kill -9, with no driver memory involved. Layers merge by the fill's own
+rule, per field the greater (as-of time, offset), so the order they are read in never matters.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tickflow.stream.fill import FILL_FIELDS, NEVER, InstrumentState
+
+VALUE_TYPES = {
+    "bid_price": pa.float64(),
+    "bid_size": pa.int64(),
+    "ask_price": pa.float64(),
+    "ask_size": pa.int64(),
+    "last_price": pa.float64(),
+    "close_price": pa.float64(),
+    "reference_price": pa.float64(),
+    "trade_id": pa.string(),
+    "trade_price": pa.float64(),
+    "trade_size": pa.int64(),
+    "trade_side": pa.string(),
+}
+STATE_SCHEMA = pa.schema(
+    [pa.field("instrument_id", pa.string())]
+    + [pa.field(name, VALUE_TYPES[name]) for name in FILL_FIELDS]
+    + [pa.field(f"{name}_as_of", pa.int64()) for name in FILL_FIELDS]
+    + [pa.field(f"{name}_offset", pa.int64()) for name in FILL_FIELDS]
+)
+BATCH_FILE = re.compile(r"^(-?\d+)\.parquet$")
+
+
+def merge(a: InstrumentState | None, b: InstrumentState | None) -> InstrumentState:
+    """Per field the register with the greater (as-of, offset): the fill's rule, so merging commutes."""
+    if a is None or b is None:
+        return (a or b) or InstrumentState()
+    merged = InstrumentState()
+    for name in FILL_FIELDS:
+        best = max((s for s in (a, b) if name in s.as_of), key=lambda s: (s.as_of[name], s.offsets[name]), default=None)
+        if best is not None:
+            merged.values[name], merged.as_of[name], merged.offsets[name] = best.get(name)
+    return merged
+
+
+def to_table(states: Mapping[str, InstrumentState]) -> pa.Table:
+    """Registers -> one row per instrument in STATE_SCHEMA (nulls where a field was never set)."""
+    ids = sorted(states)
+    columns: dict[str, list[Any]] = {"instrument_id": ids}
+    for name in FILL_FIELDS:
+        registers = [states[i].get(name) for i in ids]
+        columns[name] = [r[0] if r[1] != NEVER else None for r in registers]
+        columns[f"{name}_as_of"] = [r[1] if r[1] != NEVER else None for r in registers]
+        columns[f"{name}_offset"] = [r[2] if r[1] != NEVER else None for r in registers]
+    return pa.table(columns, schema=STATE_SCHEMA)
+
+
+def from_table(table: pa.Table) -> dict[str, InstrumentState]:
+    """Rows of STATE_SCHEMA -> registers by instrument."""
+    data = table.to_pydict()
+    states: dict[str, InstrumentState] = {}
+    for row, instrument_id in enumerate(data["instrument_id"]):
+        state = InstrumentState()
+        for name in FILL_FIELDS:
+            as_of = data[f"{name}_as_of"][row]
+            if as_of is not None:
+                state.values[name] = data[name][row]
+                state.as_of[name] = int(as_of)
+                state.offsets[name] = int(data[f"{name}_offset"][row])
+        states[instrument_id] = state
+    return states
+
+
+def _write_atomically(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    pq.write_table(table, partial, compression="zstd")
+    os.replace(partial, path)
+
+
+class FillState:
+    """The state files of one query (see the module docstring for the layout)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    @property
+    def initial_path(self) -> Path:
+        return self.directory / "initial.parquet"
+
+    def _batches(self, partition: int) -> list[int]:
+        folder = self.directory / f"p{partition}"
+        found = (BATCH_FILE.match(name) for name in (os.listdir(folder) if folder.exists() else ()))
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def _partitions(self) -> list[int]:
+        if not self.directory.exists():
+            return []
+        return sorted(int(p.name[1:]) for p in self.directory.iterdir() if re.fullmatch(r"p\d+", p.name))
+
+    def _read(self, path: Path) -> dict[str, InstrumentState]:
+        return from_table(pq.read_table(path, schema=STATE_SCHEMA)) if path.exists() else {}
+
+    def prior(self, partition: int, batch_id: int, instruments: Iterable[str]) -> dict[str, InstrumentState]:
+        """The partition's registers before ``batch_id`` (every instrument the partition has seen), with
+        the initial layer merged in for ``instruments``."""
+        older = [b for b in self._batches(partition) if b < batch_id]
+        states = self._read(self.directory / f"p{partition}" / f"{older[-1]}.parquet") if older else {}
+        initial = self._read(self.initial_path)
+        for instrument_id in instruments:
+            if instrument_id in initial:
+                states[instrument_id] = merge(states.get(instrument_id), initial[instrument_id])
+        return states
+
+    def write(self, partition: int, batch_id: int, states: Mapping[str, InstrumentState]) -> None:
+        _write_atomically(to_table(states), self.directory / f"p{partition}" / f"{batch_id}.parquet")
+
+    def seed(self, states: Mapping[str, InstrumentState]) -> None:
+        """The registers a new checkpoint starts from (refused once batches have run on it)."""
+        _write_atomically(to_table(states), self.initial_path)
+
+    def prune(self, keep: int) -> None:
+        """Keep the newest ``keep`` files per partition (a replay needs only the one before it)."""
+        for partition in self._partitions():
+            for batch_id in self._batches(partition)[:-keep]:
+                (self.directory / f"p{partition}" / f"{batch_id}.parquet").unlink(missing_ok=True)
+
+    def instrument_count(self) -> int:
+        """How many instruments have registers (the newest file of every partition, and the initial layer)."""
+        paths = [self.initial_path] if self.initial_path.exists() else []
+        for partition in self._partitions():
+            batches = self._batches(partition)
+            if batches:
+                paths.append(self.directory / f"p{partition}" / f"{batches[-1]}.parquet")
+        ids: set[str] = set()
+        for path in paths:
+            ids.update(pq.read_table(path, columns=["instrument_id"]).column(0).to_pylist())
+        return len(ids)
+
+    def current(self, up_to_batch: int | None = None) -> dict[str, InstrumentState]:
+        """Every instrument's registers after ``up_to_batch`` (default: the newest files)."""
+        states = self._read(self.initial_path)
+        for partition in self._partitions():
+            batches = [b for b in self._batches(partition) if up_to_batch is None or b <= up_to_batch]
+            if batches:
+                for instrument_id, state in self._read(
+                    self.directory / f"p{partition}" / f"{batches[-1]}.parquet"
+                ).items():
+                    states[instrument_id] = merge(states.get(instrument_id), state)
+        return states

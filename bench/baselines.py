@@ -469,6 +469,22 @@ def wait_drained(query: StreamingQuery, topic: str, target: Mapping[int, int], t
     raise TimeoutError(f"the seed's design had not drained {topic} after {timeout_s:.0f}s")
 
 
+def delete_scratch(settings: Settings, topics: list[str]) -> None:
+    """Delete the run's topics and their registry subjects."""
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    for deleted in admin.delete_topics(topics).values():
+        deleted.result(30)  # without waiting, the client can be gone before the request is sent
+    registry = SchemaRegistryClient({"url": settings.registry_url})
+    for subject in (f"{topic}-value" for topic in topics):
+        try:
+            registry.delete_subject(subject)
+            registry.delete_subject(subject, permanent=True)
+        except SchemaRegistryError:  # never registered (the run stopped early)
+            pass
+
+
 def main() -> None:
     from tickflow.spark import spark_session
 
@@ -525,7 +541,7 @@ def main() -> None:
         finally:
             spark.stop()
     finally:
-        AdminClient({"bootstrap.servers": settings.bootstrap_servers}).delete_topics(list(topics.values()))
+        delete_scratch(settings, list(topics.values()))
         shutil.rmtree(checkpoint, ignore_errors=True)
     print(
         "load average after: {:.1f} {:.1f} {:.1f} (other processes on this machine share its 2 cores)".format(

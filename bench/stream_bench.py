@@ -102,8 +102,10 @@ class Topics:
         return topic, schema_id
 
     def delete(self) -> None:
+        """Delete the topics and wait: an unawaited delete may never happen when the process exits."""
         if self.created:
-            self.admin.delete_topics(self.created)
+            for future in self.admin.delete_topics(self.created).values():
+                future.result(30)
 
 
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:

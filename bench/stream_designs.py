@@ -83,7 +83,7 @@ def main() -> None:
     raw = kafka_reader(spark, settings, topic, streaming=False).load().cache()
     print(f"{raw.count():,} messages cached from {topic}; local[2]; median of {args.repeats}")
     try:
-        decoded = decoded_events(raw, schema.definition, {schema_id: schema.text})
+        decoded = decoded_events(raw, schema.definition, {schema_id: schema.text}, Limits(max_future_us=10**18))
 
         def noop(frame: Any) -> Callable[[], None]:
             return lambda: frame.write.format("noop").mode("overwrite").save()
@@ -97,7 +97,7 @@ def main() -> None:
         running = Window.partitionBy("instrument_id").orderBy("event_time", "offset")
         last_of_time = Window.partitionBy("instrument_id").orderBy("event_time", "offset")
         jvm = (
-            decoded.where("decoded")
+            decoded.where("reason IS NULL")
             .select(
                 "instrument_id",
                 "event_time",
@@ -110,14 +110,14 @@ def main() -> None:
         measure("a. JVM window fill", spark, noop(jvm), args.events, args.repeats)
 
         task = FillTask(
-            schema.definition, settings.registry_url, settings.bootstrap_servers, "unused", Limits(10**18),
-            FillState(Path(tempfile.mkdtemp())), 0, (Discard(), Discard()),
-        )  # fmt: skip
+            settings.bootstrap_servers, topic, "unused", FillState(Path(tempfile.mkdtemp())), 0, (Discard(), Discard())
+        )
         python = decoded.mapInArrow(task, spark_schema())
         measure("b. Python per partition", spark, noop(python), args.events, args.repeats)
     finally:
         spark.stop()
-        AdminClient({"bootstrap.servers": settings.bootstrap_servers}).delete_topics([topic])
+        for future in AdminClient({"bootstrap.servers": settings.bootstrap_servers}).delete_topics([topic]).values():
+            future.result(30)
 
 
 if __name__ == "__main__":

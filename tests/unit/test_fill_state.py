@@ -9,7 +9,6 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from tickflow.stream.decode import Limits
 from tickflow.stream.fill import FILL_FIELDS, InstrumentState, fill_columns
 from tickflow.stream.fill_task import FillTask
 from tickflow.stream.state import FillState, from_table, merge, to_table
@@ -77,11 +76,12 @@ class Counter:
 
 
 def events_batch(events: list[dict[str, Any]], partition: int) -> pa.RecordBatch:
-    rows = [{"kafka_key": e["instrument_id"], "value": b"", "topic": "md.events", "partition": partition,
-             "ingest_time": T0, "decoded": True, "source": "quotes", "sequence": i, **e}
-            for i, e in enumerate(events)]  # fmt: skip
-    columns = {name: [r.get(name) for r in rows] for name in [*rows[0], *FILL_FIELDS]}
-    return pa.RecordBatch.from_pydict(columns)
+    """What decode.decoded_events hands the task: valid events, so no reason, key or bytes."""
+    rows = [{"partition": partition, "ingest_time": T0, "reason": None, "kafka_key": None, "value": None,
+             "event_key": hash(e["event_id"]), **e} for e in events]  # fmt: skip
+    columns = {name: [r.get(name) for r in rows] for name in [*rows[0], *FILL_FIELDS] if name != "event_id"}
+    types = {"reason": pa.string(), "kafka_key": pa.string(), "value": pa.binary()}
+    return pa.RecordBatch.from_pydict({n: pa.array(v, types.get(n)) for n, v in columns.items()})
 
 
 @pytest.mark.parametrize("batches", [1, 2])
@@ -102,8 +102,7 @@ def test_the_fill_task_fills_a_partition_across_batches_like_the_contract(tmp_pa
         },
     ]
     counters = (Counter(), Counter())
-    task = FillTask({}, "http://unused", "unused:9092", "md.dlq", Limits(max_future_us=10**18), FillState(tmp_path),
-                    0, counters)  # fmt: skip
+    task = FillTask("unused:9092", "md.events", "md.dlq", FillState(tmp_path), 0, counters)
     split = 3 if batches == 2 else len(events)
     outputs = list(task(iter([events_batch(events[:split], 7)])))
     if batches == 2:

@@ -93,16 +93,15 @@ class EnrichmentBatch:
             self.settings, self.subject
         )  # a version registered since the last batch decodes in the JVM
         task = FillTask(
-            self.reader_schema,
-            self.settings.registry_url,
             self.settings.bootstrap_servers,
+            self.stream.input_topic,
             self.stream.dlq_topic,
-            self.limits,
             self.state,
             batch_id,
             (self.counters.filled_acc, self.counters.dlq_acc),
         )
-        filled = decoded_events(raw, self.reader_schema, writers).mapInArrow(task, self.filled_schema)
+        events = decoded_events(raw, self.reader_schema, writers, self.limits)
+        filled = events.mapInArrow(task, self.filled_schema)
         self.publisher.publish(filled, batch_id)
         self.state.prune(self.stream.state_versions)
         self.counters.instruments = self.state.instrument_count()

@@ -1,32 +1,31 @@
-"""Decoding the Confluent wire format and validating market events (DESIGN §6).
+"""Decoding the Confluent wire format and validating market events, in the JVM (DESIGN §6).
 
-Every message either decodes into the latest reader schema of ``MarketEvent`` (records
-of any registered version resolve into it, Avro schema resolution) and passes
-validation, or it is rejected with a reason that goes to the dead-letter topic along
-with the original bytes. Nothing here raises on bad input.
+Every Kafka record either decodes into the latest reader schema of ``MarketEvent`` (records of
+any registered version resolve into it, Avro schema resolution) and passes validation, or it
+gets the reason it is rejected; rejected records keep their original key and bytes for the
+dead-letter topic. All of it is Spark SQL over the micro-batch: nothing here raises on bad input,
+and only what the fill needs crosses to Python (strings and bytes cost most on that trip).
+
+The writer schemas are read from the registry for every micro-batch, after Spark fixed the
+batch's offsets: a producer registers its schema before it writes with it, so every schema id
+in the batch is known, and a version registered while the stream runs decodes at full speed at
+once. An id the registry does not know is therefore really unknown.
 """
 
 from __future__ import annotations
 
-import io
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 import fastavro
-import numpy as np
-import pandas as pd
 from fastavro.schema import to_parsing_canonical_form
 
-from tickflow.avro_codec import to_micros
 from tickflow.settings import Settings
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
-
-MAGIC = 0
+    from pyspark.sql import Column, DataFrame
 
 
 @dataclass(frozen=True)
@@ -37,128 +36,11 @@ class Limits:
     crossed_tolerance: float = 0.0  # bid may exceed ask by this fraction of ask
 
 
-class Rejected(ValueError):
-    """A message that cannot become an event; ``str`` is the reason recorded in the DLQ."""
-
-
-class Decoder:
-    """Confluent-framed Avro -> dict in the reader schema; writer schemas fetched once per id."""
-
-    def __init__(self, reader_schema: dict[str, Any], fetch_writer: Callable[[int], str | None]) -> None:
-        self.reader = fastavro.parse_schema(reader_schema)
-        self.reader_form = to_parsing_canonical_form(self.reader)
-        self.fetch_writer = fetch_writer
-        self.writers: dict[int, tuple[Any, Any] | None] = {}
-
-    def writer(self, schema_id: int) -> tuple[Any, Any] | None:
-        """(writer schema, reader schema or None when no resolution is needed), None if unknown."""
-        if schema_id not in self.writers:
-            text = self.fetch_writer(schema_id)
-            if text is None:
-                self.writers[schema_id] = None
-            else:
-                writer = fastavro.parse_schema(json.loads(text))
-                # Same schema as the reader: skip Avro schema resolution, about twice as fast.
-                same = to_parsing_canonical_form(writer) == self.reader_form
-                self.writers[schema_id] = (writer, None if same else self.reader)
-        return self.writers[schema_id]
-
-    def decode(self, value: bytes | None) -> dict[str, Any]:
-        if not value or len(value) < 6 or value[0] != MAGIC:
-            raise Rejected("not in the Confluent wire format (no magic byte 0 and schema id)")
-        schema_id = int.from_bytes(value[1:5], "big")
-        schemas = self.writer(schema_id)
-        if schemas is None:
-            raise Rejected(f"unknown schema id {schema_id}")
-        body = io.BytesIO(value)
-        body.seek(5)
-        try:
-            record = fastavro.schemaless_reader(body, *schemas)
-        except Exception as error:  # noqa: BLE001 - fastavro raises many kinds on bad bytes
-            raise Rejected(f"undecodable Avro body for schema id {schema_id}: {type(error).__name__}") from None
-        if body.tell() != len(value):
-            raise Rejected(f"{len(value) - body.tell()} bytes left over after the record (schema id {schema_id})")
-        if not isinstance(record, dict):
-            raise Rejected(f"schema id {schema_id} is not a record schema")
-        return record
-
-
-def registry_fetcher(registry_url: str) -> Callable[[int], str | None]:
-    """Look a schema id up in the registry; None when the registry does not know it."""
-
-    def fetch(schema_id: int) -> str | None:
-        import httpx
-
-        response = httpx.get(f"{registry_url}/schemas/ids/{schema_id}", timeout=10)
-        if response.status_code == 404:
-            return None
-        response.raise_for_status()
-        schema: str = response.json()["schema"]
-        return schema
-
-    return fetch
-
-
 PRICES = ("bid_price", "ask_price", "last_price", "close_price", "reference_price", "trade_price")
 SIZES = ("bid_size", "ask_size", "trade_size")
+NOT_FRAMED = "not in the Confluent wire format (no magic byte 0 and schema id)"
 
-
-def reject_reasons(events: pd.DataFrame, now_us: int, limits: Limits) -> np.ndarray:
-    """Per event, why the platform must not fill it (None when valid), the first failing rule first.
-
-    ``events`` has the MarketEvent fields with ``event_time`` in µs and ``kafka_key``, the message
-    key. Vectorised: rules are checked on whole columns; only a failing row's reason is formatted.
-    """
-    rows = len(events)
-
-    def column(name: str) -> np.ndarray:
-        return events[name].to_numpy() if name in events else np.full(rows, None)
-
-    def blank(name: str) -> np.ndarray:
-        values = pd.Series(column(name), dtype=object)
-        missing: np.ndarray = values.isna().to_numpy()
-        missing[~missing] = values[~missing].astype(str).str.strip().eq("").to_numpy()
-        return missing
-
-    rules: list[tuple[np.ndarray, Callable[[int], str]]] = []
-
-    def rule(failing: np.ndarray, template: str, *args: np.ndarray) -> None:
-        rules.append((failing, lambda i: template.format(*(a[i] for a in args))))
-
-    instrument, key, event_time = column("instrument_id"), column("kafka_key"), column("event_time").astype(np.int64)
-    rule(blank("instrument_id"), "missing instrument_id")
-    rule(blank("event_id"), "missing event_id")
-    shown_key = np.array([k or None for k in key], dtype=object)
-    rule(key != instrument, "message key {!r} is not the instrument_id {!r}", shown_key, instrument)
-    rule(event_time > now_us + limits.max_future_us, "event_time {:.0f}s in the future", (event_time - now_us) / 1e6)
-    with np.errstate(invalid="ignore"):
-        for name in PRICES:  # a set price must be > 0, which also catches NaN
-            values = column(name)
-            rule(~pd.isna(values) & ~(values.astype(float) > 0), f"{name} {{}} is not positive", values)
-        for name in SIZES:
-            values = column(name)
-            rule(values.astype(float) < 0, f"{name} {{}} is negative", values)
-        bid, ask = column("bid_price").astype(float), column("ask_price").astype(float)
-        tolerance = f"{limits.crossed_tolerance:.2%}"
-        rule(
-            bid > ask * (1 + limits.crossed_tolerance),
-            f"bid {{}} above ask {{}} beyond the {tolerance} tolerance",
-            bid,
-            ask,
-        )
-    reasons = np.full(rows, None, dtype=object)
-    for failing, reason in rules:
-        for i in np.flatnonzero(failing & (reasons == None)):  # noqa: E711 - elementwise on an object array
-            reasons[i] = reason(int(i))
-    return reasons
-
-
-def validate(record: dict[str, Any], key: str | None, now_us: int, limits: Limits) -> None:
-    """Raise :class:`Rejected` for an event the platform must not fill (:func:`reject_reasons` of one)."""
-    event = {**record, "event_time": to_micros(record["event_time"]), "kafka_key": key or ""}
-    reason = reject_reasons(pd.DataFrame([event]), now_us, limits)[0]
-    if reason is not None:
-        raise Rejected(reason)
+_registry_clients: dict[str, Any] = {}
 
 
 def registered_writers(settings: Settings, subject: str) -> dict[int, str]:
@@ -177,63 +59,142 @@ def registered_writers(settings: Settings, subject: str) -> dict[int, str]:
     return {int(r.schema_id or 0): str(r.schema.schema_str) for r in registered}
 
 
-_registry_clients: dict[str, Any] = {}
+def _first(rules: list[tuple[Column, Column]]) -> Column:
+    """The reason of the first failing rule, null when none fails."""
+    from pyspark.sql import functions as F
+
+    reason = F.lit(None).cast("string")
+    for failing, text in reversed(rules):
+        reason = F.when(failing, text).otherwise(reason)
+    return reason
 
 
-def decoded_events(raw: DataFrame, reader: dict[str, Any], writers: dict[int, str]) -> DataFrame:
-    """Kafka records -> the fill's input: coordinates, ``decoded`` and the reader schema's fields.
+def decoded_events(raw: DataFrame, reader: dict[str, Any], writers: dict[int, str], limits: Limits) -> DataFrame:
+    """Kafka records -> what the fill needs, one row per record:
 
-    In the JVM: ``from_avro`` with the writer schema of the record's id; a record of an older
-    version is resolved into the reader (``avroSchema``). A record counts as decoded only when
-    re-encoding it gives back as many bytes as its body (``from_avro`` ignores bytes left over).
-    Everything else (not the wire format, an unknown id, bad or left-over bytes) arrives with
-    ``decoded = false`` and its original bytes, and the fill task finds the precise reason.
+    ``partition``, ``offset``, ``ingest_time`` (the record's Kafka timestamp, µs), ``reason`` (null
+    when the event is valid), ``kafka_key`` and ``value`` (only on rejected rows), ``event_key``
+    (a 64-bit hash of event_id: the fill drops repeated events by it), ``instrument_id``,
+    ``event_time`` (µs) and the fill fields.
+
+    ``from_avro`` uses the writer schema of the record's id; an older version is resolved into the
+    reader (``avroSchema``). ``from_avro`` ignores bytes after the record, so a record counts as
+    decoded only when re-encoding it gives back as many bytes as its body.
     """
     from pyspark.sql import functions as F
     from pyspark.sql.avro.functions import from_avro, to_avro
 
+    from tickflow.stream.fill import FILL_FIELDS
+
     reader_text = json.dumps(reader)
     reader_form = to_parsing_canonical_form(fastavro.parse_schema(reader))
     framed = (F.length("value") >= 6) & (F.substring("value", 1, 1) == F.lit(b"\x00"))
-    schema_id = F.conv(F.hex(F.substring("value", 2, 4)), 16, 10).cast("long")
+    schema_id = F.when(framed, F.conv(F.hex(F.substring("value", 2, 4)), 16, 10).cast("long"))
     body = F.expr("substring(value, 6)")
-    key = F.coalesce(F.col("key").cast("string"), F.lit(""))
-    coordinates = ("kafka_key", "value", "topic", "partition", "offset", "ingest_time")
     written = raw.select(
-        key.alias("kafka_key"),
+        F.coalesce(F.col("key").cast("string"), F.lit("")).alias("kafka_key"),
         "value",
-        "topic",
         "partition",
         "offset",
         F.unix_micros("timestamp").alias("ingest_time"),
+        schema_id.alias("schema_id"),
+    ).select(
+        "*",
         *(
-            F.when(framed & (schema_id == writer_id), from_avro(body, writer, {"mode": "PERMISSIVE"})).alias(
+            F.when(F.col("schema_id") == writer_id, from_avro(body, writer, {"mode": "PERMISSIVE"})).alias(
                 f"w{writer_id}"
             )
             for writer_id, writer in writers.items()
         ),
     )
-    candidates = []
+    events, left_over = [], []
     for writer_id, writer in writers.items():
         decoded = F.col(f"w{writer_id}")
-        # PERMISSIVE turns bad bytes into nulls, also inside the record: re-encode only complete records
+        # PERMISSIVE turns bad bytes into nulls, also inside the record: re-encode only complete records.
         required = [f["name"] for f in json.loads(writer)["fields"] if not isinstance(f["type"], list)]
         complete = reduce(lambda a, b: a & b, (decoded[name].isNotNull() for name in required), decoded.isNotNull())
-        whole = complete & (F.length(to_avro(F.when(complete, decoded), writer)) == F.length(body))
-        if to_parsing_canonical_form(fastavro.parse_schema(json.loads(writer))) == reader_form:
-            candidates.append(F.when(whole, decoded))
-        else:
-            resolved = from_avro(body, writer, {"mode": "PERMISSIVE", "avroSchema": reader_text})
-            candidates.append(F.when(whole, resolved))
-    if not candidates:  # typed nulls: everything decodes in Python
-        candidates.append(from_avro(F.lit(None).cast("binary"), reader_text))
-    event = F.coalesce(*candidates) if len(candidates) > 1 else candidates[0]
-    fields = [f["name"] for f in reader["fields"]]
-    return written.select(*coordinates, event.alias("event")).select(
-        *coordinates,
+        extra = F.length(body) - F.length(to_avro(F.when(complete, decoded), writer))
+        left_over.append(F.when(complete, extra))
+        same = to_parsing_canonical_form(fastavro.parse_schema(json.loads(writer))) == reader_form
+        resolved = decoded if same else from_avro(body, writer, {"mode": "PERMISSIVE", "avroSchema": reader_text})
+        events.append(F.when(complete & (extra == 0), resolved))
+    if not events:  # nothing registered yet: typed nulls, every record is rejected below
+        events.append(from_avro(F.lit(None).cast("binary"), reader_text))
+        left_over.append(F.lit(None).cast("int"))
+    event = F.coalesce(*events) if len(events) > 1 else events[0]
+    extra_bytes = F.coalesce(*left_over) if len(left_over) > 1 else left_over[0]
+    known = F.col("schema_id").isin(list(writers)) if writers else F.lit(False)
+    fields = ("event_id", "instrument_id", "event_time", *FILL_FIELDS)
+    checked = written.select(
+        "kafka_key", "value", "partition", "offset", "ingest_time", "schema_id",
+        extra_bytes.alias("extra_bytes"), event.alias("event"),
+    ).select(
+        "kafka_key", "value", "partition", "offset", "ingest_time", "schema_id", "extra_bytes",
         F.col("event").isNotNull().alias("decoded"),
-        *(
-            F.unix_micros(F.col("event.event_time")).alias(name) if name == "event_time" else F.col(f"event.{name}")
-            for name in fields
-        ),
+        *(F.col(f"event.{name}").alias(name) for name in fields),
+    )  # fmt: skip
+    reason = _first(
+        [
+            (F.col("schema_id").isNull(), F.lit(NOT_FRAMED)),
+            (~known, F.format_string("unknown schema id %d", "schema_id")),
+            (
+                ~F.col("decoded") & (F.col("extra_bytes") > 0),
+                F.format_string("%d bytes left over after the record (schema id %d)", "extra_bytes", "schema_id"),
+            ),
+            (~F.col("decoded"), F.format_string("undecodable Avro body for schema id %d", "schema_id")),
+            *_validation_rules(limits),
+        ]
     )
+    rejected = F.col("reason").isNotNull()
+    return checked.withColumn("reason", reason).select(
+        "partition",
+        "offset",
+        "ingest_time",
+        "reason",
+        F.when(rejected, F.col("kafka_key")).alias("kafka_key"),
+        F.when(rejected, F.col("value")).alias("value"),
+        F.when(~rejected, F.xxhash64("event_id")).alias("event_key"),
+        F.when(~rejected, F.col("instrument_id")).alias("instrument_id"),
+        F.when(~rejected, F.unix_micros("event_time")).alias("event_time"),
+        *(F.when(~rejected, F.col(name)).alias(name) for name in FILL_FIELDS),
+    )
+
+
+def _validation_rules(limits: Limits) -> list[tuple[Column, Column]]:
+    """Why a decoded event must not be filled, the first failing rule first (DESIGN §6)."""
+    from pyspark.sql import functions as F
+
+    def blank(name: str) -> Column:
+        return F.col(name).isNull() | (F.trim(F.col(name)) == "")
+
+    now_us = F.unix_micros(F.current_timestamp())
+    shown_key = F.when(F.col("kafka_key") == "", F.lit("None")).otherwise(F.format_string("'%s'", "kafka_key"))
+    rules = [
+        (blank("instrument_id"), F.lit("missing instrument_id")),
+        (blank("event_id"), F.lit("missing event_id")),
+        (
+            F.col("kafka_key") != F.col("instrument_id"),
+            F.format_string("message key %s is not the instrument_id '%s'", shown_key, F.col("instrument_id")),
+        ),
+        (
+            F.unix_micros("event_time") > now_us + F.lit(limits.max_future_us),
+            F.format_string("event_time %.0fs in the future", (F.unix_micros("event_time") - now_us) / 1e6),
+        ),
+    ]
+    for name in PRICES:  # a set price must be > 0, which also catches NaN
+        rules.append(
+            (
+                F.col(name).isNotNull() & (F.isnan(name) | ~(F.col(name) > 0)),  # Spark orders NaN above all
+                F.concat(F.lit(f"{name} "), F.col(name).cast("string"), F.lit(" is not positive")),
+            )
+        )
+    for name in SIZES:
+        rules.append((F.col(name) < 0, F.concat(F.lit(f"{name} "), F.col(name).cast("string"), F.lit(" is negative"))))
+    tolerance = f"{limits.crossed_tolerance:.2%}".replace("%", "%%")  # a format string
+    rules.append(
+        (
+            F.col("bid_price") > F.col("ask_price") * (1 + limits.crossed_tolerance),
+            F.format_string(f"bid %s above ask %s beyond the {tolerance} tolerance", "bid_price", "ask_price"),
+        )
+    )
+    return rules

@@ -2,24 +2,22 @@
 
 All events of an instrument arrive on one Kafka partition (key = instrument id), and Spark reads
 each Kafka partition of a micro-batch as one task. So the task that holds a partition's events
-holds everything its instruments need: ``mapInArrow`` hands it the JVM-decoded events as Arrow,
-and it
+holds everything its instruments need: ``mapInArrow`` hands it the partition's decoded and
+validated events (``decode.decoded_events``, in the JVM) as Arrow, and it
 
-  1. decodes what the JVM could not (not the wire format, a schema id registered after the batch
-     was planned, bad or left-over bytes) with fastavro, so every rejection gets a precise reason;
-  2. validates (``decode.reject_reasons``) and sends the rejected messages to the dead-letter topic
-     itself: original bytes, reason and source coordinates in headers;
-  3. fills the valid events with the partition's registers (``fill.fill_frame``) read from and
-     written back to ``state.FillState`` under the batch id, so a replay reads what it read before;
-  4. returns one filled row per (instrument, event time) as Arrow for the enrichment SQL.
+  1. sends the rejected records to the dead-letter topic: original bytes, the reason and the
+     source coordinates in headers, delivered before the task ends;
+  2. fills the valid events with the partition's registers (``fill.fill_frame``, whole columns),
+     read from and written back to ``state.FillState`` under the batch id, so a replayed batch
+     reads what its first attempt read;
+  3. returns one filled row per (instrument, event time) as Arrow for the enrichment SQL.
 
-Where the previous design grouped events by instrument bucket (a shuffle) and called Spark's
-state server per instrument, this costs one pass over the events; see docs/performance.md.
+The design before this one grouped events by a bucket of instruments (a shuffle) and called
+Spark's state server per instrument; see docs/performance.md for the measurements.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,8 +26,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from tickflow.avro_codec import to_micros
-from tickflow.stream.decode import Decoder, Limits, Rejected, registry_fetcher, reject_reasons
 from tickflow.stream.fill import FILL_FIELDS, NEVER, fill_frame
 from tickflow.stream.state import VALUE_TYPES, FillState
 
@@ -44,8 +40,6 @@ FILLED_SCHEMA = pa.schema(
         *(pa.field(f"{name}_as_of", TIMESTAMP) for name in FILL_FIELDS),
     ]
 )
-DLQ_COLUMNS = ("kafka_key", "value", "topic", "partition", "offset")
-EVENT_COLUMNS = (*DLQ_COLUMNS, "ingest_time")
 
 _producers: dict[str, Any] = {}
 
@@ -87,18 +81,16 @@ class FillTask:
 
     ``counters`` are Spark accumulators (filled rows, dead letters) the driver reports."""
 
-    reader_schema: dict[str, Any]
-    registry_url: str
     bootstrap_servers: str
+    input_topic: str
     dlq_topic: str
-    limits: Limits
     state: FillState
     batch_id: int
     counters: tuple[Any, Any]
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        received = list(batches)
-        if not received or not sum(b.num_rows for b in received):
+        received = [b for b in batches if b.num_rows]
+        if not received:
             return
         events = pa.Table.from_batches(received).to_pandas()
         partitions = events["partition"].unique()
@@ -108,48 +100,22 @@ class FillTask:
             if filled is not None:
                 yield filled
 
-    def fill_partition(self, partition: int, raw: pd.DataFrame) -> pa.RecordBatch | None:
-        events, rejected = self._decode(raw)
-        reasons = reject_reasons(events, time.time_ns() // 1000, self.limits)
-        invalid = reasons != None  # noqa: E711 - elementwise on an object array
-        if invalid.any():
-            rejected.append(events[invalid][list(DLQ_COLUMNS)].assign(reason=reasons[invalid]))
-        if rejected:
-            self._dead_letters(pd.concat(rejected, ignore_index=True))
-        valid = events[~invalid]
-        if valid.empty:
+    def fill_partition(self, partition: int, events: pd.DataFrame) -> pa.RecordBatch | None:
+        rejected = events["reason"].notna().to_numpy()
+        if rejected.any():
+            self._dead_letters(events[rejected])
+            events = events[~rejected]
+        if events.empty:
             return None
-        instruments = valid["instrument_id"].unique()
-        prior = self.state.prior(partition, self.batch_id, instruments)
-        states, columns = fill_frame(prior, valid)
+        prior = self.state.prior(partition, self.batch_id, events["instrument_id"].unique())
+        states, columns = fill_frame(prior, events.rename(columns={"event_key": "event_id"}))
         self.state.write(partition, self.batch_id, {**prior, **states})
         self.counters[0].add(len(columns["event_time"]))
         return to_arrow(columns)
 
-    def _decode(self, raw: pd.DataFrame) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
-        """Events (JVM-decoded, plus those fastavro decodes here) and the rejected rows with reasons."""
-        decoded = raw["decoded"].to_numpy(dtype=bool)
-        if decoded.all():
-            return raw, []
-        decoder = Decoder(self.reader_schema, registry_fetcher(self.registry_url))
-        recovered, rejected = [], []
-        for row in raw[~decoded].itertuples(index=False):
-            try:
-                record = decoder.decode(row.value)
-            except Rejected as reason:
-                rejected.append((row.kafka_key, row.value, row.topic, row.partition, row.offset, str(reason)))
-                continue
-            record["event_time"] = to_micros(record["event_time"])
-            recovered.append({**record, **{c: getattr(row, c) for c in EVENT_COLUMNS}})
-        frames = [raw[decoded]]
-        if recovered:
-            frames.append(pd.DataFrame(recovered))
-        rejected_frame = pd.DataFrame(rejected, columns=[*DLQ_COLUMNS, "reason"])
-        return pd.concat(frames, ignore_index=True), [rejected_frame] if rejected else []
-
     def _dead_letters(self, rejected: pd.DataFrame) -> None:
         """Original bytes to the DLQ with the reason and source coordinates in headers; delivered before
-        the task ends, so a committed batch never lost one (a replay may send one twice)."""
+        the task ends, so a committed batch never lost one (a replayed batch may send one twice)."""
         producer = _producer(self.bootstrap_servers)
         failures: list[str] = []
 
@@ -157,15 +123,19 @@ class FillTask:
             if error is not None:
                 failures.append(str(error))
 
-        for row in rejected.itertuples(index=False):
+        topic = self.input_topic.encode()
+        for key, value, reason, partition, offset in rejected[
+            ["kafka_key", "value", "reason", "partition", "offset"]
+        ].itertuples(index=False):
             headers = [
-                ("reason", row.reason.encode()),
-                ("source.topic", str(row.topic).encode()),
-                ("source.partition", str(row.partition).encode()),
-                ("source.offset", str(row.offset).encode()),
+                ("reason", reason.encode()),
+                ("source.topic", topic),
+                ("source.partition", str(partition).encode()),
+                ("source.offset", str(offset).encode()),
             ]
-            key = row.kafka_key.encode() if row.kafka_key else None
-            producer.produce(self.dlq_topic, row.value, key, headers=headers, on_delivery=delivered)
+            producer.produce(
+                self.dlq_topic, value, key.encode() if key else None, headers=headers, on_delivery=delivered
+            )
             producer.poll(0)
         remaining = producer.flush(60)
         if remaining or failures:

@@ -1,0 +1,90 @@
+"""Decoding and validation in the JVM: every bad record gets its reason, evolution resolves into the reader."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tickflow.avro_codec import compile_encoder, confluent_prefix
+from tickflow.stream.decode import Limits, decoded_events
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).parents[2]
+V1 = json.loads((ROOT / "schemas" / "tickflow.md.MarketEvent.avsc").read_text())
+V2 = json.loads((ROOT / "tests" / "fixtures" / "schemas" / "tickflow.md.MarketEvent.v2.avsc").read_text())
+WRITERS = {1: json.dumps(V1), 2: json.dumps(V2)}
+NOW = int(datetime.now(UTC).timestamp() * 1_000_000)
+QUOTE = {"event_id": "Q1-1", "instrument_id": "XNAS:AAPL", "source": "quotes", "event_time": NOW, "sequence": 1,
+         "bid_price": 100.0, "bid_size": 5, "ask_price": 100.5, "ask_size": 7}  # fmt: skip
+
+
+def framed(schema: dict[str, Any], schema_id: int, record: dict[str, Any]) -> bytes:
+    return compile_encoder(schema, prefix=confluent_prefix(schema_id))(record)
+
+
+def decode(spark: Any, records: list[tuple[str | None, bytes]], limits: Limits | None = None) -> list[dict[str, Any]]:
+    """Records as the Kafka source hands them over, through decoded_events."""
+    rows = [(key.encode() if key else None, value, "md.events", 0, offset, datetime.now(UTC).replace(tzinfo=None))
+            for offset, (key, value) in enumerate(records)]  # fmt: skip
+    raw = spark.createDataFrame(
+        rows, "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
+    )
+    return [r.asDict() for r in decoded_events(raw, V2, WRITERS, limits or Limits()).orderBy("offset").collect()]
+
+
+def test_v1_and_v2_records_decode_into_the_latest_reader_schema(spark) -> None:  # type: ignore[no-untyped-def]
+    old, new = decode(
+        spark, [("XNAS:AAPL", framed(V1, 1, QUOTE)), ("XNAS:AAPL", framed(V2, 2, {**QUOTE, "venue": "X"}))]
+    )
+    for row in (old, new):
+        assert row["reason"] is None and row["value"] is None and row["kafka_key"] is None
+        assert row["bid_price"] == 100.0 and row["trade_id"] is None and row["event_time"] == NOW
+    assert old["event_key"] == new["event_key"]  # same event_id, same key: repeats are dropped by it
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"", "not in the Confluent wire format"),
+        (b"\xff" + b"x" * 30, "not in the Confluent wire format"),
+        (confluent_prefix(77) + b"\x00" * 20, "unknown schema id 77"),
+        (framed(V1, 1, QUOTE)[:20], "undecodable Avro body for schema id 1"),
+        (framed(V1, 1, QUOTE) + b"\x00\x00", "2 bytes left over after the record (schema id 1)"),
+    ],
+)
+def test_bad_bytes_are_rejected_with_a_reason_and_keep_their_bytes(spark, value: bytes, reason: str) -> None:  # type: ignore[no-untyped-def]
+    (row,) = decode(spark, [("XNAS:AAPL", value)])
+    assert reason in row["reason"]
+    assert bytes(row["value"]) == value and row["kafka_key"] == "XNAS:AAPL" and row["instrument_id"] is None
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "reason"),
+    [
+        ({"instrument_id": ""}, "", "missing instrument_id"),
+        ({"event_id": " "}, "XNAS:AAPL", "missing event_id"),
+        ({}, "XNAS:MSFT", "message key 'XNAS:MSFT' is not the instrument_id 'XNAS:AAPL'"),
+        ({}, None, "message key None is not the instrument_id 'XNAS:AAPL'"),
+        ({"bid_size": -1}, "XNAS:AAPL", "bid_size -1 is negative"),
+        ({"ask_price": -3.0, "bid_price": None}, "XNAS:AAPL", "ask_price -3.0 is not positive"),
+        ({"last_price": float("nan")}, "XNAS:AAPL", "last_price NaN is not positive"),
+        ({"bid_price": 101.0}, "XNAS:AAPL", "bid 101.0 above ask 100.5 beyond the 0.00% tolerance"),
+        ({"event_time": NOW + 3_600_000_000}, "XNAS:AAPL", "s in the future"),
+    ],
+)
+def test_impossible_events_are_rejected_with_a_reason(
+    spark, change: dict[str, Any], key: str | None, reason: str
+) -> None:  # type: ignore[no-untyped-def]
+    (row,) = decode(spark, [(key, framed(V1, 1, {**QUOTE, **change}))])
+    assert row["reason"] is not None and reason in row["reason"]
+
+
+def test_a_valid_event_passes_and_crossed_tolerance_is_a_setting(spark) -> None:  # type: ignore[no-untyped-def]
+    crossed = framed(V1, 1, {**QUOTE, "bid_price": 100.6})
+    rows = decode(spark, [("XNAS:AAPL", framed(V1, 1, QUOTE)), ("XNAS:AAPL", crossed)], Limits(crossed_tolerance=0.01))
+    assert [r["reason"] for r in rows] == [None, None]

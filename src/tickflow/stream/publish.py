@@ -32,6 +32,7 @@ class ReferenceSnapshot:
 
     def __init__(self) -> None:
         self.definitions: dict[str, str] = {}
+        self.cached: list[DataFrame] = []
 
     def refresh(self, spark: SparkSession) -> bool:
         """Register ``ref_instruments`` / ``ref_fx_rates`` for this batch; True when they were re-read."""
@@ -40,10 +41,16 @@ class ReferenceSnapshot:
         }
         if definitions == self.definitions:
             return False
+        from pyspark.sql import functions as F
+
+        for frame in self.cached:
+            frame.unpersist()
+        self.cached = []
         for name, view in REFERENCE_VIEWS.items():
-            table = spark.table(view)
-            rows = table.collect()  # hundreds to a few hundred thousand rows: a broadcast, not a scan per batch
-            spark.createDataFrame(rows, table.schema).createOrReplaceTempView(name)
+            frame = spark.table(view).cache()  # hundreds to a few hundred thousand rows, read once per load
+            frame.count()
+            self.cached.append(frame)
+            F.broadcast(frame).createOrReplaceTempView(name)  # joined without a shuffle of the batch
         self.definitions = definitions
         log.info(
             "reference data loaded: %s", {v: d.rsplit("load_version", 1)[-1].strip() for v, d in definitions.items()}

@@ -20,7 +20,7 @@ class StreamSettings(BaseSettings):
         default="250 milliseconds", description="Micro-batch trigger; the seed's '10 seconds' is a valid choice."
     )
     max_offsets_per_trigger: int = Field(
-        default=200_000,
+        default=100_000,
         description="Cap on records per micro-batch: a backlog drains in batches of a few seconds, each reported.",
     )
     input_topic: str = "md.events"

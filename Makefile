@@ -9,8 +9,8 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 DEMO_SECONDS ?= 30
-# What the stream sustains comfortably on 2 cores today (see docs/architecture.md).
-DEMO_RATE ?= 15000
+# What the stream keeps up with beside the simulator on 2 cores today (docs/performance.md).
+DEMO_RATE ?= 5000
 
 .PHONY: setup demo test unit dags integration e2e lint stack-up stack-down stack-status clean
 

@@ -40,7 +40,6 @@ def spark_conf(stream: StreamSettings) -> dict[str, str]:
     return {
         # One Arrow batch per task in the common case: the fill needs a partition's events together anyway.
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(max(10_000, stream.max_offsets_per_trigger)),
-        "spark.sql.execution.pythonUDF.arrow.enabled": "true",
     }
 
 
@@ -83,15 +82,14 @@ class EnrichmentBatch:
         self.publisher.reference.refresh(spark)
         check_enrichment_sql(spark, self.publisher.sql, self.filled_schema, self.publisher.columns)
         context = spark.sparkContext
-        self.counters = Counters(context.accumulator(0), context.accumulator(0), len(self.state.current()))
+        self.counters = Counters(context.accumulator(0), context.accumulator(0), self.state.instrument_count())
         self.subject = f"{stream.input_topic}-value"
 
     def __call__(self, raw: DataFrame, batch_id: int) -> None:
         from tickflow.stream.fill_task import FillTask
 
-        writers = registered_writers(
-            self.settings, self.subject
-        )  # a version registered since the last batch decodes in the JVM
+        # Read after Spark fixed this batch's offsets: every schema id in it is registered by now.
+        writers = registered_writers(self.settings, self.subject)
         task = FillTask(
             self.settings.bootstrap_servers,
             self.stream.input_topic,
@@ -100,7 +98,11 @@ class EnrichmentBatch:
             batch_id,
             (self.counters.filled_acc, self.counters.dlq_acc),
         )
-        events = decoded_events(raw, self.reader_schema, writers, self.limits)
+        # One task per core, each over several Kafka partitions (a narrow coalesce, no shuffle): a task
+        # carries a fixed cost (Python worker round trip, Avro and Arrow set-up) that a task per
+        # partition paid twelve times per batch.
+        tasks = raw.sparkSession.sparkContext.defaultParallelism
+        events = decoded_events(raw.coalesce(tasks), self.reader_schema, writers, self.limits)
         filled = events.mapInArrow(task, self.filled_schema)
         self.publisher.publish(filled, batch_id)
         self.state.prune(self.stream.state_versions)

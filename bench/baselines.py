@@ -465,8 +465,8 @@ def wait_drained(query: StreamingQuery, topic: str, target: Mapping[int, int], t
             return time.monotonic() - started
         if query.exception():
             raise RuntimeError(str(query.exception()))
-        time.sleep(0.2)
-    raise TimeoutError(f"the seed's design had not drained {topic} after {timeout_s:.0f}s")
+        time.sleep(0.1)
+    raise TimeoutError(f"the query had not drained {topic} after {timeout_s:.0f}s")
 
 
 def delete_scratch(settings: Settings, topics: list[str]) -> None:

@@ -117,15 +117,7 @@ def processed(query: Any, topic: str) -> dict[int, int]:
 
 
 def wait_for(query: Any, topic: str, target: dict[int, int], timeout_s: float) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        done = processed(query, topic)
-        if done and all(done.get(p, 0) >= end for p, end in target.items()):
-            return time.monotonic() - started
-        if query.exception():
-            raise RuntimeError(str(query.exception()))
-        time.sleep(0.1)
-    raise TimeoutError(f"not caught up with {topic} after {timeout_s:.0f}s")
+    return baselines.wait_drained(query, topic, target, timeout_s)
 
 
 def stream_settings(topics: Topics, events: str, trigger: str | None = None) -> StreamSettings:

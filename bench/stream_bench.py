@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -37,7 +38,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -357,7 +358,7 @@ def main() -> None:
     try:
         if args.only_drain:
             events, _ = topics.events(args.backlog)
-            with open("/dev/null", "w") as quiet, redirect(quiet):
+            with open(os.devnull, "w") as quiet, redirect_stdout(quiet):
                 result = drain_stream(spark, settings, topics, events, args.backlog)
             print(json.dumps(result))
             return
@@ -396,14 +397,6 @@ def main() -> None:
     print(json.dumps(results, default=str))
 
 
-@contextmanager
-def redirect(stream: Any) -> Iterator[None]:
-    from contextlib import redirect_stdout
-
-    with redirect_stdout(stream):
-        yield
-
-
 def latency_stream(spark: Any, settings: Settings, topics: Topics, args: argparse.Namespace) -> dict[str, Any]:
     def start(events: str) -> tuple[str, Any]:
         stream = stream_settings(topics, events)
@@ -424,7 +417,6 @@ def latency_seed(spark: Any, settings: Settings, topics: Topics, args: argparse.
 def latency_python(settings: Settings, topics: Topics, args: argparse.Namespace) -> dict[str, Any]:
     def start(events: str) -> tuple[str, Any]:
         output = topics.new("python")
-        stopping = threading.Event()
         duration = 15 + args.latency_seconds + 10
         worker = threading.Thread(
             target=baselines.run_python_peer,
@@ -433,7 +425,7 @@ def latency_python(settings: Settings, topics: Topics, args: argparse.Namespace)
             daemon=True,
         )
         worker.start()
-        return output, lambda: (stopping.set(), worker.join())
+        return output, worker.join  # the peer stops by itself after its duration
 
     return measure_latency("python", settings, topics, args.latency_rate, args.latency_seconds, start)
 

@@ -133,4 +133,8 @@ def kafka_reader(
         .option("kafka.bootstrap.servers", settings.bootstrap_servers)
         .option("subscribe", topic)
         .option("startingOffsets", starting_offsets)
+        # Spark's cached consumers keep a fetch in flight past the end of what they read; the broker holds
+        # it up to fetch.max.wait.ms (500 ms) and the next read of that partition waits for it. With six
+        # partitions per task that was ~3 s of every micro-batch, whatever its size (docs/performance.md).
+        .option("kafka.fetch.max.wait.ms", "10")
     )

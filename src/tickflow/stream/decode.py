@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import reduce
+from functools import lru_cache, reduce
 from typing import TYPE_CHECKING, Any
 
 import fastavro
@@ -48,7 +48,9 @@ def registered_writers(settings: Settings, subject: str) -> dict[int, str]:
     from confluent_kafka.schema_registry import SchemaRegistryClient
     from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-    client = _registry_clients.setdefault(settings.registry_url, SchemaRegistryClient({"url": settings.registry_url}))
+    if settings.registry_url not in _registry_clients:  # a client per call costs an SSL context (~0.1 s)
+        _registry_clients[settings.registry_url] = SchemaRegistryClient({"url": settings.registry_url})
+    client = _registry_clients[settings.registry_url]
     try:
         versions = client.get_versions(subject)
     except SchemaRegistryError as error:
@@ -81,34 +83,44 @@ def decoded_events(raw: DataFrame, reader: dict[str, Any], writers: dict[int, st
     reader (``avroSchema``). ``from_avro`` ignores bytes after the record, so a record counts as
     decoded only when re-encoding it gives back as many bytes as its body.
     """
+    stages = _decode_stages(json.dumps(reader), tuple(sorted(writers.items())), limits)
+    return reduce(lambda frame, columns: frame.select(*columns), stages, raw)
+
+
+@lru_cache(maxsize=4)
+def _decode_stages(reader_text: str, writers: tuple[tuple[int, str], ...], limits: Limits) -> list[list[Column]]:
+    """The selects of ``decoded_events``, built once per set of writer schemas: a column is a JVM object
+    made by thousands of Py4J calls (over a second per micro-batch), and it can be reused on every batch."""
     from pyspark.sql import functions as F
     from pyspark.sql.avro.functions import from_avro, to_avro
 
     from tickflow.stream.fill import FILL_FIELDS
 
-    reader_text = json.dumps(reader)
-    reader_form = to_parsing_canonical_form(fastavro.parse_schema(reader))
+    reader_form = to_parsing_canonical_form(fastavro.parse_schema(json.loads(reader_text)))
     framed = (F.length("value") >= 6) & (F.substring("value", 1, 1) == F.lit(b"\x00"))
     schema_id = F.when(framed, F.conv(F.hex(F.substring("value", 2, 4)), 16, 10).cast("long"))
     body = F.expr("substring(value, 6)")
-    written = raw.select(
-        F.coalesce(F.col("key").cast("string"), F.lit("")).alias("kafka_key"),
-        "value",
-        "partition",
-        "offset",
-        F.unix_micros("timestamp").alias("ingest_time"),
-        schema_id.alias("schema_id"),
-    ).select(
-        "*",
-        *(
-            F.when(F.col("schema_id") == writer_id, from_avro(body, writer, {"mode": "PERMISSIVE"})).alias(
-                f"w{writer_id}"
-            )
-            for writer_id, writer in writers.items()
-        ),
-    )
+    written = [
+        [
+            F.coalesce(F.col("key").cast("string"), F.lit("")).alias("kafka_key"),
+            F.col("value"),
+            F.col("partition"),
+            F.col("offset"),
+            F.unix_micros("timestamp").alias("ingest_time"),
+            schema_id.alias("schema_id"),
+        ],
+        [
+            F.col("*"),
+            *(
+                F.when(F.col("schema_id") == writer_id, from_avro(body, writer, {"mode": "PERMISSIVE"})).alias(
+                    f"w{writer_id}"
+                )
+                for writer_id, writer in writers
+            ),
+        ],
+    ]
     events, left_over = [], []
-    for writer_id, writer in writers.items():
+    for writer_id, writer in writers:
         decoded = F.col(f"w{writer_id}")
         # PERMISSIVE turns bad bytes into nulls, also inside the record: re-encode only complete records.
         required = [f["name"] for f in json.loads(writer)["fields"] if not isinstance(f["type"], list)]
@@ -123,16 +135,18 @@ def decoded_events(raw: DataFrame, reader: dict[str, Any], writers: dict[int, st
         left_over.append(F.lit(None).cast("int"))
     event = F.coalesce(*events) if len(events) > 1 else events[0]
     extra_bytes = F.coalesce(*left_over) if len(left_over) > 1 else left_over[0]
-    known = F.col("schema_id").isin(list(writers)) if writers else F.lit(False)
+    known = F.col("schema_id").isin([writer_id for writer_id, _ in writers]) if writers else F.lit(False)
     fields = ("event_id", "instrument_id", "event_time", *FILL_FIELDS)
-    checked = written.select(
-        "kafka_key", "value", "partition", "offset", "ingest_time", "schema_id",
-        extra_bytes.alias("extra_bytes"), event.alias("event"),
-    ).select(
-        "kafka_key", "value", "partition", "offset", "ingest_time", "schema_id", "extra_bytes",
-        F.col("event").isNotNull().alias("decoded"),
-        *(F.col(f"event.{name}").alias(name) for name in fields),
-    )  # fmt: skip
+    kept = [F.col(name) for name in ("kafka_key", "value", "partition", "offset", "ingest_time", "schema_id")]
+    checked = [
+        [*kept, extra_bytes.alias("extra_bytes"), event.alias("event")],
+        [
+            *kept,
+            F.col("extra_bytes"),
+            F.col("event").isNotNull().alias("decoded"),
+            *(F.col(f"event.{name}").alias(name) for name in fields),
+        ],
+    ]
     reason = _first(
         [
             (F.col("schema_id").isNull(), F.lit(NOT_FRAMED)),
@@ -146,18 +160,19 @@ def decoded_events(raw: DataFrame, reader: dict[str, Any], writers: dict[int, st
         ]
     )
     rejected = F.col("reason").isNotNull()
-    return checked.withColumn("reason", reason).select(
-        "partition",
-        "offset",
-        "ingest_time",
-        "reason",
+    result = [
+        F.col("partition"),
+        F.col("offset"),
+        F.col("ingest_time"),
+        F.col("reason"),
         F.when(rejected, F.col("kafka_key")).alias("kafka_key"),
         F.when(rejected, F.col("value")).alias("value"),
         F.when(~rejected, F.xxhash64("event_id")).alias("event_key"),
         F.when(~rejected, F.col("instrument_id")).alias("instrument_id"),
         F.when(~rejected, F.unix_micros("event_time")).alias("event_time"),
         *(F.when(~rejected, F.col(name)).alias(name) for name in FILL_FIELDS),
-    )
+    ]
+    return [*written, *checked, [F.col("*"), reason.alias("reason")], result]
 
 
 def _validation_rules(limits: Limits) -> list[tuple[Column, Column]]:

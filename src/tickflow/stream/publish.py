@@ -36,8 +36,9 @@ class ReferenceSnapshot:
 
     def refresh(self, spark: SparkSession) -> bool:
         """Register ``ref_instruments`` / ``ref_fx_rates`` for this batch; True when they were re-read."""
+        catalog = spark._jsparkSession.sharedState().externalCatalog()  # one metastore call, no SQL to plan
         definitions = {
-            name: str(spark.sql(f"SHOW CREATE TABLE {view}").collect()[0][0]) for name, view in REFERENCE_VIEWS.items()
+            name: str(catalog.getTable(*view.split(".")).viewText().get()) for name, view in REFERENCE_VIEWS.items()
         }
         if definitions == self.definitions:
             return False

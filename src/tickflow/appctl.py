@@ -48,6 +48,13 @@ def _stat_fields(pid: int) -> list[str] | None:
     return stat[stat.rindex(")") + 2 :].split()
 
 
+def _started_at(start_ticks: int) -> float:
+    """The epoch time of a process start given in clock ticks since boot (/proc/<pid>/stat field 22)."""
+    lines = Path("/proc/stat").read_text().splitlines()
+    boot = next(int(line.split()[1]) for line in lines if line.startswith("btime"))
+    return boot + start_ticks / os.sysconf("SC_CLK_TCK")
+
+
 def session_members(sid: int) -> list[int]:
     """Live processes of a session. Spark's Python worker daemon moves to a process group of its
     own, so the session (not the process group) is what holds the whole app together."""
@@ -167,6 +174,7 @@ class AppControl:
         """A running copy without a record (its starter died before writing it): a marked session leader.
 
         Only the leader counts: what is left of a killed app (a worker daemon finishing) is not the app.
+        Nothing is written here (health looks without the lock); a start under the lock records it.
         """
         for pid in self._marked_processes():
             try:
@@ -176,9 +184,8 @@ class AppControl:
             ticks = proc_start_ticks(pid)
             if not leader or ticks is None:
                 continue
-            record = AppRecord(pid, ticks, time.time(), ["(adopted)"], "")
-            self._write_record(record)
-            return record
+            # When the process started (not now): health weighs the app's progress against it.
+            return AppRecord(pid, ticks, _started_at(ticks), ["(adopted)"], "")
         return None
 
     def running(self) -> AppRecord | None:
@@ -217,6 +224,8 @@ class AppControl:
             self.desired_path.unlink(missing_ok=True)
             existing = self.running()
             if existing is not None and not restart:
+                if self._read_record() != existing:  # adopted: record it, under the lock
+                    self._write_record(existing)
                 return StartResult(False, existing, f"already running as pid {existing.pid}")
             if existing is not None:
                 stop_session(existing.pid, grace_s)

@@ -19,7 +19,9 @@ from tickflow.settings import Settings
 from tickflow.stack import supervisor
 from tickflow.stack.supervisor import ServiceStatus, State
 
-app = typer.Typer(help="tickflow: market-data platform on Kafka, Spark, Hive and HBase.", no_args_is_help=True)
+app = typer.Typer(
+    help="tickflow: market-data platform on Kafka, Spark and Hive (HBase comes next).", no_args_is_help=True
+)
 stack_app = typer.Typer(help="The local stack of real services (no Docker needed).", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 schemas_app = typer.Typer(help="Avro schemas in schemas/ and the schema registry.", no_args_is_help=True)

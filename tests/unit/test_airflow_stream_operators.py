@@ -102,3 +102,11 @@ def test_health_sensor(monkeypatch: pytest.MonkeyPatch, verdict: Verdict, outcom
     else:
         with pytest.raises(outcome, match=f"enrichment stream {verdict.value.upper()}"):
             sensor.poke({})
+
+
+def test_an_unknown_expectation_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A typo in the templated ``expect`` ("stoped") must fail the task, not wait for a healthy stream."""
+    with_health(monkeypatch, Verdict.STOPPED)
+    sensor = EnrichmentStreamHealthSensor(task_id="check_stream_health", expect="stoped")
+    with pytest.raises(AirflowException, match="choose healthy or stopped"):
+        sensor.poke({})

@@ -69,6 +69,25 @@ def test_a_running_copy_without_a_record_is_adopted_not_duplicated(control: AppC
         control.stop(grace_s=5)
 
 
+def test_an_adopted_copy_keeps_its_real_start_time_and_a_look_writes_nothing(
+    control: AppControl, tmp_path: Path
+) -> None:
+    """Health judges progress against started_at: an adopted copy started when its process did, not
+    when somebody looked. Looking (running(), as health does) takes no lock, so it must not write."""
+    first = control.ensure_started(SLEEPER, {}, tmp_path / "log")
+    try:
+        control.record_path.unlink()  # the starter died between spawn and record
+        time.sleep(1.5)
+        adopted = control.running()
+        assert adopted is not None and adopted.pid == first.record.pid
+        assert abs(adopted.started_at - first.record.started_at) < 1.0
+        assert not control.record_path.exists()
+        again = control.ensure_started(SLEEPER, {}, tmp_path / "log")  # under the lock: recorded now
+        assert not again.started and control.record_path.exists()
+    finally:
+        control.stop(grace_s=5)
+
+
 def test_restart_replaces_the_running_copy(control: AppControl, tmp_path: Path) -> None:
     first = control.ensure_started(SLEEPER, {}, tmp_path / "log")
     second = control.ensure_started(SLEEPER, {}, tmp_path / "log", restart=True, grace_s=5)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import socket
@@ -117,6 +118,23 @@ def test_a_service_that_exits_during_start_up_names_its_log(settings: Settings) 
     service = FileFlagService(settings, "import sys; sys.exit(3)", free_port())
     with pytest.raises(StackError, match=r"flag exited during start-up: read .*flag\.log"):
         Supervisor(settings, [service]).up()
+
+
+def test_a_service_gone_before_its_start_time_was_read_is_not_running(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that exits before /proc is read leaves no start time: it is not running, and up says
+    so at once instead of waiting out the health timeout."""
+    module = importlib.import_module("tickflow.stack.supervisor")
+    monkeypatch.setattr(module, "proc_start_ticks", lambda pid: None)  # exited before /proc was read
+    service = FileFlagService(settings, "import sys; sys.exit(3)", free_port())
+    stack = Supervisor(settings, [service])
+    started = time.monotonic()
+    with pytest.raises(StackError, match=r"flag exited during start-up"):
+        stack.up()
+    assert time.monotonic() - started < 3  # the health timeout is 5 s
+    assert stack.running_pid("flag") is None
+    assert stack.status("flag").state is State.CRASHED
 
 
 def test_a_service_that_never_gets_healthy_times_out_naming_its_log(settings: Settings) -> None:

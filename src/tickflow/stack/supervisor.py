@@ -99,7 +99,9 @@ class Supervisor:
     def running_pid(self, name: str) -> int | None:
         """The pid of the process this stack started for ``name``, if it still runs."""
         record = self._read_pid(name)
-        if record and proc_start_ticks(record["pid"]) == record["start_ticks"]:
+        if not record or record.get("start_ticks") is None:  # gone before its start time could be read
+            return None
+        if proc_start_ticks(record["pid"]) == record["start_ticks"]:
             return record["pid"]
         return None
 

@@ -9,6 +9,8 @@ from airflow.sdk import BaseSensorOperator
 
 from tickflow.airflow.hooks.stream import EnrichmentStreamHook
 
+EXPECTATIONS = ("healthy", "stopped")
+
 
 class EnrichmentStreamHealthSensor(BaseSensorOperator):
     """Pokes the stream's health and logs it as one line each time.
@@ -42,6 +44,8 @@ class EnrichmentStreamHealthSensor(BaseSensorOperator):
 
         from tickflow.streamapp import Verdict
 
+        if self.expect not in EXPECTATIONS:  # templated, so known only now
+            raise AirflowException(f"Unknown expect {self.expect!r}: choose {' or '.join(EXPECTATIONS)}.")
         health = EnrichmentStreamHook(self.spark_conn_id, self.kafka_conn_id).health()
         if self.expect == "stopped":
             self.log.info("%s", health.line())

@@ -42,7 +42,7 @@ demo: setup
 	  $(BIN)/tickflow stream --samples 2
 
 test: setup
-	$(BIN)/pytest tests
+	$(BIN)/pytest --durations=25 tests
 
 unit: setup
 	$(BIN)/pytest tests/unit

@@ -17,7 +17,6 @@ Nothing here imports Airflow or pyspark; the Airflow operators call it.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -29,6 +28,7 @@ from typing import Any, Protocol
 
 from tickflow.appctl import AppControl, AppRecord, StartResult
 from tickflow.settings import REPO_ROOT, Settings
+from tickflow.stream.progress import StreamProgress
 from tickflow.stream.settings import StreamSettings
 
 APP_NAME = "enrichment-stream"
@@ -114,7 +114,7 @@ def lag_of(end_offsets: Mapping[str, Mapping[str, int]] | None, high_watermarks:
 def assess(
     record: AppRecord | None,
     stopped_at: float | None,
-    progress: Mapping[str, Any] | None,
+    progress: StreamProgress | None,
     lag: int | None,
     now: float,
     limits: HealthLimits = HealthLimits(),
@@ -126,7 +126,7 @@ def assess(
         return StreamHealth(Verdict.DEAD, "not running")
     uptime = now - record.started_at
     common: dict[str, Any] = {"pid": record.pid, "uptime_s": uptime, "lag": lag}
-    if progress is None or float(progress.get("written_at") or 0) < record.started_at:
+    if progress is None or progress.written_at < record.started_at:
         # Spark reports no progress for triggers without new data (only "idle" events, which the app
         # does not record), so after a restart with nothing to read there is no batch to show.
         if lag == 0 and uptime >= limits.boot_s:
@@ -134,14 +134,14 @@ def assess(
         if uptime < limits.start_grace_s:
             return StreamHealth(Verdict.STARTING, "no micro-batch yet", **common)
         return StreamHealth(Verdict.STALLED, f"no micro-batch in the {uptime:.0f}s since start", **common)
-    age = now - float(progress["written_at"])
+    age = now - progress.written_at
     common.update(
-        batch_id=progress.get("batch_id"),
+        batch_id=progress.batch_id,
         batch_age_s=age,
-        input_rate=progress.get("input_rows_per_second"),
-        processed_rate=progress.get("processed_rows_per_second"),
-        dlq_total=progress.get("dlq_total"),
-        state_rows=progress.get("state_rows"),
+        input_rate=progress.input_rows_per_second,
+        processed_rate=progress.processed_rows_per_second,
+        dlq_total=progress.dlq_total,
+        state_rows=progress.state_rows,
     )
     if age > limits.stall_after_s and (lag is None or lag > 0):
         waiting = "unknown input" if lag is None else f"{lag:,} records waiting"
@@ -217,17 +217,14 @@ class EnrichmentStream:
     def stop(self, grace_s: float = 60.0) -> AppRecord | None:
         return self.control.stop(grace_s)
 
-    def progress(self) -> dict[str, Any] | None:
-        try:
-            loaded: dict[str, Any] = json.loads(self.progress_path.read_text())
-        except (OSError, ValueError):
-            return None
-        return loaded
+    def progress(self) -> StreamProgress | None:
+        """The app's last micro-batch (None before the first, or when the file is unreadable)."""
+        return StreamProgress.read(self.progress_path)
 
     def health(self, consumer: WatermarkSource | None = None, limits: HealthLimits = HealthLimits()) -> StreamHealth:
         progress = self.progress()
         lag = None
         if consumer is not None:
             marks = high_watermarks(consumer, self.stream.input_topic)
-            lag = lag_of((progress or {}).get("end_offsets"), marks)
+            lag = lag_of(progress.end_offsets if progress else None, marks)
         return assess(self.control.running(), self.control.stopped_on_request(), progress, lag, time.time(), limits)

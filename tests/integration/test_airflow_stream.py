@@ -105,7 +105,9 @@ def test_after_kill_9_the_next_run_restarts_it_from_its_checkpoint(airflow: Airf
     stream = EnrichmentStream(stack)
     record = stream.control.running()
     assert record is not None
-    last_batch = (stream.progress() or {})["batch_id"]
+    before_kill = stream.progress()
+    assert before_kill is not None and before_kill.batch_id is not None
+    last_batch = before_kill.batch_id
     kill_9(record.pid)
     before = enriched_total(stack)
     feed(2000)
@@ -116,9 +118,10 @@ def test_after_kill_9_the_next_run_restarts_it_from_its_checkpoint(airflow: Airf
     assert "enrichment stream STARTED" in log or "enrichment stream RUNNING" in log  # RUNNING: the watchdog was first
     restarted = stream.control.running()
     assert restarted is not None and restarted.pid != record.pid
-    progress = stream.progress() or {}
-    assert progress["written_at"] > restarted.started_at
-    assert progress["batch_id"] > last_batch  # batch ids continue: the checkpoint was picked up
+    progress = stream.progress()
+    assert progress is not None and progress.batch_id is not None
+    assert progress.written_at > restarted.started_at
+    assert progress.batch_id > last_batch  # batch ids continue: the checkpoint was picked up
     wait_for_enriched(stack, before)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tickflow.appctl import AppRecord
+from tickflow.stream.progress import StreamProgress
 from tickflow.streamapp import HealthLimits, Verdict, assess, lag_of
 
 NOW = 10_000.0
@@ -15,9 +16,9 @@ def record(started_ago: float) -> AppRecord:
     return AppRecord(pid=42, start_ticks=1, started_at=NOW - started_ago, command=["x"], log="l")
 
 
-def progress(age: float, **extra: object) -> dict[str, object]:
-    return {"written_at": NOW - age, "batch_id": 7, "input_rows_per_second": 5000.0,
-            "processed_rows_per_second": 5200.0, "dlq_total": 3, "state_rows": 500, **extra}  # fmt: skip
+def progress(age: float) -> StreamProgress:
+    return StreamProgress(written_at=NOW - age, batch_id=7, input_rows_per_second=5000.0,
+                          processed_rows_per_second=5200.0, dlq_total=3, state_rows=500)  # fmt: skip
 
 
 def test_not_running_is_dead_unless_stopped_on_request() -> None:

@@ -26,8 +26,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import signal
-import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -35,50 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tickflow.errors import TickflowError
-from tickflow.stack.supervisor import proc_start_ticks
+from tickflow.processes import spawn, start_ticks, started_at, stop_session
 
 APP_MARKER = "TICKFLOW_APP"
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat[stat.rindex(")") + 2 :].split()
-
-
-def _started_at(start_ticks: int) -> float:
-    """The epoch time of a process start given in clock ticks since boot (/proc/<pid>/stat field 22)."""
-    lines = Path("/proc/stat").read_text().splitlines()
-    boot = next(int(line.split()[1]) for line in lines if line.startswith("btime"))
-    return boot + start_ticks / os.sysconf("SC_CLK_TCK")
-
-
-def session_members(sid: int) -> list[int]:
-    """Live processes of a session. Spark's Python worker daemon moves to a process group of its
-    own, so the session (not the process group) is what holds the whole app together."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        fields = _stat_fields(int(stat.parent.name))
-        if fields is not None and fields[0] != "Z" and int(fields[3]) == sid:
-            members.append(int(stat.parent.name))
-    return members
-
-
-def _signal_session(sid: int, sig: signal.Signals) -> None:
-    for pid in session_members(sid):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 @dataclass(frozen=True)
@@ -90,7 +47,7 @@ class AppRecord:
     log: str
 
     def alive(self) -> bool:
-        return proc_start_ticks(self.pid) == self.start_ticks
+        return start_ticks(self.pid) == self.start_ticks
 
 
 @dataclass(frozen=True)
@@ -181,11 +138,11 @@ class AppControl:
                 leader = os.getsid(pid) == pid
             except ProcessLookupError:
                 continue
-            ticks = proc_start_ticks(pid)
+            ticks = start_ticks(pid)
             if not leader or ticks is None:
                 continue
             # When the process started (not now): health weighs the app's progress against it.
-            return AppRecord(pid, ticks, _started_at(ticks), ["(adopted)"], "")
+            return AppRecord(pid, ticks, started_at(ticks), ["(adopted)"], "")
         return None
 
     def running(self) -> AppRecord | None:
@@ -230,26 +187,13 @@ class AppControl:
             if existing is not None:
                 stop_session(existing.pid, grace_s)
                 self.record_path.unlink(missing_ok=True)
-            log.parent.mkdir(parents=True, exist_ok=True)
-            with log.open("ab") as out:
-                out.write(f"\n==== tickflow: starting {self.name} at {time.ctime()} ====\n".encode())
-                out.flush()
-                proc = subprocess.Popen(
-                    list(command),
-                    cwd=cwd,
-                    env={**env, APP_MARKER: self.marker},
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    close_fds=True,
-                )
-            ticks = proc_start_ticks(proc.pid)
+            pid = spawn(self.name, command, {**env, APP_MARKER: self.marker}, log, cwd=cwd)
+            ticks = start_ticks(pid)
             if ticks is None:
                 raise TickflowError(f"{self.name} exited at once: read {log} for the cause.")
-            record = AppRecord(proc.pid, ticks, time.time(), list(command), str(log))
+            record = AppRecord(pid, ticks, time.time(), list(command), str(log))
             self._write_record(record)
-            return StartResult(True, record, f"started as pid {proc.pid}")
+            return StartResult(True, record, f"started as pid {pid}")
 
     def stop(self, grace_s: float = 60.0, on_request: bool = True) -> AppRecord | None:
         """SIGTERM the app's session (the app stops after its current batch), SIGKILL after grace_s.
@@ -267,17 +211,9 @@ class AppControl:
             return record
 
 
-def stop_session(sid: int, grace_s: float) -> bool:
-    """SIGTERM every process of the session, wait, then SIGKILL what is left. True when TERM was enough."""
-    _signal_session(sid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        _reap(sid)
-        if not session_members(sid):
-            return True
-        time.sleep(0.3)
-    while session_members(sid):
-        _signal_session(sid, signal.SIGKILL)
-        _reap(sid)
-        time.sleep(0.1)
-    return False
+def stop_all(state_dir: Path, grace_s: float) -> list[str]:
+    """Stop every app of this state directory that runs (not as a request: schedulers may start them
+    again); returns the names of those stopped. ``tickflow stack down`` calls it before the services go."""
+    apps = state_dir / "apps"
+    names = sorted(home.name for home in apps.iterdir()) if apps.is_dir() else []
+    return [name for name in names if AppControl(name, state_dir).stop(grace_s, on_request=False) is not None]

@@ -89,9 +89,17 @@ def up(services: ServiceNames = None) -> None:
 @stack_app.command()
 def down(services: ServiceNames = None) -> None:
     """Stop the services this stack started (and nothing else)."""
+    from tickflow.appctl import stop_all
+
     started = time.monotonic()
+    settings = Settings()
     with speaking_errors():
-        supervisor(Settings()).down(services, on_event=_print_event)
+        stack = supervisor(settings)
+        if "airflow-scheduler" in {service.name for service in stack.ordered(services)}:
+            # Apps the scheduler's tasks started run in sessions of their own, to outlive the task.
+            for app in stop_all(settings.root, settings.app_stop_grace_s):
+                _print_event(app, "stopped")
+        stack.down(services, on_event=_print_event)
     console.print(f"stack down in {time.monotonic() - started:.1f}s")
 
 

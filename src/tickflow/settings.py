@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         description="Password of the tickflow role; by default the one the stack generated at first start.",
     )
     health_timeout_s: float = 180.0
+    spark_master: str = Field(
+        default="local[2]", description="Spark master of tickflow's applications (stream, reference refresh, SQL)."
+    )
+    app_stop_grace_s: float = Field(
+        default=60.0, description="How long a stopping app (the stream) may finish its micro-batch before SIGKILL."
+    )
 
     @cached_property
     def root(self) -> Path:

@@ -69,7 +69,7 @@ def _log_config(settings: Settings, app_name: str) -> Path:
 
 
 def spark_conf(
-    settings: Settings, app_name: str, master: str = "local[2]", extra: dict[str, str] | None = None
+    settings: Settings, app_name: str, master: str | None = None, extra: dict[str, str] | None = None
 ) -> dict[str, str]:
     """Everything a tickflow Spark application needs, as ``spark.*`` properties."""
     derby_log = StackPaths(settings.root).logs / "spark-derby.log"
@@ -77,7 +77,7 @@ def spark_conf(
     java_options = f"-Dderby.stream.error.file={derby_log} -Dlog4j2.configurationFile=file:{log_config}"
     return {
         "spark.app.name": app_name,
-        "spark.master": master,
+        "spark.master": master or settings.spark_master,
         "spark.jars": ",".join(str(p) for p in connector_jars(settings)),
         "spark.driver.bindAddress": settings.host,
         "spark.driver.host": settings.host,
@@ -98,7 +98,7 @@ def spark_conf(
 
 
 def spark_session(
-    settings: Settings, app_name: str, master: str = "local[2]", extra: dict[str, str] | None = None
+    settings: Settings, app_name: str, master: str | None = None, extra: dict[str, str] | None = None
 ) -> SparkSession:
     """A session on the shared metastore with the Kafka and Avro connectors on its classpath."""
     from pyspark.sql import SparkSession
@@ -116,7 +116,7 @@ def spark_session(
 
 
 def submit_args(
-    settings: Settings, app_name: str, master: str = "local[2]", extra: dict[str, str] | None = None
+    settings: Settings, app_name: str, master: str | None = None, extra: dict[str, str] | None = None
 ) -> list[str]:
     """The ``spark-submit`` options equivalent to :func:`spark_session`."""
     conf = spark_conf(settings, app_name, master, extra)

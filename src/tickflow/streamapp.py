@@ -174,10 +174,10 @@ def high_watermarks(consumer: WatermarkSource, topic: str, timeout_s: float = 10
 class EnrichmentStream:
     """The one enrichment stream of a state directory."""
 
-    def __init__(self, settings: Settings, stream: StreamSettings | None = None, master: str = "local[2]") -> None:
+    def __init__(self, settings: Settings, stream: StreamSettings | None = None, master: str | None = None) -> None:
         self.settings = settings
         self.stream: StreamSettings = stream or StreamSettings()
-        self.master = master
+        self.master = master or settings.spark_master
         self.control = AppControl(APP_NAME, settings.root)
 
     @property
@@ -208,14 +208,19 @@ class EnrichmentStream:
         )
         return env
 
-    def start(self, restart: bool = False, grace_s: float = 60.0) -> StartResult:
+    def start(self, restart: bool = False, grace_s: float | None = None) -> StartResult:
         """Start unless running; with ``restart``, stop the running copy first (one step under the lock)."""
         return self.control.ensure_started(
-            self.command(), self.environment(), self.log_path, cwd=REPO_ROOT, restart=restart, grace_s=grace_s
+            self.command(),
+            self.environment(),
+            self.log_path,
+            cwd=REPO_ROOT,
+            restart=restart,
+            grace_s=self.settings.app_stop_grace_s if grace_s is None else grace_s,
         )
 
-    def stop(self, grace_s: float = 60.0) -> AppRecord | None:
-        return self.control.stop(grace_s)
+    def stop(self, grace_s: float | None = None) -> AppRecord | None:
+        return self.control.stop(self.settings.app_stop_grace_s if grace_s is None else grace_s)
 
     def progress(self) -> StreamProgress | None:
         """The app's last micro-batch (None before the first, or when the file is unreadable)."""

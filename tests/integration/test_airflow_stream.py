@@ -17,7 +17,7 @@ from confluent_kafka import Consumer
 
 from tests.integration.airflow_api import AirflowApi
 from tests.integration.conftest import tickflow
-from tickflow.appctl import session_members
+from tickflow.processes import session_members
 from tickflow.settings import Settings
 from tickflow.stack import supervisor
 from tickflow.streamapp import EnrichmentStream, Verdict, high_watermarks

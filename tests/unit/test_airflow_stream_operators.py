@@ -81,7 +81,7 @@ def test_the_watchdog_leaves_a_stream_stopped_on_request_alone(
 
 
 def test_stop_does_not_look_at_health(stream: FakeStream) -> None:
-    assert run("stop")["pid"] == 7 and stream.calls == [("stop", 60.0)]
+    assert run("stop")["pid"] == 7 and stream.calls == [("stop", None)]  # None: the settings' grace
 
 
 def test_an_unknown_action_is_refused(stream: FakeStream) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tickflow.appctl import AppControl, AppRecord, proc_start_ticks
+from tickflow.appctl import AppControl, AppRecord
 from tickflow.errors import TickflowError
+from tickflow.processes import start_ticks as proc_start_ticks
 
 SLEEPER = [sys.executable, "-c", "import time\nwhile True: time.sleep(1)"]
 

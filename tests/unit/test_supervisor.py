@@ -126,7 +126,7 @@ def test_a_service_gone_before_its_start_time_was_read_is_not_running(
     """A process that exits before /proc is read leaves no start time: it is not running, and up says
     so at once instead of waiting out the health timeout."""
     module = importlib.import_module("tickflow.stack.supervisor")
-    monkeypatch.setattr(module, "proc_start_ticks", lambda pid: None)  # exited before /proc was read
+    monkeypatch.setattr(module, "start_ticks", lambda pid: None)  # exited before /proc was read
     service = FileFlagService(settings, "import sys; sys.exit(3)", free_port())
     stack = Supervisor(settings, [service])
     started = time.monotonic()

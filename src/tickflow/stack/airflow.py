@@ -90,7 +90,11 @@ def connections(settings: Settings) -> dict[str, dict[str, Any]]:
             "schema": "http",
             "extra": {"endpoint": "/apis/ccompat/v7", "url": settings.registry_url},
         },
-        "spark_default": {"conn_type": "spark", "host": "local[2]", "extra": {"spark-binary": "spark-submit"}},
+        "spark_default": {
+            "conn_type": "spark",
+            "host": settings.spark_master,
+            "extra": {"spark-binary": "spark-submit"},
+        },
         "metastore_default": {"conn_type": "hive_metastore", "host": host, "port": ports.metastore},
         "hiveserver2_default": {
             "conn_type": "hiveserver2",
@@ -242,14 +246,6 @@ class AirflowScheduler(AirflowComponent):
     depends_on = ("airflow",)
     subcommand = ("scheduler", "--skip-serve-logs")
     health_key = "scheduler"
-
-    def before_stop(self) -> None:
-        """The apps its tasks started run in sessions of their own (to outlive the task): stop them too."""
-        from tickflow.appctl import AppControl
-
-        apps = self.settings.root / "apps"
-        for home in sorted(apps.iterdir()) if apps.is_dir() else ():
-            AppControl(home.name, self.settings.root).stop(grace_s=30, on_request=False)
 
     @property
     def address(self) -> str:

@@ -96,9 +96,6 @@ class Service(ABC):
     def bootstrap(self) -> None:  # noqa: B027 - optional hook, most services need none
         """Idempotent set-up that needs the running service (databases, users); runs after each up."""
 
-    def before_stop(self) -> None:  # noqa: B027 - optional hook, most services need none
-        """Stop what this service started outside its own process group (runs on ``down``, even after a crash)."""
-
     def notice(self) -> str | None:
         """A line for the person after ``stack up`` (a URL and login), if the service has one."""
         return None

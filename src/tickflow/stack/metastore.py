@@ -8,6 +8,7 @@ to it over thrift, so they all see the same tables.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 from tickflow.stack.jvm import ADD_OPENS, JvmService
@@ -111,7 +112,7 @@ class ThriftServer(JvmService):
     def command(self) -> list[str]:
         host = self.settings.host
         conf = {
-            "spark.master": "local[2]",
+            "spark.master": self.settings.spark_master,
             "spark.driver.memory": self.heap,
             "spark.driver.bindAddress": host,
             "spark.driver.host": host,
@@ -140,7 +141,16 @@ class ThriftServer(JvmService):
         ]
 
     def check_health(self) -> None:
-        from tickflow.warehouse import run_statements
+        from pyhive import hive
 
-        if run_statements(self.settings, ["SELECT 1"]) != [(1,)]:
-            raise ValueError("the thrift server answered SELECT 1 wrongly")
+        logging.getLogger("thrift.transport.TSocket").setLevel(logging.CRITICAL)  # refused while it boots
+        connection = hive.connect(
+            host=self.settings.host, port=self.settings.ports.thriftserver, auth="NONE", username="tickflow"
+        )
+        try:
+            cursor = connection.cursor()
+            cursor.execute("SELECT 1")
+            if cursor.fetchall() != [(1,)]:
+                raise ValueError("the thrift server answered SELECT 1 wrongly")
+        finally:
+            connection.close()

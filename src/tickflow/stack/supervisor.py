@@ -1,6 +1,6 @@
 """Starts, watches and stops the services of the local stack.
 
-Each service runs in its own process group with stdout/stderr in
+Each service runs in a session of its own (``tickflow.processes``) with stdout/stderr in
 ``<state>/logs/<service>.log``. A pid file records the pid together with the
 kernel's start time of that process, so that ``down`` never signals a process it
 did not start (pids get reused) and ``status`` can tell a crash from a stop.
@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from tickflow.processes import session_rss_mb, spawn, start_ticks, stop_session
 from tickflow.settings import Settings
 from tickflow.stack.base import Service, StackError, StackPaths
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class State(StrEnum):
@@ -41,35 +38,6 @@ class ServiceStatus:
     pid: int | None
     rss_mb: float | None
     log: Path
-
-
-def proc_start_ticks(pid: int) -> int | None:
-    """The process start time in clock ticks since boot, or None when it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] == "Z":  # a zombie has exited; only its parent has not reaped it yet
-        return None
-    return int(fields[19])
-
-
-def _group_rss_mb(pgid: int) -> float:
-    """Resident memory of every process in the group (a JVM, or spark-submit and its JVM)."""
-    total_kb = 0
-    for status in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            stat = status.read_text()
-            fields = stat[stat.rindex(")") + 2 :].split()
-            if int(fields[2]) != pgid:
-                continue
-            for line in (status.parent / "status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total_kb += int(line.split()[1])
-        except (OSError, ValueError):
-            continue
-    return total_kb / 1024
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -101,7 +69,7 @@ class Supervisor:
         record = self._read_pid(name)
         if not record or record.get("start_ticks") is None:  # gone before its start time could be read
             return None
-        if proc_start_ticks(record["pid"]) == record["start_ticks"]:
+        if start_ticks(record["pid"]) == record["start_ticks"]:
             return record["pid"]
         return None
 
@@ -110,7 +78,7 @@ class Supervisor:
         pid = self.running_pid(name)
         if pid is not None:
             state = State.HEALTHY if service.healthy() else State.STARTING
-            rss = _group_rss_mb(pid)
+            rss = session_rss_mb(pid)
         else:
             rss = None
             if any(port_in_use(self.settings.host, p) for p in service.ports):
@@ -171,23 +139,11 @@ class Supervisor:
                 )
 
     def _spawn(self, service: Service) -> None:
-        service.log_path.parent.mkdir(parents=True, exist_ok=True)
         service.home.mkdir(parents=True, exist_ok=True)
-        with service.log_path.open("ab") as log:
-            log.write(f"\n==== tickflow: starting {service.name} at {time.ctime()} ====\n".encode())
-            log.flush()
-            proc = subprocess.Popen(
-                service.command(),
-                cwd=service.home,
-                env={**os.environ, **service.environment()},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own process group: down stops the whole tree
-            )
-        start_ticks = proc_start_ticks(proc.pid)
+        env = {**os.environ, **service.environment()}
+        pid = spawn(service.name, service.command(), env, service.log_path, cwd=service.home)
         self.paths.pidfile(service.name).write_text(
-            json.dumps({"pid": proc.pid, "start_ticks": start_ticks, "started_at": time.time()})
+            json.dumps({"pid": pid, "start_ticks": start_ticks(pid), "started_at": time.time()})
         )
 
     def _wait_healthy(self, service: Service, on_event: Callable[[str, str], None]) -> None:
@@ -216,51 +172,12 @@ class Supervisor:
     ) -> None:
         """Stop, in reverse dependency order, only the process groups this stack started."""
         for service in reversed(self.ordered(names)):
-            service.before_stop()
             pid = self.running_pid(service.name)
             pidfile = self.paths.pidfile(service.name)
             if pid is None:
                 pidfile.unlink(missing_ok=True)
                 continue
             on_event(service.name, "stopping")
-            stopped = _stop_group(pid, grace_s)
+            stopped = stop_session(pid, grace_s)
             pidfile.unlink(missing_ok=True)
             on_event(service.name, "stopped" if stopped else "killed after grace period")
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _stop_group(pgid: int, grace_s: float) -> bool:
-    """SIGTERM the group, wait, then SIGKILL whatever is left. True when TERM was enough."""
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return True
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        _reap(pgid)
-        if not _group_alive(pgid):
-            return True
-        time.sleep(0.3)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        return True
-    while _group_alive(pgid):
-        _reap(pgid)
-        time.sleep(0.1)
-    return False
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status when the service was started by this very process (tests)."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

@@ -1,4 +1,8 @@
-"""The enrichment stream as Airflow sees it: Spark master from ``spark_default``, Kafka from ``kafka_default``."""
+"""The enrichment stream as Airflow sees it, configured by the same ``TICKFLOW_*`` settings as the app.
+
+The Spark master and the Kafka cluster whose lag health measures come from those settings, so the
+health check always looks at the topic the app reads (the ``spark_default`` and ``kafka_default``
+connections are written from the same settings, for Airflow's own providers)."""
 
 from __future__ import annotations
 
@@ -11,37 +15,28 @@ if TYPE_CHECKING:
 
 
 class EnrichmentStreamHook(BaseHook):
-    """Builds the managed enrichment stream and measures its health, from Connections.
+    """Builds the managed enrichment stream and measures its health (lag read from the input topic's
+    high watermarks, so the health check can tell "idle" from "stalled")."""
 
-    :param spark_conn_id: a ``spark`` connection; its host is the master (``local[2]``).
-    :param kafka_conn_id: a ``kafka`` connection; used to read the input topic's high
-        watermarks, so the health check can tell "idle" from "stalled".
-    """
-
-    conn_name_attr = "spark_conn_id"
-    default_conn_name = "spark_default"
     hook_name = "tickflow enrichment stream"
-
-    def __init__(self, spark_conn_id: str = "spark_default", kafka_conn_id: str = "kafka_default") -> None:
-        super().__init__()
-        self.spark_conn_id = spark_conn_id
-        self.kafka_conn_id = kafka_conn_id
 
     def get_conn(self) -> EnrichmentStream:
         from tickflow.settings import Settings
         from tickflow.streamapp import EnrichmentStream
 
-        master = self.get_connection(self.spark_conn_id).host or "local[2]"
-        return EnrichmentStream(Settings(), master=master)
+        return EnrichmentStream(Settings())
 
-    def _consumer(self) -> Any:
-        from airflow.providers.apache.kafka.hooks.consume import KafkaConsumerHook
+    @staticmethod
+    def _consumer(stream: EnrichmentStream) -> Any:
+        from confluent_kafka import Consumer
 
-        return KafkaConsumerHook(topics=[], kafka_config_id=self.kafka_conn_id).get_conn
+        return Consumer(
+            {"bootstrap.servers": stream.settings.bootstrap_servers, "group.id": "tickflow-health", "log_level": 3}
+        )
 
     def health(self, stream: EnrichmentStream | None = None) -> StreamHealth:
         stream = stream or self.get_conn()
-        consumer = self._consumer()
+        consumer = self._consumer(stream)
         try:
             return stream.health(consumer)
         finally:

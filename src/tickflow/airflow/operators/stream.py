@@ -28,16 +28,12 @@ class EnrichmentStreamOperator(BaseOperator):
         self,
         *,
         action: str = "ensure",
-        spark_conn_id: str = "spark_default",
-        kafka_conn_id: str = "kafka_default",
-        grace_s: float = 60.0,
+        grace_s: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.action = action
-        self.spark_conn_id = spark_conn_id
-        self.kafka_conn_id = kafka_conn_id
-        self.grace_s = grace_s
+        self.grace_s = grace_s  # None: the settings' app_stop_grace_s
 
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowException
@@ -46,7 +42,7 @@ class EnrichmentStreamOperator(BaseOperator):
 
         if self.action not in ACTIONS:
             raise AirflowException(f"Unknown action {self.action!r}: choose one of {', '.join(ACTIONS)}.")
-        hook = EnrichmentStreamHook(self.spark_conn_id, self.kafka_conn_id)
+        hook = EnrichmentStreamHook()
         stream = hook.get_conn()
         if self.action == "stop":
             stopped = stream.stop(self.grace_s)

@@ -27,8 +27,6 @@ class EnrichmentStreamHealthSensor(BaseSensorOperator):
         self,
         *,
         expect: str = "healthy",
-        spark_conn_id: str = "spark_default",
-        kafka_conn_id: str = "kafka_default",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("poke_interval", 10)
@@ -36,8 +34,6 @@ class EnrichmentStreamHealthSensor(BaseSensorOperator):
         kwargs.setdefault("mode", "poke")
         super().__init__(**kwargs)
         self.expect = expect
-        self.spark_conn_id = spark_conn_id
-        self.kafka_conn_id = kafka_conn_id
 
     def poke(self, context: Any) -> bool:
         from airflow.sdk.exceptions import AirflowException, AirflowSkipException
@@ -46,7 +42,7 @@ class EnrichmentStreamHealthSensor(BaseSensorOperator):
 
         if self.expect not in EXPECTATIONS:  # templated, so known only now
             raise AirflowException(f"Unknown expect {self.expect!r}: choose {' or '.join(EXPECTATIONS)}.")
-        health = EnrichmentStreamHook(self.spark_conn_id, self.kafka_conn_id).health()
+        health = EnrichmentStreamHook().health()
         if self.expect == "stopped":
             self.log.info("%s", health.line())
             return health.verdict in (Verdict.STOPPED, Verdict.DEAD)

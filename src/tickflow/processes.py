@@ -1,0 +1,116 @@
+"""Process mechanics shared by the stack's services and the long-running apps (``tickflow.appctl``).
+
+Everything tickflow starts runs in a session of its own (``start_new_session``), so one
+``/proc`` scan finds all its processes, including those that moved to a process group of their
+own (Spark's Python worker daemon). A process is identified by its pid *and* its start time in
+clock ticks, so a pid the kernel reused for somebody else is never mistaken for ours.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (state is [0], session [3]), None when gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def start_ticks(pid: int) -> int | None:
+    """The process start time in clock ticks since boot, or None when it is gone (or a zombie)."""
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] == "Z":  # a zombie has exited; only its parent has not reaped it yet
+        return None
+    return int(fields[19])
+
+
+def started_at(ticks: int) -> float:
+    """The epoch time of a process start given in clock ticks since boot."""
+    lines = Path("/proc/stat").read_text().splitlines()
+    boot = next(int(line.split()[1]) for line in lines if line.startswith("btime"))
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def session_members(sid: int) -> list[int]:
+    """Live processes of a session."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        fields = _stat_fields(int(stat.parent.name))
+        if fields is not None and fields[0] != "Z" and int(fields[3]) == sid:
+            members.append(int(stat.parent.name))
+    return members
+
+
+def session_rss_mb(sid: int) -> float:
+    """Resident memory of every process of the session (a JVM, or spark-submit, its JVM and workers)."""
+    total_kb = 0
+    for pid in session_members(sid):
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+        except (OSError, ValueError):
+            continue
+    return total_kb / 1024
+
+
+def spawn(name: str, command: Sequence[str], env: Mapping[str, str], log: Path, cwd: Path | None = None) -> int:
+    """Start ``command`` in a session of its own, output appended to ``log`` after a banner line; its pid."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        out.write(f"\n==== tickflow: starting {name} at {time.ctime()} ====\n".encode())
+        out.flush()
+        proc = subprocess.Popen(
+            list(command),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own session: stop finds and signals the whole tree
+            close_fds=True,
+        )
+    return proc.pid
+
+
+def _signal_session(sid: int, sig: signal.Signals) -> None:
+    for pid in session_members(sid):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the process is a child of this very process (tests, the CLI)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def stop_session(sid: int, grace_s: float) -> bool:
+    """SIGTERM every process of the session, wait, then SIGKILL what is left. True when TERM was enough."""
+    _signal_session(sid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        _reap(sid)
+        if not session_members(sid):
+            _reap(sid)  # it may have exited between the two looks
+            return True
+        time.sleep(0.3)
+    while session_members(sid):
+        _signal_session(sid, signal.SIGKILL)
+        _reap(sid)
+        time.sleep(0.1)
+    _reap(sid)
+    return False

@@ -20,7 +20,7 @@ from tests.integration.conftest import tickflow
 from tickflow.processes import session_members
 from tickflow.settings import Settings
 from tickflow.stack import supervisor
-from tickflow.streamapp import EnrichmentStream, Verdict, high_watermarks
+from tickflow.stream.control import EnrichmentStream, Verdict, high_watermarks
 
 pytestmark = pytest.mark.integration
 DAG = "enrichment_stream"

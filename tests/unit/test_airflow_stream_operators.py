@@ -18,7 +18,7 @@ from tickflow.airflow.hooks.stream import EnrichmentStreamHook
 from tickflow.airflow.operators.stream import EnrichmentStreamOperator
 from tickflow.airflow.sensors.stream import EnrichmentStreamHealthSensor
 from tickflow.appctl import AppRecord, StartResult
-from tickflow.streamapp import StreamHealth, Verdict
+from tickflow.stream.control import StreamHealth, Verdict
 
 RECORD = AppRecord(7, 1, 0.0, ["spark-submit"], "log")
 

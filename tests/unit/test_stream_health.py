@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tickflow.appctl import AppRecord
+from tickflow.stream.control import HealthLimits, Verdict, assess, lag_of
 from tickflow.stream.progress import StreamProgress
-from tickflow.streamapp import HealthLimits, Verdict, assess, lag_of
 
 NOW = 10_000.0
 LIMITS = HealthLimits(boot_s=90, start_grace_s=300, stall_after_s=120)

@@ -23,7 +23,7 @@ from tickflow.errors import TickflowError
 from tickflow.schemas import TOPIC_SCHEMAS, load
 from tickflow.settings import Settings
 from tickflow.stream.decode import Limits, decoded_events, registered_writers
-from tickflow.stream.settings import StreamSettings
+from tickflow.stream.settings import SPARK_APP_NAME, StreamSettings
 from tickflow.stream.state import FillState
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ def run_stream(
     from tickflow.spark import spark_session
     from tickflow.stream.progress import attach_progress
 
-    spark = spark_session(settings, "tickflow-enrichment", extra=spark_conf(stream))
+    spark = spark_session(settings, SPARK_APP_NAME, extra=spark_conf(stream))
     stopping = threading.Event()
 
     def stop(signum: int, _frame: Any) -> None:

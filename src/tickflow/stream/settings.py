@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tickflow.settings import REPO_ROOT, Settings
 
+SPARK_APP_NAME = "tickflow-enrichment"  # the Spark application, and the consumer group lag tools read
+
 
 class StreamSettings(BaseSettings):
     """Everything the enrichment app can be told (environment prefix ``TICKFLOW_STREAM_``)."""
@@ -27,7 +29,7 @@ class StreamSettings(BaseSettings):
     output_topic: str = "md.enriched"
     dlq_topic: str = "md.dlq"
     starting_offsets: str = "earliest"
-    consumer_group: str = Field(default="tickflow-enrichment", description="Offsets are committed here for lag tools.")
+    consumer_group: str = Field(default=SPARK_APP_NAME, description="Offsets are committed here for lag tools.")
     checkpoint_dir: Path | None = Field(default=None, description="Default: <state>/stream/checkpoint.")
     progress_file: Path | None = Field(default=None, description="Default: <state>/stream/progress.json.")
     enrichment_sql: Path = REPO_ROOT / "spark_apps" / "enrichment.sql"

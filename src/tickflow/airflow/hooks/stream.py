@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 
 if TYPE_CHECKING:
-    from tickflow.streamapp import EnrichmentStream, StreamHealth
+    from tickflow.stream.control import EnrichmentStream, StreamHealth
 
 
 class EnrichmentStreamHook(BaseHook):
@@ -22,7 +22,7 @@ class EnrichmentStreamHook(BaseHook):
 
     def get_conn(self) -> EnrichmentStream:
         from tickflow.settings import Settings
-        from tickflow.streamapp import EnrichmentStream
+        from tickflow.stream.control import EnrichmentStream
 
         return EnrichmentStream(Settings())
 

@@ -38,7 +38,7 @@ class EnrichmentStreamOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowException
 
-        from tickflow.streamapp import Verdict
+        from tickflow.stream.control import Verdict
 
         if self.action not in ACTIONS:
             raise AirflowException(f"Unknown action {self.action!r}: choose one of {', '.join(ACTIONS)}.")

@@ -38,7 +38,7 @@ class EnrichmentStreamHealthSensor(BaseSensorOperator):
     def poke(self, context: Any) -> bool:
         from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
-        from tickflow.streamapp import Verdict
+        from tickflow.stream.control import Verdict
 
         if self.expect not in EXPECTATIONS:  # templated, so known only now
             raise AirflowException(f"Unknown expect {self.expect!r}: choose {' or '.join(EXPECTATIONS)}.")

@@ -29,10 +29,9 @@ from typing import Any, Protocol
 from tickflow.appctl import AppControl, AppRecord, StartResult
 from tickflow.settings import REPO_ROOT, Settings
 from tickflow.stream.progress import StreamProgress
-from tickflow.stream.settings import StreamSettings
+from tickflow.stream.settings import SPARK_APP_NAME, StreamSettings
 
 APP_NAME = "enrichment-stream"
-SPARK_APP_NAME = "tickflow-enrichment"
 ENTRY_POINT = REPO_ROOT / "spark_apps" / "enrichment_stream.py"
 
 

@@ -195,6 +195,30 @@ class AppControl:
             self._write_record(record)
             return StartResult(True, record, f"started as pid {pid}")
 
+    def claim(self, command: Sequence[str], log: Path) -> AppRecord:
+        """Record the calling process as the running copy (an app run in the foreground), under the lock;
+        refuses when a copy runs. ``stop`` then signals this process; ``release`` forgets it at exit."""
+        with self.locked():
+            existing = self.running()
+            if existing is not None:
+                raise TickflowError(
+                    f"{self.name} already runs as pid {existing.pid}: stop that copy first "
+                    "(for the enrichment stream, `tickflow stream stop`)."
+                )
+            self.desired_path.unlink(missing_ok=True)
+            pid = os.getpid()
+            ticks = start_ticks(pid)
+            assert ticks is not None  # this very process
+            record = AppRecord(pid, ticks, started_at(ticks), list(command), str(log))
+            self._write_record(record)
+            return record
+
+    def release(self, record: AppRecord) -> None:
+        """Forget ``record`` (a claimed foreground copy that ends) unless another copy replaced it."""
+        with self.locked():
+            if self._read_record() == record:
+                self.record_path.unlink(missing_ok=True)
+
     def stop(self, grace_s: float = 60.0, on_request: bool = True) -> AppRecord | None:
         """SIGTERM the app's session (the app stops after its current batch), SIGKILL after grace_s.
 

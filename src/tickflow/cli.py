@@ -313,8 +313,15 @@ def reference_refresh(
     console.print(f"reference refresh done in {time.monotonic() - started:.1f}s")
 
 
-@app.command()
+stream_app = typer.Typer(
+    help="The enrichment stream: run it here (until Ctrl-C), or start, stop and check the managed copy.",
+)
+app.add_typer(stream_app, name="stream")
+
+
+@stream_app.callback(invoke_without_command=True)
 def stream(
+    context: typer.Context,
     trigger: Annotated[
         str | None, typer.Option(help="Trigger interval, e.g. '250 milliseconds' or '10 seconds'.")
     ] = None,
@@ -323,12 +330,21 @@ def stream(
         str | None, typer.Option(help="Start a new checkpoint from this ops.state_snapshots snapshot id.")
     ] = None,
 ) -> None:
-    """Run the enrichment stream in the foreground (md.events -> md.enriched) until Ctrl-C."""
+    """Run the enrichment stream in the foreground (md.events -> md.enriched) until Ctrl-C.
+
+    It takes the same lock as `tickflow stream start` and the enrichment_stream DAG: one copy at most."""
+    if context.invoked_subcommand:
+        return
     from tickflow.stream.app import run_stream
+    from tickflow.stream.control import EnrichmentStream
     from tickflow.stream.settings import StreamSettings
 
     settings = Settings()
     stream_settings = StreamSettings(trigger_interval=trigger) if trigger else StreamSettings()
+    control = EnrichmentStream(settings, stream_settings).control
+    log = settings.root / "logs" / "stream-stdout.log"
+    with speaking_errors():
+        claimed = control.claim(sys.argv, log)
     watcher = _OutputSamples(settings, stream_settings.output_topic) if samples else None
 
     def progress(info: dict[str, Any], counters: Any) -> None:
@@ -346,7 +362,6 @@ def stream(
     console.print("[cyan]stream[/] starting (Spark, reference data, registry); Ctrl-C stops it")
     # Spark's JVM and Python workers print to the driver's stdout/stderr; send both to the log and keep
     # the terminal for the progress lines (a console on a duplicate of the original stderr).
-    log = settings.root / "logs" / "stream-stdout.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     terminal = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
     console.file = terminal
@@ -358,9 +373,54 @@ def stream(
         with speaking_errors():
             run_stream(settings, stream_settings, on_progress=progress, restore_snapshot=restore)
     finally:
+        control.release(claimed)
         if watcher:
             watcher.close()
     console.print(f"[cyan]stream[/] stopped after {time.monotonic() - started:,.0f}s (log: {log})")
+
+
+@stream_app.command("start")
+def stream_start(
+    restart: Annotated[bool, typer.Option(help="Stop the running copy first (same checkpoint).")] = False,
+) -> None:
+    """Start the managed stream in the background (as the enrichment_stream DAG does), unless it runs."""
+    from tickflow.stream.control import EnrichmentStream
+
+    with speaking_errors():
+        stream = EnrichmentStream(Settings())
+        result = stream.start(restart=restart)
+    console.print(
+        f"enrichment stream {'STARTED' if result.started else 'RUNNING'}: {result.reason}; log {stream.log_path}"
+    )
+
+
+@stream_app.command("stop")
+def stream_stop() -> None:
+    """Stop the running stream (managed, or in another terminal) after its current micro-batch."""
+    from tickflow.stream.control import EnrichmentStream
+
+    with speaking_errors():
+        stopped = EnrichmentStream(Settings()).stop()
+    console.print(f"enrichment stream STOPPED: {f'pid {stopped.pid} stopped' if stopped else 'it was not running'}")
+
+
+@stream_app.command("status")
+def stream_status() -> None:
+    """The stream's health in one line (as the DAG's sensor sees it); exits 1 unless healthy or starting."""
+    from confluent_kafka import Consumer
+
+    from tickflow.stream.control import EnrichmentStream, Verdict
+
+    settings = Settings()
+    with speaking_errors():
+        consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "tickflow-health"})
+        try:
+            health = EnrichmentStream(settings).health(consumer)
+        finally:
+            consumer.close()
+    console.print(health.line())
+    if health.verdict not in (Verdict.HEALTHY, Verdict.STARTING):
+        raise typer.Exit(1)
 
 
 class _OutputSamples:

@@ -82,8 +82,17 @@ def spawn(name: str, command: Sequence[str], env: Mapping[str, str], log: Path, 
     return proc.pid
 
 
+def _members(sid: int) -> list[int]:
+    """The session's processes, and the process ``sid`` itself when it is no session leader (an app run
+    in a person's terminal, in the terminal's session)."""
+    members = session_members(sid)
+    if sid not in members and start_ticks(sid) is not None:
+        members.append(sid)
+    return members
+
+
 def _signal_session(sid: int, sig: signal.Signals) -> None:
-    for pid in session_members(sid):
+    for pid in _members(sid):
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
@@ -104,11 +113,11 @@ def stop_session(sid: int, grace_s: float) -> bool:
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
         _reap(sid)
-        if not session_members(sid):
+        if not _members(sid):
             _reap(sid)  # it may have exited between the two looks
             return True
         time.sleep(0.3)
-    while session_members(sid):
+    while _members(sid):
         _signal_session(sid, signal.SIGKILL)
         _reap(sid)
         time.sleep(0.1)

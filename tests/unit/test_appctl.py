@@ -133,3 +133,42 @@ def test_a_starter_killed_while_holding_the_lock_does_not_block_the_next(control
     started = time.monotonic()
     with control.locked():
         assert time.monotonic() - started < 2
+
+
+FOREGROUND = (
+    "import pathlib, sys, time\n"
+    "from tickflow.appctl import AppControl\n"
+    "control = AppControl('sleeper', pathlib.Path(sys.argv[1]))\n"
+    "record = control.claim(sys.argv, pathlib.Path(sys.argv[1]) / 'fg.log')\n"
+    "print('claimed', flush=True)\n"
+    "try:\n"
+    "    time.sleep(60)\n"
+    "finally:\n"
+    "    control.release(record)\n"
+)
+
+
+def test_a_foreground_copy_holds_off_a_managed_start_and_stop_ends_it(control: AppControl, tmp_path: Path) -> None:
+    """`tickflow stream` in a terminal claims the app: the DAG's start finds it, the DAG's stop ends it."""
+    import subprocess
+
+    foreground = subprocess.Popen([sys.executable, "-c", FOREGROUND, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert foreground.stdout is not None and foreground.stdout.readline().strip() == "claimed"
+        again = control.ensure_started(SLEEPER, {}, tmp_path / "log")
+        assert not again.started and again.record.pid == foreground.pid
+        stopped = control.stop(grace_s=10)
+        assert stopped is not None and stopped.pid == foreground.pid
+        assert proc_start_ticks(foreground.pid) is None  # ended by the SIGTERM (and reaped by stop)
+        assert control.running() is None
+    finally:
+        foreground.kill()
+
+
+def test_a_foreground_copy_is_refused_while_a_managed_one_runs(control: AppControl, tmp_path: Path) -> None:
+    first = control.ensure_started(SLEEPER, {}, tmp_path / "log")
+    try:
+        with pytest.raises(TickflowError, match=rf"sleeper already runs as pid {first.record.pid}: stop that copy"):
+            control.claim(["tickflow", "stream"], tmp_path / "fg.log")
+    finally:
+        control.stop(grace_s=5)

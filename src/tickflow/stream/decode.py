@@ -23,6 +23,7 @@ import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
 from tickflow.settings import Settings
+from tickflow.stream.fill import FILL_FIELDS, FILL_TYPES
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -36,8 +37,8 @@ class Limits:
     crossed_tolerance: float = 0.0  # bid may exceed ask by this fraction of ask
 
 
-PRICES = ("bid_price", "ask_price", "last_price", "close_price", "reference_price", "trade_price")
-SIZES = ("bid_size", "ask_size", "trade_size")
+PRICES = tuple(name for name, kind in FILL_TYPES.items() if kind == "double")  # each must be > 0
+SIZES = tuple(name for name, kind in FILL_TYPES.items() if kind == "long")  # each must be >= 0
 NOT_FRAMED = "not in the Confluent wire format (no magic byte 0 and schema id)"
 
 _registry_clients: dict[str, Any] = {}
@@ -93,8 +94,6 @@ def _decode_stages(reader_text: str, writers: tuple[tuple[int, str], ...], limit
     made by thousands of Py4J calls (over a second per micro-batch), and it can be reused on every batch."""
     from pyspark.sql import functions as F
     from pyspark.sql.avro.functions import from_avro, to_avro
-
-    from tickflow.stream.fill import FILL_FIELDS
 
     reader_form = to_parsing_canonical_form(fastavro.parse_schema(json.loads(reader_text)))
     framed = (F.length("value") >= 6) & (F.substring("value", 1, 1) == F.lit(b"\x00"))

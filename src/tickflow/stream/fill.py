@@ -28,19 +28,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-FILL_FIELDS = (
-    "bid_price",
-    "bid_size",
-    "ask_price",
-    "ask_size",
-    "last_price",
-    "close_price",
-    "reference_price",
-    "trade_id",
-    "trade_price",
-    "trade_size",
-    "trade_side",
-)
+from tickflow.schemas import TOPIC_SCHEMAS, load
+from tickflow.settings import REPO_ROOT
+
+
+def _optional_fields() -> dict[str, str]:
+    """Every optional field of MarketEvent, with its Avro type ("enum" for enums): the fields that are
+    forward-filled (DESIGN §4). One list, from the schema the code ships with."""
+    event = load(TOPIC_SCHEMAS["md.events"], REPO_ROOT / "schemas").definition
+    fields = {}
+    for spec in event["fields"]:
+        if isinstance(spec["type"], list) and "null" in spec["type"]:
+            (kind,) = (t for t in spec["type"] if t != "null")
+            fields[spec["name"]] = kind if isinstance(kind, str) else kind["type"]
+    return fields
+
+
+FILL_TYPES = _optional_fields()  # bid_price: double, bid_size: long, ..., trade_side: enum
+FILL_FIELDS = tuple(FILL_TYPES)
 NEVER = np.iinfo(np.int64).min  # as-of time/offset of a field that was never set
 
 

@@ -26,21 +26,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tickflow.stream.fill import FILL_FIELDS, NEVER, InstrumentState
+from tickflow.stream.fill import FILL_FIELDS, FILL_TYPES, NEVER, InstrumentState
 
-VALUE_TYPES = {
-    "bid_price": pa.float64(),
-    "bid_size": pa.int64(),
-    "ask_price": pa.float64(),
-    "ask_size": pa.int64(),
-    "last_price": pa.float64(),
-    "close_price": pa.float64(),
-    "reference_price": pa.float64(),
-    "trade_id": pa.string(),
-    "trade_price": pa.float64(),
-    "trade_size": pa.int64(),
-    "trade_side": pa.string(),
-}
+ARROW_TYPES = {"double": pa.float64(), "long": pa.int64(), "string": pa.string(), "enum": pa.string()}
+VALUE_TYPES = {name: ARROW_TYPES[kind] for name, kind in FILL_TYPES.items()}
 STATE_SCHEMA = pa.schema(
     [pa.field("instrument_id", pa.string())]
     + [pa.field(name, VALUE_TYPES[name]) for name in FILL_FIELDS]

@@ -1,0 +1,134 @@
+"""Where one micro-batch's time goes: the stream's steps added one at a time over the same records.
+
+Reads the newest EVENTS records of md.events (spread over its partitions) as one batch and times,
+each into Spark's `noop` sink, cumulatively:
+
+    read       the Kafka read
+    decode     + decode.decoded_events (from_avro per writer, bytes-left-over check, validation)
+    to python  + mapInArrow of a function that hands the rows back (the Arrow round trip)
+    fill       + the FillTask (dead letters, fill, state files in a scratch directory)
+    batch      the whole EnrichmentBatch (+ enrichment join, to_avro, Kafka write to a scratch topic)
+
+Each step runs ROUNDS times; the first round warms the JVM up and is not counted; the median of the
+rest is printed. Needs the stack up, md.events filled (`tickflow simulate`) and reference data.
+
+    .venv/bin/python bench/batch_steps.py [--events 100000] [--rounds 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from tickflow.schemas import TOPIC_SCHEMAS, load
+from tickflow.settings import Settings
+from tickflow.spark import spark_session
+from tickflow.stream.app import EnrichmentBatch, spark_conf
+from tickflow.stream.decode import Limits, decoded_events, registered_writers
+from tickflow.stream.fill_task import FillTask, spark_schema
+from tickflow.stream.settings import StreamSettings
+from tickflow.stream.state import FillState
+
+
+def offset_ranges(settings: Settings, topic: str, events: int) -> tuple[str, str]:
+    """startingOffsets / endingOffsets JSON for the newest ``events`` records of ``topic``."""
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "tickflow-bench"})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
+    finally:
+        consumer.close()
+    share = events // len(ends)
+    start = {str(p): max(low, high - share) for p, (low, high) in ends.items()}
+    end = {str(p): high for p, (_low, high) in ends.items()}
+    return json.dumps({topic: start}), json.dumps({topic: end})
+
+
+def handed_back(batches: Iterator[Any]) -> Iterator[Any]:
+    yield from batches
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=4)
+    args = parser.parse_args()
+
+    settings = Settings()
+    stream = StreamSettings()
+    spark = spark_session(settings, "tickflow-bench-steps", extra=spark_conf(stream))
+    start, end = offset_ranges(settings, stream.input_topic, args.events)
+
+    def raw() -> Any:
+        return (
+            spark.read.format("kafka")
+            .option("kafka.bootstrap.servers", settings.bootstrap_servers)
+            .option("kafka.fetch.max.wait.ms", "10")  # as tickflow.spark.kafka_reader
+            .option("subscribe", stream.input_topic)
+            .option("startingOffsets", start)
+            .option("endingOffsets", end)
+            .load()
+        )
+
+    count = raw().count()
+    reader = load(TOPIC_SCHEMAS[stream.input_topic], settings.schemas_dir).definition
+    writers = registered_writers(settings, f"{stream.input_topic}-value")
+    tasks = spark.sparkContext.defaultParallelism
+    decoded_schema = decoded_events(raw(), reader, writers, Limits()).schema
+    counters = (spark.sparkContext.accumulator(0), spark.sparkContext.accumulator(0))
+    scratch = Path(tempfile.mkdtemp(prefix="tickflow-steps-"))
+
+    def decoded() -> Any:
+        return decoded_events(raw().coalesce(tasks), reader, writers, Limits())
+
+    def noop(frame: Any) -> None:
+        frame.write.format("noop").mode("overwrite").save()
+
+    output = f"bench.steps.{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    admin.create_topics([NewTopic(output, 12, 1)])[output].result(30)
+    batch_stream = stream.model_copy(update={"output_topic": output, "checkpoint_dir": scratch / "checkpoint"})
+    batch = EnrichmentBatch(spark, settings, batch_stream)
+    rounds = iter(range(10**9))
+
+    def fill() -> None:
+        task = FillTask(
+            settings.bootstrap_servers, stream.input_topic, output, FillState(scratch / "fill"), next(rounds), counters
+        )
+        noop(decoded().mapInArrow(task, spark_schema()))
+
+    steps: dict[str, Callable[[], None]] = {
+        "read": lambda: noop(raw().coalesce(tasks)),
+        "decode": lambda: noop(decoded()),
+        "to python": lambda: noop(decoded().mapInArrow(handed_back, decoded_schema)),
+        "fill": fill,
+        "batch": lambda: batch(raw(), next(rounds)),
+    }
+    print(f"{count:,} records of {stream.input_topic}, local[{tasks}], {args.rounds - 1} timed rounds", flush=True)
+    try:
+        for name, step in steps.items():
+            times = []
+            for _ in range(args.rounds):
+                started = time.perf_counter()
+                step()
+                times.append(time.perf_counter() - started)
+            median = statistics.median(times[1:])
+            print(f"  {name:<10} {median:6.2f} s  ({median / count * 1e6:5.1f} µs/event)", flush=True)
+    finally:
+        admin.delete_topics([output])[output].result(30)
+        spark.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,10 +1,12 @@
-"""Shared fixtures: settings for the tests (the same environment the CLI reads)."""
+"""Shared fixtures: settings for the tests (the same environment the CLI reads), and the stack plugin."""
 
 from __future__ import annotations
 
 import pytest
 
 from tickflow.settings import Settings
+
+pytest_plugins = ["tests.support.stack"]
 
 
 @pytest.fixture(scope="session")

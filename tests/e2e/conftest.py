@@ -6,8 +6,6 @@ import shutil
 
 import pytest
 
-from tests.integration.conftest import stack  # noqa: F401 - the same session-wide stack fixture
-
 CHROMIUM = ("chromium", "chromium-browser")
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.airflow_api import AirflowApi, prepare_reference_sources
+from tests.support.airflow_api import AirflowApi, prepare_reference_sources
 from tickflow.settings import Settings
 from tickflow.stack.airflow import ADMIN_USER, admin_password
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.airflow_api import AirflowApi, prepare_reference_sources, reset_secmaster
+from tests.support.airflow_api import AirflowApi, prepare_reference_sources, reset_secmaster
 from tickflow.reference.sources import secmaster_connection
 from tickflow.settings import Settings
 

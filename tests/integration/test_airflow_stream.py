@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import Consumer
 
-from tests.integration.airflow_api import AirflowApi
-from tests.integration.conftest import tickflow
+from tests.support.airflow_api import AirflowApi
+from tests.support.stack import tickflow
 from tickflow.processes import session_members
 from tickflow.settings import Settings
 from tickflow.stack import supervisor

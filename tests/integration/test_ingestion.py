@@ -15,7 +15,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from tests.integration.conftest import tickflow
+from tests.support.stack import tickflow
 from tickflow.avro_codec import compile_encoder, confluent_prefix
 from tickflow.schemas import load
 from tickflow.settings import Settings

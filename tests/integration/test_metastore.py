@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from tests.integration.conftest import hive_query
+from tests.support.stack import hive_query
 from tickflow.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 
-from tests.integration.conftest import hive_query, tickflow
+from tests.support.stack import hive_query, tickflow
 from tickflow.avro_codec import compile_encoder, confluent_prefix
 from tickflow.reference.lookup import instruments_as_of
 from tickflow.reference.quality import QualityGateFailed

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import tickflow
+from tests.support.stack import tickflow
 from tickflow.settings import Settings
 from tickflow.stack import SERVICES
 

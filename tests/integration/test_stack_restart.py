@@ -9,7 +9,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from tests.integration.conftest import hive_query, tickflow
+from tests.support.stack import hive_query, tickflow
 from tickflow.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -1,8 +1,8 @@
-"""Integration tests run against the real local stack, started once per session.
+"""The pytest plugin of tests that need the real local stack (integration and e2e): fixtures and helpers.
 
-The stack is started through the same command a person uses (``tickflow stack up``);
-if it was already running it is reused and left running, otherwise it is stopped
-at the end of the session.
+The stack is started once per session through the same command a person uses
+(``tickflow stack up``); if it was already running it is reused and left running, otherwise
+it is stopped at the end of the session. Registered in tests/conftest.py.
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ def reset_secmaster(settings: Settings) -> None:
 def prepare_reference_sources(settings: Settings) -> None:
     """Migrated warehouse, a known universe in the source systems and one good load to compare with
     (a deliberate re-baseline: earlier tests may have left a different universe)."""
-    from tests.integration.conftest import tickflow
+    from tests.support.stack import tickflow
     from tickflow.sources.landing import write_reference
     from tickflow.sources.universe import build_universe, fx_rates
 

@@ -9,8 +9,9 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 DEMO_SECONDS ?= 30
-# What the stream keeps up with beside the simulator on 2 cores today (docs/performance.md).
-DEMO_RATE ?= 5000
+# What the stream keeps up with beside the simulator on 2 cores today: 12k/s held, 10k/s with a margin
+# (docs/performance.md).
+DEMO_RATE ?= 10000
 
 .PHONY: setup demo test unit dags integration e2e lint stack-up stack-down stack-status clean
 
@@ -36,7 +37,7 @@ demo: setup
 	$(BIN)/tickflow reference refresh --max-drop 1
 	$(BIN)/tickflow simulate --rate 100000 --duration $(DEMO_SECONDS)
 	@$(BIN)/tickflow stack login
-	@echo "Now the simulators and the enrichment stream together, until Ctrl-C:"
+	@echo "Now the simulators at $(DEMO_RATE) events/s (what the stream sustains beside them here) and the enrichment stream, until Ctrl-C:"
 	@$(BIN)/tickflow simulate --rate $(DEMO_RATE) > .tickflow/logs/demo-simulate.log 2>&1 & sim=$$!; \
 	  trap "kill $$sim 2>/dev/null" EXIT INT TERM; \
 	  $(BIN)/tickflow stream --samples 2

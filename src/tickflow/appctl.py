@@ -11,7 +11,7 @@ lives here, on the machine that runs the app:
   stop. The kernel releases it when the holder dies, so a killed task never leaves a stale
   lock and the next caller simply goes ahead.
 - ``<state>/apps/<name>/app.json`` records the pid *and* the kernel start time of the app's
-  process-group leader; a reused pid is not mistaken for the app.
+  session leader; a reused pid is not mistaken for the app.
 - The app's environment carries ``TICKFLOW_APP=<name>@<state dir>``; if the record is lost
   (a crash between spawn and write), a scan of ``/proc`` finds the running copy and adopts it
   instead of starting another.

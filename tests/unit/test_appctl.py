@@ -1,4 +1,4 @@
-"""At most one copy of a managed app: the lock, the record, the marker, stop by process group."""
+"""At most one copy of a managed app: the lock, the record, the marker, stop by session, the foreground claim."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from tickflow.errors import TickflowError
 from tickflow.settings import Settings
 from tickflow.stack import supervisor
 from tickflow.stack.supervisor import ServiceStatus, State
+from tickflow.topics import EVENTS
 
 app = typer.Typer(
     help="tickflow: market-data platform on Kafka, Spark and Hive (HBase comes next).", no_args_is_help=True
@@ -202,7 +203,7 @@ def simulate(
     out_of_order: Annotated[float, typer.Option(help="Fraction of events sent late.")] = 0.0,
     duplicates: Annotated[float, typer.Option(help="Fraction of events re-sent (same event id).")] = 0.0,
     corrupt: Annotated[float, typer.Option(help="Fraction of messages corrupted (for DLQ tests).")] = 0.0,
-    topic: Annotated[str, typer.Option(help="Topic to write to.")] = "md.events",
+    topic: Annotated[str, typer.Option(help="Topic to write to.")] = EVENTS.name,
 ) -> None:
     """Run the three source systems (quotes, prices, trades) into Kafka as Avro."""
     from tickflow.sources.feed import FeedConfig, FeedStats, run_feed

@@ -22,6 +22,7 @@ from tickflow.schemas import TOPIC_SCHEMAS, load
 from tickflow.settings import Settings
 from tickflow.sources.simulator import Event, Source, generators, interleave, split_rate
 from tickflow.sources.universe import build_universe
+from tickflow.topics import EVENTS
 
 CORRUPTIONS = ("garbage", "unknown_schema_id", "truncated")
 UNKNOWN_SCHEMA_ID = 0x7FFFFFFF
@@ -42,7 +43,7 @@ class FeedConfig:
     corrupt: float = 0.0
     max_lateness_ms: int = 2_000
     start_us: int | None = None
-    topic: str = "md.events"
+    topic: str = EVENTS.name
 
     def __post_init__(self) -> None:
         for name in ("out_of_order", "duplicates", "corrupt"):

@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tickflow.settings import REPO_ROOT, Settings
+from tickflow.topics import DLQ, ENRICHED, EVENTS
 
 SPARK_APP_NAME = "tickflow-enrichment"  # the Spark application, and the consumer group lag tools read
 
@@ -25,9 +26,9 @@ class StreamSettings(BaseSettings):
         default=100_000,
         description="Cap on records per micro-batch: a backlog drains in batches of a few seconds, each reported.",
     )
-    input_topic: str = "md.events"
-    output_topic: str = "md.enriched"
-    dlq_topic: str = "md.dlq"
+    input_topic: str = EVENTS.name
+    output_topic: str = ENRICHED.name
+    dlq_topic: str = DLQ.name
     starting_offsets: str = "earliest"
     consumer_group: str = Field(default=SPARK_APP_NAME, description="Offsets are committed here for lag tools.")
     checkpoint_dir: Path | None = Field(default=None, description="Default: <state>/stream/checkpoint.")

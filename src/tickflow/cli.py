@@ -17,6 +17,7 @@ from rich.table import Table
 from tickflow.errors import TickflowError
 from tickflow.settings import Settings
 from tickflow.stack import supervisor
+from tickflow.stack.base import StackPaths
 from tickflow.stack.supervisor import ServiceStatus, State
 from tickflow.topics import EVENTS
 
@@ -343,7 +344,7 @@ def stream(
     settings = Settings()
     stream_settings = StreamSettings(trigger_interval=trigger) if trigger else StreamSettings()
     control = EnrichmentStream(settings, stream_settings).control
-    log = settings.root / "logs" / "stream-stdout.log"
+    log = StackPaths(settings.root).log("stream-stdout")
     with speaking_errors():
         claimed = control.claim(sys.argv, log)
     watcher = _OutputSamples(settings, stream_settings.output_topic) if samples else None

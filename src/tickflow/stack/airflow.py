@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from tickflow.settings import REPO_ROOT, Settings
-from tickflow.stack.base import Service, StackError
+from tickflow.stack.base import Service, StackError, StackPaths
 from tickflow.stack.postgres import postgres_password
 
 ADMIN_USER = "admin"
@@ -145,7 +145,7 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
         # within a minute instead of five; running tasks heartbeat every few seconds, so none is cut short.
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
         "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(settings.root / "logs" / "airflow-tasks"),
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(StackPaths(settings.root).logs / "airflow-tasks"),
         "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
     }
     for conn_id, connection in connections(settings).items():

@@ -181,7 +181,9 @@ class EnrichmentStream:
 
     @property
     def log_path(self) -> Path:
-        return self.settings.root / "logs" / f"{APP_NAME}.log"
+        from tickflow.stack.base import StackPaths
+
+        return StackPaths(self.settings.root).log(APP_NAME)
 
     @property
     def progress_path(self) -> Path:

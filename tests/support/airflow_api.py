@@ -52,7 +52,7 @@ class AirflowApi:
         deadline = time.monotonic() + timeout_s
         while (state := self.state(dag_id, run_id)) not in FINISHED:
             assert time.monotonic() < deadline, f"{dag_id} run {run_id} still {state} after {timeout_s}s"
-            time.sleep(3)
+            time.sleep(1)  # one local REST call: waiting less finishes sooner
         return state
 
     def task_state(self, dag_id: str, run_id: str, task_id: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tickflow.stack.base import Service
@@ -44,6 +45,12 @@ ADD_OPENS = [
 ]
 
 
+def hadoop_xml(properties: Mapping[str, object]) -> str:
+    """A Hadoop-style ``*-site.xml`` (hive-site, hbase-site)."""
+    rows = "\n".join(f"  <property><name>{k}</name><value>{v}</value></property>" for k, v in properties.items())
+    return f'<?xml version="1.0"?>\n<configuration>\n{rows}\n</configuration>\n'
+
+
 class JvmService(Service):
     """A service run as ``java -cp <lib>/* <main class>`` with jars fetched from Maven Central."""
 
@@ -54,6 +61,11 @@ class JvmService(Service):
     @property
     def coordinates(self) -> list[str]:
         return []
+
+    @property
+    def own_excludes(self) -> Mapping[str, Sequence[str]]:
+        """Exclusions ("group:artifact", ``*`` allowed) that apply to one coordinate only."""
+        return {}
 
     @property
     def lib(self) -> Path:
@@ -82,7 +94,7 @@ class JvmService(Service):
     def prepare(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         if self.coordinates:
-            fetch_jars(self.coordinates, self.lib, self.log_path, self.excludes)
+            fetch_jars(self.coordinates, self.lib, self.log_path, self.excludes, own_excludes=self.own_excludes)
         self.write_config()
 
     def write_config(self) -> None:

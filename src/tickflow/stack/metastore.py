@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-from tickflow.stack.jvm import ADD_OPENS, JvmService
+from tickflow.stack.jvm import ADD_OPENS, JvmService, hadoop_xml
 from tickflow.stack.tooling import java_home, pyspark_home
 
 LOG4J2 = """\
@@ -24,11 +24,6 @@ appender.out.layout.pattern=[%d] %p %m (%c)%n
 logger.hms.name=org.apache.hadoop.hive.metastore.HiveMetaStore
 logger.hms.level=INFO
 """
-
-
-def _xml_properties(properties: Mapping[str, object]) -> str:
-    rows = "\n".join(f"  <property><name>{k}</name><value>{v}</value></property>" for k, v in properties.items())
-    return f'<?xml version="1.0"?>\n<configuration>\n{rows}\n</configuration>\n'
 
 
 class Metastore(JvmService):
@@ -60,7 +55,7 @@ class Metastore(JvmService):
         (self.home / "log4j2.properties").write_text(LOG4J2)
         database = self.home / "metastore_db"
         (self.home / "hive-site.xml").write_text(
-            _xml_properties(
+            hadoop_xml(
                 {
                     "javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={database};create=true",
                     "javax.jdo.option.ConnectionDriverName": "org.apache.derby.jdbc.EmbeddedDriver",

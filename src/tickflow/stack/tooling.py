@@ -12,7 +12,7 @@ import re
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -94,14 +94,20 @@ def _run_mvn(args: Sequence[str], what: str, log: Path) -> None:
         )
 
 
-def _pom(coordinates: Sequence[str], excludes: Sequence[str]) -> str:
-    exclusions = "".join(
+def _exclusions(excludes: Sequence[str]) -> str:
+    return "".join(
         f"<exclusion><groupId>{escape(g)}</groupId><artifactId>{escape(a)}</artifactId></exclusion>"
         for g, a in (e.split(":") for e in excludes)
     )
+
+
+def _pom(
+    coordinates: Sequence[str], excludes: Sequence[str], own_excludes: Mapping[str, Sequence[str]] | None = None
+) -> str:
     deps = []
     for coordinate in coordinates:
         group, artifact, version = coordinate.split(":")
+        exclusions = _exclusions([*excludes, *(own_excludes or {}).get(coordinate, ())])
         deps.append(
             f"<dependency><groupId>{escape(group)}</groupId><artifactId>{escape(artifact)}</artifactId>"
             f"<version>{escape(version)}</version><exclusions>{exclusions}</exclusions></dependency>"
@@ -119,12 +125,15 @@ def fetch_jars(
     log: Path,
     excludes: Sequence[str] = (),
     transitive: bool = True,
+    own_excludes: Mapping[str, Sequence[str]] | None = None,
 ) -> Path:
     """Copy ``coordinates`` (and their runtime closure when ``transitive``) into ``dest``.
 
-    Skipped when ``dest`` already holds exactly this set, so a second call costs nothing.
+    ``excludes`` ("group:artifact", ``*`` allowed) apply to every coordinate, ``own_excludes`` only to
+    the coordinate they are listed under. Skipped when ``dest`` already holds exactly this set, so a
+    second call costs nothing.
     """
-    pom = _pom(coordinates, excludes) + ("" if transitive else "<!-- direct only -->")
+    pom = _pom(coordinates, excludes, own_excludes) + ("" if transitive else "<!-- direct only -->")
     stamp = dest / ".complete"
     digest = hashlib.sha256(pom.encode()).hexdigest()
     if stamp.exists() and stamp.read_text() == digest:

@@ -107,6 +107,17 @@ def _reap(pid: int) -> None:
         pass
 
 
+def wait_session(sid: int, timeout_s: float) -> bool:
+    """Wait until every process of the session has exited; False when some are left after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        _reap(sid)
+        if not _members(sid):
+            return True
+        time.sleep(0.3)
+    return False
+
+
 def stop_session(sid: int, grace_s: float) -> bool:
     """SIGTERM every process of the session, wait, then SIGKILL what is left. True when TERM was enough."""
     _signal_session(sid, signal.SIGTERM)

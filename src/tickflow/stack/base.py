@@ -96,6 +96,11 @@ class Service(ABC):
     def bootstrap(self) -> None:  # noqa: B027 - optional hook, most services need none
         """Idempotent set-up that needs the running service (databases, users); runs after each up."""
 
+    def shutdown(self) -> bool:
+        """Ask the running service to stop cleanly its own way; True if asked (the supervisor then waits
+        for it to exit before it signals what is left). By default SIGTERM is the clean stop."""
+        return False
+
     def notice(self) -> str | None:
         """A line for the person after ``stack up`` (a URL and login), if the service has one."""
         return None

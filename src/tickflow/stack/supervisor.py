@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from tickflow.processes import session_rss_mb, spawn, start_ticks, stop_session
+from tickflow.processes import session_rss_mb, spawn, start_ticks, stop_session, wait_session
 from tickflow.settings import Settings
 from tickflow.stack.base import Service, StackError, StackPaths
 
@@ -178,6 +178,18 @@ class Supervisor:
                 pidfile.unlink(missing_ok=True)
                 continue
             on_event(service.name, "stopping")
-            stopped = stop_session(pid, grace_s)
+            if self._shut_down(service, on_event) and wait_session(pid, grace_s):
+                stopped = True
+            else:
+                stopped = stop_session(pid, grace_s)
             pidfile.unlink(missing_ok=True)
             on_event(service.name, "stopped" if stopped else "killed after grace period")
+
+    @staticmethod
+    def _shut_down(service: Service, on_event: Callable[[str, str], None]) -> bool:
+        """The service's own clean stop, if it has one; a failure of it falls back to signals."""
+        try:
+            return service.shutdown()
+        except Exception as error:  # noqa: BLE001 - any failure means: stop it with signals instead
+            on_event(service.name, f"clean shutdown failed ({error}); sending SIGTERM")
+            return False

@@ -166,3 +166,43 @@ def test_dependencies_come_first_and_unknown_names_are_refused(settings: Setting
     assert [s.name for s in supervisor.ordered(["top"])] == ["flag", "top"]
     with pytest.raises(StackError, match="no service called 'nope'"):
         supervisor.ordered(["nope"])
+
+
+class PoliteService(FileFlagService):
+    """Stops on its own when asked through a file, as HBase does with ``HMaster stop``; ignores SIGTERM."""
+
+    def shutdown(self) -> bool:
+        (self.home / "stop").write_text("1")
+        return True
+
+
+POLITE = (
+    "import pathlib, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "pathlib.Path('ready').write_text('1')\n"
+    "while not pathlib.Path('stop').exists(): time.sleep(0.05)"
+)
+
+
+def test_down_uses_the_services_own_clean_stop(settings: Settings) -> None:
+    stack = Supervisor(settings, [PoliteService(settings, POLITE, free_port())])
+    stack.up()
+    events: list[str] = []
+    started = time.monotonic()
+    stack.down(grace_s=5, on_event=lambda service, message: events.append(message))
+    assert events == ["stopping", "stopped"]  # exited by itself: SIGTERM is ignored, KILL would say "killed"
+    assert time.monotonic() - started < 4
+
+
+class FailingStopService(FileFlagService):
+    def shutdown(self) -> bool:
+        raise RuntimeError("no route to the master")
+
+
+def test_a_failed_clean_stop_falls_back_to_signals(settings: Settings) -> None:
+    stack = Supervisor(settings, [FailingStopService(settings, READY_THEN_SLEEP, free_port())])
+    stack.up()
+    events: list[str] = []
+    stack.down(grace_s=5, on_event=lambda service, message: events.append(message))
+    assert events[1].startswith("clean shutdown failed (no route to the master)")
+    assert events[-1] == "stopped"
+    assert stack.status("flag").state is State.STOPPED

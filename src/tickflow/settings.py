@@ -33,6 +33,10 @@ class StackPorts(BaseSettings):
     postgres: int = 5432
     spark_ui: int = 4040
     airflow: int = 8080
+    hbase_zookeeper: int = 2181
+    hbase_master: int = 16000
+    hbase_regionserver: int = 16020
+    hbase_thrift: int = 9090
 
 
 class Settings(BaseSettings):
@@ -56,6 +60,17 @@ class Settings(BaseSettings):
     kafka_version: str = "4.1.1"
     log4j_version: str = "2.24.3"
     apicurio_version: str = "3.3.3"
+    hbase_version: str = Field(
+        default="2.6.1",
+        description="hbase-thrift and the compression modules exist on Maven Central only in this version's "
+        "Hadoop 2 build; the server runs its -hadoop3 build.",
+    )
+    hbase_history_ttl_s: int = Field(
+        default=7 * 24 * 3600, description="How long md:history keeps a cell (HBase TTL, by cell timestamp)."
+    )
+    hbase_history_compression: str = Field(
+        default="ZSTD", description="Codec of md:history: ZSTD, LZ4, SNAPPY (pure Java), GZ or NONE."
+    )
     spark_connector_version: str = Field(
         default="4.2.0",
         description="Must equal the installed pyspark version: the connectors are built per release.",
@@ -96,6 +111,11 @@ class Settings(BaseSettings):
     @property
     def metastore_uri(self) -> str:
         return f"thrift://{self.host}:{self.ports.metastore}"
+
+    @property
+    def hbase_thrift_address(self) -> tuple[str, int]:
+        """Where HBase's Thrift (1) server listens: what happybase connects to."""
+        return self.host, self.ports.hbase_thrift
 
     @property
     def landing_dir(self) -> Path:

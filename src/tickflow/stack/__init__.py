@@ -9,6 +9,7 @@ from tickflow.settings import Settings
 from tickflow.stack.airflow import AirflowApiServer, AirflowDagProcessor, AirflowScheduler, AirflowTriggerer
 from tickflow.stack.base import Service, StackError
 from tickflow.stack.connect import Connect
+from tickflow.stack.hbase import HBase, HBaseThrift
 from tickflow.stack.kafka import Kafka
 from tickflow.stack.metastore import Metastore, ThriftServer
 from tickflow.stack.postgres import Postgres
@@ -18,6 +19,9 @@ from tickflow.stack.supervisor import Supervisor
 SERVICES: tuple[type[Service], ...] = (
     Kafka,
     Registry,
+    # Before Connect: its HBase sink writes there, so HBase is up first and stops after it.
+    HBase,
+    HBaseThrift,
     Connect,
     Metastore,
     ThriftServer,

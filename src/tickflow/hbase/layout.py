@@ -1,0 +1,231 @@
+"""The HBase layout of enriched events: tables, column families and the bytes of every cell.
+
+``md:latest`` (row = instrument id) holds the newest state of each instrument:
+family ``f`` one column per filled field (qualifier = field name) whose cell timestamp is the
+field's as-of time in ms, family ``e`` every other non-null field (reference attributes, derived
+values, record metadata; not the ``*_as_of`` fields, which ``f``'s timestamps carry) at the
+record's event time in ms. Both families keep one version, so HBase itself keeps the value with the
+newest timestamp per cell: a late or replayed record never overwrites a newer value, whatever the
+arrival order, and a null never deletes a cell (it is simply not written).
+
+``md:history`` (row = instrument id, 0x00, 8-byte big-endian ``2**63-1 - event_time_micros``) holds
+one row per record, newest first in a prefix scan, family ``h`` every non-null field at the event
+time in ms, expired by a TTL.
+
+Cell values follow the schema's types the way HBase's own ``Bytes`` utility writes them, so Java
+readers use ``Bytes.toDouble/toLong/toBoolean/toString``: double as 8-byte IEEE-754 big-endian,
+int/long/timestamp-micros as 8-byte big-endian signed long (an int widened, so a schema that widens
+int to long reads old cells), boolean one byte 0xFF/0x00, string and enum UTF-8.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from tickflow.schemas import AvroSchema, load
+from tickflow.settings import Settings
+
+EVENT_SCHEMA = "tickflow.md.EnrichedEvent"
+NAMESPACE = "md"
+LATEST = f"{NAMESPACE}:latest"
+HISTORY = f"{NAMESPACE}:history"
+FILLED_FAMILY = "f"
+EXTRA_FAMILY = "e"
+HISTORY_FAMILY = "h"
+AS_OF_SUFFIX = "_as_of"
+MAX_LONG = 2**63 - 1
+_LONG = struct.Struct(">q")
+_DOUBLE = struct.Struct(">d")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A column family as the tables need it; names of compression etc. as HBase spells them."""
+
+    name: str
+    max_versions: int = 1
+    ttl_s: int | None = None  # None: cells never expire
+    compression: str = "NONE"
+    block_encoding: str = "NONE"
+    bloom: str = "ROW"
+    in_memory: bool = False
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    families: tuple[Family, ...]
+
+
+def table_specs(settings: Settings) -> tuple[TableSpec, ...]:
+    """The tables the stack creates (and keeps as specified) after each ``stack up``."""
+    return (
+        # Small (one row per instrument) and read on every page view: kept in the block cache's in-memory
+        # tier; not compressed, so a hot read never pays for decompression.
+        TableSpec(
+            LATEST,
+            (Family(FILLED_FAMILY, in_memory=True), Family(EXTRA_FAMILY, in_memory=True)),
+        ),
+        # Large, written once and read in ranges: compressed (pure-Java codec, see tickflow.stack.hbase),
+        # FAST_DIFF shares the long common prefix of neighbouring keys (same instrument, same qualifiers).
+        TableSpec(
+            HISTORY,
+            (
+                Family(
+                    HISTORY_FAMILY,
+                    ttl_s=settings.hbase_history_ttl_s,
+                    compression=settings.hbase_history_compression,
+                    block_encoding="FAST_DIFF",
+                ),
+            ),
+        ),
+    )
+
+
+class CellType(StrEnum):
+    DOUBLE = "double"
+    LONG = "long"
+    TIMESTAMP = "timestamp-micros"
+    BOOLEAN = "boolean"
+    STRING = "string"
+
+
+def _cell_type(avro_type: Any) -> CellType:
+    if isinstance(avro_type, list):
+        (branch,) = [t for t in avro_type if t != "null"]
+        return _cell_type(branch)
+    if isinstance(avro_type, dict):
+        if avro_type.get("logicalType") == "timestamp-micros":
+            return CellType.TIMESTAMP
+        if avro_type["type"] == "enum":
+            return CellType.STRING
+        return _cell_type(avro_type["type"])
+    kinds = {"double": CellType.DOUBLE, "float": CellType.DOUBLE, "int": CellType.LONG, "long": CellType.LONG,
+             "boolean": CellType.BOOLEAN, "string": CellType.STRING}  # fmt: skip
+    if avro_type not in kinds:
+        raise ValueError(f"no HBase cell encoding for Avro type {avro_type!r}")
+    return kinds[avro_type]
+
+
+def micros(value: int | datetime) -> int:
+    """A timestamp-micros value as µs since the epoch (fastavro reads them as aware datetimes)."""
+    if isinstance(value, datetime):
+        delta = value - _EPOCH if value.tzinfo else value.replace(tzinfo=UTC) - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return int(value)
+
+
+def encode(kind: CellType, value: Any) -> bytes:
+    if kind is CellType.DOUBLE:
+        return _DOUBLE.pack(float(value))
+    if kind is CellType.LONG:
+        return _LONG.pack(int(value))
+    if kind is CellType.TIMESTAMP:
+        return _LONG.pack(micros(value))
+    if kind is CellType.BOOLEAN:
+        return b"\xff" if value else b"\x00"
+    return str(value).encode()
+
+
+def decode(kind: CellType, raw: bytes) -> Any:
+    """The cell's value; timestamps as µs since the epoch (an int, exact)."""
+    if kind is CellType.DOUBLE:
+        return _DOUBLE.unpack(raw)[0]
+    if kind in (CellType.LONG, CellType.TIMESTAMP):
+        return _LONG.unpack(raw)[0]
+    if kind is CellType.BOOLEAN:
+        return raw != b"\x00"
+    return raw.decode()
+
+
+def history_row_key(instrument_id: str, event_time_us: int) -> bytes:
+    """Instrument id, 0x00, reversed event time: one instrument's rows are contiguous, newest first."""
+    prefix = history_prefix(instrument_id)
+    return prefix + _LONG.pack(MAX_LONG - event_time_us)
+
+
+def history_prefix(instrument_id: str) -> bytes:
+    encoded = instrument_id.encode()
+    if b"\x00" in encoded:
+        raise ValueError(f"an instrument id cannot contain NUL: {instrument_id!r}")
+    return encoded + b"\x00"
+
+
+def parse_history_row_key(row: bytes) -> tuple[str, int]:
+    """(instrument id, event time µs) of a ``md:history`` row key."""
+    if len(row) < _LONG.size + 1 or row[-_LONG.size - 1] != 0:
+        raise ValueError(f"not a md:history row key: {row!r}")
+    return row[: -_LONG.size - 1].decode(), MAX_LONG - _LONG.unpack(row[-_LONG.size :])[0]
+
+
+Cells = dict[bytes, bytes]
+
+
+@dataclass(frozen=True)
+class EventLayout:
+    """Where each field of an enriched event goes, derived from the EnrichedEvent schema file."""
+
+    types: Mapping[str, CellType]
+    filled: tuple[str, ...]  # the fields with a "<name>_as_of" sibling
+
+    @classmethod
+    def from_schema(cls, schema: AvroSchema) -> EventLayout:
+        types = {f["name"]: _cell_type(f["type"]) for f in schema.definition["fields"]}
+        filled = tuple(name for name in types if f"{name}{AS_OF_SUFFIX}" in types)
+        return cls(types, filled)
+
+    @property
+    def extra(self) -> tuple[str, ...]:
+        """Fields of family ``e``: all but the filled ones and their as-of times."""
+        as_of = {f"{name}{AS_OF_SUFFIX}" for name in self.filled}
+        return tuple(name for name in self.types if name not in self.filled and name not in as_of)
+
+    def latest_cells(self, event: Mapping[str, Any]) -> dict[int, Cells]:
+        """The ``md:latest`` cells of one event, grouped by cell timestamp (ms)."""
+        event_ms = micros(event["event_time"]) // 1000
+        by_time: dict[int, Cells] = {}
+        for name in self.filled:
+            if (value := event.get(name)) is not None:
+                as_of = event.get(f"{name}{AS_OF_SUFFIX}")
+                at = micros(as_of) // 1000 if as_of is not None else event_ms
+                by_time.setdefault(at, {})[f"{FILLED_FAMILY}:{name}".encode()] = encode(self.types[name], value)
+        for name in self.extra:
+            if (value := event.get(name)) is not None:
+                by_time.setdefault(event_ms, {})[f"{EXTRA_FAMILY}:{name}".encode()] = encode(self.types[name], value)
+        return by_time
+
+    def history_cells(self, event: Mapping[str, Any]) -> tuple[bytes, Cells, int]:
+        """Row key, cells and cell timestamp (ms) of one event in ``md:history``."""
+        event_us = micros(event["event_time"])
+        cells = {
+            f"{HISTORY_FAMILY}:{name}".encode(): encode(kind, value)
+            for name, kind in self.types.items()
+            if (value := event.get(name)) is not None
+        }
+        return history_row_key(str(event["instrument_id"]), event_us), cells, event_us // 1000
+
+    def decode_cells(self, cells: Mapping[bytes, bytes]) -> dict[str, Any]:
+        """Field values of a row's cells (qualifiers unknown to the schema are skipped)."""
+        values = {}
+        for column, raw in cells.items():
+            name = column.partition(b":")[2].decode()
+            if name in self.types:
+                values[name] = decode(self.types[name], raw)
+        return values
+
+
+@cache
+def _layout(schemas_dir: Path) -> EventLayout:
+    return EventLayout.from_schema(load(EVENT_SCHEMA, schemas_dir))
+
+
+def event_layout(settings: Settings) -> EventLayout:
+    return _layout(settings.schemas_dir)

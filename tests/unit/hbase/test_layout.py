@@ -1,0 +1,131 @@
+"""The bytes of the HBase layout, pinned: the Java sink and every reader depend on them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from tickflow.hbase.layout import (
+    CellType,
+    EventLayout,
+    decode,
+    encode,
+    event_layout,
+    history_row_key,
+    parse_history_row_key,
+    table_specs,
+)
+from tickflow.settings import Settings
+
+T0 = 1_764_000_000_123_456  # µs since the epoch
+
+
+@pytest.fixture(scope="module")
+def layout() -> EventLayout:
+    return event_layout(Settings())
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "raw"),
+    [
+        (CellType.DOUBLE, 101.25, bytes.fromhex("4059500000000000")),
+        (CellType.DOUBLE, -0.5, bytes.fromhex("bfe0000000000000")),
+        (CellType.LONG, 300, bytes.fromhex("000000000000012c")),
+        (CellType.LONG, -1, bytes.fromhex("ffffffffffffffff")),
+        (CellType.TIMESTAMP, T0, bytes.fromhex("0006445941642240")),
+        (CellType.BOOLEAN, True, b"\xff"),
+        (CellType.BOOLEAN, False, b"\x00"),
+        (CellType.STRING, "XNYS:ÄB", b"XNYS:\xc3\x84B"),
+    ],
+)
+def test_cells_encode_as_hbase_bytes_does_and_decode_back(kind: CellType, value: object, raw: bytes) -> None:
+    assert encode(kind, value) == raw
+    assert decode(kind, raw) == value
+
+
+def test_a_timestamp_may_be_given_as_fastavros_datetime() -> None:
+    as_datetime = datetime(2025, 11, 24, 16, 0, 0, 123_456, tzinfo=UTC)
+    assert encode(CellType.TIMESTAMP, as_datetime) == encode(CellType.TIMESTAMP, 1_764_000_000_123_456)
+
+
+def test_history_row_key_is_id_nul_reversed_time() -> None:
+    key = history_row_key("XNYS:IBM", T0)
+    assert key == b"XNYS:IBM\x00" + (2**63 - 1 - T0).to_bytes(8, "big")
+    assert key.hex() == "584e59533a49424d007ff9bba6be9bddbf"
+    assert parse_history_row_key(key) == ("XNYS:IBM", T0)
+
+
+def test_newer_history_rows_sort_first_and_instruments_do_not_interleave() -> None:
+    keys = [history_row_key(i, t) for i in ("XNYS:A", "XNYS:AB") for t in (T0, T0 + 1, 0)]
+    assert sorted(keys) == [
+        history_row_key("XNYS:A", T0 + 1),
+        history_row_key("XNYS:A", T0),
+        history_row_key("XNYS:A", 0),
+        history_row_key("XNYS:AB", T0 + 1),
+        history_row_key("XNYS:AB", T0),
+        history_row_key("XNYS:AB", 0),
+    ]
+
+
+def test_an_instrument_id_with_nul_is_refused() -> None:
+    with pytest.raises(ValueError, match="cannot contain NUL"):
+        history_row_key("bad\x00id", T0)
+
+
+def test_filled_fields_are_those_with_an_as_of_sibling(layout: EventLayout) -> None:
+    assert layout.filled == ("bid_price", "bid_size", "ask_price", "ask_size", "last_price", "close_price",
+                             "reference_price", "trade_id", "trade_price", "trade_size", "trade_side")  # fmt: skip
+    assert layout.types["trade_side"] is CellType.STRING  # an enum
+    assert layout.types["event_count"] is CellType.LONG  # an int, widened
+    assert layout.types["ingest_time"] is CellType.TIMESTAMP
+    assert not any(name.endswith("_as_of") for name in layout.extra)
+
+
+def test_latest_cells_carry_each_filled_fields_as_of_time_and_skip_nulls(layout: EventLayout) -> None:
+    event = {
+        "instrument_id": "XNYS:IBM",
+        "event_time": T0,
+        "event_count": 2,
+        "bid_price": 101.25,
+        "bid_price_as_of": T0 - 5_000,
+        "ask_price": None,  # never set: no cell, and no delete either
+        "trade_side": "buy",
+        "trade_side_as_of": T0,
+        "enriched": True,
+        "sector": None,
+    }
+    assert layout.latest_cells(event) == {
+        (T0 - 5_000) // 1000: {b"f:bid_price": bytes.fromhex("4059500000000000")},
+        T0 // 1000: {
+            b"f:trade_side": b"buy",
+            b"e:instrument_id": b"XNYS:IBM",
+            b"e:event_time": bytes.fromhex("0006445941642240"),
+            b"e:event_count": bytes.fromhex("0000000000000002"),
+            b"e:enriched": b"\xff",
+        },
+    }
+
+
+def test_history_cells_hold_every_non_null_field_at_event_time(layout: EventLayout) -> None:
+    event = {"instrument_id": "XNYS:IBM", "event_time": T0, "bid_price": 101.25, "bid_price_as_of": T0, "mid": None}
+    row, cells, timestamp = layout.history_cells(event)
+    assert row == history_row_key("XNYS:IBM", T0)
+    assert timestamp == T0 // 1000
+    assert set(cells) == {b"h:instrument_id", b"h:event_time", b"h:bid_price", b"h:bid_price_as_of"}
+    assert layout.decode_cells(cells) == {k: v for k, v in event.items() if v is not None}
+
+
+def test_tables_are_as_the_contract_says() -> None:
+    latest, history = table_specs(Settings(hbase_history_ttl_s=3600))
+    assert latest.name == "md:latest"
+    assert [(f.name, f.max_versions, f.ttl_s, f.in_memory, f.bloom) for f in latest.families] == [
+        ("f", 1, None, True, "ROW"),
+        ("e", 1, None, True, "ROW"),
+    ]
+    (family,) = history.families
+    assert history.name == "md:history"
+    assert (family.name, family.max_versions, family.ttl_s, family.block_encoding, family.bloom) == (
+        "h", 1, 3600, "FAST_DIFF", "ROW"
+    )  # fmt: skip
+    assert family.compression == "ZSTD"

@@ -31,17 +31,30 @@ def tickflow(*args: str, check: bool = True, env: dict[str, str] | None = None) 
     )
 
 
-@pytest.fixture(scope="session")
-def stack(settings: Settings) -> Iterator[Settings]:
+def _stack_up(settings: Settings, services: list[str]) -> Iterator[Settings]:
+    """Reuse the services (and their dependencies) when all are healthy, else start them and stop them
+    at the end. With no names: the whole stack."""
     stack = supervisor(settings)
-    already_up = all(stack.status(s.name).state is State.HEALTHY for s in stack.ordered())
+    already_up = all(stack.status(s.name).state is State.HEALTHY for s in stack.ordered(services or None))
     if not already_up:
-        result = tickflow("stack", "up", check=False)
+        result = tickflow("stack", "up", *services, check=False)
         if result.returncode != 0:
-            pytest.fail(f"tickflow stack up failed:\n{result.stdout}\n{result.stderr}")
+            pytest.fail(f"tickflow stack up {' '.join(services)} failed:\n{result.stdout}\n{result.stderr}")
     yield settings
     if not already_up:
-        tickflow("stack", "down", check=False)
+        tickflow("stack", "down", *services, check=False)
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings) -> Iterator[Settings]:
+    yield from _stack_up(settings, [])
+
+
+@pytest.fixture(scope="session")
+def hbase_stack(settings: Settings) -> Iterator[Settings]:
+    """Only HBase and its Thrift server: enough for the HBase tests, started alone beside another
+    checkout's stack, or found healthy when the whole stack already runs (CI)."""
+    yield from _stack_up(settings, ["hbase", "hbase-thrift"])
 
 
 @pytest.fixture

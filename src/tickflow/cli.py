@@ -21,9 +21,7 @@ from tickflow.stack.base import StackPaths
 from tickflow.stack.supervisor import ServiceStatus, State
 from tickflow.topics import EVENTS
 
-app = typer.Typer(
-    help="tickflow: market-data platform on Kafka, Spark and Hive (HBase comes next).", no_args_is_help=True
-)
+app = typer.Typer(help="tickflow: market-data platform on Kafka, Spark, Hive and HBase.", no_args_is_help=True)
 stack_app = typer.Typer(help="The local stack of real services (no Docker needed).", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 schemas_app = typer.Typer(help="Avro schemas in schemas/ and the schema registry.", no_args_is_help=True)
@@ -34,6 +32,8 @@ hive_app = typer.Typer(help="The Hive warehouse (through HiveServer2).", no_args
 app.add_typer(hive_app, name="hive")
 reference_app = typer.Typer(help="Reference data: source systems and the refresh into Hive.", no_args_is_help=True)
 app.add_typer(reference_app, name="reference")
+hbase_app = typer.Typer(help="The market-data tables in HBase (through its Thrift server).", no_args_is_help=True)
+app.add_typer(hbase_app, name="hbase")
 
 console = Console(stderr=True, soft_wrap=True)
 ServiceNames = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
@@ -140,6 +140,33 @@ def logs(
         console.print(f"{service} has no log yet at {chosen.log_path}")
         raise typer.Exit(1)
     subprocess.run(["tail", f"-n{lines}", *(["-f"] if follow else []), str(chosen.log_path)], check=False)
+
+
+@hbase_app.command("tables")
+def hbase_tables() -> None:
+    """List the tables with their column families (versions, TTL, compression, bloom filter, in-memory)."""
+    import happybase
+
+    settings = Settings()
+    table = Table(title="HBase tables")
+    for column in ("table", "family", "versions", "TTL s", "compression", "bloom", "in memory"):
+        table.add_column(column)
+    try:
+        connection = happybase.Connection(*settings.hbase_thrift_address, timeout=10_000)
+        for name in connection.tables():
+            for family, spec in sorted(connection.table(name).families().items()):
+                ttl = spec["time_to_live"]
+                table.add_row(name.decode(), family.decode(), str(spec["max_versions"]),
+                              "forever" if ttl == 2**31 - 1 else str(ttl), spec["compression"].decode(),
+                              spec["bloom_filter_type"].decode(), str(spec["in_memory"]))  # fmt: skip
+        connection.close()
+    except Exception as error:  # noqa: BLE001 - any failure to reach the server is said in one sentence
+        console.print(
+            f"[bold red]error:[/] HBase's Thrift server at {settings.host}:{settings.ports.hbase_thrift} did not "
+            f"answer ({type(error).__name__}): start it with `tickflow stack up hbase-thrift`."
+        )
+        raise typer.Exit(1) from None
+    console.print(table)
 
 
 @app.command()

@@ -117,3 +117,11 @@ def test_history_is_newest_first_and_bounded_by_time(
     assert [r["event_time"] for r in store.history(instrument, limit=1)] == [t]
     raw = connection.table(HISTORY).row(history_row_key(instrument, t), include_timestamp=True)
     assert raw[b"h:mid"][1] == t // 1000
+
+
+def test_the_cli_lists_the_tables(hbase_stack: Settings) -> None:
+    from tests.support.stack import tickflow
+
+    result = tickflow("hbase", "tables", check=False)
+    assert result.returncode == 0, result.stderr
+    assert "md:history" in result.stderr and "md:latest" in result.stderr

@@ -1,0 +1,248 @@
+package io.tickflow.connect.hbase;
+
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+
+import org.apache.avro.Schema;
+import org.apache.avro.generic.GenericData;
+import org.apache.avro.generic.GenericEnumSymbol;
+import org.apache.avro.generic.GenericFixed;
+import org.apache.avro.generic.GenericRecord;
+
+/**
+ * Maps one decoded md.enriched record to the cells of {@code md:latest} and {@code md:history}.
+ * Pure: no I/O, and the same record always gives the same cells.
+ *
+ * <p>The field roles come from the record's own schema, never from a fixed list:
+ * <ul>
+ *   <li>{@code instrument_id} (string) is the row key; {@code event_time} (long, micros) dates the record;</li>
+ *   <li>a field {@code X} is <em>filled</em> when the schema also has {@code X_as_of}: in latest it goes to
+ *       family {@code f} with the as-of time (ms) as cell timestamp, and {@code X_as_of} itself is not written
+ *       there;</li>
+ *   <li>every other field goes to latest family {@code e} at the event time (ms);</li>
+ *   <li>history family {@code h} gets every non-null field, as-of fields included, at the event time (ms).</li>
+ * </ul>
+ * Null fields write nothing. Values are encoded as HBase's {@code Bytes.toBytes} would: see {@link #encode}.
+ */
+public final class RecordMapper {
+
+    public static final String FAMILY_FILLED = "f";
+    public static final String FAMILY_OTHER = "e";
+    public static final String FAMILY_HISTORY = "h";
+    public static final String AS_OF_SUFFIX = "_as_of";
+    public static final String INSTRUMENT_ID = "instrument_id";
+    public static final String EVENT_TIME = "event_time";
+
+    private enum Role { KEY, FILLED, AS_OF, OTHER }
+
+    /** Field roles of one schema, computed once per schema. */
+    private static final class Layout {
+        final Role[] roles;
+        final int[] asOfPos; // for FILLED fields: position of the X_as_of field
+        final String[] names;
+        final int keyPos;
+        final int eventTimePos;
+
+        Layout(Schema schema) {
+            if (schema.getType() != Schema.Type.RECORD) {
+                throw new RecordRejectedException("schema " + schema.getFullName() + " is not a record");
+            }
+            List<Schema.Field> fields = schema.getFields();
+            int n = fields.size();
+            roles = new Role[n];
+            asOfPos = new int[n];
+            names = new String[n];
+            Set<String> pairedAsOf = new HashSet<>();
+            for (Schema.Field f : fields) {
+                if (schema.getField(f.name() + AS_OF_SUFFIX) != null) {
+                    pairedAsOf.add(f.name() + AS_OF_SUFFIX);
+                }
+            }
+            Schema.Field key = schema.getField(INSTRUMENT_ID);
+            Schema.Field time = schema.getField(EVENT_TIME);
+            if (key == null || time == null) {
+                throw new RecordRejectedException("schema " + schema.getFullName() + " lacks the "
+                        + (key == null ? INSTRUMENT_ID : EVENT_TIME) + " field the HBase layout needs");
+            }
+            keyPos = key.pos();
+            eventTimePos = time.pos();
+            for (Schema.Field f : fields) {
+                int i = f.pos();
+                names[i] = f.name();
+                asOfPos[i] = -1;
+                if (i == keyPos) {
+                    roles[i] = Role.KEY;
+                } else if (pairedAsOf.contains(f.name())) {
+                    roles[i] = Role.AS_OF;
+                } else if (schema.getField(f.name() + AS_OF_SUFFIX) != null) {
+                    roles[i] = Role.FILLED;
+                    asOfPos[i] = schema.getField(f.name() + AS_OF_SUFFIX).pos();
+                } else {
+                    roles[i] = Role.OTHER;
+                }
+            }
+        }
+    }
+
+    /** The cells of one record. */
+    public static final class Mapped {
+        private final String instrumentId;
+        private final long eventTimeMicros;
+        private final List<HCell> latestCells;
+        private final byte[] historyRow;
+        private final List<HCell> historyCells;
+
+        Mapped(String instrumentId, long eventTimeMicros, List<HCell> latestCells, byte[] historyRow,
+               List<HCell> historyCells) {
+            this.instrumentId = instrumentId;
+            this.eventTimeMicros = eventTimeMicros;
+            this.latestCells = Collections.unmodifiableList(latestCells);
+            this.historyRow = historyRow;
+            this.historyCells = Collections.unmodifiableList(historyCells);
+        }
+
+        public String instrumentId() {
+            return instrumentId;
+        }
+
+        public long eventTimeMicros() {
+            return eventTimeMicros;
+        }
+
+        /** Row key of md:latest: the UTF-8 instrument id. */
+        public byte[] latestRow() {
+            return instrumentId.getBytes(StandardCharsets.UTF_8);
+        }
+
+        /** Cells of md:latest, families f and e, in schema order. */
+        public List<HCell> latestCells() {
+            return latestCells;
+        }
+
+        /** Row key of md:history: instrument id, 0x00, Long.MAX_VALUE - event_time (8 bytes, big-endian). */
+        public byte[] historyRow() {
+            return historyRow.clone();
+        }
+
+        /** Cells of md:history, family h, in schema order. */
+        public List<HCell> historyCells() {
+            return historyCells;
+        }
+    }
+
+    private final Map<Schema, Layout> layouts = new ConcurrentHashMap<>();
+
+    /**
+     * Maps a record to its cells.
+     *
+     * @throws RecordRejectedException when the record cannot be laid out (no instrument id, no event time, ...)
+     */
+    public Mapped map(GenericRecord record) {
+        Schema schema = record.getSchema();
+        Layout layout = layouts.computeIfAbsent(schema, Layout::new);
+
+        Object keyValue = record.get(layout.keyPos);
+        if (!(keyValue instanceof CharSequence)) {
+            throw new RecordRejectedException(INSTRUMENT_ID + " is " + (keyValue == null ? "null" : "not a string")
+                    + ", cannot build the row key");
+        }
+        String instrumentId = keyValue.toString();
+        if (instrumentId.isEmpty() || instrumentId.indexOf('\0') >= 0) {
+            throw new RecordRejectedException(INSTRUMENT_ID + " '" + instrumentId.replace('\0', '?')
+                    + "' is empty or holds a 0x00 byte, which the history row key uses as separator");
+        }
+        long eventTimeMicros = timestampMicros(record.get(layout.eventTimePos), EVENT_TIME, false);
+        long eventTimeMs = Math.floorDiv(eventTimeMicros, 1000L);
+
+        List<HCell> latest = new ArrayList<>();
+        List<HCell> history = new ArrayList<>();
+        for (int i = 0; i < layout.roles.length; i++) {
+            Object v = record.get(i);
+            if (v == null) {
+                continue;
+            }
+            String name = layout.names[i];
+            byte[] bytes = encode(v);
+            history.add(new HCell(FAMILY_HISTORY, name, eventTimeMs, bytes));
+            switch (layout.roles[i]) {
+                case FILLED: {
+                    Object asOf = record.get(layout.asOfPos[i]);
+                    // a value without its as-of time cannot be fresher than the record itself
+                    long ts = asOf == null ? eventTimeMs
+                            : Math.floorDiv(timestampMicros(asOf, name + AS_OF_SUFFIX, true), 1000L);
+                    latest.add(new HCell(FAMILY_FILLED, name, ts, bytes));
+                    break;
+                }
+                case OTHER:
+                    latest.add(new HCell(FAMILY_OTHER, name, eventTimeMs, bytes));
+                    break;
+                case KEY:
+                case AS_OF:
+                default:
+                    break;
+            }
+        }
+        return new Mapped(instrumentId, eventTimeMicros, latest, historyRowKey(instrumentId, eventTimeMicros),
+                history);
+    }
+
+    /** instrument id (UTF-8) + 0x00 + (Long.MAX_VALUE - eventTimeMicros) as 8 big-endian bytes. */
+    public static byte[] historyRowKey(String instrumentId, long eventTimeMicros) {
+        byte[] id = instrumentId.getBytes(StandardCharsets.UTF_8);
+        return ByteBuffer.allocate(id.length + 1 + Long.BYTES)
+                .put(id)
+                .put((byte) 0)
+                .putLong(Long.MAX_VALUE - eventTimeMicros)
+                .array();
+    }
+
+    private static long timestampMicros(Object v, String field, boolean nullable) {
+        if (!(v instanceof Long) && !(v instanceof Integer)) {
+            throw new RecordRejectedException(field + " is " + (v == null ? "null" : "a " + v.getClass().getSimpleName())
+                    + ", expected a timestamp in microseconds" + (nullable ? "" : " (required)"));
+        }
+        long micros = ((Number) v).longValue();
+        if (micros < 0) {
+            throw new RecordRejectedException(field + " is " + micros
+                    + ", before 1970; HBase cell timestamps cannot be negative");
+        }
+        return micros;
+    }
+
+    /**
+     * Encodes one Avro value as HBase's {@code Bytes.toBytes} would: double (and float, widened) as 8-byte
+     * IEEE-754 big-endian; int and long as 8-byte big-endian long; boolean as one byte 0xFF/0x00; string and
+     * enum as UTF-8. Bytes and fixed go as they are; records, arrays and maps as their JSON text.
+     */
+    public static byte[] encode(Object v) {
+        if (v instanceof CharSequence || v instanceof GenericEnumSymbol) {
+            return v.toString().getBytes(StandardCharsets.UTF_8);
+        }
+        if (v instanceof Long || v instanceof Integer || v instanceof Short || v instanceof Byte) {
+            return ByteBuffer.allocate(Long.BYTES).putLong(((Number) v).longValue()).array();
+        }
+        if (v instanceof Double || v instanceof Float) {
+            return ByteBuffer.allocate(Double.BYTES).putDouble(((Number) v).doubleValue()).array();
+        }
+        if (v instanceof Boolean) {
+            return new byte[] {(Boolean) v ? (byte) -1 : (byte) 0};
+        }
+        if (v instanceof ByteBuffer) {
+            ByteBuffer b = ((ByteBuffer) v).duplicate();
+            byte[] out = new byte[b.remaining()];
+            b.get(out);
+            return out;
+        }
+        if (v instanceof GenericFixed) {
+            return ((GenericFixed) v).bytes().clone();
+        }
+        return GenericData.get().toString(v).getBytes(StandardCharsets.UTF_8);
+    }
+}

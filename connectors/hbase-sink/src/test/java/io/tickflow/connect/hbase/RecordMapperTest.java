@@ -1,0 +1,286 @@
+package io.tickflow.connect.hbase;
+
+import static io.tickflow.connect.hbase.TestRecords.INSTRUMENT;
+import static io.tickflow.connect.hbase.TestRecords.T0;
+import static io.tickflow.connect.hbase.TestRecords.hex;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.NavigableMap;
+import java.util.Set;
+import java.util.stream.Collectors;
+
+import org.apache.avro.Schema;
+import org.apache.avro.generic.GenericData;
+import org.apache.avro.generic.GenericRecord;
+import org.apache.hadoop.hbase.Cell;
+import org.apache.hadoop.hbase.CellUtil;
+import org.apache.hadoop.hbase.client.Put;
+import org.apache.hadoop.hbase.util.Bytes;
+import org.junit.jupiter.api.Test;
+
+class RecordMapperTest {
+
+    private static final Schema SCHEMA = TestRecords.schema();
+    private final RecordMapper mapper = new RecordMapper();
+
+    private static HCell cell(List<HCell> cells, String family, String qualifier) {
+        List<HCell> found = cells.stream()
+                .filter(c -> c.family().equals(family) && c.qualifier().equals(qualifier))
+                .collect(Collectors.toList());
+        assertTrue(found.size() <= 1, "more than one cell for " + family + ":" + qualifier);
+        return found.isEmpty() ? null : found.get(0);
+    }
+
+    private static Set<String> columns(List<HCell> cells, String family) {
+        return cells.stream().filter(c -> c.family().equals(family)).map(HCell::qualifier)
+                .collect(Collectors.toSet());
+    }
+
+    @Test
+    void filledFieldsGoToFamilyFWithTheirAsOfTimeInMillis() {
+        GenericRecord r = TestRecords.full(SCHEMA, INSTRUMENT, T0);
+        r.put("close_price", 99.0);
+        r.put("close_price_as_of", 1_999L); // 1.999 ms after the epoch floors to 1 ms
+        RecordMapper.Mapped m = mapper.map(r);
+
+        assertArrayEquals(INSTRUMENT.getBytes(StandardCharsets.UTF_8), m.latestRow());
+        HCell bid = cell(m.latestCells(), "f", "bid_price");
+        assertNotNull(bid);
+        assertEquals((T0 - 1_500) / 1000, bid.timestamp());
+        assertEquals(1_699_999_999_998L, bid.timestamp()); // ...998.5 ms floors, never rounds up
+        assertEquals(T0 / 1000, cell(m.latestCells(), "f", "ask_price").timestamp());
+        assertEquals((T0 - 5_000_000) / 1000, cell(m.latestCells(), "f", "last_price").timestamp());
+        assertEquals(1L, cell(m.latestCells(), "f", "close_price").timestamp());
+        assertEquals(Set.of("bid_price", "bid_size", "ask_price", "ask_size", "last_price", "close_price",
+                "trade_id", "trade_price", "trade_size", "trade_side"), columns(m.latestCells(), "f"));
+        // the as-of times are the cell timestamps, never columns of md:latest
+        assertTrue(m.latestCells().stream().noneMatch(c -> c.qualifier().endsWith("_as_of")));
+    }
+
+    @Test
+    void nullFieldsWriteNothing() {
+        RecordMapper.Mapped m = mapper.map(TestRecords.minimal(SCHEMA, INSTRUMENT, T0));
+        assertTrue(columns(m.latestCells(), "f").isEmpty());
+        assertEquals(Set.of("event_time", "event_count", "enriched", "ingest_time", "processed_time", "batch_id"),
+                columns(m.latestCells(), "e"));
+        assertEquals(Set.of("instrument_id", "event_time", "event_count", "enriched", "ingest_time",
+                "processed_time", "batch_id"), columns(m.historyCells(), "h"));
+        assertNull(cell(m.historyCells(), "h", "bid_price"));
+        assertNull(cell(m.historyCells(), "h", "bid_price_as_of"));
+    }
+
+    @Test
+    void otherFieldsGoToFamilyEAtTheEventTimeInMillis() {
+        RecordMapper.Mapped m = mapper.map(TestRecords.full(SCHEMA, INSTRUMENT, T0 + 999));
+        long eventMs = T0 / 1000;
+        assertEquals(Set.of("event_time", "event_count", "enriched", "symbol", "currency", "lot_size", "tick_size",
+                "mid", "ingest_time", "processed_time", "batch_id"), columns(m.latestCells(), "e"));
+        for (HCell c : m.latestCells()) {
+            if (c.family().equals("e")) {
+                assertEquals(eventMs, c.timestamp(), c.toString());
+            }
+        }
+        assertNull(cell(m.latestCells(), "e", "instrument_id"), "the row key is not repeated as a column");
+    }
+
+    @Test
+    void historyRowKeyIsPinnedAndSortsNewestFirst() {
+        RecordMapper.Mapped older = mapper.map(TestRecords.full(SCHEMA, INSTRUMENT, T0));
+        RecordMapper.Mapped newer = mapper.map(TestRecords.full(SCHEMA, INSTRUMENT, T0 + 1));
+
+        // "XNAS:AAPL", 0x00, Long.MAX_VALUE - 1_700_000_000_000_000 as 8 big-endian bytes
+        assertArrayEquals(hex("584e41533a4141504c 00 7ff9f5dbe7e1bfff"), older.historyRow());
+        assertArrayEquals(hex("584e41533a4141504c 00 7ff9f5dbe7e1bffe"), newer.historyRow());
+        assertArrayEquals(older.historyRow(), RecordMapper.historyRowKey(INSTRUMENT, T0));
+
+        assertTrue(Arrays.compareUnsigned(newer.historyRow(), older.historyRow()) < 0);
+        assertTrue(Bytes.compareTo(newer.historyRow(), older.historyRow()) < 0, "newest first in HBase order");
+        // an instrument's rows never interleave with a longer id sharing its prefix
+        byte[] otherInstrument = RecordMapper.historyRowKey(INSTRUMENT + "X", T0);
+        assertTrue(Bytes.compareTo(older.historyRow(), otherInstrument) < 0);
+    }
+
+    @Test
+    void historyHasEveryNonNullFieldAtTheEventTime() {
+        GenericRecord r = TestRecords.full(SCHEMA, INSTRUMENT, T0);
+        RecordMapper.Mapped m = mapper.map(r);
+        int nonNull = 0;
+        for (Schema.Field f : SCHEMA.getFields()) {
+            if (r.get(f.pos()) != null) {
+                nonNull++;
+                HCell c = cell(m.historyCells(), "h", f.name());
+                assertNotNull(c, f.name());
+                assertEquals(T0 / 1000, c.timestamp());
+            }
+        }
+        assertEquals(nonNull, m.historyCells().size());
+        assertArrayEquals(Bytes.toBytes(T0 - 1_500), cell(m.historyCells(), "h", "bid_price_as_of").value());
+        assertArrayEquals(Bytes.toBytes(INSTRUMENT), cell(m.historyCells(), "h", "instrument_id").value());
+    }
+
+    @Test
+    void valueEncodingsArePinned() {
+        GenericRecord r = TestRecords.full(SCHEMA, INSTRUMENT, T0);
+        r.put("enriched", false);
+        r.put("tick_size", -0.25);
+        RecordMapper.Mapped m = mapper.map(r);
+        List<HCell> h = m.historyCells();
+
+        assertArrayEquals(hex("4059600000000000"), cell(h, "h", "bid_price").value());      // double 101.5
+        assertArrayEquals(hex("bfd0000000000000"), cell(h, "h", "tick_size").value());      // double -0.25
+        assertArrayEquals(hex("000000000000012c"), cell(h, "h", "bid_size").value());       // long 300
+        assertArrayEquals(hex("0000000000000003"), cell(h, "h", "event_count").value());    // int 3, widened
+        assertArrayEquals(hex("00"), cell(h, "h", "enriched").value());                     // false
+        assertArrayEquals(hex("414150 4c"), cell(h, "h", "symbol").value());                // "AAPL"
+        assertArrayEquals(hex("73656c6c"), cell(h, "h", "trade_side").value());             // enum sell
+        assertArrayEquals(hex("00060a24181e4000"), cell(h, "h", "event_time").value());     // timestamp-micros
+
+        assertArrayEquals(hex("ff"), RecordMapper.encode(Boolean.TRUE));
+        // the same bytes as HBase's own Bytes.toBytes
+        assertArrayEquals(Bytes.toBytes(101.5), RecordMapper.encode(101.5));
+        assertArrayEquals(Bytes.toBytes(300L), RecordMapper.encode(300L));
+        assertArrayEquals(Bytes.toBytes(3L), RecordMapper.encode(3));
+        assertArrayEquals(Bytes.toBytes(true), RecordMapper.encode(true));
+        assertArrayEquals(Bytes.toBytes(false), RecordMapper.encode(false));
+        assertArrayEquals(Bytes.toBytes("AAPL"), RecordMapper.encode(new org.apache.avro.util.Utf8("AAPL")));
+        assertArrayEquals(Bytes.toBytes("été"), RecordMapper.encode("été"));
+    }
+
+    @Test
+    void aLaterSchemaVersionsExtraFieldsFlowThrough() {
+        Schema v2 = TestRecords.schemaWithExtraFields(
+                "venue", "\"string\"",
+                "imbalance", "\"double\"",
+                "imbalance_as_of", "{\"type\": \"long\", \"logicalType\": \"timestamp-micros\"}",
+                "unused", "\"long\"");
+        GenericRecord r = TestRecords.full(v2, INSTRUMENT, T0);
+        r.put("venue", "XNAS-1");
+        r.put("imbalance", 0.5);
+        r.put("imbalance_as_of", T0 - 7_000);
+        RecordMapper.Mapped m = mapper.map(r);
+
+        HCell venue = cell(m.latestCells(), "e", "venue");
+        assertNotNull(venue);
+        assertEquals(T0 / 1000, venue.timestamp());
+        assertArrayEquals(Bytes.toBytes("XNAS-1"), venue.value());
+        HCell imbalance = cell(m.latestCells(), "f", "imbalance");
+        assertNotNull(imbalance, "a new field with an _as_of partner is a filled field");
+        assertEquals((T0 - 7_000) / 1000, imbalance.timestamp());
+        assertNull(cell(m.latestCells(), "e", "imbalance_as_of"));
+        assertNotNull(cell(m.historyCells(), "h", "venue"));
+        assertNotNull(cell(m.historyCells(), "h", "imbalance_as_of"));
+        assertNull(cell(m.historyCells(), "h", "unused"));
+    }
+
+    @Test
+    void theSameRecordAlwaysGivesTheSameCells() {
+        GenericRecord r = TestRecords.full(SCHEMA, INSTRUMENT, T0);
+        RecordMapper.Mapped a = mapper.map(r);
+        RecordMapper.Mapped b = new RecordMapper().map(TestRecords.full(SCHEMA, INSTRUMENT, T0));
+        assertEquals(a.latestCells(), b.latestCells());
+        assertEquals(a.historyCells(), b.historyCells());
+        assertArrayEquals(a.historyRow(), b.historyRow());
+        assertArrayEquals(a.latestRow(), b.latestRow());
+        // and the Puts built from them are cell-for-cell equal
+        assertEquals(cells(LatestBatch.historyPut(a)), cells(LatestBatch.historyPut(b)));
+    }
+
+    @Test
+    void aFilledValueWithoutItsAsOfTimeIsDatedAtTheEventTime() {
+        GenericRecord r = TestRecords.minimal(SCHEMA, INSTRUMENT, T0);
+        r.put("bid_price", 1.0);
+        assertEquals(T0 / 1000, cell(mapper.map(r).latestCells(), "f", "bid_price").timestamp());
+    }
+
+    @Test
+    void recordsThatBreakTheLayoutAreRejected() {
+        GenericRecord nul = TestRecords.minimal(SCHEMA, "XNAS:\0AAPL", T0);
+        RecordRejectedException e = assertThrows(RecordRejectedException.class, () -> mapper.map(nul));
+        assertTrue(e.getMessage().contains("0x00"), e.getMessage());
+
+        GenericRecord empty = TestRecords.minimal(SCHEMA, "", T0);
+        assertThrows(RecordRejectedException.class, () -> mapper.map(empty));
+
+        GenericRecord negative = TestRecords.minimal(SCHEMA, INSTRUMENT, -5L);
+        e = assertThrows(RecordRejectedException.class, () -> mapper.map(negative));
+        assertTrue(e.getMessage().contains("event_time"), e.getMessage());
+    }
+
+    @Test
+    void conflationKeepsTheNewestCellPerColumnAndHistoryKeepsAll() {
+        GenericRecord first = TestRecords.minimal(SCHEMA, INSTRUMENT, T0);
+        first.put("bid_price", 100.0);
+        first.put("bid_price_as_of", T0);
+        GenericRecord second = TestRecords.minimal(SCHEMA, INSTRUMENT, T0 + 2_000);
+        second.put("bid_price", 100.5);
+        second.put("bid_price_as_of", T0 + 2_000);
+        // arrives last but is older: its bid loses, its ask (the only one) is kept
+        GenericRecord late = TestRecords.minimal(SCHEMA, INSTRUMENT, T0 - 3_000);
+        late.put("bid_price", 99.0);
+        late.put("bid_price_as_of", T0 - 3_000);
+        late.put("ask_price", 101.0);
+        late.put("ask_price_as_of", T0 - 3_000);
+        // same as-of time as `second`, later in the batch: the tie goes to the later record
+        GenericRecord tie = TestRecords.minimal(SCHEMA, INSTRUMENT, T0 + 2_000);
+        tie.put("last_price", 7.0);
+        tie.put("last_price_as_of", T0 + 2_000);
+        tie.put("batch_id", 43L);
+        GenericRecord other = TestRecords.minimal(SCHEMA, "XLON:VOD", T0);
+
+        LatestBatch batch = new LatestBatch();
+        List<RecordMapper.Mapped> all = List.of(mapper.map(first), mapper.map(second), mapper.map(late),
+                mapper.map(tie), mapper.map(other));
+        all.forEach(batch::add);
+
+        Map<String, List<HCell>> rows = batch.rows();
+        assertEquals(List.of(INSTRUMENT, "XLON:VOD"), List.copyOf(rows.keySet()));
+        List<HCell> kept = rows.get(INSTRUMENT);
+        assertEquals(new HCell("f", "bid_price", (T0 + 2_000) / 1000, Bytes.toBytes(100.5)),
+                cell(kept, "f", "bid_price"));
+        assertEquals(new HCell("f", "ask_price", (T0 - 3_000) / 1000, Bytes.toBytes(101.0)),
+                cell(kept, "f", "ask_price"));
+        assertEquals(new HCell("e", "event_time", (T0 + 2_000) / 1000, Bytes.toBytes(T0 + 2_000)),
+                cell(kept, "e", "event_time"));
+        assertArrayEquals(Bytes.toBytes(43L), cell(kept, "e", "batch_id").value(), "tie: later record wins");
+
+        List<Put> puts = batch.toPuts();
+        assertEquals(2, puts.size(), "one Put per instrument");
+        assertArrayEquals(Bytes.toBytes(INSTRUMENT), puts.get(0).getRow());
+        assertEquals(kept.size(), cells(puts.get(0)).size());
+        for (Cell c : cells(puts.get(0))) {
+            String column = Bytes.toString(CellUtil.cloneFamily(c)) + ":" + Bytes.toString(CellUtil.cloneQualifier(c));
+            HCell expected = cell(kept, Bytes.toString(CellUtil.cloneFamily(c)),
+                    Bytes.toString(CellUtil.cloneQualifier(c)));
+            assertNotNull(expected, column);
+            assertEquals(expected.timestamp(), c.getTimestamp(), column);
+            assertArrayEquals(expected.value(), CellUtil.cloneValue(c), column);
+        }
+
+        // history: one row per record, all distinct keys except the two records at the same event time
+        List<byte[]> historyRows = all.stream().map(RecordMapper.Mapped::historyRow).collect(Collectors.toList());
+        assertEquals(5, historyRows.size());
+        assertArrayEquals(historyRows.get(1), historyRows.get(3));
+        assertFalse(Arrays.equals(historyRows.get(0), historyRows.get(1)));
+    }
+
+    private static List<Cell> cells(Put put) {
+        NavigableMap<byte[], List<Cell>> map = put.getFamilyCellMap();
+        return map.values().stream().flatMap(List::stream).collect(Collectors.toList());
+    }
+
+    @Test
+    void enumAndUtf8ValuesFromTheDecoderEncodeLikeStrings() {
+        Schema enumSchema = SCHEMA.getField("trade_side").schema().getTypes().get(1);
+        assertArrayEquals(Bytes.toBytes("buy"), RecordMapper.encode(new GenericData.EnumSymbol(enumSchema, "buy")));
+    }
+}

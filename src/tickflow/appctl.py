@@ -23,17 +23,16 @@ lives here, on the machine that runs the app:
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 from tickflow.errors import TickflowError
-from tickflow.processes import spawn, start_ticks, started_at, stop_session
+from tickflow.processes import exclusive, spawn, start_ticks, started_at, stop_session
 
 APP_MARKER = "TICKFLOW_APP"
 
@@ -80,27 +79,9 @@ class AppControl:
 
     # -- the lock --------------------------------------------------------------------
 
-    @contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self) -> AbstractContextManager[None]:
         """Exclusive hold of this app's lock; waits for another holder up to lock_timeout_s."""
-        self.home.mkdir(parents=True, exist_ok=True)
-        with (self.home / "lock").open("a+") as handle:
-            deadline = time.monotonic() + self.lock_timeout_s
-            while True:
-                try:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise TickflowError(
-                            f"Another process has held the lock of {self.name} for {self.lock_timeout_s:.0f}s: "
-                            f"find it with `fuser {self.home / 'lock'}` and let it finish or stop it."
-                        ) from None
-                    time.sleep(0.2)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return exclusive(self.home / "lock", self.lock_timeout_s, self.name)
 
     # -- finding the app -------------------------------------------------------------
 

@@ -8,12 +8,16 @@ clock ticks, so a pid the kernel reused for somebody else is never mistaken for 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+
+from tickflow.errors import TickflowError
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -134,3 +138,29 @@ def stop_session(sid: int, grace_s: float) -> bool:
         time.sleep(0.1)
     _reap(sid)
     return False
+
+
+@contextmanager
+def exclusive(lock: Path, timeout_s: float, what: str) -> Iterator[None]:
+    """Hold ``lock`` (flock) exclusively, waiting for another holder up to ``timeout_s``.
+
+    ``what`` names what the lock guards, for the one sentence said when the wait times out.
+    """
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a+") as handle:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TickflowError(
+                        f"Another process has held the lock of {what} for {timeout_s:.0f}s: "
+                        f"find it with `fuser {lock}` and let it finish or stop it."
+                    ) from None
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

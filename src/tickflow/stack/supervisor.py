@@ -13,13 +13,16 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from tickflow.processes import session_rss_mb, spawn, start_ticks, stop_session, wait_session
+from tickflow.processes import exclusive, session_rss_mb, spawn, start_ticks, stop_session, wait_session
 from tickflow.settings import Settings
 from tickflow.stack.base import Service, StackError, StackPaths
+
+STACK_LOCK_TIMEOUT_S = 1800.0
 
 
 class State(StrEnum):
@@ -113,21 +116,30 @@ class Supervisor:
         names: Iterable[str] | None = None,
         on_event: Callable[[str, str], None] = lambda service, message: None,
     ) -> list[ServiceStatus]:
-        """Start what is not running and wait until every service answers its health check."""
+        """Start what is not running and wait until every service answers its health check.
+
+        One ``up`` or ``down`` at a time per state directory: a second one (another terminal, a test
+        session, a DAG) waits, then finds running what the first started.
+        """
         for directory in (self.paths.lib, self.paths.logs, self.paths.run):
             directory.mkdir(parents=True, exist_ok=True)
-        for service in self.ordered(names):
-            if self.running_pid(service.name) is not None:
-                on_event(service.name, "already running")
-            else:
-                self._check_ports(service)
-                on_event(service.name, "preparing")
-                service.prepare()
-                on_event(service.name, "starting")
-                self._spawn(service)
-            self._wait_healthy(service, on_event)
-            service.bootstrap()
+        with self._exclusive():
+            for service in self.ordered(names):
+                if self.running_pid(service.name) is not None:
+                    on_event(service.name, "already running")
+                else:
+                    self._check_ports(service)
+                    on_event(service.name, "preparing")
+                    service.prepare()
+                    on_event(service.name, "starting")
+                    self._spawn(service)
+                self._wait_healthy(service, on_event)
+                service.bootstrap()
         return [self.status(s.name) for s in self.ordered(names)]
+
+    def _exclusive(self) -> AbstractContextManager[None]:
+        # A first `up` downloads every artifact: let a second command wait that long rather than fail.
+        return exclusive(self.paths.run / "stack.lock", STACK_LOCK_TIMEOUT_S, f"the stack in {self.settings.root}")
 
     def _check_ports(self, service: Service) -> None:
         for port in service.ports:
@@ -171,19 +183,21 @@ class Supervisor:
         grace_s: float = 30.0,
     ) -> None:
         """Stop, in reverse dependency order, only the process groups this stack started."""
-        for service in reversed(self.ordered(names)):
-            pid = self.running_pid(service.name)
-            pidfile = self.paths.pidfile(service.name)
-            if pid is None:
+        self.paths.run.mkdir(parents=True, exist_ok=True)
+        with self._exclusive():
+            for service in reversed(self.ordered(names)):
+                pid = self.running_pid(service.name)
+                pidfile = self.paths.pidfile(service.name)
+                if pid is None:
+                    pidfile.unlink(missing_ok=True)
+                    continue
+                on_event(service.name, "stopping")
+                if self._shut_down(service, on_event) and wait_session(pid, grace_s):
+                    stopped = True
+                else:
+                    stopped = stop_session(pid, grace_s)
                 pidfile.unlink(missing_ok=True)
-                continue
-            on_event(service.name, "stopping")
-            if self._shut_down(service, on_event) and wait_session(pid, grace_s):
-                stopped = True
-            else:
-                stopped = stop_session(pid, grace_s)
-            pidfile.unlink(missing_ok=True)
-            on_event(service.name, "stopped" if stopped else "killed after grace period")
+                on_event(service.name, "stopped" if stopped else "killed after grace period")
 
     @staticmethod
     def _shut_down(service: Service, on_event: Callable[[str, str], None]) -> bool:

@@ -9,6 +9,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -206,3 +207,20 @@ def test_a_failed_clean_stop_falls_back_to_signals(settings: Settings) -> None:
     assert events[1].startswith("clean shutdown failed (no route to the master)")
     assert events[-1] == "stopped"
     assert stack.status("flag").state is State.STOPPED
+
+
+def test_two_concurrent_ups_start_one_process(settings: Settings) -> None:
+    """Two `stack up`s at once (a person and a test session, say): the second waits and finds it running."""
+    script = (
+        "import os, pathlib, time; pathlib.Path('starts').open('a').write(f'{os.getpid()}\\n'); "
+        "time.sleep(0.5); pathlib.Path('ready').write_text('1'); time.sleep(120)"
+    )
+    port = free_port()
+    stacks = [Supervisor(settings, [FileFlagService(settings, script, port)]) for _ in range(2)]
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            pids = list(pool.map(lambda stack: stack.up()[0].pid, stacks))
+        assert pids[0] == pids[1]
+        assert len((settings.root / "flag" / "starts").read_text().split()) == 1
+    finally:
+        stacks[0].down(grace_s=2)

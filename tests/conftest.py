@@ -6,7 +6,7 @@ import pytest
 
 from tickflow.settings import Settings
 
-pytest_plugins = ["tests.support.stack"]
+pytest_plugins = ["tests.support.stack", "tests.support.reference"]
 
 
 @pytest.fixture(scope="session")

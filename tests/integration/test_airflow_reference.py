@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.airflow_api import AirflowApi, prepare_reference_sources, reset_secmaster
+from tests.support.airflow_api import AirflowApi
+from tests.support.reference import reset_secmaster
 from tickflow.reference.sources import secmaster_connection
 from tickflow.settings import Settings
 
@@ -15,14 +16,11 @@ DAG = "reference_data_refresh"
 
 
 @pytest.fixture(scope="module")
-def airflow(stack: Settings) -> Iterator[AirflowApi]:
-    prepare_reference_sources(stack)
-    api = AirflowApi(stack)
+def airflow(reference_data: Settings) -> Iterator[AirflowApi]:
+    api = AirflowApi(reference_data)
     api.wait_for_dag(DAG)
-    api.set_paused(DAG, False)
     yield api
     api.set_paused(DAG, True)
-    reset_secmaster(stack)
 
 
 def test_a_good_load_runs_green(airflow: AirflowApi) -> None:
@@ -33,8 +31,8 @@ def test_a_good_load_runs_green(airflow: AirflowApi) -> None:
     assert "instruments: load" in log and "reference load ACCEPTED" in log
 
 
-def test_a_rejected_load_runs_red_with_the_reason_in_the_log(airflow: AirflowApi, stack: Settings) -> None:
-    with secmaster_connection(stack) as connection:
+def test_a_rejected_load_runs_red_with_the_reason_in_the_log(airflow: AirflowApi, reference_data: Settings) -> None:
+    with secmaster_connection(reference_data) as connection:
         connection.execute(
             "DELETE FROM instruments WHERE instrument_id IN "
             "(SELECT instrument_id FROM instruments ORDER BY 1 LIMIT 400)"
@@ -46,4 +44,4 @@ def test_a_rejected_load_runs_red_with_the_reason_in_the_log(airflow: AirflowApi
         assert state == "failed"
         assert "reference load REJECTED: instruments:" in log and "row count" in log
     finally:
-        reset_secmaster(stack)
+        reset_secmaster(reference_data)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
@@ -12,39 +11,19 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 
+from tests.support.reference import INSTRUMENTS, reset_secmaster
 from tests.support.stack import hive_query, tickflow
 from tickflow.avro_codec import compile_encoder, confluent_prefix
 from tickflow.reference.lookup import instruments_as_of
 from tickflow.reference.quality import QualityGateFailed
 from tickflow.reference.refresh import refresh_all
-from tickflow.reference.sources import secmaster_connection, seed_secmaster
+from tickflow.reference.sources import secmaster_connection
 from tickflow.schemas import load
 from tickflow.settings import Settings
-from tickflow.sources.landing import write_reference
-from tickflow.sources.universe import build_universe, fx_rates
 from tickflow.stream.app import build_query
 from tickflow.stream.settings import StreamSettings
 
 pytestmark = pytest.mark.integration
-INSTRUMENTS = 120
-
-
-@pytest.fixture(scope="module")
-def reference(stack: Settings, spark) -> Iterator[Settings]:  # type: ignore[no-untyped-def]
-    """Migrated warehouse, a security master seeded with a known universe, and one good load."""
-    result = tickflow("hive", "migrate", check=False)
-    assert result.returncode == 0, result.stderr
-    write_reference(stack, build_universe(INSTRUMENTS, 99), fx_rates(99))
-    _reset_secmaster(stack)
-    refresh_all(spark, stack, max_drop=1.0)  # a deliberate re-baseline: the universe may differ from before
-    yield stack
-    _reset_secmaster(stack)
-
-
-def _reset_secmaster(settings: Settings) -> None:
-    with secmaster_connection(settings) as connection:
-        connection.execute("DROP TABLE IF EXISTS instruments")
-    seed_secmaster(settings)
 
 
 def current_view(settings: Settings) -> list[tuple[object, ...]]:
@@ -53,58 +32,64 @@ def current_view(settings: Settings) -> list[tuple[object, ...]]:
     )
 
 
-def test_migrations_applied_twice_change_nothing_the_second_time(reference: Settings) -> None:
-    tables = lambda: sorted(hive_query(reference, "SHOW TABLES IN ref") + hive_query(reference, "SHOW TABLES IN ops"))  # noqa: E731
+def test_migrations_applied_twice_change_nothing_the_second_time(reference_data: Settings) -> None:
+    def tables() -> list[tuple[object, ...]]:
+        return sorted(row for db in ("ref", "ops") for row in hive_query(reference_data, f"SHOW TABLES IN {db}"))
+
     before = tables()
     result = tickflow("hive", "migrate", check=False)
     assert result.returncode == 0
-    migrations = len(list(reference.hive_ddl_dir.glob("V*.hql")))
+    migrations = len(list(reference_data.hive_ddl_dir.glob("V*.hql")))
     assert f"0 applied, {migrations} already applied" in result.stderr
     assert tables() == before
-    assert hive_query(reference, "SELECT count(*) FROM tickflow_meta.schema_migrations") == [(migrations,)]
+    assert hive_query(reference_data, "SELECT count(*) FROM tickflow_meta.schema_migrations") == [(migrations,)]
 
 
-def test_refresh_command_prints_row_counts_and_runtime(reference: Settings) -> None:
+def test_refresh_command_prints_row_counts_and_runtime(reference_data: Settings) -> None:
     result = tickflow("reference", "refresh", check=False)
     assert result.returncode == 0, result.stderr
     assert "instruments load" in result.stderr and f"{INSTRUMENTS} rows in" in result.stderr
     assert "reference refresh done in" in result.stderr
-    assert len(current_view(reference)) == INSTRUMENTS
+    assert len(current_view(reference_data)) == INSTRUMENTS
 
 
-def test_a_change_in_the_security_master_closes_the_old_row_and_opens_a_new_one(reference: Settings, spark) -> None:  # type: ignore[no-untyped-def]
-    refresh_all(spark, reference)
-    target = current_view(reference)[7][0]
-    with secmaster_connection(reference) as connection:
+def test_a_change_in_the_security_master_closes_the_old_row_and_opens_a_new_one(
+    reference_data: Settings, spark
+) -> None:  # type: ignore[no-untyped-def]
+    refresh_all(spark, reference_data)
+    target = current_view(reference_data)[7][0]
+    with secmaster_connection(reference_data) as connection:
         old_sector = connection.execute(
             "SELECT sector FROM instruments WHERE instrument_id = %s", (target,)
         ).fetchone()[0]
         connection.execute(
             "UPDATE instruments SET sector = 'Test Sector', updated_at = now() WHERE instrument_id = %s", (target,)
         )
-    before_change = datetime.utcnow()
-    time.sleep(1)
-    _, instruments_report = refresh_all(spark, reference)
-    assert instruments_report.opened == 1 and instruments_report.closed == 1
+    try:
+        before_change = datetime.utcnow()
+        time.sleep(1)
+        _, instruments_report = refresh_all(spark, reference_data)
+        assert instruments_report.opened == 1 and instruments_report.closed == 1
 
-    rows = spark.sql(
-        f"SELECT sector, is_current, valid_from, valid_to FROM ref.instruments_history "
-        f"WHERE instrument_id = '{target}' ORDER BY valid_from"
-    ).collect()
-    assert [(r.sector, r.is_current) for r in rows[-2:]] == [(old_sector, False), ("Test Sector", True)]
-    assert rows[-2].valid_to == rows[-1].valid_from and rows[-1].valid_to is None
-    assert dict((r[0], r[1]) for r in current_view(reference))[target] == "Test Sector"
+        rows = spark.sql(
+            f"SELECT sector, is_current, valid_from, valid_to FROM ref.instruments_history "
+            f"WHERE instrument_id = '{target}' ORDER BY valid_from"
+        ).collect()
+        assert [(r.sector, r.is_current) for r in rows[-2:]] == [(old_sector, False), ("Test Sector", True)]
+        assert rows[-2].valid_to == rows[-1].valid_from and rows[-1].valid_to is None
+        assert dict((r[0], r[1]) for r in current_view(reference_data))[target] == "Test Sector"
 
-    # The as-of lookup gives the attributes in force at a past time, for backfills.
-    past = {r.instrument_id: r.sector for r in instruments_as_of(spark, before_change).collect()}
-    assert past[target] == old_sector
-    assert len(past) == INSTRUMENTS
+        # The as-of lookup gives the attributes in force at a past time, for backfills.
+        past = {r.instrument_id: r.sector for r in instruments_as_of(spark, before_change).collect()}
+        assert past[target] == old_sector
+        assert len(past) == INSTRUMENTS
+    finally:
+        reset_secmaster(reference_data)
 
 
-def test_duplicate_keys_are_rejected_and_the_current_view_is_unchanged(reference: Settings, spark) -> None:  # type: ignore[no-untyped-def]
-    refresh_all(spark, reference)
-    before = current_view(reference)
-    with secmaster_connection(reference) as connection:
+def test_duplicate_keys_are_rejected_and_the_current_view_is_unchanged(reference_data: Settings, spark) -> None:  # type: ignore[no-untyped-def]
+    before = current_view(reference_data)
+    with secmaster_connection(reference_data) as connection:
         connection.execute(
             "INSERT INTO instruments (instrument_id, symbol, name, exchange, currency, asset_class, sector, tick_size, "
             "lot_size) SELECT instrument_id, symbol, name, exchange, currency, asset_class, 'Dup', tick_size, lot_size "
@@ -112,54 +97,53 @@ def test_duplicate_keys_are_rejected_and_the_current_view_is_unchanged(reference
         )
     try:
         with pytest.raises(QualityGateFailed, match="2 duplicated instrument_id values"):
-            refresh_all(spark, reference)
-        assert current_view(reference) == before
+            refresh_all(spark, reference_data)
+        assert current_view(reference_data) == before
         rejected = hive_query(
-            reference,
+            reference_data,
             "SELECT status, message FROM ops.reference_loads WHERE dataset = 'instruments' "
             "ORDER BY finished_at DESC LIMIT 1",
         )
         assert rejected[0][0] == "rejected" and "duplicated instrument_id" in rejected[0][1]
     finally:
-        _reset_secmaster(reference)
+        reset_secmaster(reference_data)
 
 
-def test_a_collapsed_load_is_rejected_and_a_red_command_says_why(reference: Settings, spark) -> None:  # type: ignore[no-untyped-def]
-    refresh_all(spark, reference)
-    before = current_view(reference)
-    with secmaster_connection(reference) as connection:
+def test_a_collapsed_load_is_rejected_and_a_red_command_says_why(reference_data: Settings) -> None:
+    before = current_view(reference_data)
+    with secmaster_connection(reference_data) as connection:
         connection.execute(
-            "DELETE FROM instruments WHERE instrument_id IN (SELECT instrument_id FROM instruments ORDER BY 1 LIMIT 80)"
+            "DELETE FROM instruments WHERE instrument_id IN "
+            "(SELECT instrument_id FROM instruments ORDER BY 1 LIMIT 400)"
         )
     try:
         result = tickflow("reference", "refresh", check=False)
         assert result.returncode == 1
         assert "instruments load was rejected" in result.stderr and "row count" in result.stderr
         assert "Traceback" not in result.stderr
-        assert current_view(reference) == before
+        assert current_view(reference_data) == before
     finally:
-        _reset_secmaster(reference)
+        reset_secmaster(reference_data)
 
 
 def test_the_running_enrichment_app_sees_a_refresh_at_its_next_micro_batch(
-    reference: Settings, spark, topics: dict[str, str], tmp_path
+    reference_data: Settings, spark, topics: dict[str, str], tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     """The enrichment app's stream-static join re-reads the reference view each micro-batch: no restart."""
-    refresh_all(spark, reference)
-    target = current_view(reference)[3][0]
-    schema = load("tickflow.md.MarketEvent", reference.schemas_dir)
-    registry = SchemaRegistryClient({"url": reference.registry_url})
+    target = current_view(reference_data)[3][0]
+    schema = load("tickflow.md.MarketEvent", reference_data.schemas_dir)
+    registry = SchemaRegistryClient({"url": reference_data.registry_url})
     schema_id = registry.register_schema(f"{topics['events']}-value", Schema(schema.text, "AVRO"))
     encode = compile_encoder(schema.definition, prefix=confluent_prefix(int(schema_id)))
     stream = StreamSettings(
         input_topic=topics["events"], output_topic=topics["enriched"], dlq_topic=topics["dlq"],
         checkpoint_dir=tmp_path / "checkpoint", progress_file=tmp_path / "progress.json", trigger_interval="1 second",
     )  # fmt: skip
-    query, _ = build_query(spark, reference, stream)
-    producer = Producer({"bootstrap.servers": reference.bootstrap_servers})
+    query, _ = build_query(spark, reference_data, stream)
+    producer = Producer({"bootstrap.servers": reference_data.bootstrap_servers})
     consumer = Consumer(
         {
-            "bootstrap.servers": reference.bootstrap_servers,
+            "bootstrap.servers": reference_data.bootstrap_servers,
             "group.id": f"t-{uuid.uuid4().hex}",
             "auto.offset.reset": "earliest",
         }
@@ -183,9 +167,9 @@ def test_the_running_enrichment_app_sees_a_refresh_at_its_next_micro_batch(
         assert sectors.get(price) == expected
 
     try:
-        original = dict((r[0], r[1]) for r in current_view(reference))[target]
+        original = dict((r[0], r[1]) for r in current_view(reference_data))[target]
         send_and_wait(1.0, original)
-        with secmaster_connection(reference) as connection:
+        with secmaster_connection(reference_data) as connection:
             connection.execute(
                 "UPDATE instruments SET sector = 'Refreshed', updated_at = now() WHERE instrument_id = %s", (target,)
             )
@@ -196,4 +180,4 @@ def test_the_running_enrichment_app_sees_a_refresh_at_its_next_micro_batch(
     finally:
         query.stop()
         consumer.close()
-        _reset_secmaster(reference)
+        reset_secmaster(reference_data)

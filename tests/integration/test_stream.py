@@ -174,7 +174,9 @@ def stream_settings(topics: dict[str, str], tmp_path: Path) -> StreamSettings:
     )  # fmt: skip
 
 
-def test_output_equals_an_independent_computation_and_bad_input_goes_to_the_dlq(stack, spark, topics, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_output_equals_an_independent_computation_and_bad_input_goes_to_the_dlq(
+    stack, reference_data, spark, topics, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
     rejected = feed(stack, topics["events"], 8_000, seed=5)
     stream = stream_settings(topics, tmp_path)
     query, batch = build_query(spark, stack, stream)

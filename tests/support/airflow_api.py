@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -37,9 +38,27 @@ class AirflowApi:
         self.client.patch(f"/dags/{dag_id}", json={"is_paused": paused}).raise_for_status()
 
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
-        response = self.client.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+        """A manual run; a paused DAG is unpaused once the run exists.
+
+        Unpausing a scheduled DAG (``catchup=False``) makes the scheduler run its latest due interval
+        first, and with ``max_active_runs=1`` a manual run waits behind that whole run. A run created on
+        that interval takes its place: the scheduler sees the interval has a run and moves on.
+        """
+        dag = self.client.get(f"/dags/{dag_id}").json()
+        due = dag.get("next_dagrun_run_after")
+        claim = dag["is_paused"] and due is not None and datetime.fromisoformat(due) <= datetime.now(UTC)
+        body = {"logical_date": dag["next_dagrun_logical_date"] if claim else None, "conf": conf or {}}
+        response = self.client.post(f"/dags/{dag_id}/dagRuns", json=body)
         response.raise_for_status()
+        if dag["is_paused"]:
+            self.set_paused(dag_id, False)
         run_id: str = response.json()["dag_run_id"]
+        return run_id
+
+    def newest_run(self, dag_id: str) -> str:
+        response = self.client.get(f"/dags/{dag_id}/dagRuns", params={"order_by": "-run_after", "limit": 1})
+        response.raise_for_status()
+        run_id: str = response.json()["dag_runs"][0]["dag_run_id"]
         return run_id
 
     def state(self, dag_id: str, run_id: str) -> str:
@@ -74,25 +93,3 @@ class AirflowApi:
             response.raise_for_status()
             lines += [str(event.get("event", "")) for event in response.json()["content"]]
         return "\n".join(lines)
-
-
-def reset_secmaster(settings: Settings) -> None:
-    from tickflow.reference.sources import secmaster_connection, seed_secmaster
-
-    with secmaster_connection(settings) as connection:
-        connection.execute("DROP TABLE IF EXISTS instruments")
-    seed_secmaster(settings)
-
-
-def prepare_reference_sources(settings: Settings) -> None:
-    """Migrated warehouse, a known universe in the source systems and one good load to compare with
-    (a deliberate re-baseline: earlier tests may have left a different universe)."""
-    from tests.support.stack import tickflow
-    from tickflow.sources.landing import write_reference
-    from tickflow.sources.universe import build_universe, fx_rates
-
-    assert tickflow("hive", "migrate", check=False).returncode == 0
-    write_reference(settings, build_universe(500, 7), fx_rates(7))  # the demo's universe
-    reset_secmaster(settings)
-    baseline = tickflow("reference", "refresh", "--max-drop", "1", check=False)
-    assert baseline.returncode == 0, baseline.stderr

@@ -1,12 +1,14 @@
 """The pytest plugin of tests that need the real local stack (integration and e2e): fixtures and helpers.
 
 The stack is started once per session through the same command a person uses
-(``tickflow stack up``); if it was already running it is reused and left running, otherwise
-it is stopped at the end of the session. Registered in tests/conftest.py.
+(``tickflow stack up``). A stack that was entirely stopped is stopped again at the end of the
+session; one that was running, even in part, is completed if needed and left running.
+Registered in tests/conftest.py.
 """
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import uuid
@@ -32,16 +34,17 @@ def tickflow(*args: str, check: bool = True, env: dict[str, str] | None = None) 
 
 
 def _stack_up(settings: Settings, services: list[str]) -> Iterator[Settings]:
-    """Reuse the services (and their dependencies) when all are healthy, else start them and stop them
-    at the end. With no names: the whole stack."""
+    """Reuse the services (and their dependencies) when all are healthy, else start what is missing.
+    At the end, stop them only if every one was stopped before: a stack somebody was using, even half
+    up, is left running. With no names: the whole stack."""
     stack = supervisor(settings)
-    already_up = all(stack.status(s.name).state is State.HEALTHY for s in stack.ordered(services or None))
-    if not already_up:
+    states = {stack.status(s.name).state for s in stack.ordered(services or None)}
+    if states != {State.HEALTHY}:
         result = tickflow("stack", "up", *services, check=False)
         if result.returncode != 0:
             pytest.fail(f"tickflow stack up {' '.join(services)} failed:\n{result.stdout}\n{result.stderr}")
     yield settings
-    if not already_up:
+    if states == {State.STOPPED}:
         tickflow("stack", "down", *services, check=False)
 
 
@@ -88,6 +91,8 @@ def spark(stack: Settings) -> Iterator[SparkSession]:
     session = spark_session(stack, "tickflow-tests", extra=stream_conf(StreamSettings()))
     yield session
     session.stop()
+    # py4j says goodbye at interpreter exit, when pytest has closed the stream its handler writes to.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 def hive_query(settings: Settings, *statements: str) -> list[tuple[object, ...]]:

@@ -10,7 +10,12 @@
   holds the history consumers query, the topic is for live consumers and replays.
 - ``md.dlq``: 3 partitions (low volume), 30 days, so a person has time to look at
   rejected input and replay it after a fix.
-All three use ``compression.type=producer`` (keep what the producer chose, lz4) and
+- ``md.enriched.dlq``: what the HBase sink (Kafka Connect) could not write: the original bytes,
+  with Connect's error context (reason, source topic/partition/offset) in headers. Its own topic,
+  not ``md.dlq``: a record here was valid input that the stream published, so it is replayed into
+  HBase (not into the stream) after a fix, and Connect's headers differ from the stream's.
+  3 partitions, 30 days, like ``md.dlq``.
+All four use ``compression.type=producer`` (keep what the producer chose, lz4) and
 ``message.timestamp.type=CreateTime`` (producers' timestamps, used for latency).
 """
 
@@ -49,7 +54,8 @@ class TopicSpec:
 EVENTS = TopicSpec("md.events", 12, 7 * DAY_MS)
 ENRICHED = TopicSpec("md.enriched", 12, 3 * DAY_MS)
 DLQ = TopicSpec("md.dlq", 3, 30 * DAY_MS)
-TOPICS = (EVENTS, ENRICHED, DLQ)
+SINK_DLQ = TopicSpec("md.enriched.dlq", 3, 30 * DAY_MS)
+TOPICS = (EVENTS, ENRICHED, DLQ, SINK_DLQ)
 
 
 @dataclass(frozen=True)

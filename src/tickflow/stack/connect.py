@@ -1,13 +1,71 @@
-"""Kafka Connect in distributed mode; its plugins live in ``<state>/connect/plugins``."""
+"""Kafka Connect in distributed mode; its plugins live in ``<state>/connect/plugins``.
+
+**The project's own plugins** (``connectors/<name>/``, Maven projects) are built and installed by
+``prepare``, i.e. at every ``stack up`` that starts the worker: ``mvn package -DskipTests`` runs only
+when the sources (``src/`` and ``pom.xml``) changed since the last install (a SHA-256 of them is kept
+beside the plugin path), and the build's ``target/plugin/`` replaces
+``plugins/tickflow-<name>/`` as a whole, so no jar of an older build lingers on the worker's
+classpath. Maven caches in ``~/.m2``, so a rebuild needs no network once the dependencies are there.
+A worker that is already running keeps the jars it loaded: stop it and ``stack up connect`` again.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
 
-from tickflow.stack.jvm import CONSOLE_LOG4J2, JvmService
+from tickflow.stack.base import StackError
+from tickflow.stack.jvm import ADD_OPENS, CONSOLE_LOG4J2, JvmService
+from tickflow.stack.tooling import _mvn
+
+# Maven projects under settings.connectors_dir that the worker gets as plugins.
+PLUGINS = ("hbase-sink",)
+
+
+def source_digest(project: Path) -> str:
+    """SHA-256 of a Maven project's sources and pom (paths and contents), to tell whether to rebuild."""
+    digest = hashlib.sha256()
+    files = [project / "pom.xml", *sorted(p for p in (project / "src").rglob("*") if p.is_file())]
+    for path in files:
+        digest.update(path.relative_to(project).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def install_plugin(project: Path, plugin_path: Path, log: Path) -> bool:
+    """Build ``project`` when its sources changed and put its ``target/plugin/`` into ``plugin_path`` as
+    ``tickflow-<project name>/``; True if it was (re)installed."""
+    target = plugin_path / f"tickflow-{project.name}"
+    stamp = plugin_path.parent / f"tickflow-{project.name}.sha256"
+    digest = source_digest(project)
+    if target.is_dir() and any(target.glob("*.jar")) and stamp.is_file() and stamp.read_text().strip() == digest:
+        return False
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as out:
+        build = subprocess.run(
+            [_mvn(), "-B", "-q", "-Dstyle.color=never", "-DskipTests", "-f", str(project / "pom.xml"), "package"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+    built = project / "target" / "plugin"
+    if build.returncode != 0 or not any(built.glob("*.jar")):
+        raise StackError(
+            f"Building the Connect plugin {project.name} with Maven failed (exit {build.returncode}): "
+            f"read {log} for the cause, fix it and run `tickflow stack up connect` again."
+        )
+    staging = plugin_path.parent / f".staging-{project.name}"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(built, staging)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    stamp.write_text(digest + "\n")
+    return True
 
 
 class Connect(JvmService):
@@ -36,6 +94,17 @@ class Connect(JvmService):
             f"org.apache.logging.log4j:log4j-slf4j-impl:{log4j}",
         ]
 
+    def jvm_options(self) -> list[str]:
+        # The HBase client in the sink reads primitives through Unsafe (java.nio.Bits), like the servers.
+        return [*super().jvm_options(), *ADD_OPENS]
+
+    def prepare(self) -> None:
+        super().prepare()
+        for name in PLUGINS:
+            project = self.settings.connectors_dir / name
+            if (project / "pom.xml").is_file():  # absent from an installed package without the checkout
+                install_plugin(project, self.plugin_path, self.paths.log(f"{self.name}-plugin-{name}-build"))
+
     def write_config(self) -> None:
         self.plugin_path.mkdir(parents=True, exist_ok=True)
         (self.home / "log4j2.properties").write_text(CONSOLE_LOG4J2)
@@ -57,6 +126,8 @@ rest.advertised.host.name={self.settings.host}
 rest.advertised.port={self.settings.ports.connect}
 plugin.path={self.plugin_path}
 plugin.discovery=service_load
+# connectors may tune their own consumers (consumer.override.*: the HBase sink's max.poll.records)
+connector.client.config.override.policy=All
 """
         )
 

@@ -26,7 +26,9 @@ import org.apache.avro.generic.GenericRecord;
  *   <li>a field {@code X} is <em>filled</em> when the schema also has {@code X_as_of}: in latest it goes to
  *       family {@code f} with the as-of time (ms) as cell timestamp, and {@code X_as_of} itself is not written
  *       there;</li>
- *   <li>every other field goes to latest family {@code e} at the event time (ms);</li>
+ *   <li>every other field, {@code instrument_id} and {@code event_time} included, goes to latest family
+ *       {@code e} at the event time (ms), as {@code tickflow.hbase.layout} (the Python side, the contract)
+ *       specifies;</li>
  *   <li>history family {@code h} gets every non-null field, as-of fields included, at the event time (ms).</li>
  * </ul>
  * Null fields write nothing. Values are encoded as HBase's {@code Bytes.toBytes} would: see {@link #encode}.
@@ -180,10 +182,10 @@ public final class RecordMapper {
                     latest.add(new HCell(FAMILY_FILLED, name, ts, bytes));
                     break;
                 }
+                case KEY:
                 case OTHER:
                     latest.add(new HCell(FAMILY_OTHER, name, eventTimeMs, bytes));
                     break;
-                case KEY:
                 case AS_OF:
                 default:
                     break;

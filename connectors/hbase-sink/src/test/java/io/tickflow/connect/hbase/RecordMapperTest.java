@@ -71,8 +71,8 @@ class RecordMapperTest {
     void nullFieldsWriteNothing() {
         RecordMapper.Mapped m = mapper.map(TestRecords.minimal(SCHEMA, INSTRUMENT, T0));
         assertTrue(columns(m.latestCells(), "f").isEmpty());
-        assertEquals(Set.of("event_time", "event_count", "enriched", "ingest_time", "processed_time", "batch_id"),
-                columns(m.latestCells(), "e"));
+        assertEquals(Set.of("instrument_id", "event_time", "event_count", "enriched", "ingest_time",
+                "processed_time", "batch_id"), columns(m.latestCells(), "e"));
         assertEquals(Set.of("instrument_id", "event_time", "event_count", "enriched", "ingest_time",
                 "processed_time", "batch_id"), columns(m.historyCells(), "h"));
         assertNull(cell(m.historyCells(), "h", "bid_price"));
@@ -83,14 +83,17 @@ class RecordMapperTest {
     void otherFieldsGoToFamilyEAtTheEventTimeInMillis() {
         RecordMapper.Mapped m = mapper.map(TestRecords.full(SCHEMA, INSTRUMENT, T0 + 999));
         long eventMs = T0 / 1000;
-        assertEquals(Set.of("event_time", "event_count", "enriched", "symbol", "currency", "lot_size", "tick_size",
-                "mid", "ingest_time", "processed_time", "batch_id"), columns(m.latestCells(), "e"));
+        assertEquals(Set.of("instrument_id", "event_time", "event_count", "enriched", "symbol", "currency",
+                "lot_size", "tick_size", "mid", "ingest_time", "processed_time", "batch_id"),
+                columns(m.latestCells(), "e"));
         for (HCell c : m.latestCells()) {
             if (c.family().equals("e")) {
                 assertEquals(eventMs, c.timestamp(), c.toString());
             }
         }
-        assertNull(cell(m.latestCells(), "e", "instrument_id"), "the row key is not repeated as a column");
+        // as tickflow.hbase.layout (the contract) has it: the row key and the event time are columns of e too
+        assertArrayEquals(Bytes.toBytes(INSTRUMENT), cell(m.latestCells(), "e", "instrument_id").value());
+        assertArrayEquals(Bytes.toBytes(T0 + 999), cell(m.latestCells(), "e", "event_time").value());
     }
 
     @Test
@@ -282,5 +285,53 @@ class RecordMapperTest {
     void enumAndUtf8ValuesFromTheDecoderEncodeLikeStrings() {
         Schema enumSchema = SCHEMA.getField("trade_side").schema().getTypes().get(1);
         assertArrayEquals(Bytes.toBytes("buy"), RecordMapper.encode(new GenericData.EnumSymbol(enumSchema, "buy")));
+    }
+
+    /**
+     * The columns of md:latest for a record with every field set, family by family, exactly as
+     * {@code tickflow.hbase.layout.EventLayout} (filled / extra) lists them for the same schema file:
+     * the Python side is the contract the serving API and the reconciliation read with.
+     */
+    @Test
+    void latestColumnsAreThoseOfThePythonLayout() {
+        GenericRecord r = TestRecords.full(SCHEMA, INSTRUMENT, T0);
+        for (Schema.Field f : SCHEMA.getFields()) {
+            if (r.get(f.pos()) == null) {
+                r.put(f.pos(), anyValue(f.schema()));
+            }
+        }
+        RecordMapper.Mapped m = mapper.map(r);
+        assertEquals(Set.of("bid_price", "bid_size", "ask_price", "ask_size", "last_price", "close_price",
+                "reference_price", "trade_id", "trade_price", "trade_size", "trade_side"),
+                columns(m.latestCells(), "f"));
+        assertEquals(Set.of("instrument_id", "event_time", "event_count", "enriched", "symbol", "instrument_name",
+                "exchange", "currency", "asset_class", "sector", "lot_size", "tick_size", "reference_version", "mid",
+                "spread", "spread_bps", "trade_notional", "fx_rate_usd", "mid_usd", "last_price_usd",
+                "trade_notional_usd", "ingest_time", "processed_time", "batch_id"), columns(m.latestCells(), "e"));
+        assertEquals(SCHEMA.getFields().size() - 11, m.latestCells().size(), "every as-of field is left out");
+        assertEquals(SCHEMA.getFields().size(), m.historyCells().size(), "history holds every field");
+    }
+
+    private static Object anyValue(Schema schema) {
+        if (schema.getType() == Schema.Type.UNION) {
+            return anyValue(schema.getTypes().stream().filter(t -> t.getType() != Schema.Type.NULL).findFirst()
+                    .orElseThrow());
+        }
+        switch (schema.getType()) {
+            case STRING:
+                return "x";
+            case LONG:
+                return 7L;
+            case INT:
+                return 7;
+            case DOUBLE:
+                return 7.5;
+            case BOOLEAN:
+                return true;
+            case ENUM:
+                return new GenericData.EnumSymbol(schema, schema.getEnumSymbols().get(0));
+            default:
+                throw new IllegalArgumentException("no test value for " + schema);
+        }
     }
 }

@@ -1,0 +1,174 @@
+"""A small client of Kafka Connect's REST API: put a connector's config, read its state, delete it.
+
+Connect's distributed herder answers 409 while the workers rebalance (a config just written, a
+worker joining); those calls are retried for a few seconds. Everything else that goes wrong is
+one sentence naming the worker and what to do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from tickflow.errors import TickflowError
+
+RUNNING = "RUNNING"
+FAILED = "FAILED"
+
+
+class ConnectError(TickflowError):
+    """Kafka Connect refused a request or did not answer."""
+
+
+@dataclass(frozen=True)
+class TaskState:
+    id: int
+    state: str
+    worker_id: str
+    trace: str | None = None
+
+    @property
+    def reason(self) -> str | None:
+        """The first line of a failed task's trace (the exception and its message)."""
+        return self.trace.strip().splitlines()[0] if self.trace and self.trace.strip() else None
+
+
+@dataclass(frozen=True)
+class ConnectorStatus:
+    name: str
+    state: str
+    worker_id: str
+    tasks: tuple[TaskState, ...]
+    trace: str | None = None
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> ConnectorStatus:
+        connector = body["connector"]
+        tasks = tuple(
+            TaskState(int(t["id"]), t["state"], t.get("worker_id", ""), t.get("trace"))
+            for t in sorted(body.get("tasks", []), key=lambda t: int(t["id"]))
+        )
+        return cls(body["name"], connector["state"], connector.get("worker_id", ""), tasks, connector.get("trace"))
+
+    @property
+    def running(self) -> bool:
+        return self.state == RUNNING and bool(self.tasks) and all(t.state == RUNNING for t in self.tasks)
+
+    @property
+    def failures(self) -> list[str]:
+        """One line per failed part: the connector or a task, with the first line of its trace."""
+        lines = []
+        if self.state == FAILED:
+            first = self.trace.strip().splitlines()[0] if self.trace and self.trace.strip() else "no trace"
+            lines.append(f"connector {self.name}: {first}")
+        lines += [f"task {t.id}: {t.reason or 'no trace'}" for t in self.tasks if t.state == FAILED]
+        return lines
+
+
+class ConnectClient:
+    """Kafka Connect's REST API at ``url`` (a distributed worker; any worker of the cluster will do)."""
+
+    def __init__(self, url: str, timeout_s: float = 15.0, rebalance_wait_s: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.rebalance_wait_s = rebalance_wait_s
+
+    def _request(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        deadline = time.monotonic() + self.rebalance_wait_s
+        while True:
+            try:
+                response = httpx.request(method, f"{self.url}{path}", json=body, timeout=self.timeout_s)
+            except httpx.HTTPError as error:
+                raise ConnectError(
+                    f"Kafka Connect at {self.url} did not answer ({type(error).__name__}): "
+                    "start it with `tickflow stack up connect`."
+                ) from error
+            if response.status_code != 409 or time.monotonic() > deadline:
+                return response
+            time.sleep(0.5)  # rebalancing: the herder takes requests again in a moment
+
+    @staticmethod
+    def _message(response: httpx.Response) -> str:
+        try:
+            return str(response.json().get("message", response.text))
+        except ValueError:
+            return response.text
+
+    def put_config(self, name: str, config: Mapping[str, str]) -> bool:
+        """Create or update connector ``name``; True if it was created."""
+        response = self._request("PUT", f"/connectors/{name}/config", dict(config))
+        if response.status_code in (200, 201):
+            return response.status_code == 201
+        message = self._message(response)
+        if "Failed to find any class that implements Connector" in message:
+            raise ConnectError(
+                f"The Connect worker at {self.url} has no plugin {config.get('connector.class')}: restart it "
+                "(`tickflow stack down connect && tickflow stack up connect`) so that it installs the plugin."
+            )
+        raise ConnectError(f"Kafka Connect refused the config of {name} (HTTP {response.status_code}): {message}")
+
+    def status(self, name: str) -> ConnectorStatus | None:
+        """The connector's and its tasks' states, or None when there is no such connector."""
+        response = self._request("GET", f"/connectors/{name}/status")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise ConnectError(
+                f"Kafka Connect did not give the status of {name} (HTTP {response.status_code}): "
+                f"{self._message(response)}"
+            )
+        return ConnectorStatus.from_json(response.json())
+
+    def task_configs(self, name: str) -> list[dict[str, str]]:
+        response = self._request("GET", f"/connectors/{name}/tasks")
+        if response.status_code != 200:
+            return []
+        return [task["config"] for task in response.json()]
+
+    def delete(self, name: str) -> bool:
+        """Delete connector ``name`` (its committed offsets stay in Connect's offsets topic); True if it existed."""
+        response = self._request("DELETE", f"/connectors/{name}")
+        if response.status_code in (200, 204):
+            return True
+        if response.status_code == 404:
+            return False
+        raise ConnectError(f"Kafka Connect did not delete {name} (HTTP {response.status_code}): "
+                           f"{self._message(response)}")  # fmt: skip
+
+    def wait_running(
+        self, name: str, config: Mapping[str, str], tasks: int, timeout_s: float, poll_s: float = 0.5
+    ) -> ConnectorStatus:
+        """Wait until the connector and ``tasks`` tasks run with ``config``; fail at the first failed part."""
+        deadline = time.monotonic() + timeout_s
+        last: ConnectorStatus | None = None
+        while True:
+            last = self.status(name)
+            if last is not None:
+                if last.failures:
+                    raise ConnectError(
+                        f"Connector {name} failed on worker {last.worker_id or '?'}: {'; '.join(last.failures)} "
+                        f"(the worker's log has the whole trace: `tickflow stack logs connect`)."
+                    )
+                if last.running and len(last.tasks) == tasks and self._tasks_have(name, config):
+                    return last
+            if time.monotonic() > deadline:
+                states = (
+                    "not created"
+                    if last is None
+                    else f"{last.state}, tasks " + (", ".join(f"{t.id} {t.state}" for t in last.tasks) or "none")
+                )
+                raise ConnectError(
+                    f"Connector {name} was not running with {tasks} task(s) within {timeout_s:.0f}s ({states}): "
+                    "read the worker's log (`tickflow stack logs connect`)."
+                )
+            time.sleep(poll_s)
+
+    def _tasks_have(self, name: str, config: Mapping[str, str]) -> bool:
+        """True when every task was configured from ``config`` (not a previous version still running)."""
+        configs = self.task_configs(name)
+        keys = [k for k in config if k != "tasks.max"]
+        return bool(configs) and all(all(c.get(k) == config[k] for k in keys) for c in configs)

@@ -1,0 +1,66 @@
+"""The Connect service builds the project's plugins only when their sources changed, and replaces them whole."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tickflow.stack import connect
+from tickflow.stack.base import StackError
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "connectors" / "hbase-sink"
+    (root / "src" / "main").mkdir(parents=True)
+    (root / "pom.xml").write_text("<project/>")
+    (root / "src" / "main" / "Sink.java").write_text("class Sink {}")
+    return root
+
+
+@pytest.fixture
+def builds(monkeypatch: pytest.MonkeyPatch, project: Path) -> list[list[str]]:
+    """A fake Maven whose build leaves one jar, named after the number of builds so far."""
+    calls: list[list[str]] = []
+
+    def run(args: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        calls.append(args)
+        out = project / "target" / "plugin"
+        out.mkdir(parents=True, exist_ok=True)
+        for old in out.glob("*.jar"):
+            old.unlink()
+        (out / f"build-{len(calls)}.jar").write_text("jar")
+        return subprocess.CompletedProcess(args, 0)
+
+    monkeypatch.setattr(connect, "_mvn", lambda: "mvn")
+    monkeypatch.setattr(subprocess, "run", run)
+    return calls
+
+
+def test_builds_once_then_only_when_the_sources_change(project: Path, builds: list[list[str]], tmp_path: Path) -> None:
+    plugins, log = tmp_path / "state" / "connect" / "plugins", tmp_path / "build.log"
+    plugins.mkdir(parents=True)
+    assert connect.install_plugin(project, plugins, log)
+    assert "-DskipTests" in builds[0] and builds[0][-1] == "package"
+    assert not connect.install_plugin(project, plugins, log), "unchanged sources: no build"
+    assert len(builds) == 1
+
+    (project / "src" / "main" / "Sink.java").write_text("class Sink { int x; }")
+    assert connect.install_plugin(project, plugins, log)
+    assert [p.name for p in (plugins / "tickflow-hbase-sink").iterdir()] == ["build-2.jar"], "old jars are gone"
+
+
+def test_a_failed_build_names_its_log(project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(connect, "_mvn", lambda: "mvn")
+    monkeypatch.setattr(subprocess, "run", lambda args, **_: subprocess.CompletedProcess(args, 1))
+    with pytest.raises(StackError, match=r"build\.log"):
+        connect.install_plugin(project, tmp_path / "plugins", tmp_path / "build.log")
+
+
+def test_the_digest_covers_sources_and_pom(project: Path) -> None:
+    before = connect.source_digest(project)
+    (project / "pom.xml").write_text("<project><version>2</version></project>")
+    assert connect.source_digest(project) != before

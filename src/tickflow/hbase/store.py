@@ -21,6 +21,7 @@ from thriftpy2.transport import TTransportException
 
 from tickflow.errors import TickflowError
 from tickflow.hbase.layout import (
+    EXTRA_FAMILY,
     FILLED_FAMILY,
     HISTORY,
     LATEST,
@@ -147,3 +148,17 @@ class MarketDataStore:
             values["instrument_id"], values["event_time"] = parse_history_row_key(row)
             records.append(values)
         return records
+
+    def ping(self) -> None:
+        """A round trip through the Thrift server to the master (raises HBaseUnavailable when it fails)."""
+        self._call(lambda connection: connection.tables())
+
+    def scan_latest(self, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Every instrument in md:latest with those of ``fields`` it has: for listings (hundreds of rows),
+        not for hot paths."""
+        columns = [f"{FILLED_FAMILY if f in self.layout.filled else EXTRA_FAMILY}:{f}".encode() for f in fields]
+
+        def read(connection: happybase.Connection) -> list[tuple[bytes, dict[bytes, bytes]]]:
+            return list(connection.table(LATEST).scan(columns=columns or None))
+
+        return {row.decode(): self.layout.decode_cells(cells) for row, cells in self._call(read)}

@@ -1,0 +1,216 @@
+"""The serving API and its web page (FastAPI): instruments by selection, read from HBase through Thrift.
+
+    GET /                       the page (static/: HTML, one JS module, CSS; uPlot from npm in static/vendor/)
+    GET /api/instruments?q=     search the catalogue (reference data + md:latest) by id, symbol, name, sector
+    GET /api/latest?ids=A,B     every filled field with value, as-of and staleness, plus reference/derived/meta
+    GET /api/history/{id}       records newest first, ?start=&end= (ms since the epoch or ISO 8601) &limit=
+    GET /api/stream?ids=A,B     server-sent events: a snapshot, then only what changed, heartbeats meanwhile
+    GET /healthz                HBase reachable
+
+Errors are ``{"error": "<one sentence>"}``: 400 for a bad request, 404 for an unknown instrument, 503 when
+HBase does not answer. Every time is in ms since the epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from tickflow.hbase.layout import CellType
+from tickflow.hbase.store import HBaseUnavailable, Latest, MarketDataStore
+from tickflow.serving.catalogue import Catalogue, instruments_from_hbase, instruments_from_hive
+from tickflow.serving.model import (
+    Instrument,
+    RequestError,
+    check_instrument_id,
+    diff_states,
+    history_query,
+    parse_selection,
+    row_state,
+    with_staleness,
+)
+from tickflow.serving.settings import ServingSettings
+from tickflow.settings import Settings
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+VENDOR_FILES = ("uPlot.iife.min.js", "uPlot.min.css")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def create_app(
+    settings: Settings | None = None,
+    serving: ServingSettings | None = None,
+    store: MarketDataStore | None = None,
+    catalogue: Catalogue | None = None,
+) -> FastAPI:
+    """The app; tests pass their own store or catalogue, ``tickflow serve`` none."""
+    settings = settings or Settings()
+    serving = serving or ServingSettings()
+    store = store or MarketDataStore(settings, pool_size=8, retry_s=serving.hbase_retry_s)
+    if catalogue is None:
+        hive = (lambda: instruments_from_hive(settings)) if serving.reference_from_hive else None
+        catalogue = Catalogue(hive, lambda: instruments_from_hbase(store))
+    layout = store.layout
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        missing = [name for name in VENDOR_FILES if not (STATIC / "vendor" / name).exists()]
+        if missing:
+            log.warning("static/vendor lacks %s: the page shows no chart until `make setup` fetches uPlot.", missing)
+        await anyio.to_thread.run_sync(catalogue.start, serving.reference_refresh_s)
+        try:
+            yield
+        finally:
+            catalogue.stop()
+
+    app = FastAPI(title="tickflow serving", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(RequestError)
+    async def refused(_: Request, error: RequestError) -> JSONResponse:
+        return _error(error.status, str(error))
+
+    @app.exception_handler(HBaseUnavailable)
+    async def hbase_down(_: Request, error: HBaseUnavailable) -> JSONResponse:
+        return _error(503, str(error))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        if error.status_code == 404:
+            path = request.url.path
+            return _error(404, f"Nothing is served at {path}: see GET / for the page, /api/docs for the API.")
+        return _error(error.status_code, str(error.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "the request"
+        return _error(400, f"{where}: {first.get('msg', 'invalid')}.")
+
+    def lookup(ids: list[str]) -> dict[str, Latest]:
+        """The newest state of each id; 404 for an id neither reference data nor md:latest knows."""
+        found = store.latest(ids)
+        unknown = [i for i in ids if i not in found and catalogue.get(i) is None]
+        if unknown:
+            raise RequestError(
+                f"Unknown instrument{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
+                "find ids with /api/instruments?q=<symbol or name>.",
+                status=404,
+            )
+        new = [i for i in found if catalogue.get(i) is None]
+        if new:
+            catalogue.add([Instrument.seen(i, found[i].values) for i in new])
+        return found
+
+    def snapshot(ids: list[str], found: dict[str, Latest]) -> dict[str, Any]:
+        now = now_ms()
+        return {
+            "now": now,
+            "instruments": [with_staleness(i, row_state(found[i], layout), now) for i in ids if i in found],
+            "missing": [i for i in ids if i not in found],  # known, but nothing stored for it yet
+        }
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        store.ping()
+        return {"status": "ok", "hbase": store.address, "instruments": len(catalogue), "catalogue": catalogue.source}
+
+    @app.get("/api/instruments")
+    def instruments(
+        q: Annotated[str, Query(max_length=100)] = "", limit: Annotated[int, Query(ge=1, le=200)] = 20
+    ) -> dict[str, Any]:
+        return {"instruments": [i.as_json() for i in catalogue.search(q, limit)], "catalogue": catalogue.source}
+
+    @app.get("/api/latest")
+    def latest(ids: str | None = None) -> dict[str, Any]:
+        selection = parse_selection(ids, serving.max_selection)
+        return snapshot(selection, lookup(selection))
+
+    @app.get("/api/history/{instrument_id}")
+    def history(
+        instrument_id: str, start: str | None = None, end: str | None = None, limit: int | None = None
+    ) -> dict[str, Any]:
+        check_instrument_id(instrument_id)
+        query = history_query(start, end, limit, serving.history_limit, serving.history_max_limit)
+        records = store.history(instrument_id, query.since_us, query.until_us, query.limit)
+        if not records:
+            lookup([instrument_id])  # 404 when nobody knows it; else it has no records in this range
+        return {"instrument_id": instrument_id, "records": [_history_record(layout.types, r) for r in records]}
+
+    @app.get("/api/stream")
+    async def stream(request: Request, ids: str | None = None) -> StreamingResponse:
+        selection = parse_selection(ids, serving.max_selection)
+        first = await anyio.to_thread.run_sync(lookup, selection)
+        return StreamingResponse(
+            _feed(request, selection, first),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def _feed(request: Request, selection: list[str], first: dict[str, Latest]) -> AsyncIterator[str]:
+        """Polls md:latest (one multi-get for the whole selection) and sends what changed."""
+        opened = time.monotonic()
+        states = {i: row_state(latest, layout) for i, latest in first.items()}
+        yield "retry: 2000\n\n" + sse("snapshot", snapshot(selection, first))
+        last_sent, updates = time.monotonic(), 0
+        try:
+            while not await request.is_disconnected():
+                await anyio.sleep(serving.poll_ms / 1000)
+                try:
+                    found = await anyio.to_thread.run_sync(store.latest, selection)
+                except HBaseUnavailable as error:
+                    yield sse("problem", {"now": now_ms(), "error": str(error)})
+                    last_sent = time.monotonic()
+                    continue
+                current = {i: row_state(latest, layout) for i, latest in found.items()}
+                changes = diff_states(states, current)
+                states = current
+                if changes:
+                    updates += 1
+                    yield sse("update", {"now": now_ms(), "instruments": changes})
+                    last_sent = time.monotonic()
+                elif time.monotonic() - last_sent >= serving.heartbeat_s:
+                    yield sse("heartbeat", {"now": now_ms()})
+                    last_sent = time.monotonic()
+        finally:
+            log.info(
+                "live feed of %s closed after %.1fs, %d updates",
+                ",".join(selection),
+                time.monotonic() - opened,
+                updates,
+            )
+
+    return app
+
+
+def _history_record(types: Mapping[str, CellType], record: dict[str, Any]) -> dict[str, Any]:
+    """A md:history record with its times in ms (event_time comes from the row key, in µs)."""
+    return {k: v // 1000 if types.get(k) is CellType.TIMESTAMP or k == "event_time" else v for k, v in record.items()}

@@ -15,7 +15,18 @@ DEMO_RATE ?= 10000
 
 .PHONY: setup demo test unit dags integration e2e lint stack-up stack-down stack-status clean
 
-setup: $(STAMP)
+# The serving page's front-end libraries (uPlot) from npm, pinned by web/package-lock.json, copied into the
+# package (git-ignored): the page never loads anything from a CDN. Needs Node.js and npm.
+VENDOR  := src/tickflow/serving/static/vendor
+
+setup: $(STAMP) $(VENDOR)/.installed
+
+$(VENDOR)/.installed: web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the serving page's chart library: apt-get install npm."; exit 1; }
+	cd web && npm ci --omit=dev --quiet --no-audit --no-fund
+	mkdir -p $(VENDOR)
+	cp web/node_modules/uplot/dist/uPlot.iife.min.js web/node_modules/uplot/dist/uPlot.min.css $(VENDOR)/
+	touch $@
 
 # Java 17+ and Maven must be on the machine (see README); everything else comes from PyPI and Maven Central.
 $(STAMP): requirements.txt pyproject.toml
@@ -32,18 +43,24 @@ demo: setup
 	$(BIN)/tickflow smoke
 	$(BIN)/tickflow topics create
 	$(BIN)/tickflow schemas register
+	$(BIN)/tickflow connect deploy
 	$(BIN)/tickflow hive migrate
 	$(BIN)/tickflow reference seed
 	$(BIN)/tickflow reference refresh --max-drop 1
 	$(BIN)/tickflow simulate --rate 100000 --duration $(DEMO_SECONDS)
 	@$(BIN)/tickflow stack login
 	@echo "Now the simulators at $(DEMO_RATE) events/s (what the stream sustains beside them here) and the enrichment stream, until Ctrl-C:"
+	@echo "The live page: http://127.0.0.1:$${TICKFLOW_PORT_SERVING:-8000}/ (log .tickflow/logs/serve.log)"
 	@$(BIN)/tickflow simulate --rate $(DEMO_RATE) > .tickflow/logs/demo-simulate.log 2>&1 & sim=$$!; \
-	  trap "kill $$sim 2>/dev/null" EXIT INT TERM; \
+	  $(BIN)/tickflow serve > .tickflow/logs/serve.log 2>&1 & serve=$$!; \
+	  trap "kill $$sim $$serve 2>/dev/null" EXIT INT TERM; \
 	  $(BIN)/tickflow stream --samples 2
 
+# The sink's JUnit tests, then pytest cheapest first (the DAG tests set AIRFLOW_HOME before anything
+# imports Airflow) and tests/e2e last, after the DAGs they drive have run once (tests/e2e/test_airflow_ui.py).
 test: setup
-	$(BIN)/pytest --durations=25 tests
+	mvn -q -f connectors/hbase-sink/pom.xml test
+	$(BIN)/pytest --durations=25 tests/dags tests/unit tests/integration tests/e2e
 
 unit: setup
 	$(BIN)/pytest tests/unit

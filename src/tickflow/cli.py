@@ -16,6 +16,7 @@ from rich.table import Table
 
 from tickflow.errors import TickflowError
 from tickflow.settings import Settings
+from tickflow.sinks.connect import ConnectorStatus
 from tickflow.stack import supervisor
 from tickflow.stack.base import StackPaths
 from tickflow.stack.supervisor import ServiceStatus, State
@@ -34,6 +35,8 @@ reference_app = typer.Typer(help="Reference data: source systems and the refresh
 app.add_typer(reference_app, name="reference")
 hbase_app = typer.Typer(help="The market-data tables in HBase (through its Thrift server).", no_args_is_help=True)
 app.add_typer(hbase_app, name="hbase")
+connect_app = typer.Typer(help="Kafka Connect connectors: the HBase sink of md.enriched.", no_args_is_help=True)
+app.add_typer(connect_app, name="connect")
 
 console = Console(stderr=True, soft_wrap=True)
 ServiceNames = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
@@ -167,6 +170,30 @@ def hbase_tables() -> None:
         )
         raise typer.Exit(1) from None
     console.print(table)
+
+
+@app.command()
+def serve(
+    port: Annotated[int | None, typer.Option(help="Default: TICKFLOW_PORT_SERVING (8000).")] = None,
+    host: Annotated[str | None, typer.Option(help="Default: TICKFLOW_HOST (loopback).")] = None,
+) -> None:
+    """Serve the API and the live web page (instruments by selection, read from HBase) until Ctrl-C."""
+    import logging
+
+    import uvicorn
+
+    from tickflow.serving.app import create_app
+    from tickflow.stack.supervisor import port_in_use
+
+    settings = Settings()
+    host, port = host or settings.host, port or settings.ports.serving
+    if port_in_use(host, port):
+        console.print(f"[bold red]error:[/] port {port} on {host} is taken: stop what listens there or pass --port.")
+        raise typer.Exit(1)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("happybase").setLevel(logging.WARNING)  # a line per reconnect while HBase is down
+    console.print(f"serving the live page at http://{host}:{port}/ (API docs at /api/docs); Ctrl-C stops it")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
 @app.command()
@@ -490,6 +517,59 @@ def snapshot(snapshot_id: Annotated[str | None, typer.Option(help="Default: the 
         finally:
             spark.stop()
     console.print(f"state snapshot {taken}: {instruments} instruments in ops.state_snapshots")
+
+
+def _print_connector(status: ConnectorStatus) -> None:
+    colours = {"RUNNING": "green", "FAILED": "red", "PAUSED": "yellow", "UNASSIGNED": "yellow"}
+    table = Table(title=f"connector {status.name}")
+    for column in ("part", "state", "worker", "trace (first line)"):
+        table.add_column(column)
+    parts = [("connector", status.state, status.worker_id, status.failures[0] if status.state == "FAILED" else "")]
+    parts += [(f"task {t.id}", t.state, t.worker_id, t.reason or "") for t in status.tasks]
+    for part, state, worker, trace in parts:
+        table.add_row(part, f"[{colours.get(state, 'dim')}]{state}[/]", worker, trace)
+    console.print(table)
+
+
+@connect_app.command("deploy")
+def connect_deploy() -> None:
+    """Create or update the HBase sink (TICKFLOW_HBASE_SINK_* settings) and wait until its tasks run."""
+    from tickflow.sinks.hbase import HBaseSinkSettings, deploy
+
+    sink = HBaseSinkSettings()
+    with speaking_errors():
+        status = deploy(Settings(), sink)
+    _print_connector(status)
+    console.print(
+        f"[green]{sink.name}[/]: {sink.topic} -> HBase md:latest, md:history; bad records -> {sink.dlq_topic}"
+    )
+
+
+@connect_app.command("status")
+def connect_status() -> None:
+    """The HBase sink's connector and task states; exits 1 unless everything runs."""
+    from tickflow.sinks.hbase import HBaseSinkSettings, status
+
+    sink = HBaseSinkSettings()
+    with speaking_errors():
+        found = status(Settings(), sink)
+    if found is None:
+        console.print(f"connector {sink.name} is not deployed: `tickflow connect deploy` creates it")
+        raise typer.Exit(1)
+    _print_connector(found)
+    if not found.running:
+        raise typer.Exit(1)
+
+
+@connect_app.command("delete")
+def connect_delete() -> None:
+    """Delete the HBase sink; its committed offsets stay, so a later deploy resumes where it stopped."""
+    from tickflow.sinks.hbase import HBaseSinkSettings, delete
+
+    sink = HBaseSinkSettings()
+    with speaking_errors():
+        existed = delete(Settings(), sink)
+    console.print(f"connector {sink.name} {'deleted' if existed else 'was not deployed'}")
 
 
 SAMPLE_FIELDS = ("instrument_id", "event_time", "bid_price", "ask_price", "last_price", "trade_price", "sector",

@@ -37,6 +37,7 @@ class StackPorts(BaseSettings):
     hbase_master: int = 16000
     hbase_regionserver: int = 16020
     hbase_thrift: int = 9090
+    serving: int = 8000  # `tickflow serve`: the serving API and its web page
 
 
 class Settings(BaseSettings):
@@ -53,6 +54,11 @@ class Settings(BaseSettings):
     )
     hive_ddl_dir: Path = Field(
         default=REPO_ROOT / "hive_ddl", description="Versioned HQL migrations (the checkout's hive_ddl/)."
+    )
+    connectors_dir: Path = Field(
+        default=REPO_ROOT / "connectors",
+        description="Maven projects of the Kafka Connect plugins the stack builds and installs (the checkout's "
+        "connectors/).",
     )
     host: str = LOOPBACK
     ports: StackPorts = Field(default_factory=StackPorts)

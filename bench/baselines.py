@@ -91,7 +91,7 @@ POLL_TIMEOUT_S = 0.05
 def register_output_schema(settings: Settings, output_topic: str) -> tuple[int, AvroSchema]:
     """EnrichedEvent under ``<output topic>-value``: (schema id, schema)."""
     schema = load(TOPIC_SCHEMAS["md.enriched"], settings.schemas_dir)
-    client = SchemaRegistryClient({"url": settings.registry_url})
+    client = SchemaRegistryClient(settings.registry_client_config)
     return int(client.register_schema(f"{output_topic}-value", Schema(schema.text, "AVRO"))), schema
 
 
@@ -219,7 +219,7 @@ def start_seed_design(
     """
     from tickflow.spark import kafka_reader
 
-    registry = SchemaRegistryClient({"url": settings.registry_url})
+    registry = SchemaRegistryClient(settings.registry_client_config)
     writer = str(registry.get_latest_version(f"{input_topic}-value").schema.schema_str)
     schema_id, schema = register_output_schema(settings, output_topic)
     foreach = SeedDesignBatch(settings, output_topic, writer, schema_id, schema.text)
@@ -476,7 +476,7 @@ def delete_scratch(settings: Settings, topics: list[str]) -> None:
     admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
     for deleted in admin.delete_topics(topics).values():
         deleted.result(30)  # without waiting, the client can be gone before the request is sent
-    registry = SchemaRegistryClient({"url": settings.registry_url})
+    registry = SchemaRegistryClient(settings.registry_client_config)
     for subject in (f"{topic}-value" for topic in topics):
         try:
             registry.delete_subject(subject)
@@ -502,7 +502,7 @@ def main() -> None:
     print("load average before: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     try:
         schema = load(TOPIC_SCHEMAS["md.events"], settings.schemas_dir)
-        registry = SchemaRegistryClient({"url": settings.registry_url})
+        registry = SchemaRegistryClient(settings.registry_client_config)
         schema_id = int(registry.register_schema(f"{topics['events']}-value", Schema(schema.text, "AVRO")))
         fed = run_feed(settings, FeedConfig(rate=1e9, count=args.backlog, topic=topics["events"]), schema_id)
         backlog = end_offsets(settings, topics["events"])

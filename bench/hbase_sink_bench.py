@@ -90,7 +90,7 @@ class Run:
         name = f"bench.hbase.{kind}.{self.id}"
         self.admin.create_topics([NewTopic(name, PARTITIONS, 1)])[name].result(30)
         self.topics.append(name)
-        schema_id = SchemaRegistryClient({"url": self.settings.registry_url}).register_schema(
+        schema_id = SchemaRegistryClient(self.settings.registry_client_config).register_schema(
             f"{name}-value", Schema(self.schema.text, "AVRO")
         )
         return name, compile_encoder(self.schema.definition, prefix=confluent_prefix(int(schema_id)))

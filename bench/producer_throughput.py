@@ -67,7 +67,7 @@ def main() -> None:
     create_topics(settings, (TopicSpec(topic, EVENTS.partitions, 3_600_000),))
     schema = load("tickflow.md.MarketEvent", settings.schemas_dir)
     schema_id = int(
-        SchemaRegistryClient({"url": settings.registry_url}).register_schema(
+        SchemaRegistryClient(settings.registry_client_config).register_schema(
             f"{topic}-value", Schema(schema.text, "AVRO")
         )
     )

@@ -96,7 +96,7 @@ class Topics:
     def events(self, backlog: int) -> tuple[str, int]:
         """A new input topic with ``backlog`` simulated events already in it; returns (topic, schema id)."""
         topic = self.new("events")
-        registry = SchemaRegistryClient({"url": self.settings.registry_url})
+        registry = SchemaRegistryClient(self.settings.registry_client_config)
         schema_id = int(registry.register_schema(f"{topic}-value", Schema(self.schema.text, "AVRO")))
         if backlog:
             run_feed(self.settings, FeedConfig(rate=1e9, count=backlog, topic=topic), schema_id)
@@ -213,7 +213,7 @@ def latencies_ms(settings: Settings, topic: str, skip_first_s: float = 5.0) -> l
     """Output Kafka timestamp minus ingest_time for every output record (after the first seconds)."""
     from confluent_kafka.schema_registry.avro import AvroDeserializer
 
-    deserialize = AvroDeserializer(SchemaRegistryClient({"url": settings.registry_url}))
+    deserialize = AvroDeserializer(SchemaRegistryClient(settings.registry_client_config))
     consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"bench-{uuid.uuid4().hex}",
                          "auto.offset.reset": "earliest"})  # fmt: skip
     consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])

@@ -72,7 +72,7 @@ def main() -> None:
     topic = f"bench.designs.{uuid.uuid4().hex[:6]}"
     create_topics(settings, (TopicSpec(topic, 12, 3_600_000),))
     schema = load("tickflow.md.MarketEvent", settings.schemas_dir)
-    registry = SchemaRegistryClient({"url": settings.registry_url})
+    registry = SchemaRegistryClient(settings.registry_client_config)
     schema_id = int(registry.register_schema(f"{topic}-value", Schema(schema.text, "AVRO")))
     run_feed(settings, FeedConfig(rate=1e9, count=args.events, topic=topic), schema_id)
 

@@ -492,7 +492,7 @@ class _OutputSamples:
              "auto.offset.reset": "latest", "enable.auto.commit": False}
         )  # fmt: skip
         self.consumer.subscribe([topic])
-        self.deserialize = AvroDeserializer(SchemaRegistryClient({"url": settings.registry_url}))
+        self.deserialize = AvroDeserializer(SchemaRegistryClient(settings.registry_client_config))
 
     def latest(self, count: int) -> list[dict[str, Any]]:
         messages = [m for m in self.consumer.consume(10_000, 0.2) if m.error() is None]
@@ -585,7 +585,7 @@ def _prepare_feed(settings: Settings, topic: str) -> int:
 
     create_topics(settings)
     schema = load(TOPIC_SCHEMAS["md.events"], settings.schemas_dir)
-    client = SchemaRegistryClient({"url": settings.registry_url})
+    client = SchemaRegistryClient(settings.registry_client_config)
     try:
         return int(client.register_schema(f"{topic}-value", Schema(schema.text, "AVRO")))
     except Exception as error:

@@ -85,7 +85,7 @@ def register_all(settings: Settings) -> list[Registration]:
     """Register each schema under its subject with BACKWARD compatibility (idempotent)."""
     from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-    client = SchemaRegistryClient({"url": settings.registry_url})
+    client = SchemaRegistryClient(settings.registry_client_config)
     done = []
     for subject, schema in subjects(settings.schemas_dir).items():
         schema_id = client.register_schema(subject, Schema(schema.text, "AVRO"))

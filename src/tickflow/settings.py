@@ -89,6 +89,7 @@ class Settings(BaseSettings):
         description="Password of the tickflow role; by default the one the stack generated at first start.",
     )
     health_timeout_s: float = 180.0
+    registry_timeout_s: float = Field(default=10.0, description="Timeout of one request to the schema registry.")
     spark_master: str = Field(
         default="local[2]", description="Spark master of tickflow's applications (stream, reference refresh, SQL)."
     )
@@ -109,6 +110,12 @@ class Settings(BaseSettings):
     def registry_url(self) -> str:
         """The Confluent-compatible REST API that confluent-kafka's client speaks."""
         return f"http://{self.host}:{self.ports.registry}/apis/ccompat/v7"
+
+    @property
+    def registry_client_config(self) -> dict[str, object]:
+        """confluent-kafka's SchemaRegistryClient config: the URL and a timeout. Without one a request the
+        registry never answers blocks forever; with one the client retries it."""
+        return {"url": self.registry_url, "timeout": self.registry_timeout_s}
 
     @property
     def connect_url(self) -> str:

@@ -45,7 +45,7 @@ class SmokeResult:
 
 def avro_round_trip(settings: Settings, count: int = 1000, timeout_s: float = 30.0) -> SmokeResult:
     started = time.monotonic()
-    registry = SchemaRegistryClient({"url": settings.registry_url})
+    registry = SchemaRegistryClient(settings.registry_client_config)
     serializer = AvroSerializer(registry, PING_SCHEMA)
     deserializer = AvroDeserializer(registry)
     run_id = uuid.uuid4().hex

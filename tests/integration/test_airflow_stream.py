@@ -28,6 +28,10 @@ DAG = "enrichment_stream"
 
 @pytest.fixture(scope="module")
 def airflow(stack: Settings) -> Iterator[AirflowApi]:
+    # Unpausing lets the 5-minute watchdog start the stream at once: its topics and schemas must exist.
+    for command in (("topics", "create"), ("schemas", "register")):
+        result = tickflow(*command, check=False)
+        assert result.returncode == 0, result.stderr
     api = AirflowApi(stack)
     api.wait_for_dag(DAG)
     api.set_paused(DAG, False)

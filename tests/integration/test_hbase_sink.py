@@ -222,7 +222,7 @@ def store(stack: Settings) -> MarketDataStore:
 @pytest.fixture
 def sink(stack: Settings, tmp_topic: str) -> Iterator[Sink]:
     schema = load("tickflow.md.EnrichedEvent", stack.schemas_dir)
-    schema_id = SchemaRegistryClient({"url": stack.registry_url}).register_schema(
+    schema_id = SchemaRegistryClient(stack.registry_client_config).register_schema(
         f"{tmp_topic}-value", Schema(schema.text, "AVRO")
     )
     encode = compile_encoder(schema.definition, prefix=confluent_prefix(int(schema_id)))

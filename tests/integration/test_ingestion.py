@@ -30,7 +30,7 @@ START = 1_795_793_405_000_000
 
 
 def register(settings: Settings, subject: str, text: str) -> int:
-    client = SchemaRegistryClient({"url": settings.registry_url})
+    client = SchemaRegistryClient(settings.registry_client_config)
     return int(client.register_schema(subject, Schema(text, "AVRO")))
 
 
@@ -67,7 +67,7 @@ def test_three_sources_flow_decodable_keyed_and_with_injected_faults(stack: Sett
     messages = consume_all(stack, tmp_topic, stats.messages)
     assert len(messages) == stats.messages
 
-    deserialize = AvroDeserializer(SchemaRegistryClient({"url": stack.registry_url}))
+    deserialize = AvroDeserializer(SchemaRegistryClient(stack.registry_client_config))
     context = SerializationContext(tmp_topic, MessageField.VALUE)
     decoded, undecodable = [], 0
     partitions_of: dict[str, set[int]] = defaultdict(set)
@@ -130,7 +130,7 @@ def test_v2_of_market_event_flows_while_a_v1_producer_still_writes(stack: Settin
 
     messages = consume_all(stack, tmp_topic, 4_000)
     assert len(messages) == 4_000
-    reader = AvroDeserializer(SchemaRegistryClient({"url": stack.registry_url}), schema_str=v2_text)
+    reader = AvroDeserializer(SchemaRegistryClient(stack.registry_client_config), schema_str=v2_text)
     context = SerializationContext(tmp_topic, MessageField.VALUE)
     records = [reader(m.value(), context) for m in messages]
     venues = Counter(r["venue"] for r in records)
@@ -142,7 +142,7 @@ def test_schemas_register_is_idempotent_and_current_is_compatible_with_release(s
     second = tickflow("schemas", "register", check=False)
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
     assert first.stderr == second.stderr  # same ids, same versions
-    client = SchemaRegistryClient({"url": stack.registry_url})
+    client = SchemaRegistryClient(stack.registry_client_config)
     for released in sorted((FIXTURES / "released").glob("*.avsc")):
         subject = f"test.release.{released.stem}-{id(client)}"
         client.register_schema(subject, Schema(released.read_text(), "AVRO"))

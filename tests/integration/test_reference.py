@@ -132,7 +132,7 @@ def test_the_running_enrichment_app_sees_a_refresh_at_its_next_micro_batch(
     """The enrichment app's stream-static join re-reads the reference view each micro-batch: no restart."""
     target = current_view(reference_data)[3][0]
     schema = load("tickflow.md.MarketEvent", reference_data.schemas_dir)
-    registry = SchemaRegistryClient({"url": reference_data.registry_url})
+    registry = SchemaRegistryClient(reference_data.registry_client_config)
     schema_id = registry.register_schema(f"{topics['events']}-value", Schema(schema.text, "AVRO"))
     encode = compile_encoder(schema.definition, prefix=confluent_prefix(int(schema_id)))
     stream = StreamSettings(

@@ -34,7 +34,7 @@ def _subject() -> str:
 
 
 def test_avro_records_round_trip_identical(stack: Settings, tmp_topic: str) -> None:
-    registry = SchemaRegistryClient({"url": stack.registry_url})
+    registry = SchemaRegistryClient(stack.registry_client_config)
     serialize = AvroSerializer(registry, json.dumps(QUOTE_V1))
     deserialize = AvroDeserializer(registry)
     context = SerializationContext(tmp_topic, MessageField.VALUE)
@@ -69,7 +69,7 @@ def test_avro_records_round_trip_identical(stack: Settings, tmp_topic: str) -> N
 
 
 def test_incompatible_change_is_refused(stack: Settings) -> None:
-    registry = SchemaRegistryClient({"url": stack.registry_url})
+    registry = SchemaRegistryClient(stack.registry_client_config)
     subject = _subject()
     first_id = registry.register_schema(subject, Schema(json.dumps(QUOTE_V1), "AVRO"))
 

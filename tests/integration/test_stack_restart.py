@@ -30,7 +30,7 @@ def test_tables_schemas_and_records_survive_a_stack_restart(stack: Settings, tmp
         f"CREATE TABLE {table} (instrument_id STRING, lot INT) USING parquet",
         f"INSERT INTO {table} VALUES ('MSFT', 100)",
     )
-    registry = SchemaRegistryClient({"url": stack.registry_url})
+    registry = SchemaRegistryClient(stack.registry_client_config)
     schema = {
         "type": "record",
         "name": "Durable",
@@ -50,7 +50,7 @@ def test_tables_schemas_and_records_survive_a_stack_restart(stack: Settings, tmp
     assert up.returncode == 0, up.stderr
 
     assert hive_query(stack, f"SELECT instrument_id, lot FROM {table}") == [("MSFT", 100)]
-    fresh_client = SchemaRegistryClient({"url": stack.registry_url})
+    fresh_client = SchemaRegistryClient(stack.registry_client_config)
     assert json.loads(fresh_client.get_schema(schema_id).schema_str)["name"] == "Durable"
     consumer = Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": tmp_topic})
     consumer.assign([TopicPartition(tmp_topic, 0, 0)])

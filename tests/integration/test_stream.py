@@ -38,7 +38,7 @@ def feed(settings: Settings, topic: str, count: int, seed: int) -> int:
     returns how many messages must be rejected."""
     schema = load("tickflow.md.MarketEvent", settings.schemas_dir)
     schema_id = int(
-        SchemaRegistryClient({"url": settings.registry_url}).register_schema(
+        SchemaRegistryClient(settings.registry_client_config).register_schema(
             f"{topic}-value", Schema(schema.text, "AVRO")
         )
     )
@@ -100,7 +100,7 @@ def read_topic(settings: Settings, topic: str) -> list[Any]:
 def expected_from_input(settings: Settings, topic: str) -> tuple[dict[str, dict[str, Any]], set[tuple[str, int]]]:
     """Independent computation: decode md.events with confluent-kafka, drop what must be rejected,
     and take per field the non-null value with the greatest (event_time, offset)."""
-    deserialize = AvroDeserializer(SchemaRegistryClient({"url": settings.registry_url}))
+    deserialize = AvroDeserializer(SchemaRegistryClient(settings.registry_client_config))
     now_us = time.time_ns() // 1000
     best: dict[str, dict[str, tuple[tuple[int, int], Any]]] = defaultdict(dict)
     times: set[tuple[str, int]] = set()
@@ -130,7 +130,7 @@ def expected_from_input(settings: Settings, topic: str) -> tuple[dict[str, dict[
 def published(
     settings: Settings, topic: str
 ) -> tuple[dict[str, dict[str, Any]], set[tuple[str, int]], list[dict[str, Any]]]:
-    deserialize = AvroDeserializer(SchemaRegistryClient({"url": settings.registry_url}))
+    deserialize = AvroDeserializer(SchemaRegistryClient(settings.registry_client_config))
     records = [deserialize(m.value(), None) for m in read_topic(settings, topic)]
     latest: dict[str, dict[str, Any]] = {}
     for record in sorted(records, key=lambda r: (r["batch_id"], r["event_time"])):
@@ -332,7 +332,7 @@ def test_state_exported_to_a_snapshot_starts_a_new_checkpoint_where_the_old_one_
 def test_every_registered_version_of_the_event_schema_flows_through(stack, spark, topics, tmp_path) -> None:  # type: ignore[no-untyped-def]
     """v1 and v2 producers at once. A version registered after the query started is decoded in Python
     (no restart needed); after a restart the JVM decodes it. Nothing goes to the DLQ."""
-    registry = SchemaRegistryClient({"url": stack.registry_url})
+    registry = SchemaRegistryClient(stack.registry_client_config)
     subject = f"{topics['events']}-value"
     v1 = load("tickflow.md.MarketEvent", stack.schemas_dir)
     v2_text = (Path(__file__).parents[1] / "fixtures" / "schemas" / "tickflow.md.MarketEvent.v2.avsc").read_text()

@@ -50,7 +50,7 @@ def registered_writers(settings: Settings, subject: str) -> dict[int, str]:
     from confluent_kafka.schema_registry.error import SchemaRegistryError
 
     if settings.registry_url not in _registry_clients:  # a client per call costs an SSL context (~0.1 s)
-        _registry_clients[settings.registry_url] = SchemaRegistryClient({"url": settings.registry_url})
+        _registry_clients[settings.registry_url] = SchemaRegistryClient(settings.registry_client_config)
     client = _registry_clients[settings.registry_url]
     try:
         versions = client.get_versions(subject)

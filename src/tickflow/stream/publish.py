@@ -86,7 +86,7 @@ def register_output_schema(settings: Settings, stream: StreamSettings) -> tuple[
 
     schema = load(TOPIC_SCHEMAS["md.enriched"], settings.schemas_dir)
     try:
-        client = SchemaRegistryClient({"url": settings.registry_url})
+        client = SchemaRegistryClient(settings.registry_client_config)
         schema_id = client.register_schema(f"{stream.output_topic}-value", Schema(schema.text, "AVRO"))
     except Exception as error:
         raise TickflowError(

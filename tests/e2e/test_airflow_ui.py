@@ -27,18 +27,6 @@ def airflow(reference_data: Settings) -> Iterator[AirflowApi]:
     api.set_paused(DAG, True)
 
 
-@pytest.fixture
-def page(chromium: str) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
-        try:
-            yield browser.new_page(viewport={"width": 1400, "height": 900})
-        finally:
-            browser.close()
-
-
 def test_trigger_reference_refresh_from_the_ui_and_see_it_succeed(
     airflow: AirflowApi, stack: Settings, page: object
 ) -> None:

@@ -71,18 +71,6 @@ def base_url(hbase_stack: Settings, instruments: dict[str, str]) -> Iterator[str
         yield url
 
 
-@pytest.fixture
-def page(chromium: str) -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
-        try:
-            yield browser.new_page(viewport={"width": 1400, "height": 1000})
-        finally:
-            browser.close()
-
-
 def test_select_two_instruments_and_watch_them_update_live(
     base_url: str, instruments: dict[str, str], store: MarketDataStore, page: object, hbase_stack: Settings
 ) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import httpx
 
 from tickflow.stack.base import StackError
 from tickflow.stack.jvm import ADD_OPENS, CONSOLE_LOG4J2, JvmService
-from tickflow.stack.tooling import _mvn
+from tickflow.stack.tooling import run_mvn
 
 # Maven projects under settings.connectors_dir that the worker gets as plugins.
 PLUGINS = ("hbase-sink",)
@@ -45,18 +44,11 @@ def install_plugin(project: Path, plugin_path: Path, log: Path) -> bool:
     digest = source_digest(project)
     if target.is_dir() and any(target.glob("*.jar")) and stamp.is_file() and stamp.read_text().strip() == digest:
         return False
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as out:
-        build = subprocess.run(
-            [_mvn(), "-B", "-q", "-Dstyle.color=never", "-DskipTests", "-f", str(project / "pom.xml"), "package"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
+    code = run_mvn(["-DskipTests", "-f", str(project / "pom.xml"), "package"], log)
     built = project / "target" / "plugin"
-    if build.returncode != 0 or not any(built.glob("*.jar")):
+    if code != 0 or not any(built.glob("*.jar")):
         raise StackError(
-            f"Building the Connect plugin {project.name} with Maven failed (exit {build.returncode}): "
+            f"Building the Connect plugin {project.name} with Maven failed (exit {code}): "
             f"read {log} for the cause, fix it and run `tickflow stack up connect` again."
         )
     staging = plugin_path.parent / f".staging-{project.name}"

@@ -78,7 +78,8 @@ def _mvn() -> str:
     return mvn
 
 
-def _run_mvn(args: Sequence[str], what: str, log: Path) -> None:
+def run_mvn(args: Sequence[str], log: Path) -> int:
+    """Run Maven in batch mode, quietly, its output appended to ``log``; returns its exit code."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a") as out:
         proc = subprocess.run(
@@ -87,9 +88,13 @@ def _run_mvn(args: Sequence[str], what: str, log: Path) -> None:
             stderr=subprocess.STDOUT,
             check=False,
         )
-    if proc.returncode != 0:
+    return proc.returncode
+
+
+def _run_mvn(args: Sequence[str], what: str, log: Path) -> None:
+    if (code := run_mvn(args, log)) != 0:
         raise StackError(
-            f"Downloading {what} from Maven Central failed (mvn exit {proc.returncode}): "
+            f"Downloading {what} from Maven Central failed (mvn exit {code}): "
             f"read {log} for the cause, check the network, and run the command again."
         )
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tickflow.stack import connect
+from tickflow.stack import connect, tooling
 from tickflow.stack.base import StackError
 
 
@@ -35,7 +35,7 @@ def builds(monkeypatch: pytest.MonkeyPatch, project: Path) -> list[list[str]]:
         (out / f"build-{len(calls)}.jar").write_text("jar")
         return subprocess.CompletedProcess(args, 0)
 
-    monkeypatch.setattr(connect, "_mvn", lambda: "mvn")
+    monkeypatch.setattr(tooling, "_mvn", lambda: "mvn")
     monkeypatch.setattr(subprocess, "run", run)
     return calls
 
@@ -54,7 +54,7 @@ def test_builds_once_then_only_when_the_sources_change(project: Path, builds: li
 
 
 def test_a_failed_build_names_its_log(project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(connect, "_mvn", lambda: "mvn")
+    monkeypatch.setattr(tooling, "_mvn", lambda: "mvn")
     monkeypatch.setattr(subprocess, "run", lambda args, **_: subprocess.CompletedProcess(args, 1))
     with pytest.raises(StackError, match=r"build\.log"):
         connect.install_plugin(project, tmp_path / "plugins", tmp_path / "build.log")

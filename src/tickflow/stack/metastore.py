@@ -78,6 +78,7 @@ class Metastore(JvmService):
     def check_health(self) -> None:
         from hmsclient import hmsclient
 
+        logging.getLogger("thrift.transport.TSocket").setLevel(logging.CRITICAL)  # refused while it boots
         with hmsclient.HMSClient(host=self.settings.host, port=self.settings.ports.metastore) as client:
             if "default" not in client.get_all_databases():
                 raise ValueError("the metastore has no default database yet")

@@ -35,7 +35,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Decodes md.enriched values, maps them with {@link RecordMapper} and writes them through one
- * BufferedMutator per table. Offsets are only committed after both mutators flushed without error:
+ * BufferedMutator per table: md:latest conflated per {@code put()} call, md:history one cell per record
+ * holding the value's bytes as received. Offsets are only committed after both mutators flushed without error:
  * a failed write makes {@link #preCommit} throw, so Connect rewinds to the last committed offsets and
  * delivers the records again (replays write the very same cells).
  */
@@ -155,8 +156,9 @@ public class HBaseSinkTask extends SinkTask {
         List<RecordRejectedException> reasons = new ArrayList<>();
         for (SinkRecord record : records) {
             try {
-                GenericRecord value = decoder.decode(valueBytes(record));
-                mapped.add(mapper.map(value));
+                byte[] raw = valueBytes(record);
+                GenericRecord value = decoder.decode(raw);
+                mapped.add(mapper.map(value, raw)); // history stores raw as it is: nothing re-encoded
             } catch (RecordRejectedException e) {
                 rejected.add(record);
                 reasons.add(e);

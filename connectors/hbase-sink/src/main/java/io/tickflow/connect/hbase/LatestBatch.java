@@ -1,5 +1,6 @@
 package io.tickflow.connect.hbase;
 
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -52,7 +53,7 @@ public final class LatestBatch {
             if (row.getValue().isEmpty()) {
                 continue;
             }
-            Put put = new Put(row.getKey().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            Put put = new Put(row.getKey().getBytes(StandardCharsets.UTF_8));
             for (HCell c : row.getValue().values()) {
                 put.addColumn(c.familyBytes(), c.qualifierBytes(), c.timestamp(), c.value());
             }
@@ -61,12 +62,15 @@ public final class LatestBatch {
         return puts;
     }
 
-    /** The md:history Put of one record. */
+    private static final byte[] HISTORY_FAMILY = RecordMapper.FAMILY_HISTORY.getBytes(StandardCharsets.UTF_8);
+    private static final byte[] HISTORY_QUALIFIER = RecordMapper.QUALIFIER_HISTORY.getBytes(StandardCharsets.UTF_8);
+
+    /**
+     * The md:history Put of one record: one cell, {@code h:r} at the event time (ms), whose value is the
+     * record's Kafka value as received, handed over without a copy or a re-encoding.
+     */
     public static Put historyPut(RecordMapper.Mapped mapped) {
-        Put put = new Put(mapped.historyRow());
-        for (HCell c : mapped.historyCells()) {
-            put.addColumn(c.familyBytes(), c.qualifierBytes(), c.timestamp(), c.value());
-        }
-        return put;
+        return new Put(mapped.historyRow()).addColumn(HISTORY_FAMILY, HISTORY_QUALIFIER,
+                Math.floorDiv(mapped.eventTimeMicros(), 1000L), mapped.historyValue());
     }
 }

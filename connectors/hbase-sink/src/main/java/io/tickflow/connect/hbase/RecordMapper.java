@@ -7,6 +7,7 @@ import java.util.Collections;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
@@ -17,7 +18,7 @@ import org.apache.avro.generic.GenericFixed;
 import org.apache.avro.generic.GenericRecord;
 
 /**
- * Maps one decoded md.enriched record to the cells of {@code md:latest} and {@code md:history}.
+ * Maps one md.enriched record to the cells of {@code md:latest} and its row of {@code md:history}.
  * Pure: no I/O, and the same record always gives the same cells.
  *
  * <p>The field roles come from the record's own schema, never from a fixed list:
@@ -28,16 +29,23 @@ import org.apache.avro.generic.GenericRecord;
  *       there;</li>
  *   <li>every other field, {@code instrument_id} and {@code event_time} included, goes to latest family
  *       {@code e} at the event time (ms), as {@code tickflow.hbase.layout} (the Python side, the contract)
- *       specifies;</li>
- *   <li>history family {@code h} gets every non-null field, as-of fields included, at the event time (ms).</li>
+ *       specifies.</li>
  * </ul>
- * Null fields write nothing. Values are encoded as HBase's {@code Bytes.toBytes} would: see {@link #encode}.
+ * Null fields write nothing in latest. Values are encoded as HBase's {@code Bytes.toBytes} would: see
+ * {@link #encode}.
+ *
+ * <p>History is one cell per record, {@code h:r}, at the event time (ms), holding the record's Kafka value
+ * exactly as received (Confluent framing + Avro body): the mapper neither re-encodes nor copies it. One cell
+ * instead of one per non-null field (~46) is what makes history cheap for HBase (WAL and memstore work per
+ * cell); readers decode it with the writer schema named by its schema id.
  */
 public final class RecordMapper {
 
     public static final String FAMILY_FILLED = "f";
     public static final String FAMILY_OTHER = "e";
     public static final String FAMILY_HISTORY = "h";
+    /** The one qualifier of md:history: "r", the record. */
+    public static final String QUALIFIER_HISTORY = "r";
     public static final String AS_OF_SUFFIX = "_as_of";
     public static final String INSTRUMENT_ID = "instrument_id";
     public static final String EVENT_TIME = "event_time";
@@ -99,15 +107,15 @@ public final class RecordMapper {
         private final long eventTimeMicros;
         private final List<HCell> latestCells;
         private final byte[] historyRow;
-        private final List<HCell> historyCells;
+        private final byte[] historyValue;
 
         Mapped(String instrumentId, long eventTimeMicros, List<HCell> latestCells, byte[] historyRow,
-               List<HCell> historyCells) {
+               byte[] historyValue) {
             this.instrumentId = instrumentId;
             this.eventTimeMicros = eventTimeMicros;
             this.latestCells = Collections.unmodifiableList(latestCells);
             this.historyRow = historyRow;
-            this.historyCells = Collections.unmodifiableList(historyCells);
+            this.historyValue = historyValue;
         }
 
         public String instrumentId() {
@@ -133,9 +141,14 @@ public final class RecordMapper {
             return historyRow.clone();
         }
 
-        /** Cells of md:history, family h, in schema order. */
-        public List<HCell> historyCells() {
-            return historyCells;
+        /** The one cell of md:history: {@code h:r} at the event time (ms), the record's value as received. */
+        public HCell historyCell() {
+            return new HCell(FAMILY_HISTORY, QUALIFIER_HISTORY, Math.floorDiv(eventTimeMicros, 1000L), historyValue);
+        }
+
+        /** The history cell's value, not copied: for {@link LatestBatch#historyPut}, which hands it to the Put. */
+        byte[] historyValue() {
+            return historyValue;
         }
     }
 
@@ -144,9 +157,13 @@ public final class RecordMapper {
     /**
      * Maps a record to its cells.
      *
+     * @param record the decoded value, for md:latest and the history row key
+     * @param value  the value's bytes as received from Kafka (Confluent framing + Avro body), which become the
+     *               history cell as they are; not copied, so the caller must not change them afterwards
      * @throws RecordRejectedException when the record cannot be laid out (no instrument id, no event time, ...)
      */
-    public Mapped map(GenericRecord record) {
+    public Mapped map(GenericRecord record, byte[] value) {
+        Objects.requireNonNull(value, "value");
         Schema schema = record.getSchema();
         Layout layout = layouts.computeIfAbsent(schema, Layout::new);
 
@@ -164,15 +181,13 @@ public final class RecordMapper {
         long eventTimeMs = Math.floorDiv(eventTimeMicros, 1000L);
 
         List<HCell> latest = new ArrayList<>();
-        List<HCell> history = new ArrayList<>();
         for (int i = 0; i < layout.roles.length; i++) {
             Object v = record.get(i);
-            if (v == null) {
-                continue;
+            if (v == null || layout.roles[i] == Role.AS_OF) {
+                continue; // an as-of time is its filled field's cell timestamp, not a column
             }
             String name = layout.names[i];
             byte[] bytes = encode(v);
-            history.add(new HCell(FAMILY_HISTORY, name, eventTimeMs, bytes));
             switch (layout.roles[i]) {
                 case FILLED: {
                     Object asOf = record.get(layout.asOfPos[i]);
@@ -184,15 +199,13 @@ public final class RecordMapper {
                 }
                 case KEY:
                 case OTHER:
-                    latest.add(new HCell(FAMILY_OTHER, name, eventTimeMs, bytes));
-                    break;
-                case AS_OF:
                 default:
+                    latest.add(new HCell(FAMILY_OTHER, name, eventTimeMs, bytes));
                     break;
             }
         }
         return new Mapped(instrumentId, eventTimeMicros, latest, historyRowKey(instrumentId, eventTimeMicros),
-                history);
+                value);
     }
 
     /** instrument id (UTF-8) + 0x00 + (Long.MAX_VALUE - eventTimeMicros) as 8 big-endian bytes. */

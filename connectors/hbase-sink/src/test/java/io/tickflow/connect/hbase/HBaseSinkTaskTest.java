@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -189,6 +190,36 @@ class HBaseSinkTaskTest {
         assertEquals(2, history.mutations.size(), "every good record goes to history");
         assertEquals(1, latest.mutations.size(), "latest is conflated to one Put per instrument");
         assertArrayEquals(Bytes.toBytes(INSTRUMENT), latest.mutations.get(0).getRow());
+    }
+
+    @Test
+    void eachHistoryPutIsOneCellWithTheValueBytesAsReceived() {
+        HBaseSinkTask task = task(true);
+        byte[] first = good(INSTRUMENT, T0 + 999);
+        byte[] second = good("XLON:VOD", T0 + 5_000);
+        // a converter may hand the value over as a ByteBuffer: the same bytes are stored
+        SinkRecord buffered = new SinkRecord(TOPIC, 0, null, "XLON:VOD", null, ByteBuffer.wrap(second.clone()), 6);
+        task.put(List.of(record(5, first), buffered));
+
+        assertEquals(2, history.mutations.size());
+        assertEquals(List.of(binary(RecordMapper.historyRowKey(INSTRUMENT, T0 + 999)), binary(first), T0 / 1000),
+                historyCell(history.mutations.get(0)));
+        assertEquals(List.of(binary(RecordMapper.historyRowKey("XLON:VOD", T0 + 5_000)), binary(second),
+                (T0 + 5_000) / 1000), historyCell(history.mutations.get(1)));
+    }
+
+    private static String binary(byte[] bytes) {
+        return Bytes.toStringBinary(bytes);
+    }
+
+    /** The one cell of a history Put as [row, value, timestamp], after checking that it is h:r. */
+    private static List<Object> historyCell(Mutation m) {
+        List<Cell> all = m.getFamilyCellMap().values().stream().flatMap(List::stream).toList();
+        assertEquals(1, all.size(), "one cell per record");
+        Cell c = all.get(0);
+        assertEquals("h:r", Bytes.toString(CellUtil.cloneFamily(c)) + ":"
+                + Bytes.toString(CellUtil.cloneQualifier(c)));
+        return List.of(binary(m.getRow()), binary(CellUtil.cloneValue(c)), c.getTimestamp());
     }
 
     @Test

@@ -31,7 +31,13 @@ import org.junit.jupiter.api.Test;
 class RecordMapperTest {
 
     private static final Schema SCHEMA = TestRecords.schema();
+    private static final int ID = 5;
     private final RecordMapper mapper = new RecordMapper();
+
+    /** Maps a record the way the task does: decoded for latest and the row key, its framed bytes for history. */
+    private RecordMapper.Mapped map(GenericRecord r) {
+        return mapper.map(r, TestRecords.framed(ID, r));
+    }
 
     private static HCell cell(List<HCell> cells, String family, String qualifier) {
         List<HCell> found = cells.stream()
@@ -51,7 +57,7 @@ class RecordMapperTest {
         GenericRecord r = TestRecords.full(SCHEMA, INSTRUMENT, T0);
         r.put("close_price", 99.0);
         r.put("close_price_as_of", 1_999L); // 1.999 ms after the epoch floors to 1 ms
-        RecordMapper.Mapped m = mapper.map(r);
+        RecordMapper.Mapped m = map(r);
 
         assertArrayEquals(INSTRUMENT.getBytes(StandardCharsets.UTF_8), m.latestRow());
         HCell bid = cell(m.latestCells(), "f", "bid_price");
@@ -68,20 +74,17 @@ class RecordMapperTest {
     }
 
     @Test
-    void nullFieldsWriteNothing() {
-        RecordMapper.Mapped m = mapper.map(TestRecords.minimal(SCHEMA, INSTRUMENT, T0));
+    void nullFieldsWriteNothingInLatest() {
+        RecordMapper.Mapped m = map(TestRecords.minimal(SCHEMA, INSTRUMENT, T0));
         assertTrue(columns(m.latestCells(), "f").isEmpty());
         assertEquals(Set.of("instrument_id", "event_time", "event_count", "enriched", "ingest_time",
                 "processed_time", "batch_id"), columns(m.latestCells(), "e"));
-        assertEquals(Set.of("instrument_id", "event_time", "event_count", "enriched", "ingest_time",
-                "processed_time", "batch_id"), columns(m.historyCells(), "h"));
-        assertNull(cell(m.historyCells(), "h", "bid_price"));
-        assertNull(cell(m.historyCells(), "h", "bid_price_as_of"));
+        assertNull(cell(m.latestCells(), "f", "bid_price"));
     }
 
     @Test
     void otherFieldsGoToFamilyEAtTheEventTimeInMillis() {
-        RecordMapper.Mapped m = mapper.map(TestRecords.full(SCHEMA, INSTRUMENT, T0 + 999));
+        RecordMapper.Mapped m = map(TestRecords.full(SCHEMA, INSTRUMENT, T0 + 999));
         long eventMs = T0 / 1000;
         assertEquals(Set.of("instrument_id", "event_time", "event_count", "enriched", "symbol", "currency",
                 "lot_size", "tick_size", "mid", "ingest_time", "processed_time", "batch_id"),
@@ -98,8 +101,8 @@ class RecordMapperTest {
 
     @Test
     void historyRowKeyIsPinnedAndSortsNewestFirst() {
-        RecordMapper.Mapped older = mapper.map(TestRecords.full(SCHEMA, INSTRUMENT, T0));
-        RecordMapper.Mapped newer = mapper.map(TestRecords.full(SCHEMA, INSTRUMENT, T0 + 1));
+        RecordMapper.Mapped older = map(TestRecords.full(SCHEMA, INSTRUMENT, T0));
+        RecordMapper.Mapped newer = map(TestRecords.full(SCHEMA, INSTRUMENT, T0 + 1));
 
         // "XNAS:AAPL", 0x00, Long.MAX_VALUE - 1_700_000_000_000_000 as 8 big-endian bytes
         assertArrayEquals(hex("584e41533a4141504c 00 7ff9f5dbe7e1bfff"), older.historyRow());
@@ -114,21 +117,43 @@ class RecordMapperTest {
     }
 
     @Test
-    void historyHasEveryNonNullFieldAtTheEventTime() {
+    void historyIsOneCellHoldingTheValueBytesAsReceivedAtTheEventTime() {
+        GenericRecord r = TestRecords.full(SCHEMA, INSTRUMENT, T0 + 999);
+        byte[] value = TestRecords.framed(ID, r);
+        byte[] sent = value.clone();
+        RecordMapper.Mapped m = mapper.map(r, value);
+
+        // h:r, the event time floored to ms (as every cell timestamp), the bytes exactly as they came from Kafka
+        assertEquals(new HCell("h", "r", T0 / 1000, sent), m.historyCell());
+        Put put = LatestBatch.historyPut(m);
+        assertArrayEquals(RecordMapper.historyRowKey(INSTRUMENT, T0 + 999), put.getRow());
+        List<Cell> cells = cells(put);
+        assertEquals(1, cells.size(), "one cell per record, whatever the number of fields");
+        Cell c = cells.get(0);
+        assertEquals("h", Bytes.toString(CellUtil.cloneFamily(c)));
+        assertEquals("r", Bytes.toString(CellUtil.cloneQualifier(c)));
+        assertEquals(T0 / 1000, c.getTimestamp());
+        assertArrayEquals(sent, CellUtil.cloneValue(c));
+        assertArrayEquals(sent, value, "the mapper never changes the bytes it is given");
+
+        // nothing is re-encoded: whatever bytes came with the record are the ones stored
+        byte[] asWritten = TestRecords.hex("00 0000002a 0102 03");
+        Put asIs = LatestBatch.historyPut(mapper.map(r, asWritten));
+        assertArrayEquals(asWritten, CellUtil.cloneValue(cells(asIs).get(0)));
+    }
+
+    @Test
+    void theHistoryCellDecodesBackToTheRecord() {
         GenericRecord r = TestRecords.full(SCHEMA, INSTRUMENT, T0);
-        RecordMapper.Mapped m = mapper.map(r);
-        int nonNull = 0;
-        for (Schema.Field f : SCHEMA.getFields()) {
-            if (r.get(f.pos()) != null) {
-                nonNull++;
-                HCell c = cell(m.historyCells(), "h", f.name());
-                assertNotNull(c, f.name());
-                assertEquals(T0 / 1000, c.timestamp());
-            }
-        }
-        assertEquals(nonNull, m.historyCells().size());
-        assertArrayEquals(Bytes.toBytes(T0 - 1_500), cell(m.historyCells(), "h", "bid_price_as_of").value());
-        assertArrayEquals(Bytes.toBytes(INSTRUMENT), cell(m.historyCells(), "h", "instrument_id").value());
+        RecordMapper.Mapped m = map(r);
+        ConfluentAvroDecoder decoder = new ConfluentAvroDecoder(id -> {
+            assertEquals(ID, id);
+            return SCHEMA;
+        });
+        assertEquals(r.toString(), decoder.decode(m.historyCell().value()).toString());
+        RecordMapper.Mapped minimal = map(TestRecords.minimal(SCHEMA, INSTRUMENT, T0));
+        GenericRecord back = decoder.decode(minimal.historyCell().value());
+        assertNull(back.get("bid_price"), "a null field stays null: nothing is invented");
     }
 
     @Test
@@ -136,17 +161,17 @@ class RecordMapperTest {
         GenericRecord r = TestRecords.full(SCHEMA, INSTRUMENT, T0);
         r.put("enriched", false);
         r.put("tick_size", -0.25);
-        RecordMapper.Mapped m = mapper.map(r);
-        List<HCell> h = m.historyCells();
+        RecordMapper.Mapped m = map(r);
+        List<HCell> l = m.latestCells();
 
-        assertArrayEquals(hex("4059600000000000"), cell(h, "h", "bid_price").value());      // double 101.5
-        assertArrayEquals(hex("bfd0000000000000"), cell(h, "h", "tick_size").value());      // double -0.25
-        assertArrayEquals(hex("000000000000012c"), cell(h, "h", "bid_size").value());       // long 300
-        assertArrayEquals(hex("0000000000000003"), cell(h, "h", "event_count").value());    // int 3, widened
-        assertArrayEquals(hex("00"), cell(h, "h", "enriched").value());                     // false
-        assertArrayEquals(hex("414150 4c"), cell(h, "h", "symbol").value());                // "AAPL"
-        assertArrayEquals(hex("73656c6c"), cell(h, "h", "trade_side").value());             // enum sell
-        assertArrayEquals(hex("00060a24181e4000"), cell(h, "h", "event_time").value());     // timestamp-micros
+        assertArrayEquals(hex("4059600000000000"), cell(l, "f", "bid_price").value());      // double 101.5
+        assertArrayEquals(hex("bfd0000000000000"), cell(l, "e", "tick_size").value());      // double -0.25
+        assertArrayEquals(hex("000000000000012c"), cell(l, "f", "bid_size").value());       // long 300
+        assertArrayEquals(hex("0000000000000003"), cell(l, "e", "event_count").value());    // int 3, widened
+        assertArrayEquals(hex("00"), cell(l, "e", "enriched").value());                     // false
+        assertArrayEquals(hex("414150 4c"), cell(l, "e", "symbol").value());                // "AAPL"
+        assertArrayEquals(hex("73656c6c"), cell(l, "f", "trade_side").value());             // enum sell
+        assertArrayEquals(hex("00060a24181e4000"), cell(l, "e", "event_time").value());     // timestamp-micros
 
         assertArrayEquals(hex("ff"), RecordMapper.encode(Boolean.TRUE));
         // the same bytes as HBase's own Bytes.toBytes
@@ -170,7 +195,7 @@ class RecordMapperTest {
         r.put("venue", "XNAS-1");
         r.put("imbalance", 0.5);
         r.put("imbalance_as_of", T0 - 7_000);
-        RecordMapper.Mapped m = mapper.map(r);
+        RecordMapper.Mapped m = mapper.map(r, TestRecords.framed(ID + 1, r));
 
         HCell venue = cell(m.latestCells(), "e", "venue");
         assertNotNull(venue);
@@ -180,18 +205,22 @@ class RecordMapperTest {
         assertNotNull(imbalance, "a new field with an _as_of partner is a filled field");
         assertEquals((T0 - 7_000) / 1000, imbalance.timestamp());
         assertNull(cell(m.latestCells(), "e", "imbalance_as_of"));
-        assertNotNull(cell(m.historyCells(), "h", "venue"));
-        assertNotNull(cell(m.historyCells(), "h", "imbalance_as_of"));
-        assertNull(cell(m.historyCells(), "h", "unused"));
+        assertNull(cell(m.latestCells(), "e", "unused"));
+        // history keeps the v2 bytes: read with the v2 writer schema, the new fields are there
+        GenericRecord back = new ConfluentAvroDecoder(id -> v2).decode(m.historyCell().value());
+        assertEquals("XNAS-1", back.get("venue").toString());
+        assertEquals(T0 - 7_000, back.get("imbalance_as_of"));
+        assertNull(back.get("unused"));
     }
 
     @Test
     void theSameRecordAlwaysGivesTheSameCells() {
         GenericRecord r = TestRecords.full(SCHEMA, INSTRUMENT, T0);
-        RecordMapper.Mapped a = mapper.map(r);
-        RecordMapper.Mapped b = new RecordMapper().map(TestRecords.full(SCHEMA, INSTRUMENT, T0));
+        RecordMapper.Mapped a = map(r);
+        GenericRecord again = TestRecords.full(SCHEMA, INSTRUMENT, T0);
+        RecordMapper.Mapped b = new RecordMapper().map(again, TestRecords.framed(ID, again));
         assertEquals(a.latestCells(), b.latestCells());
-        assertEquals(a.historyCells(), b.historyCells());
+        assertEquals(a.historyCell(), b.historyCell());
         assertArrayEquals(a.historyRow(), b.historyRow());
         assertArrayEquals(a.latestRow(), b.latestRow());
         // and the Puts built from them are cell-for-cell equal
@@ -202,20 +231,20 @@ class RecordMapperTest {
     void aFilledValueWithoutItsAsOfTimeIsDatedAtTheEventTime() {
         GenericRecord r = TestRecords.minimal(SCHEMA, INSTRUMENT, T0);
         r.put("bid_price", 1.0);
-        assertEquals(T0 / 1000, cell(mapper.map(r).latestCells(), "f", "bid_price").timestamp());
+        assertEquals(T0 / 1000, cell(map(r).latestCells(), "f", "bid_price").timestamp());
     }
 
     @Test
     void recordsThatBreakTheLayoutAreRejected() {
         GenericRecord nul = TestRecords.minimal(SCHEMA, "XNAS:\0AAPL", T0);
-        RecordRejectedException e = assertThrows(RecordRejectedException.class, () -> mapper.map(nul));
+        RecordRejectedException e = assertThrows(RecordRejectedException.class, () -> map(nul));
         assertTrue(e.getMessage().contains("0x00"), e.getMessage());
 
         GenericRecord empty = TestRecords.minimal(SCHEMA, "", T0);
-        assertThrows(RecordRejectedException.class, () -> mapper.map(empty));
+        assertThrows(RecordRejectedException.class, () -> map(empty));
 
         GenericRecord negative = TestRecords.minimal(SCHEMA, INSTRUMENT, -5L);
-        e = assertThrows(RecordRejectedException.class, () -> mapper.map(negative));
+        e = assertThrows(RecordRejectedException.class, () -> map(negative));
         assertTrue(e.getMessage().contains("event_time"), e.getMessage());
     }
 
@@ -241,8 +270,7 @@ class RecordMapperTest {
         GenericRecord other = TestRecords.minimal(SCHEMA, "XLON:VOD", T0);
 
         LatestBatch batch = new LatestBatch();
-        List<RecordMapper.Mapped> all = List.of(mapper.map(first), mapper.map(second), mapper.map(late),
-                mapper.map(tie), mapper.map(other));
+        List<RecordMapper.Mapped> all = List.of(map(first), map(second), map(late), map(tie), map(other));
         all.forEach(batch::add);
 
         Map<String, List<HCell>> rows = batch.rows();
@@ -300,7 +328,7 @@ class RecordMapperTest {
                 r.put(f.pos(), anyValue(f.schema()));
             }
         }
-        RecordMapper.Mapped m = mapper.map(r);
+        RecordMapper.Mapped m = map(r);
         assertEquals(Set.of("bid_price", "bid_size", "ask_price", "ask_size", "last_price", "close_price",
                 "reference_price", "trade_id", "trade_price", "trade_size", "trade_side"),
                 columns(m.latestCells(), "f"));
@@ -309,7 +337,8 @@ class RecordMapperTest {
                 "spread", "spread_bps", "trade_notional", "fx_rate_usd", "mid_usd", "last_price_usd",
                 "trade_notional_usd", "ingest_time", "processed_time", "batch_id"), columns(m.latestCells(), "e"));
         assertEquals(SCHEMA.getFields().size() - 11, m.latestCells().size(), "every as-of field is left out");
-        assertEquals(SCHEMA.getFields().size(), m.historyCells().size(), "history holds every field");
+        assertEquals(new HCell("h", "r", T0 / 1000, TestRecords.framed(ID, r)), m.historyCell(),
+                "history holds the whole record in one cell");
     }
 
     private static Object anyValue(Schema schema) {

@@ -9,25 +9,34 @@ newest timestamp per cell: a late or replayed record never overwrites a newer va
 arrival order, and a null never deletes a cell (it is simply not written).
 
 ``md:history`` (row = instrument id, 0x00, 8-byte big-endian ``2**63-1 - event_time_micros``) holds
-one row per record, newest first in a prefix scan, family ``h`` every non-null field at the event
-time in ms, expired by a TTL.
+one row per record, newest first in a prefix scan, expired by a TTL: ONE cell, ``h:r`` ("record"), at
+the event time in ms, whose value is the record exactly as it was on Kafka, in the Confluent wire
+format (magic byte 0, 4-byte big-endian schema id, Avro binary body). The sink stores the bytes it
+received without re-encoding them, and one cell per record instead of one per non-null field (~46)
+is most of what HBase spends per record (WAL and memstore work are per cell). The price: reading a
+history cell takes its writer schema, fetched from the schema registry by the id in its framing
+(``EventLayout.history_values`` with a ``WriterSchema`` lookup), and HBase can no longer filter
+history by field (a column filter sees one opaque value).
 
-Cell values follow the schema's types the way HBase's own ``Bytes`` utility writes them, so Java
-readers use ``Bytes.toDouble/toLong/toBoolean/toString``: double as 8-byte IEEE-754 big-endian,
-int/long/timestamp-micros as 8-byte big-endian signed long (an int widened, so a schema that widens
-int to long reads old cells), boolean one byte 0xFF/0x00, string and enum UTF-8.
+``md:latest`` cell values follow the schema's types the way HBase's own ``Bytes`` utility writes them,
+so Java readers use ``Bytes.toDouble/toLong/toBoolean/toString``: double as 8-byte IEEE-754
+big-endian, int/long/timestamp-micros as 8-byte big-endian signed long (an int widened, so a schema
+that widens int to long reads old cells), boolean one byte 0xFF/0x00, string and enum UTF-8.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
+from io import BytesIO
 from pathlib import Path
 from typing import Any
+
+import fastavro
 
 from tickflow.schemas import AvroSchema, load
 from tickflow.settings import Settings
@@ -39,6 +48,9 @@ HISTORY = f"{NAMESPACE}:history"
 FILLED_FAMILY = "f"
 EXTRA_FAMILY = "e"
 HISTORY_FAMILY = "h"
+HISTORY_QUALIFIER = "r"  # the record
+HISTORY_COLUMN = f"{HISTORY_FAMILY}:{HISTORY_QUALIFIER}".encode()
+CONFLUENT_HEADER = 5  # magic byte 0, then the 4-byte big-endian schema id
 AS_OF_SUFFIX = "_as_of"
 MAX_LONG = 2**63 - 1
 _LONG = struct.Struct(">q")
@@ -167,6 +179,39 @@ def parse_history_row_key(row: bytes) -> tuple[str, int]:
 
 
 Cells = dict[bytes, bytes]
+# Schema id -> fastavro's parsed writer schema; raises UndecodableCell when the id is unknown.
+WriterSchema = Callable[[int], Any]
+
+
+class UndecodableCell(ValueError):
+    """A md:history cell that is not a Confluent-framed record its writer schema reads."""
+
+
+def history_cells(event: Mapping[str, Any], value: bytes) -> tuple[bytes, Cells, int]:
+    """Row key, cells and cell timestamp (ms) of one record in ``md:history``: the one cell holds ``value``,
+    the record's Kafka value (Confluent framing + Avro body), as it is."""
+    event_us = micros(event["event_time"])
+    return history_row_key(str(event["instrument_id"]), event_us), {HISTORY_COLUMN: value}, event_us // 1000
+
+
+def read_framed(value: bytes, writer_schema: WriterSchema) -> dict[str, Any]:
+    """The record in a Confluent-framed value, read with the writer schema its id names (every field, nulls
+    included, timestamps as fastavro gives them: aware datetimes)."""
+    if len(value) < CONFLUENT_HEADER or value[0] != 0:
+        raise UndecodableCell(f"not Confluent-framed: {len(value)} bytes, starting {value[:5].hex()!r}")
+    schema_id = int.from_bytes(value[1:CONFLUENT_HEADER], "big")
+    schema = writer_schema(schema_id)
+    body = BytesIO(value)
+    body.seek(CONFLUENT_HEADER)
+    try:
+        record = fastavro.schemaless_reader(body, schema, None)
+    except Exception as error:  # bytes that are not this schema's fail in many ways: EOF, union index, UTF-8, ...
+        raise UndecodableCell(f"the Avro body does not decode with schema id {schema_id}: {error!r}") from error
+    if body.tell() != len(value):
+        raise UndecodableCell(f"{len(value) - body.tell()} bytes left over after the record (schema id {schema_id})")
+    if not isinstance(record, dict):
+        raise UndecodableCell(f"schema id {schema_id} is not a record schema")
+    return record
 
 
 @dataclass(frozen=True)
@@ -202,24 +247,24 @@ class EventLayout:
                 by_time.setdefault(event_ms, {})[f"{EXTRA_FAMILY}:{name}".encode()] = encode(self.types[name], value)
         return by_time
 
-    def history_cells(self, event: Mapping[str, Any]) -> tuple[bytes, Cells, int]:
-        """Row key, cells and cell timestamp (ms) of one event in ``md:history``."""
-        event_us = micros(event["event_time"])
-        cells = {
-            f"{HISTORY_FAMILY}:{name}".encode(): encode(kind, value)
-            for name, kind in self.types.items()
-            if (value := event.get(name)) is not None
-        }
-        return history_row_key(str(event["instrument_id"]), event_us), cells, event_us // 1000
-
     def decode_cells(self, cells: Mapping[bytes, bytes]) -> dict[str, Any]:
-        """Field values of a row's cells (qualifiers unknown to the schema are skipped)."""
+        """Field values of a ``md:latest`` row's cells (qualifiers unknown to the schema are skipped)."""
         values = {}
         for column, raw in cells.items():
             name = column.partition(b":")[2].decode()
             if name in self.types:
                 values[name] = decode(self.types[name], raw)
         return values
+
+    def history_values(self, value: bytes, writer_schema: WriterSchema) -> dict[str, Any]:
+        """The fields of a ``md:history`` cell as ``decode_cells`` gives those of ``md:latest``: non-null
+        values of the fields this layout knows (others, say of a newer writer schema, are skipped),
+        timestamps as µs since the epoch (ints)."""
+        return {
+            name: micros(field) if isinstance(field, datetime) else field
+            for name, field in read_framed(value, writer_schema).items()
+            if field is not None and name in self.types
+        }
 
 
 @cache

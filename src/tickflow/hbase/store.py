@@ -4,42 +4,146 @@ Used by the serving API, the reconciliation DAG and the tests; the production wr
 Connect sink, and ``write`` here produces the same cells (tickflow.hbase.layout). Every call retries
 while HBase boots or its Thrift server restarts (refused connections, "server not running yet"), up
 to ``retry_s``, then fails with one sentence.
+
+History needs the schema registry too: ``write`` frames each record with the id EnrichedEvent is
+registered under, as the stream's records are, and ``history`` reads each cell with the writer schema
+its id names (fetched once per id). Unit tests pass their own ``EventSchemas`` instead.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
+import fastavro
 import happybase
+import httpx
 from thriftpy2.thrift import TApplicationException
 from thriftpy2.transport import TTransportException
 
+from tickflow.avro_codec import Encoder, compile_encoder, confluent_prefix
 from tickflow.errors import TickflowError
 from tickflow.hbase.layout import (
+    EVENT_SCHEMA,
     EXTRA_FAMILY,
     FILLED_FAMILY,
     HISTORY,
+    HISTORY_COLUMN,
     LATEST,
     EventLayout,
+    UndecodableCell,
+    WriterSchema,
     event_layout,
+    history_cells,
     history_prefix,
     history_row_key,
     parse_history_row_key,
 )
+from tickflow.schemas import load
 from tickflow.settings import Settings
+from tickflow.topics import ENRICHED
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 # Region servers answer these while they start or move regions; a retry a moment later succeeds.
 BOOTING = ("ServerNotRunningYet", "PleaseHold", "NotServingRegion", "RegionOpening", "master is initializing")
 
 
 class HBaseUnavailable(TickflowError):
     """HBase's Thrift server did not answer in time."""
+
+
+class SchemaRegistryUnavailable(TickflowError):
+    """The schema registry did not answer: history cells can be neither framed nor read without it."""
+
+
+class EventSchemas(Protocol):
+    """Where the store gets schema ids and writer schemas: the registry (``RegistrySchemas``), or a dict in tests."""
+
+    def event_schema_id(self) -> int:
+        """The id of the EnrichedEvent schema file, the one ``write`` frames records with."""
+        ...
+
+    def writer_schema(self, schema_id: int) -> Any:
+        """fastavro's parsed schema with that id; raises UndecodableCell when there is none."""
+        ...
+
+
+class RegistrySchemas:
+    """Schema ids and writer schemas from the schema registry, each parsed once and kept (an id never changes
+    meaning); ids the registry does not know are asked again next time."""
+
+    def __init__(self, settings: Settings, client: Any = None) -> None:
+        self.settings = settings
+        self._client = client  # a SchemaRegistryClient; made at first use when None
+        self._event_schema_id: int | None = None
+        self._parsed: dict[int, Any] = {}
+
+    def _registry(self) -> Any:
+        if self._client is None:
+            from confluent_kafka.schema_registry import SchemaRegistryClient
+
+            self._client = SchemaRegistryClient(self.settings.registry_client_config)
+        return self._client
+
+    def _unavailable(self, error: Exception) -> SchemaRegistryUnavailable:
+        return SchemaRegistryUnavailable(
+            f"The schema registry at {self.settings.registry_url} did not answer ({error}): md:history cells are "
+            "Avro records framed with its schema ids; start it with `tickflow stack up registry`."
+        )
+
+    def event_schema_id(self) -> int:
+        """Registers EnrichedEvent under the enriched topic's subject, as the stream does (idempotent)."""
+        from confluent_kafka.schema_registry import Schema
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+        if self._event_schema_id is None:
+            schema = load(EVENT_SCHEMA, self.settings.schemas_dir)
+            try:
+                found = self._registry().register_schema(f"{ENRICHED.name}-value", Schema(schema.text, "AVRO"))
+            except (SchemaRegistryError, httpx.HTTPError) as error:
+                raise self._unavailable(error) from error
+            self._event_schema_id = int(found)
+        return self._event_schema_id
+
+    def writer_schema(self, schema_id: int) -> Any:
+        from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+        if schema_id not in self._parsed:
+            try:
+                text = self._registry().get_schema(schema_id).schema_str
+            except SchemaRegistryError as error:
+                if error.http_status_code == 404:
+                    raise UndecodableCell(f"schema id {schema_id} is unknown to the schema registry") from error
+                raise self._unavailable(error) from error
+            except httpx.HTTPError as error:
+                raise self._unavailable(error) from error
+            try:
+                self._parsed[schema_id] = fastavro.parse_schema(json.loads(text))
+            except (ValueError, fastavro.schema.SchemaParseException) as error:
+                raise UndecodableCell(f"schema id {schema_id} is not an Avro schema: {error}") from error
+        return self._parsed[schema_id]
+
+
+def _remembering_unknown(writer_schema: WriterSchema) -> WriterSchema:
+    """The lookup, asking about an unknown id only once (a range of bad cells is one registry request)."""
+    unknown: dict[int, str] = {}
+
+    def lookup(schema_id: int) -> Any:
+        if schema_id in unknown:
+            raise UndecodableCell(unknown[schema_id])
+        try:
+            return writer_schema(schema_id)
+        except UndecodableCell as error:
+            unknown[schema_id] = str(error)
+            raise
+
+    return lookup
 
 
 @dataclass(frozen=True)
@@ -60,11 +164,16 @@ def _transient(error: Exception) -> bool:
 class MarketDataStore:
     """One pool of Thrift connections to HBase, for many threads (a web server's workers)."""
 
-    def __init__(self, settings: Settings, pool_size: int = 4, retry_s: float = 60.0) -> None:
+    def __init__(
+        self, settings: Settings, pool_size: int = 4, retry_s: float = 60.0, schemas: EventSchemas | None = None
+    ) -> None:
         logging.getLogger("thriftpy2").setLevel(logging.CRITICAL)  # refused connections while HBase boots
         host, port = settings.hbase_thrift_address
         self.address = f"{host}:{port}"
         self.layout: EventLayout = event_layout(settings)
+        self.schemas: EventSchemas = schemas or RegistrySchemas(settings)
+        self._event_definition = load(EVENT_SCHEMA, settings.schemas_dir).definition
+        self._encode: Encoder | None = None  # made at the first write: it needs the schema id
         self.retry_s = retry_s
         self._pool_args: dict[str, Any] = {"size": pool_size, "host": host, "port": port, "timeout": 30_000}
         self._pool: happybase.ConnectionPool | None = None  # made at first use: making it connects
@@ -87,17 +196,32 @@ class MarketDataStore:
                     ) from error
                 time.sleep(1.0)
 
+    def framed(self, event: Mapping[str, Any]) -> bytes:
+        """The event as the stream publishes it on md.enriched: Confluent framing (EnrichedEvent's registered
+        id) and Avro body; what the sink stores in md:history as it is."""
+        if self._encode is None:
+            prefix = confluent_prefix(self.schemas.event_schema_id())
+            self._encode = compile_encoder(self._event_definition, ("instrument_id",), prefix)
+        try:
+            return self._encode(event)
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ValueError(
+                f"The event of {event.get('instrument_id')!r} is not a whole EnrichedEvent (missing or mistyped "
+                f"field: {error!r}); write records as the stream publishes them, every required field set."
+            ) from error
+
     def write(self, events: Iterable[Mapping[str, Any]]) -> None:
-        """Write events as the sink does: newest-wins cells in md:latest, one row each in md:history."""
-        events = list(events)
+        """Write events as the sink does: newest-wins cells in md:latest, one row each in md:history whose one
+        cell is the framed record."""
+        framed = [(event, self.framed(event)) for event in events]  # a registry outage fails before any write
 
         def put(connection: happybase.Connection) -> None:
             latest, history = connection.table(LATEST), connection.table(HISTORY)
-            for event in events:
+            for event, value in framed:
                 row = str(event["instrument_id"]).encode()
                 for timestamp, cells in self.layout.latest_cells(event).items():
                     latest.put(row, cells, timestamp=timestamp)
-                key, cells, timestamp = self.layout.history_cells(event)
+                key, cells, timestamp = history_cells(event, value)
                 history.put(key, cells, timestamp=timestamp)
 
         self._call(put)
@@ -129,7 +253,15 @@ class MarketDataStore:
         until_us: int | None = None,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        """One instrument's records with ``since_us <= event_time <= until_us``, newest first."""
+        """One instrument's records with ``since_us <= event_time <= until_us``, newest first: each a dict of its
+        non-null fields (timestamps as µs ints), as ``EventLayout.decode_cells`` gives md:latest's.
+
+        A cell that does not decode (bytes that are not a framed record, a schema id the registry does not
+        know) is skipped with one warning for the whole request, so one bad cell never hides the others; the
+        request then returns fewer records than ``limit``. Rows without an ``h:r`` cell (written in the
+        per-field layout before it, until the TTL expires them) are not read at all. A registry that does not
+        answer raises SchemaRegistryUnavailable.
+        """
         prefix = history_prefix(instrument_id)
         start = history_row_key(instrument_id, until_us) if until_us is not None else prefix
         # Row keys hold the reversed time, so the oldest wanted record has the greatest key: stop just past it.
@@ -139,14 +271,26 @@ class MarketDataStore:
             stop = prefix[:-1] + b"\x01"  # the end of this instrument's rows
 
         def read(connection: happybase.Connection) -> list[tuple[bytes, dict[bytes, bytes]]]:
-            scan = connection.table(HISTORY).scan(row_start=start, row_stop=stop, limit=limit)
+            scan = connection.table(HISTORY).scan(row_start=start, row_stop=stop, limit=limit, columns=[HISTORY_COLUMN])
             return list(scan)
 
-        records = []
-        for row, cells in self._call(read):
-            values = self.layout.decode_cells(cells)
+        rows = self._call(read)
+        writer_schema = _remembering_unknown(self.schemas.writer_schema)
+        records, skipped = [], []
+        for row, cells in rows:
+            try:
+                values = self.layout.history_values(cells[HISTORY_COLUMN], writer_schema)
+            except UndecodableCell as error:
+                skipped.append((row, error))
+                continue
             values["instrument_id"], values["event_time"] = parse_history_row_key(row)
             records.append(values)
+        if skipped:
+            first_row, reason = skipped[0]
+            log.warning(
+                "md:history of %s: skipped %d of %d cells that do not decode (first, row %r: %s)",
+                instrument_id, len(skipped), len(rows), first_row, reason,
+            )  # fmt: skip
         return records
 
     def ping(self) -> None:

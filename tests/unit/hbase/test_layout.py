@@ -3,27 +3,61 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+import fastavro
 import pytest
 
+from tickflow.avro_codec import compile_encoder, confluent_prefix
 from tickflow.hbase.layout import (
     CellType,
     EventLayout,
+    UndecodableCell,
     decode,
     encode,
     event_layout,
+    history_cells,
     history_row_key,
     parse_history_row_key,
     table_specs,
 )
+from tickflow.schemas import load
 from tickflow.settings import Settings
 
 T0 = 1_764_000_000_123_456  # µs since the epoch
+SCHEMA_ID = 7
 
 
 @pytest.fixture(scope="module")
 def layout() -> EventLayout:
     return event_layout(Settings())
+
+
+@pytest.fixture(scope="module")
+def definition() -> dict[str, Any]:
+    return load("tickflow.md.EnrichedEvent", Settings().schemas_dir).definition
+
+
+def writer_schemas(*known: tuple[int, dict[str, Any]]) -> Any:
+    """An in-memory registry: schema id -> parsed writer schema, UndecodableCell for any other id."""
+    parsed = {schema_id: fastavro.parse_schema(definition) for schema_id, definition in known}
+
+    def lookup(schema_id: int) -> Any:
+        if schema_id not in parsed:
+            raise UndecodableCell(f"schema id {schema_id} is unknown")
+        return parsed[schema_id]
+
+    return lookup
+
+
+def full_event(**fields: Any) -> dict[str, Any]:
+    """An EnrichedEvent with its required fields, a filled quote, an enum, an int and some nulls."""
+    return {
+        "instrument_id": "XNYS:IBM", "event_time": T0, "event_count": 2, "enriched": True,
+        "bid_price": 101.25, "bid_price_as_of": T0 - 5_000, "bid_size": 300, "bid_size_as_of": T0 - 5_000,
+        "ask_price": None, "trade_side": "sell", "trade_side_as_of": T0 - 1, "symbol": "IBM", "sector": None,
+        "ingest_time": T0 + 1_000, "processed_time": T0 + 2_000, "batch_id": 42, **fields,
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -107,13 +141,66 @@ def test_latest_cells_carry_each_filled_fields_as_of_time_and_skip_nulls(layout:
     }
 
 
-def test_history_cells_hold_every_non_null_field_at_event_time(layout: EventLayout) -> None:
-    event = {"instrument_id": "XNYS:IBM", "event_time": T0, "bid_price": 101.25, "bid_price_as_of": T0, "mid": None}
-    row, cells, timestamp = layout.history_cells(event)
+def test_history_is_one_cell_holding_the_framed_record_as_it_is_at_event_time(definition: dict[str, Any]) -> None:
+    value = compile_encoder(definition, prefix=confluent_prefix(SCHEMA_ID))(full_event())
+    row, cells, timestamp = history_cells(full_event(), value)
     assert row == history_row_key("XNYS:IBM", T0)
     assert timestamp == T0 // 1000
-    assert set(cells) == {b"h:instrument_id", b"h:event_time", b"h:bid_price", b"h:bid_price_as_of"}
-    assert layout.decode_cells(cells) == {k: v for k, v in event.items() if v is not None}
+    assert cells == {b"h:r": value}
+    assert value[:5] == b"\x00\x00\x00\x00\x07"  # magic byte 0, schema id 7, then the Avro body
+    # whatever bytes the record came as are the ones stored: nothing is re-encoded
+    assert history_cells(full_event(), b"\x00anything")[1] == {b"h:r": b"\x00anything"}
+
+
+def test_a_history_cell_decodes_to_what_the_per_field_cells_gave(
+    layout: EventLayout, definition: dict[str, Any]
+) -> None:
+    event = full_event()
+    value = compile_encoder(definition, ("instrument_id",), confluent_prefix(SCHEMA_ID))(event)
+    values = layout.history_values(value, writer_schemas((SCHEMA_ID, definition)))
+    assert values == {name: v for name, v in event.items() if v is not None}
+    assert values["bid_price_as_of"] == T0 - 5_000  # a timestamp as µs (fastavro reads a datetime)
+    # the same values and types as the cells of the layout before (one per field, HBase Bytes) decoded to
+    per_field = layout.decode_cells(
+        {f"h:{name}".encode(): encode(layout.types[name], v) for name, v in event.items() if v is not None}
+    )
+    assert values == per_field
+    assert {name: type(v) for name, v in values.items()} == {name: type(v) for name, v in per_field.items()}
+
+
+def test_a_history_cell_of_a_newer_writer_schema_keeps_the_fields_the_layout_knows(
+    layout: EventLayout, definition: dict[str, Any]
+) -> None:
+    venue = {"name": "venue", "type": ["null", "string"], "default": None}
+    newer = {**definition, "fields": [*definition["fields"], venue]}
+    value = compile_encoder(newer, prefix=confluent_prefix(8))(full_event(venue="XNYS-1"))
+    values = layout.history_values(value, writer_schemas((SCHEMA_ID, definition), (8, newer)))
+    assert "venue" not in values
+    assert values["bid_price"] == 101.25
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"", "not Confluent-framed"),
+        (b"\x00\x00\x00", "not Confluent-framed"),
+        (b"\x01\x00\x00\x00\x07\x02", "not Confluent-framed"),
+        (confluent_prefix(99) + b"\x02", "schema id 99 is unknown"),
+        (confluent_prefix(SCHEMA_ID) + b"\x10XNYS", "does not decode with schema id 7"),
+        (confluent_prefix(SCHEMA_ID), "does not decode with schema id 7"),
+    ],
+)
+def test_bytes_that_are_not_a_framed_record_are_refused_with_the_reason(
+    layout: EventLayout, definition: dict[str, Any], value: bytes, reason: str
+) -> None:
+    with pytest.raises(UndecodableCell, match=reason):
+        layout.history_values(value, writer_schemas((SCHEMA_ID, definition)))
+
+
+def test_bytes_left_over_after_the_record_are_refused(layout: EventLayout, definition: dict[str, Any]) -> None:
+    value = compile_encoder(definition, prefix=confluent_prefix(SCHEMA_ID))(full_event())
+    with pytest.raises(UndecodableCell, match="3 bytes left over"):
+        layout.history_values(value + b"\x00\x00\x00", writer_schemas((SCHEMA_ID, definition)))
 
 
 def test_tables_are_as_the_contract_says() -> None:

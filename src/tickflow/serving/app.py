@@ -8,7 +8,8 @@
     GET /healthz                HBase reachable
 
 Errors are ``{"error": "<one sentence>"}``: 400 for a bad request, 404 for an unknown instrument, 503 when
-HBase does not answer. Every time is in ms since the epoch.
+HBase does not answer (or, for history, whose cells are Avro records, the schema registry). Every time is in
+ms since the epoch.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from tickflow.hbase.layout import CellType
-from tickflow.hbase.store import HBaseUnavailable, Latest, MarketDataStore
+from tickflow.hbase.store import HBaseUnavailable, Latest, MarketDataStore, SchemaRegistryUnavailable
 from tickflow.serving.catalogue import Catalogue, instruments_from_hbase, instruments_from_hive
 from tickflow.serving.model import (
     Instrument,
@@ -96,6 +97,10 @@ def create_app(
 
     @app.exception_handler(HBaseUnavailable)
     async def hbase_down(_: Request, error: HBaseUnavailable) -> JSONResponse:
+        return _error(503, str(error))
+
+    @app.exception_handler(SchemaRegistryUnavailable)
+    async def registry_down(_: Request, error: SchemaRegistryUnavailable) -> JSONResponse:
         return _error(503, str(error))
 
     @app.exception_handler(HTTPException)

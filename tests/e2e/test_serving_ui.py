@@ -40,6 +40,7 @@ def quote(instrument: str, symbol: str, at_us: int, mid: float) -> dict[str, Any
         "symbol": symbol, "instrument_name": f"{symbol} Test Corp", "exchange": "TEST", "currency": "USD",
         "sector": "Testing", "mid": round(mid, 3), "spread": round(ask - bid, 4),
         "spread_bps": round((ask - bid) / mid * 10_000, 2), "mid_usd": round(mid, 3),
+        "ingest_time": at_us, "processed_time": at_us, "batch_id": 0,
     }  # fmt: skip
 
 

@@ -1,5 +1,6 @@
 """md:latest and md:history on the real HBase started by the stack command: the tables as specified,
-cells through the codec, newest-wins per field, history newest first."""
+cells through the codec, newest-wins per field, history newest first, one cell per record framed with
+the registry's id for EnrichedEvent."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import happybase
 import pytest
 
-from tickflow.hbase.layout import HISTORY, LATEST, history_row_key
+from tickflow.hbase.layout import HISTORY, HISTORY_COLUMN, LATEST, history_row_key
 from tickflow.hbase.store import MarketDataStore
 from tickflow.settings import Settings
 
@@ -41,7 +42,9 @@ def now_us() -> int:
 
 
 def event(instrument: str, at: int, **fields: Any) -> dict[str, Any]:
-    return {"instrument_id": instrument, "event_time": at, "event_count": 1, "enriched": False, **fields}
+    """A whole EnrichedEvent (every required field), as md:history stores the record itself."""
+    return {"instrument_id": instrument, "event_time": at, "event_count": 1, "enriched": False,
+            "ingest_time": at + 1000, "processed_time": at + 2000, "batch_id": 1, **fields}  # fmt: skip
 
 
 def test_tables_and_families_are_as_specified(connection: happybase.Connection, hbase_stack: Settings) -> None:
@@ -110,13 +113,15 @@ def test_history_is_newest_first_and_bounded_by_time(
     records = store.history(instrument)
     assert [r["event_time"] for r in records] == times[::-1]
     assert [r["mid"] for r in records] == [3.0, 2.0, 1.0, 0.0]
+    assert records[0] == event(instrument, t, mid=3.0)  # every field back, with its type (times as µs)
     assert [r["event_time"] for r in store.history(instrument, since_us=times[1], until_us=times[2])] == [
         times[2],
         times[1],
     ]
     assert [r["event_time"] for r in store.history(instrument, limit=1)] == [t]
     raw = connection.table(HISTORY).row(history_row_key(instrument, t), include_timestamp=True)
-    assert raw[b"h:mid"][1] == t // 1000
+    assert raw == {HISTORY_COLUMN: (store.framed(event(instrument, t, mid=3.0)), t // 1000)}
+    assert raw[HISTORY_COLUMN][0][0] == 0  # the Confluent magic byte, then the registry's schema id
 
 
 def test_the_cli_lists_the_tables(hbase_stack: Settings) -> None:

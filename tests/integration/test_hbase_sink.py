@@ -4,7 +4,8 @@ Each test deploys its own connector (unique name, its own consumer group) on its
 writes EnrichedEvent records straight to it (the stream is tested elsewhere), into the real
 ``md:latest`` / ``md:history`` tables under instrument ids no other test uses. What HBase holds is
 compared with what is computed here from the records sent: per field, the value with the greatest
-timestamp (as-of for filled fields, event time for the others), ties to the later record.
+timestamp (as-of for filled fields, event time for the others), ties to the later record; in history,
+one cell per record holding the very bytes produced.
 """
 
 from __future__ import annotations
@@ -27,7 +28,15 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from tests.support.stack import tickflow
 from tickflow.avro_codec import compile_encoder, confluent_prefix
-from tickflow.hbase.layout import AS_OF_SUFFIX, HISTORY, LATEST, EventLayout, history_prefix
+from tickflow.hbase.layout import (
+    AS_OF_SUFFIX,
+    HISTORY,
+    HISTORY_COLUMN,
+    LATEST,
+    EventLayout,
+    history_prefix,
+    history_row_key,
+)
 from tickflow.hbase.store import MarketDataStore
 from tickflow.schemas import load
 from tickflow.settings import Settings
@@ -250,6 +259,15 @@ def test_latest_is_the_newest_value_of_every_field_and_history_has_every_record(
     sink.deploy()
     sink.send(records)
     eventually(converged(store, records), timeout_s=60)
+    # each history row is one cell: the record's value exactly as produced, at its event time (ms)
+    history = {row: cells for row, cells in raw_cells(sink.settings, feed.instruments).items()
+               if row.startswith(b"history/")}  # fmt: skip
+    assert history == {
+        b"history/" + history_row_key(r["instrument_id"], r["event_time"]): {
+            HISTORY_COLUMN: (sink.encode(r), r["event_time"] // 1000)
+        }
+        for r in records
+    }
 
 
 def test_a_late_record_never_overwrites_and_a_null_never_deletes(sink: Sink, store: MarketDataStore) -> None:

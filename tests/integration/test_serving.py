@@ -1,6 +1,6 @@
-"""The serving API on the real HBase, served by uvicorn on a free port: latest by selection, history
-ranges, the live feed (SSE) and the errors, for instruments written through MarketDataStore.write (the
-same cells the Connect sink writes)."""
+"""The serving API on the real HBase (and the schema registry its history cells need), served by uvicorn on
+a free port: latest by selection, history ranges, the live feed (SSE) and the errors, for instruments
+written through MarketDataStore.write (the same cells the Connect sink writes)."""
 
 from __future__ import annotations
 
@@ -31,8 +31,10 @@ def free_port() -> int:
 
 
 def event(instrument: str, at_us: int, **fields: Any) -> dict[str, Any]:
+    """A whole EnrichedEvent (every required field: md:history stores the record itself)."""
     as_of = {f"{name}_as_of": at_us for name in ("bid_price", "ask_price", "last_price") if name in fields}
-    return {"instrument_id": instrument, "event_time": at_us, "event_count": 1, "enriched": True, **as_of, **fields}
+    return {"instrument_id": instrument, "event_time": at_us, "event_count": 1, "enriched": True,
+            "ingest_time": at_us, "processed_time": at_us, "batch_id": 0, **as_of, **fields}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +149,9 @@ def test_the_live_feed_sends_a_snapshot_then_only_what_changed(
         name, update = next(events)
         assert name == "update", (name, update)
         assert time.monotonic() - written < 5
+        at_ms = at // 1000
         assert update["instruments"] == [
-            {"instrument_id": instruments[1], "fields": {"bid_price": {"value": 200.0, "as_of": at // 1000}},
-             "derived": {"mid": 200.25}, "meta": {"event_time": at // 1000}}
+            {"instrument_id": instruments[1], "fields": {"bid_price": {"value": 200.0, "as_of": at_ms}},
+             "derived": {"mid": 200.25},
+             "meta": {"event_time": at_ms, "ingest_time": at_ms, "processed_time": at_ms}}
         ]  # fmt: skip

@@ -55,9 +55,11 @@ def stack(settings: Settings) -> Iterator[Settings]:
 
 @pytest.fixture(scope="session")
 def hbase_stack(settings: Settings) -> Iterator[Settings]:
-    """Only HBase and its Thrift server: enough for the HBase tests, started alone beside another
-    checkout's stack, or found healthy when the whole stack already runs (CI)."""
-    yield from _stack_up(settings, ["hbase", "hbase-thrift"])
+    """HBase, its Thrift server and the schema registry (with the Kafka it stores schemas in): md:history
+    cells are Avro records framed with registry ids, so reading or writing them takes the registry. Enough
+    for the HBase and serving tests, started alone beside another checkout's stack, or found healthy when
+    the whole stack already runs (CI)."""
+    yield from _stack_up(settings, ["hbase", "hbase-thrift", "registry"])
 
 
 @pytest.fixture

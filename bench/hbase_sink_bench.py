@@ -9,9 +9,11 @@ With the stack up (Kafka, registry, HBase, Thrift, Connect with the plugin), on 
        sink      the connector (per-run name and consumer group, tickflow's deploy settings): from the
                  deploy to the last partition's last record in md:history
        ceiling   the same cells, encoded beforehand, put by WORKERS processes through happybase batches
-                 (md:latest conflated per 5,000 records like the sink): HBase + its Thrift server alone
-       python    the simplest sink a user would write: one consumer, fastavro, one happybase put per
-                 cell timestamp and record (on SAMPLE records, it is slow)
+                 (md:latest conflated per 5,000 records like the sink; md:history the produced bytes as
+                 they are, one cell per record): HBase + its Thrift server alone
+       python    the simplest sink a user would write: one consumer, fastavro for md:latest and the row
+                 key, one happybase put per cell timestamp and record, the message value as md:history's
+                 one cell (on SAMPLE records, it is slow)
   2. latency: the stream's rates (RATES events/s, SECONDS each) offered to a running connector;
      records carry event_time = produce time, a sample of them is polled for in md:history; p50/p99
      from produce to the row being readable.
@@ -43,7 +45,7 @@ from confluent_kafka.cimpl import NewTopic
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from tickflow.avro_codec import compile_encoder, confluent_prefix
-from tickflow.hbase.layout import HISTORY, LATEST, event_layout, history_row_key
+from tickflow.hbase.layout import HISTORY, HISTORY_COLUMN, LATEST, event_layout, history_cells, history_row_key
 from tickflow.schemas import load
 from tickflow.settings import Settings
 from tickflow.sinks.connect import ConnectClient
@@ -116,8 +118,9 @@ def producer(settings: Settings) -> Producer:
                      "compression.type": "lz4", "enable.idempotence": True})  # fmt: skip
 
 
-def backlog(run: Run, events: int) -> tuple[str, list[dict[str, Any]], dict[int, bytes]]:
-    """Produce ``events`` records; returns the topic, the records and each partition's last history row key."""
+def backlog(run: Run, events: int) -> tuple[str, list[tuple[dict[str, Any], bytes]], dict[int, bytes]]:
+    """Produce ``events`` records; returns the topic, the records with the value produced for each, and each
+    partition's last history row key."""
     topic, encode = run.topic("backlog")
     out = producer(run.settings)
     records, last_row = [], {}
@@ -125,9 +128,10 @@ def backlog(run: Run, events: int) -> tuple[str, list[dict[str, Any]], dict[int,
     for n in range(events):
         instrument = run.instruments[n % INSTRUMENTS]
         rec = record(instrument, base + (n // INSTRUMENTS) * 1000, n)
-        records.append(rec)
+        value = encode(rec)
+        records.append((rec, value))
         partition = n % INSTRUMENTS % PARTITIONS  # one instrument, one partition (as keyed by the stream)
-        out.produce(topic, encode(rec), instrument, partition=partition)
+        out.produce(topic, value, instrument, partition=partition)
         last_row[partition] = history_row_key(instrument, rec["event_time"])
         if n % 10_000 == 0:
             out.poll(0)
@@ -160,7 +164,7 @@ def cpu_of(*pids: int | None) -> Iterator[dict[str, float]]:
 def rows_exist(settings: Settings, keys: list[bytes]) -> bool:
     connection = happybase.Connection(*settings.hbase_thrift_address, timeout=30_000)
     try:
-        return len(connection.table(HISTORY).rows(keys, columns=[b"h:event_time"])) == len(keys)
+        return len(connection.table(HISTORY).rows(keys, columns=[HISTORY_COLUMN])) == len(keys)
     finally:
         connection.close()
 
@@ -179,18 +183,18 @@ def drain_sink(run: Run, topic: str, events: int, last_rows: dict[int, bytes]) -
             "rate_after_start": events / (done - running), **cpu}  # fmt: skip
 
 
-def _cells(records: list[dict[str, Any]], schemas_dir: str) -> tuple[list[Any], list[Any]]:
+def _cells(records: list[tuple[dict[str, Any], bytes]], schemas_dir: str) -> tuple[list[Any], list[Any]]:
     layout = event_layout(Settings(schemas_dir=schemas_dir))  # type: ignore[arg-type]
     latest: dict[tuple[bytes, int], dict[bytes, bytes]] = {}
     history = []
-    for rec in records:
+    for rec, value in records:
         for ts, cells in layout.latest_cells(rec).items():
             latest.setdefault((rec["instrument_id"].encode(), ts), {}).update(cells)
-        history.append(layout.history_cells(rec))
+        history.append(history_cells(rec, value))  # the produced bytes as they are, as the sink stores them
     return [(row, cells, ts) for (row, ts), cells in latest.items()], history
 
 
-def _ceiling_worker(args: tuple[str, int, list[dict[str, Any]], str]) -> float:
+def _ceiling_worker(args: tuple[str, int, list[tuple[dict[str, Any], bytes]], str]) -> float:
     host, port, records, schemas_dir = args
     chunks = [_cells(records[i : i + 5000], schemas_dir) for i in range(0, len(records), 5000)]
     connection = happybase.Connection(host, port, timeout=60_000)
@@ -206,18 +210,19 @@ def _ceiling_worker(args: tuple[str, int, list[dict[str, Any]], str]) -> float:
     return time.monotonic() - start
 
 
-def drain_ceiling(run: Run, records: list[dict[str, Any]], workers: int) -> dict[str, Any]:
+def drain_ceiling(run: Run, records: list[tuple[dict[str, Any], bytes]], workers: int) -> dict[str, Any]:
     """Puts only (cells prepared before the clock starts); the per-batch timestamp is dropped, which costs HBase
     nothing. The instruments are this run's, so nothing the sink wrote is touched twice in a way that matters."""
     host, port = run.settings.hbase_thrift_address
-    shards = [[r for i, r in enumerate(records) if hash(r["instrument_id"]) % workers == w] for w in range(workers)]
+    shards = [[r for r in records if hash(r[0]["instrument_id"]) % workers == w] for w in range(workers)]
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         seconds = max(pool.map(_ceiling_worker, [(host, port, s, str(run.settings.schemas_dir)) for s in shards]))
     return {"events": len(records), "seconds": seconds, "rate": len(records) / seconds}
 
 
 def drain_python(run: Run, topic: str, sample: int) -> dict[str, Any]:
-    """One consumer, fastavro decode, a happybase put per (record, cell timestamp): what a user writes first."""
+    """One consumer, fastavro decode, a happybase put per (record, cell timestamp), the value as history's cell:
+    what a user writes first."""
     settings = run.settings
     layout = event_layout(settings)
     parsed = fastavro.parse_schema(run.schema.definition)
@@ -231,13 +236,14 @@ def drain_python(run: Run, topic: str, sample: int) -> dict[str, Any]:
         for message in consumer.consume(500, 1.0):
             if message.error() or done >= sample:
                 continue
+            value = message.value() or b""
             rec: dict[str, Any] = fastavro.schemaless_reader(  # type: ignore[assignment]
-                BytesIO((message.value() or b"")[5:]), parsed, parsed
+                BytesIO(value[5:]), parsed, parsed
             )
             row = rec["instrument_id"].encode()
             for ts, cells in layout.latest_cells(rec).items():
                 latest.put(row, cells, timestamp=ts)
-            key, cells, ts = layout.history_cells(rec)
+            key, cells, ts = history_cells(rec, value)
             history.put(key, cells, timestamp=ts)
             done += 1
     seconds = time.monotonic() - start
@@ -286,7 +292,7 @@ def latency(run: Run, rate: int, seconds: int) -> dict[str, Any]:
         if not pending and stop.is_set():
             break
         now = time.monotonic()
-        for row, _ in table.rows(pending[:200], columns=[b"h:event_time"]):
+        for row, _ in table.rows(pending[:200], columns=[HISTORY_COLUMN]):
             found[row] = now
         time.sleep(0.02)
     stop.set()

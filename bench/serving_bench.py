@@ -8,8 +8,9 @@ Prints each run and the medians, with the configuration used.
 
     .venv/bin/python bench/serving_bench.py [--runs 5] [--updates 20] [--poll-ms 300]
 
-Needs HBase and its Thrift server (`tickflow stack up hbase-thrift`) and Chromium; serves the app in
-this process on a free port and writes two scratch instruments (TEST:bench-...).
+Needs HBase, its Thrift server and the schema registry (`tickflow stack up hbase-thrift registry`: history
+cells are framed with registry ids) and Chromium; serves the app in this process on a free port and writes
+two scratch instruments (TEST:bench-...).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def record(instrument: str, bid: float) -> dict[str, Any]:
     now = time.time_ns() // 1000
     return {"instrument_id": instrument, "event_time": now, "event_count": 1, "enriched": True,
             "bid_price": bid, "bid_price_as_of": now, "ask_price": bid + 0.1, "ask_price_as_of": now,
-            "mid": bid + 0.05}  # fmt: skip
+            "mid": bid + 0.05, "ingest_time": now, "processed_time": now, "batch_id": 0}  # fmt: skip
 
 
 def free_port() -> int:

@@ -93,14 +93,14 @@ def up(services: ServiceNames = None) -> None:
 
 @stack_app.command()
 def down(services: ServiceNames = None) -> None:
-    """Stop the services this stack started (and nothing else)."""
+    """Stop the services this stack started (and nothing else): all, or those named and what needs them."""
     from tickflow.appctl import stop_all
 
     started = time.monotonic()
     settings = Settings()
     with speaking_errors():
         stack = supervisor(settings)
-        if "airflow-scheduler" in {service.name for service in stack.ordered(services)}:
+        if "airflow-scheduler" in {service.name for service in stack.with_dependents(services)}:
             # Apps the scheduler's tasks started run in sessions of their own, to outlive the task.
             for app in stop_all(settings.root, settings.app_stop_grace_s):
                 _print_event(app, "stopped")

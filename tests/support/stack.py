@@ -38,14 +38,15 @@ def _stack_up(settings: Settings, services: list[str]) -> Iterator[Settings]:
     At the end, stop them only if every one was stopped before: a stack somebody was using, even half
     up, is left running. With no names: the whole stack."""
     stack = supervisor(settings)
-    states = {stack.status(s.name).state for s in stack.ordered(services or None)}
+    needed = [service.name for service in stack.ordered(services or None)]
+    states = {stack.status(name).state for name in needed}
     if states != {State.HEALTHY}:
         result = tickflow("stack", "up", *services, check=False)
         if result.returncode != 0:
             pytest.fail(f"tickflow stack up {' '.join(services)} failed:\n{result.stdout}\n{result.stderr}")
     yield settings
     if states == {State.STOPPED}:
-        tickflow("stack", "down", *services, check=False)
+        tickflow("stack", "down", *(needed if services else []), check=False)
 
 
 @pytest.fixture(scope="session")

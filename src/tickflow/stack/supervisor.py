@@ -109,6 +109,16 @@ class Supervisor:
             visit(name)
         return order
 
+    def with_dependents(self, names: Iterable[str] | None = None) -> list[Service]:
+        """Services in dependency order: those asked for (all without names) and every service that needs
+        one of them, directly or not."""
+        if not names:
+            return self.ordered()
+        wanted = {service.name for service in self.ordered(names)} & set(names)  # checks the names
+        while dependents := {s.name for s in self.services.values() if wanted & set(s.depends_on)} - wanted:
+            wanted |= dependents
+        return [service for service in self.ordered() if service.name in wanted]
+
     # -- up ------------------------------------------------------------------------
 
     def up(
@@ -182,10 +192,11 @@ class Supervisor:
         on_event: Callable[[str, str], None] = lambda service, message: None,
         grace_s: float = 30.0,
     ) -> None:
-        """Stop, in reverse dependency order, only the process groups this stack started."""
+        """Stop, in reverse dependency order, only the process groups this stack started: the services
+        named (all without names) and those that depend on them, never what they depend on."""
         self.paths.run.mkdir(parents=True, exist_ok=True)
         with self._exclusive():
-            for service in reversed(self.ordered(names)):
+            for service in reversed(self.with_dependents(names)):
                 pid = self.running_pid(service.name)
                 pidfile = self.paths.pidfile(service.name)
                 if pid is None:

@@ -169,6 +169,22 @@ def test_dependencies_come_first_and_unknown_names_are_refused(settings: Setting
         supervisor.ordered(["nope"])
 
 
+def test_down_stops_what_depends_on_a_service_and_leaves_what_it_depends_on(settings: Settings) -> None:
+    base = FileFlagService(settings, READY_THEN_SLEEP, free_port())
+    top = FileFlagService(settings, READY_THEN_SLEEP, free_port(), depends_on=("flag",))
+    top.name = "top"
+    supervisor = Supervisor(settings, [top, base])
+    supervisor.up()
+    try:
+        supervisor.down(["top"], grace_s=2)  # the dependent alone: its dependency keeps running
+        assert [supervisor.status(n).state for n in ("flag", "top")] == [State.HEALTHY, State.STOPPED]
+        supervisor.up()
+        supervisor.down(["flag"], grace_s=2)  # a dependency: what needs it stops first
+        assert [supervisor.status(n).state for n in ("flag", "top")] == [State.STOPPED, State.STOPPED]
+    finally:
+        supervisor.down(grace_s=2)
+
+
 class PoliteService(FileFlagService):
     """Stops on its own when asked through a file, as HBase does with ``HMaster stop``; ignores SIGTERM."""
 

@@ -516,7 +516,8 @@ def main() -> None:
             f"{sum(end_offsets(settings, topics['peer']).values()):,} records out"
         )
 
-        spark = spark_session(settings, "tickflow-bench-baselines")
+        # Measured against the stream: the same JIT as the stream's driver (full tiered), not a short app's C1.
+        spark = spark_session(settings, "tickflow-bench-baselines", java_options="")
         try:
             for view in ("ref.instruments", "ref.fx_rates"):  # the first metastore round trips, not timed
                 spark.table(view).count()

@@ -67,7 +67,7 @@ def main() -> None:
 
     settings = Settings()
     stream = StreamSettings()
-    spark = spark_session(settings, "tickflow-bench-steps", extra=spark_conf(stream))
+    spark = spark_session(settings, "tickflow-bench-steps", extra=spark_conf(stream), java_options=stream.java_options)
     start, end = offset_ranges(settings, stream.input_topic, args.events)
 
     def raw() -> Any:

@@ -353,7 +353,13 @@ def main() -> None:
     skip = set(filter(None, args.skip.split(",")))
     settings = Settings()
     topics = Topics(settings)
-    spark = spark_session(settings, "tickflow-bench", master=args.master, extra=spark_conf(StreamSettings()))
+    spark = spark_session(
+        settings,
+        "tickflow-bench",
+        master=args.master,
+        extra=spark_conf(StreamSettings()),
+        java_options=StreamSettings().java_options,
+    )
     results: dict[str, Any] = {"drain": [], "latency": [], "sustained": []}
     try:
         if args.only_drain:

@@ -79,7 +79,9 @@ def main() -> None:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    spark = spark_session(settings, "tickflow-bench-designs", extra={"spark.sql.shuffle.partitions": "2"})
+    spark = spark_session(  # throughput figures: the stream's full tiered JIT, not a short app's C1
+        settings, "tickflow-bench-designs", extra={"spark.sql.shuffle.partitions": "2"}, java_options=""
+    )
     raw = kafka_reader(spark, settings, topic, streaming=False).load().cache()
     print(f"{raw.count():,} messages cached from {topic}; local[2]; median of {args.repeats}")
     try:

@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     spark_master: str = Field(
         default="local[2]", description="Spark master of tickflow's applications (stream, reference refresh, SQL)."
     )
+    spark_java_options: str = Field(
+        default="-XX:TieredStopAtLevel=1",
+        description="JVM options of the Spark drivers of short-lived applications (reference refresh, snapshots, "
+        "one-off sessions): C1-only compilation starts them ~40% sooner on two cores, and their small jobs never "
+        "profit from C2. The stream app has its own (TICKFLOW_STREAM_JAVA_OPTIONS).",
+    )
     app_stop_grace_s: float = Field(
         default=60.0, description="How long a stopping app (the stream) may finish its micro-batch before SIGKILL."
     )

@@ -69,12 +69,18 @@ def _log_config(settings: Settings, app_name: str) -> Path:
 
 
 def spark_conf(
-    settings: Settings, app_name: str, master: str | None = None, extra: dict[str, str] | None = None
+    settings: Settings,
+    app_name: str,
+    master: str | None = None,
+    extra: dict[str, str] | None = None,
+    java_options: str | None = None,
 ) -> dict[str, str]:
-    """Everything a tickflow Spark application needs, as ``spark.*`` properties."""
+    """Everything a tickflow Spark application needs, as ``spark.*`` properties. ``java_options`` of the
+    driver JVM: by default ``settings.spark_java_options`` (short-lived apps); the stream passes its own."""
     derby_log = StackPaths(settings.root).logs / "spark-derby.log"
     log_config = _log_config(settings, app_name)
-    java_options = f"-Dderby.stream.error.file={derby_log} -Dlog4j2.configurationFile=file:{log_config}"
+    jvm = settings.spark_java_options if java_options is None else java_options
+    java_options = f"{jvm} -Dderby.stream.error.file={derby_log} -Dlog4j2.configurationFile=file:{log_config}".strip()
     return {
         "spark.app.name": app_name,
         "spark.master": master or settings.spark_master,
@@ -98,7 +104,11 @@ def spark_conf(
 
 
 def spark_session(
-    settings: Settings, app_name: str, master: str | None = None, extra: dict[str, str] | None = None
+    settings: Settings,
+    app_name: str,
+    master: str | None = None,
+    extra: dict[str, str] | None = None,
+    java_options: str | None = None,
 ) -> SparkSession:
     """A session on the shared metastore with the Kafka and Avro connectors on its classpath."""
     from pyspark.sql import SparkSession
@@ -108,7 +118,7 @@ def spark_session(
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = SparkSession.builder.enableHiveSupport()
-    for key, value in spark_conf(settings, app_name, master, extra).items():
+    for key, value in spark_conf(settings, app_name, master, extra, java_options).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
@@ -116,10 +126,14 @@ def spark_session(
 
 
 def submit_args(
-    settings: Settings, app_name: str, master: str | None = None, extra: dict[str, str] | None = None
+    settings: Settings,
+    app_name: str,
+    master: str | None = None,
+    extra: dict[str, str] | None = None,
+    java_options: str | None = None,
 ) -> list[str]:
     """The ``spark-submit`` options equivalent to :func:`spark_session`."""
-    conf = spark_conf(settings, app_name, master, extra)
+    conf = spark_conf(settings, app_name, master, extra, java_options)
     return [arg for key, value in conf.items() for arg in ("--conf", f"{key}={value}")]
 
 

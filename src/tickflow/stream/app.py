@@ -166,7 +166,7 @@ def run_stream(
     from tickflow.spark import spark_session
     from tickflow.stream.progress import attach_progress
 
-    spark = spark_session(settings, SPARK_APP_NAME, extra=spark_conf(stream))
+    spark = spark_session(settings, SPARK_APP_NAME, extra=spark_conf(stream), java_options=stream.java_options)
     stopping = threading.Event()
 
     def stop(signum: int, _frame: Any) -> None:

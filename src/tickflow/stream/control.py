@@ -195,7 +195,13 @@ class EnrichmentStream:
         from tickflow.stream.app import spark_conf as stream_conf
 
         spark_submit = pyspark_home() / "bin" / "spark-submit"
-        conf = submit_args(self.settings, SPARK_APP_NAME, self.master, extra=stream_conf(self.stream))
+        conf = submit_args(
+            self.settings,
+            SPARK_APP_NAME,
+            self.master,
+            extra=stream_conf(self.stream),
+            java_options=self.stream.java_options,
+        )
         return [str(spark_submit), *conf, str(ENTRY_POINT)]
 
     def environment(self) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""A person logs in to the Airflow UI, triggers reference_data_refresh and sees the run succeed.
+"""A person logs in to the Airflow UI, triggers reference_data_refresh and sees the run succeed; its task
+log says the load was accepted (the suite's one good load through Airflow).
 
 The Makefile runs tests/e2e last, after tests/integration has already run this DAG: unpausing it then
 creates no catch-up run for the UI's run to queue behind (tests.support.airflow_api.AirflowApi.trigger).
@@ -59,4 +60,6 @@ def test_trigger_reference_refresh_from_the_ui_and_see_it_succeed(
     expect(first_row).to_contain_text(re.compile(state, re.IGNORECASE), timeout=30_000)
     text = first_row.inner_text().lower()
     page.screenshot(path=str(stack.root / "logs" / "e2e-airflow-runs.png"))
-    assert state == "success" and "manual" in text, (state, text)
+    log = airflow.task_log(DAG, run_id, "refresh_reference_data")
+    assert state == "success" and "manual" in text, (state, text, log)
+    assert "instruments: load" in log and "reference load ACCEPTED" in log

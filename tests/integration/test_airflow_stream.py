@@ -105,7 +105,11 @@ def test_ensure_starts_the_app_and_events_flow_to_md_enriched(airflow: AirflowAp
     wait_for_enriched(stack, before)
 
 
-def test_after_kill_9_the_next_run_restarts_it_from_its_checkpoint(airflow: AirflowApi, stack: Settings) -> None:
+def _direct_start(_: int) -> bool:
+    return EnrichmentStream(Settings()).start().started
+
+
+def test_after_kill_9_racing_ensures_restart_one_copy_from_its_checkpoint(airflow: AirflowApi, stack: Settings) -> None:
     stream = EnrichmentStream(stack)
     record = stream.control.running()
     assert record is not None
@@ -116,38 +120,24 @@ def test_after_kill_9_the_next_run_restarts_it_from_its_checkpoint(airflow: Airf
     before = enriched_total(stack)
     feed(2000)
 
-    run_id, state = run(airflow, "ensure")
-    log = airflow.task_log(DAG, run_id, "manage_stream")
-    assert state == "success", log
-    assert "enrichment stream STARTED" in log or "enrichment stream RUNNING" in log  # RUNNING: the watchdog was first
-    restarted = stream.control.running()
-    assert restarted is not None and restarted.pid != record.pid
-    progress = stream.progress()
-    assert progress is not None and progress.batch_id is not None
-    assert progress.written_at > restarted.started_at
-    assert progress.batch_id > last_batch  # batch ids continue: the checkpoint was picked up
-    wait_for_enriched(stack, before)
-
-
-def _direct_start(_: int) -> bool:
-    return EnrichmentStream(Settings()).start().started
-
-
-def test_concurrent_ensures_never_start_a_second_copy(airflow: AirflowApi, stack: Settings) -> None:
-    stream = EnrichmentStream(stack)
-    record = stream.control.running()
-    assert record is not None
-    kill_9(record.pid)
     # Two DAG runs and three starters outside Airflow (as a duplicated task would be) race for the start.
     runs = [airflow.trigger(DAG, {"action": "ensure"}) for _ in range(2)]
     with multiprocessing.get_context("spawn").Pool(3) as pool:
         direct = pool.map(_direct_start, range(3))
     states = [airflow.wait(DAG, run_id) for run_id in runs]
-    assert states == ["success", "success"]
     logs = [airflow.task_log(DAG, run_id, "manage_stream") for run_id in runs]
+    assert states == ["success", "success"], logs
     started = sum(direct) + sum("enrichment stream STARTED" in log for log in logs)
     assert started <= 1, (direct, logs)  # 0 only when the watchdog's scheduled run won the race
     assert len(copies(stack)) == 1
+    restarted = stream.control.running()
+    assert restarted is not None and restarted.pid != record.pid
+
+    wait_for_enriched(stack, before)
+    progress = stream.progress()
+    assert progress is not None and progress.batch_id is not None
+    assert progress.written_at > restarted.started_at
+    assert progress.batch_id > last_batch  # batch ids continue: the checkpoint was picked up
 
 
 def test_a_scheduler_killed_in_the_middle_of_a_restart_leaves_one_copy(airflow: AirflowApi, stack: Settings) -> None:

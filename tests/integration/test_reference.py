@@ -45,14 +45,6 @@ def test_migrations_applied_twice_change_nothing_the_second_time(reference_data:
     assert hive_query(reference_data, "SELECT count(*) FROM tickflow_meta.schema_migrations") == [(migrations,)]
 
 
-def test_refresh_command_prints_row_counts_and_runtime(reference_data: Settings) -> None:
-    result = tickflow("reference", "refresh", check=False)
-    assert result.returncode == 0, result.stderr
-    assert "instruments load" in result.stderr and f"{INSTRUMENTS} rows in" in result.stderr
-    assert "reference refresh done in" in result.stderr
-    assert len(current_view(reference_data)) == INSTRUMENTS
-
-
 def test_a_change_in_the_security_master_closes_the_old_row_and_opens_a_new_one(
     reference_data: Settings, spark
 ) -> None:  # type: ignore[no-untyped-def]
@@ -126,10 +118,11 @@ def test_a_collapsed_load_is_rejected_and_a_red_command_says_why(reference_data:
         reset_secmaster(reference_data)
 
 
-def test_the_running_enrichment_app_sees_a_refresh_at_its_next_micro_batch(
+def test_the_refresh_command_reports_its_load_and_the_running_app_sees_it_at_its_next_micro_batch(
     reference_data: Settings, spark, topics: dict[str, str], tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    """The enrichment app's stream-static join re-reads the reference view each micro-batch: no restart."""
+    """``tickflow reference refresh`` prints row counts and its runtime; the enrichment app's stream-static join
+    re-reads the reference view each micro-batch, so it sees the new load with no restart."""
     target = current_view(reference_data)[3][0]
     schema = load("tickflow.md.MarketEvent", reference_data.schemas_dir)
     registry = SchemaRegistryClient(reference_data.registry_client_config)
@@ -175,6 +168,9 @@ def test_the_running_enrichment_app_sees_a_refresh_at_its_next_micro_batch(
             )
         refreshed = tickflow("reference", "refresh", check=False)  # another Spark application
         assert refreshed.returncode == 0, refreshed.stderr
+        assert "instruments load" in refreshed.stderr and f"{INSTRUMENTS} rows in" in refreshed.stderr
+        assert "reference refresh done in" in refreshed.stderr
+        assert len(current_view(reference_data)) == INSTRUMENTS
         send_and_wait(2.0, "Refreshed")
         assert query.isActive  # same query, no restart
     finally:

@@ -21,6 +21,7 @@ All four use ``compression.type=producer`` (keep what the producer chose, lz4) a
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException
@@ -85,5 +86,11 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS, rep
             except KafkaException as error:
                 if "TOPIC_ALREADY_EXISTS" not in str(error):
                     raise TickflowError(f"Creating topic {name} failed: {error}.") from error
-        existing = admin.list_topics(timeout=10).topics
+        # The controller acknowledges a creation before every broker's metadata has it: list until it does.
+        deadline = time.monotonic() + 30
+        while not all(spec.name in (existing := admin.list_topics(timeout=10).topics) for spec in specs):
+            if time.monotonic() > deadline:
+                absent = ", ".join(spec.name for spec in specs if spec.name not in existing)
+                raise TickflowError(f"Kafka created {absent} but does not list it after 30 s: see its log.")
+            time.sleep(0.2)
     return [TopicState(spec.name, len(existing[spec.name].partitions), spec.name in created) for spec in specs]

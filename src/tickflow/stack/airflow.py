@@ -194,6 +194,13 @@ class AirflowComponent(Service):
     def environment(self) -> Mapping[str, str]:
         return self._environment
 
+    def process_environment(self) -> dict[str, str]:
+        """The caller's environment without its Airflow configuration: the stack's Airflow is configured by
+        :func:`airflow_environment` alone. (A test session's ``AIRFLOW__CORE__UNIT_TEST_MODE`` once leaked in
+        and made every DAG start unpaused.)"""
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        return {**inherited, **self.environment()}
+
     def check_health(self) -> None:
         status = api_health(self.settings).get(self.health_key, {}).get("status")
         if status != "healthy":
@@ -227,7 +234,7 @@ class AirflowApiServer(AirflowComponent):
             result = subprocess.run(
                 [str(_airflow_bin()), "db", "migrate"],
                 cwd=self.home,
-                env={**os.environ, **self.environment()},
+                env=self.process_environment(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 check=False,

@@ -7,6 +7,7 @@ The supervisor does the rest (pids, process groups, logs, waiting, the table).
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -88,6 +89,10 @@ class Service(ABC):
     def environment(self) -> Mapping[str, str]:
         """Extra environment variables for the process."""
         return {}
+
+    def process_environment(self) -> dict[str, str]:
+        """The whole environment the process starts with: the caller's, then :meth:`environment`."""
+        return {**os.environ, **self.environment()}
 
     @abstractmethod
     def check_health(self) -> None:

@@ -9,7 +9,6 @@ did not start (pids get reused) and ``status`` can tell a crash from a stop.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -162,7 +161,7 @@ class Supervisor:
 
     def _spawn(self, service: Service) -> None:
         service.home.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **service.environment()}
+        env = service.process_environment()
         pid = spawn(service.name, service.command(), env, service.log_path, cwd=service.home)
         self.paths.pidfile(service.name).write_text(
             json.dumps({"pid": pid, "start_ticks": start_ticks(pid), "started_at": time.time()})

@@ -63,3 +63,18 @@ def test_secrets_are_generated_once_and_private(settings: Settings) -> None:
     password = admin_password(settings)
     assert len(password) >= 12
     assert password in (AirflowApiServer(settings).notice() or "")
+
+
+def test_the_callers_airflow_configuration_does_not_leak_into_the_stacks_airflow(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test session sets AIRFLOW__CORE__UNIT_TEST_MODE for its own DagBag; in the stack's Airflow it made every
+    DAG start unpaused, so the enrichment stream's watchdog ran through the whole suite."""
+    monkeypatch.setenv("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+    monkeypatch.setenv("AIRFLOW_HOME", "/somewhere/else")
+    monkeypatch.setenv("TICKFLOW_STREAM_JAVA_OPTIONS", "-Xint")
+    for component in (AirflowApiServer(settings), AirflowScheduler(settings)):
+        env = component.process_environment()
+        assert "AIRFLOW__CORE__UNIT_TEST_MODE" not in env
+        assert env["AIRFLOW_HOME"] == airflow_environment(settings)["AIRFLOW_HOME"]
+        assert env["TICKFLOW_STREAM_JAVA_OPTIONS"] == "-Xint"  # what is not Airflow's is passed on to tasks

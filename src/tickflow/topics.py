@@ -22,7 +22,9 @@ All four use ``compression.type=producer`` (keep what the producer chose, lz4) a
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -66,15 +68,30 @@ class TopicState:
     created: bool
 
 
-def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS, replication: int = 1) -> list[TopicState]:
-    """Create the topics that do not exist yet; leave existing ones alone (idempotent)."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "log_level": 0})
+def _existing(admin: AdminClient, settings: Settings) -> dict[str, Any]:
     try:
-        existing = admin.list_topics(timeout=10).topics
+        topics: dict[str, Any] = admin.list_topics(timeout=10).topics
     except KafkaException as error:
         raise TickflowError(
             f"Kafka at {settings.bootstrap_servers} did not answer ({error}): start it with `tickflow stack up`."
         ) from error
+    return topics
+
+
+def require_topics(settings: Settings, names: Iterable[str]) -> None:
+    """Fail with one sentence when any of these topics does not exist (say, before a Spark app starts on them)."""
+    existing = _existing(AdminClient({"bootstrap.servers": settings.bootstrap_servers, "log_level": 0}), settings)
+    if absent := [name for name in names if name not in existing]:
+        raise TickflowError(
+            f"Kafka at {settings.bootstrap_servers} has no topic {', '.join(absent)}: create the platform's topics "
+            "with `tickflow topics create`, or point the settings at existing ones."
+        )
+
+
+def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS, replication: int = 1) -> list[TopicState]:
+    """Create the topics that do not exist yet; leave existing ones alone (idempotent)."""
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "log_level": 0})
+    existing = _existing(admin, settings)
     missing = [spec for spec in specs if spec.name not in existing]
     created = set()
     if missing:

@@ -245,13 +245,28 @@ def test_output_equals_an_independent_computation_and_bad_input_goes_to_the_dlq(
         assert int(headers["source.offset"]) >= 0
 
 
+def stream_env(stream: StreamSettings) -> dict[str, str]:
+    """The environment that makes ``tickflow stream`` run with these settings."""
+    settings = {f"TICKFLOW_STREAM_{k.upper()}": str(v) for k, v in stream.model_dump().items() if v is not None}
+    return {**os.environ, **settings}
+
+
+def test_a_stream_on_a_topic_that_does_not_exist_fails_at_once_in_one_sentence(stack, topics, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    absent = f"test.absent.{uuid.uuid4().hex[:8]}"
+    stream = stream_settings(topics, tmp_path).model_copy(update={"input_topic": absent})
+    result = subprocess.run(
+        [sys.executable, "-m", "tickflow.cli", "stream"], env=stream_env(stream), capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert f"has no topic {absent}" in result.stderr and "tickflow topics create" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_kill_minus_9_and_restart_lose_nothing(stack, topics, tmp_path) -> None:  # type: ignore[no-untyped-def]
     feed(stack, topics["events"], 12_000, seed=8)
     stream = stream_settings(topics, tmp_path)
-    env = {
-        **os.environ,
-        **{f"TICKFLOW_STREAM_{k.upper()}": str(v) for k, v in stream.model_dump().items() if v is not None},
-    }
+    env = stream_env(stream)
 
     def start() -> subprocess.Popen[bytes]:
         log = (tmp_path / "stream.log").open("ab")

@@ -165,7 +165,10 @@ def run_stream(
 
     from tickflow.spark import spark_session
     from tickflow.stream.progress import attach_progress
+    from tickflow.topics import require_topics
 
+    # One sentence now rather than a JVM trace from the Kafka source a minute into the Spark start.
+    require_topics(settings, (stream.input_topic, stream.output_topic, stream.dlq_topic))
     spark = spark_session(settings, SPARK_APP_NAME, extra=spark_conf(stream), java_options=stream.java_options)
     stopping = threading.Event()
 

@@ -85,3 +85,11 @@ def snapshot_state(spark: SparkSession, snapshot_id: str) -> dict[str, Instrumen
         state.as_of[row.field] = int(pd.Timestamp(row.as_of).value // 1000)
         state.offsets[row.field] = int(row.source_offset)
     return states
+
+
+def latest_snapshot_id(spark: SparkSession) -> str | None:
+    """The snapshot taken last (by ``taken_at``), or None when there is none."""
+    rows = spark.sql(
+        f"SELECT snapshot_id FROM {SNAPSHOT_TABLE} GROUP BY snapshot_id ORDER BY max(taken_at) DESC LIMIT 1"
+    ).collect()
+    return str(rows[0].snapshot_id) if rows else None

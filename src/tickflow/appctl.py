@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,10 +153,12 @@ class AppControl:
         cwd: Path | None = None,
         restart: bool = False,
         grace_s: float = 60.0,
+        before_start: Callable[[], object] | None = None,
     ) -> StartResult:
         """Start the app unless a copy runs (``restart``: stop that copy first).
 
-        The check, the stop and the start are one step under the lock, so no other start slips in.
+        The check, the stop and the start are one step under the lock, so no other start slips in;
+        ``before_start`` runs in that step once no copy runs (e.g. to replace the app's checkpoint).
         """
         with self.locked():
             self.desired_path.unlink(missing_ok=True)
@@ -168,6 +170,8 @@ class AppControl:
             if existing is not None:
                 stop_session(existing.pid, grace_s)
                 self.record_path.unlink(missing_ok=True)
+            if before_start is not None:
+                before_start()
             pid = spawn(self.name, command, {**env, APP_MARKER: self.marker}, log, cwd=cwd)
             ticks = start_ticks(pid)
             if ticks is None:

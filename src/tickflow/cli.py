@@ -35,6 +35,8 @@ reference_app = typer.Typer(help="Reference data: source systems and the refresh
 app.add_typer(reference_app, name="reference")
 hbase_app = typer.Typer(help="The market-data tables in HBase (through its Thrift server).", no_args_is_help=True)
 app.add_typer(hbase_app, name="hbase")
+snapshot_app = typer.Typer(help="Snapshots of the stream's forward-fill state in Hive.", no_args_is_help=True)
+app.add_typer(snapshot_app, name="snapshot")
 connect_app = typer.Typer(help="Kafka Connect connectors: the HBase sink of md.enriched.", no_args_is_help=True)
 app.add_typer(connect_app, name="connect")
 
@@ -382,9 +384,6 @@ def stream(
         str | None, typer.Option(help="Trigger interval, e.g. '250 milliseconds' or '10 seconds'.")
     ] = None,
     samples: Annotated[int, typer.Option(help="Enriched records to print with each progress line.")] = 0,
-    restore: Annotated[
-        str | None, typer.Option(help="Start a new checkpoint from this ops.state_snapshots snapshot id.")
-    ] = None,
 ) -> None:
     """Run the enrichment stream in the foreground (md.events -> md.enriched) until Ctrl-C.
 
@@ -427,7 +426,7 @@ def stream(
     started = time.monotonic()
     try:
         with speaking_errors():
-            run_stream(settings, stream_settings, on_progress=progress, restore_snapshot=restore)
+            run_stream(settings, stream_settings, on_progress=progress)
     finally:
         control.release(claimed)
         if watcher:
@@ -502,21 +501,42 @@ class _OutputSamples:
         self.consumer.close()
 
 
-@app.command("snapshot")
-def snapshot(snapshot_id: Annotated[str | None, typer.Option(help="Default: the current UTC time.")] = None) -> None:
-    """Export the stream's forward-fill state from its checkpoint to ops.state_snapshots."""
-    from tickflow.spark import spark_session
+@snapshot_app.command("take")
+def snapshot_take(
+    snapshot_id: Annotated[str | None, typer.Option(help="Default: the current UTC time.")] = None,
+) -> None:
+    """Export the stream's forward-fill state (as of its last committed micro-batch) to ops.state_snapshots."""
     from tickflow.stream.settings import StreamSettings
     from tickflow.stream.snapshot import export_snapshot
 
     settings, stream_settings = Settings(), StreamSettings()
     with speaking_errors():
-        spark = spark_session(settings, "tickflow-state-snapshot")
-        try:
-            taken, instruments = export_snapshot(spark, stream_settings.checkpoint(settings), snapshot_id)
-        finally:
-            spark.stop()
-    console.print(f"state snapshot {taken}: {instruments} instruments in ops.state_snapshots")
+        info = export_snapshot(settings, stream_settings.checkpoint(settings), stream_settings.input_topic, snapshot_id)
+    console.print(info.line())
+
+
+@snapshot_app.command("list")
+def snapshot_list() -> None:
+    """The state snapshots in ops.state_snapshot_index, newest first."""
+    from tickflow.stream.snapshot import list_snapshots
+
+    with speaking_errors():
+        snapshots = list_snapshots(Settings())
+    table = Table("snapshot", "taken (UTC)", "micro-batch", "instruments", "registers", "topic")
+    for s in snapshots:
+        table.add_row(s.snapshot_id, f"{s.taken_at:%Y-%m-%d %H:%M:%S}", str(s.batch_id), f"{s.instruments:,}",
+                      f"{s.registers:,}", s.input_topic)  # fmt: skip
+    console.print(table)
+
+
+@snapshot_app.command("restore")
+def snapshot_restore(snapshot_id: Annotated[str, typer.Argument(help="An id from `tickflow snapshot list`.")]) -> None:
+    """Stop the managed stream and start it on a new checkpoint from the snapshot (its registers and offsets)."""
+    from tickflow.stream.control import EnrichmentStream
+
+    with speaking_errors():
+        result = EnrichmentStream(Settings()).restore(snapshot_id)
+    console.print(result.line())
 
 
 def _print_connector(status: ConnectorStatus) -> None:

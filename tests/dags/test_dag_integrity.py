@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
-EXPECTED = {"enrichment_stream", "reference_data_refresh"}
+EXPECTED = {"enrichment_stream", "reference_data_refresh", "state_snapshot"}
 
 
 class WorkAtParseTime(AssertionError):
@@ -65,3 +65,16 @@ def test_enrichment_stream_offers_the_three_actions(dagbag: Any) -> None:
     assert param.value == "ensure"
     assert param.schema["enum"] == ["ensure", "restart", "stop"]
     assert [t.task_id for t in dag.tasks] == ["manage_stream", "check_stream_health"]
+
+
+def test_state_snapshot_exports_on_schedule_and_restores_on_request(dagbag: Any) -> None:
+    dag = dagbag.dags["state_snapshot"]
+    assert dag.params.get_param("action").value == "snapshot"
+    assert dag.params.get_param("action").schema["enum"] == ["snapshot", "restore"]
+    downstream = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
+    assert downstream == {
+        "choose_action": ["export_snapshot", "restore_snapshot"],
+        "export_snapshot": [],
+        "restore_snapshot": ["check_stream_health"],
+        "check_stream_health": [],
+    }

@@ -28,7 +28,7 @@ from tickflow.stream.app import build_query
 from tickflow.stream.fill import FILL_FIELDS
 from tickflow.stream.progress import attach_progress
 from tickflow.stream.settings import StreamSettings
-from tickflow.stream.snapshot import export_snapshot, read_state, snapshot_state
+from tickflow.stream.snapshot import committed, export_snapshot, install_restore, snapshot_state
 
 pytestmark = pytest.mark.integration
 
@@ -313,8 +313,8 @@ def test_a_broken_enrichment_query_fails_at_start_up_with_the_sql_error(stack, s
 def test_state_exported_to_a_snapshot_starts_a_new_checkpoint_where_the_old_one_was(
     stack, spark, topics, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    """Export after part one, then a new query from the snapshot reads only part two: the end state
-    must equal an independent computation over both parts."""
+    """Export after part one (the snapshot records part one's end offsets), then a new checkpoint restored
+    from the snapshot reads only part two: the end state must equal an independent computation over both."""
     result = subprocess.run([sys.executable, "-m", "tickflow.cli", "hive", "migrate"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     feed(stack, topics["events"], 4_000, seed=11)
@@ -325,23 +325,24 @@ def test_state_exported_to_a_snapshot_starts_a_new_checkpoint_where_the_old_one_
         wait_until_caught_up(stack, topics["events"], lambda: progress_offsets(query, topics["events"]))
     finally:
         query.stop()
-    snapshot_id, instruments = export_snapshot(spark, first.checkpoint(stack), f"test-{topics['events']}")
-    assert instruments == len(read_state(spark, first.checkpoint(stack)).collect())
+    snapshot = export_snapshot(stack, first.checkpoint(stack), topics["events"], f"test-{topics['events']}")
+    assert {str(p): o for p, o in snapshot.offsets.items()} == part_one
+    assert snapshot.instruments == len(committed(first.checkpoint(stack)).states)
 
     feed(stack, topics["events"], 4_000, seed=12)
-    starting = json.dumps({topics["events"]: part_one})
-    second = stream_settings(topics, tmp_path / "second").model_copy(update={"starting_offsets": starting})
-    query, _ = build_query(spark, stack, second, initial_state=snapshot_state(spark, snapshot_id))
+    second = stream_settings(topics, tmp_path / "second")
+    install_restore(second.checkpoint(stack), snapshot, snapshot_state(stack, snapshot.snapshot_id))
+    query, _ = build_query(spark, stack, second)
     try:
         wait_until_caught_up(stack, topics["events"], lambda: progress_offsets(query, topics["events"]))
+        first_batch = json.loads((second.checkpoint(stack) / "sources" / "0" / "0").read_text().splitlines()[-1])
     finally:
         query.stop()
+    assert first_batch == {topics["events"]: {p: int(o) for p, o in part_one.items()}}, "restarted at part two"
     expected_final, _ = expected_from_input(stack, topics["events"])
-    restored = {
-        row["instrument_id"]: row for row in (r.asDict() for r in read_state(spark, second.checkpoint(stack)).collect())
-    }
+    restored = committed(second.checkpoint(stack)).states
     for instrument_id, fields in expected_final.items():
-        assert {n: restored[instrument_id][n] for n in fields} == fields
+        assert {n: restored[instrument_id].values[n] for n in fields} == fields
 
 
 def test_every_registered_version_of_the_event_schema_flows_through(stack, spark, topics, tmp_path) -> None:  # type: ignore[no-untyped-def]

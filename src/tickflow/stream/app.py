@@ -120,22 +120,20 @@ def build_query(
     spark: SparkSession,
     settings: Settings,
     stream: StreamSettings,
-    initial_state: dict[str, Any] | None = None,
 ) -> tuple[StreamingQuery, EnrichmentBatch]:
-    """Start the enrichment query. ``initial_state`` (registers by instrument, e.g. a restored snapshot)
-    seeds a new checkpoint."""
+    """Start the enrichment query on the stream's checkpoint. A checkpoint a restore prepared
+    (``tickflow.stream.snapshot.install_restore``) starts at the snapshot's offsets with its registers."""
     from tickflow.spark import kafka_reader
+    from tickflow.stream.snapshot import restored_starting_offsets
 
     for key, value in spark_conf(stream).items():
         spark.conf.set(key, value)
     checkpoint = stream.checkpoint(settings)
-    if initial_state is not None:
-        if (checkpoint / "commits").exists() and any((checkpoint / "commits").iterdir()):
-            raise TickflowError(f"{checkpoint} has run batches already: restore a snapshot into a new checkpoint.")
-        FillState(stream.state_dir(settings)).seed(initial_state)
+    # Spark reads startingOffsets only while the checkpoint has no offset log; then the log rules.
+    starting_offsets = restored_starting_offsets(checkpoint, stream.input_topic) or stream.starting_offsets
     batch = EnrichmentBatch(spark, settings, stream)
     raw = (
-        kafka_reader(spark, settings, stream.input_topic, streaming=True, starting_offsets=stream.starting_offsets)
+        kafka_reader(spark, settings, stream.input_topic, streaming=True, starting_offsets=starting_offsets)
         .option("maxOffsetsPerTrigger", stream.max_offsets_per_trigger)
         .option("failOnDataLoss", "true")
         .load()
@@ -155,7 +153,6 @@ def run_stream(
     settings: Settings,
     stream: StreamSettings,
     on_progress: Any = None,
-    restore_snapshot: str | None = None,
 ) -> None:
     """Run the enrichment app until SIGTERM/SIGINT or a failure; stops the query cleanly.
 
@@ -179,10 +176,7 @@ def run_stream(
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     reporter: ProgressReporter | None = None
     try:
-        from tickflow.stream.snapshot import snapshot_state
-
-        initial = snapshot_state(spark, restore_snapshot) if restore_snapshot else None
-        query, batch = build_query(spark, settings, stream, initial)
+        query, batch = build_query(spark, settings, stream)
         reporter = attach_progress(spark, settings, stream, batch.counters)
         last_batch = None
         while query.isActive and not stopping.is_set():

@@ -24,12 +24,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tickflow.appctl import AppControl, AppRecord, StartResult
+from tickflow.errors import TickflowError
 from tickflow.settings import REPO_ROOT, Settings
 from tickflow.stream.progress import StreamProgress
 from tickflow.stream.settings import SPARK_APP_NAME, StreamSettings
+
+if TYPE_CHECKING:
+    from tickflow.stream.snapshot import SnapshotInfo
 
 APP_NAME = "enrichment-stream"
 ENTRY_POINT = REPO_ROOT / "spark_apps" / "enrichment_stream.py"
@@ -150,6 +154,21 @@ def assess(
     return StreamHealth(Verdict.HEALTHY, "micro-batches flowing", **common)
 
 
+@dataclass(frozen=True)
+class RestoreResult:
+    snapshot: SnapshotInfo
+    start: StartResult
+    previous_checkpoint: Path | None
+
+    def line(self) -> str:
+        kept = (
+            f"previous checkpoint kept at {self.previous_checkpoint}"
+            if self.previous_checkpoint
+            else "no previous checkpoint"
+        )
+        return f"enrichment stream RESTORED from {self.snapshot.line()}; {kept}; {self.start.reason}"
+
+
 class WatermarkSource(Protocol):
     """What lag needs from a Kafka consumer (confluent_kafka.Consumer fits)."""
 
@@ -225,6 +244,30 @@ class EnrichmentStream:
             restart=restart,
             grace_s=self.settings.app_stop_grace_s if grace_s is None else grace_s,
         )
+
+    def restore(self, snapshot_id: str, grace_s: float | None = None) -> RestoreResult:
+        """Stop the app, replace its checkpoint with one that starts from the snapshot, start it: one step
+        under the app's lock, so no other start slips in between (see tickflow.stream.snapshot)."""
+        from tickflow.stream.snapshot import find_snapshot, install_restore, snapshot_state
+
+        snapshot = find_snapshot(self.settings, snapshot_id)
+        if snapshot.input_topic != self.stream.input_topic:
+            raise TickflowError(
+                f"Snapshot {snapshot_id} is of {snapshot.input_topic}, but the stream reads "
+                f"{self.stream.input_topic}: pick a snapshot of {self.stream.input_topic}."
+            )
+        states = snapshot_state(self.settings, snapshot_id)
+        moved: list[Path | None] = []
+        result = self.control.ensure_started(
+            self.command(),
+            self.environment(),
+            self.log_path,
+            cwd=REPO_ROOT,
+            restart=True,
+            grace_s=self.settings.app_stop_grace_s if grace_s is None else grace_s,
+            before_start=lambda: moved.append(install_restore(self.stream.checkpoint(self.settings), snapshot, states)),
+        )
+        return RestoreResult(snapshot, result, moved[0] if moved else None)
 
     def stop(self, grace_s: float | None = None) -> AppRecord | None:
         return self.control.stop(self.settings.app_stop_grace_s if grace_s is None else grace_s)

@@ -146,13 +146,14 @@ class FillState:
         return len(ids)
 
     def current(self, up_to_batch: int | None = None) -> dict[str, InstrumentState]:
-        """Every instrument's registers after ``up_to_batch`` (default: the newest files)."""
+        """Every instrument's registers after ``up_to_batch`` (default: the newest files).
+
+        Raises FileNotFoundError when a running query pruned a file between listing and reading it."""
         states = self._read(self.initial_path)
         for partition in self._partitions():
             batches = [b for b in self._batches(partition) if up_to_batch is None or b <= up_to_batch]
             if batches:
-                for instrument_id, state in self._read(
-                    self.directory / f"p{partition}" / f"{batches[-1]}.parquet"
-                ).items():
+                path = self.directory / f"p{partition}" / f"{batches[-1]}.parquet"
+                for instrument_id, state in from_table(pq.read_table(path, schema=STATE_SCHEMA)).items():
                     states[instrument_id] = merge(states.get(instrument_id), state)
         return states

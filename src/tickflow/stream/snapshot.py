@@ -43,6 +43,10 @@ INDEX_TABLE = "ops.state_snapshot_index"
 RESTORE_FILE = "restore.json"
 SNAPSHOT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 MOVED_CHECKPOINTS_KEPT = 3
+STAGING_SCHEMA = pa.schema(
+    [("instrument_id", pa.string()), ("field", pa.string()), ("value_json", pa.string()),
+     ("as_of_us", pa.int64()), ("source_offset", pa.int64())]
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -140,14 +144,7 @@ def export_snapshot(
     staging = settings.root / "staging" / f"state-snapshot-{snapshot_id}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    columns = list(zip(*rows, strict=True)) if rows else [[], [], [], [], []]
-    table = pa.table(
-        columns,
-        schema=pa.schema(
-            [("instrument_id", pa.string()), ("field", pa.string()), ("value_json", pa.string()),
-             ("as_of_us", pa.int64()), ("source_offset", pa.int64())]
-        ),
-    )  # fmt: skip
+    table = pa.Table.from_pylist([dict(zip(STAGING_SCHEMA.names, row, strict=True)) for row in rows], STAGING_SCHEMA)
     pq.write_table(table, staging / "registers.parquet")
     taken = f"TIMESTAMP '{taken_at:%Y-%m-%d %H:%M:%S}'"
     partition = f"PARTITION (snapshot_id = '{snapshot_id}')"

@@ -36,6 +36,7 @@ def hive_cursor(settings: Settings) -> Iterator[Any]:
     from thrift.transport.TTransport import TTransportException
 
     logging.getLogger("thrift.transport.TSocket").setLevel(logging.CRITICAL)
+    logging.getLogger("pyhive.hive").setLevel(logging.WARNING)  # it logs every statement at INFO
     try:
         connection = hive.connect(
             host=settings.host, port=settings.ports.thriftserver, auth="NONE", username="tickflow"

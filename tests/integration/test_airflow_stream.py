@@ -6,37 +6,43 @@ The tests run in order and share the one stream of the state directory. The DAG 
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
 from confluent_kafka import Consumer
 
 from tests.support.airflow_api import AirflowApi
+from tests.support.fill import expected_from_input
 from tests.support.stack import tickflow
 from tickflow.processes import session_members
 from tickflow.settings import Settings
 from tickflow.stack import supervisor
-from tickflow.stream.control import EnrichmentStream, Verdict, high_watermarks
+from tickflow.stream.control import EnrichmentStream, Verdict, high_watermarks, lag_of
+from tickflow.stream.snapshot import committed, find_snapshot, snapshot_state
 
 pytestmark = pytest.mark.integration
 DAG = "enrichment_stream"
+SNAPSHOT_DAG = "state_snapshot"
 
 
 @pytest.fixture(scope="module")
 def airflow(stack: Settings) -> Iterator[AirflowApi]:
     # Unpausing lets the 5-minute watchdog start the stream at once: its topics and schemas must exist.
-    for command in (("topics", "create"), ("schemas", "register")):
+    for command in (("topics", "create"), ("schemas", "register"), ("hive", "migrate")):
         result = tickflow(*command, check=False)
         assert result.returncode == 0, result.stderr
     api = AirflowApi(stack)
     api.wait_for_dag(DAG)
     api.set_paused(DAG, False)
     yield api
-    api.set_paused(DAG, True)
+    for dag_id in (DAG, SNAPSHOT_DAG):
+        api.set_paused(dag_id, True)
     EnrichmentStream(stack).stop(grace_s=30)
 
 
@@ -158,6 +164,75 @@ def test_a_scheduler_killed_in_the_middle_of_a_restart_leaves_one_copy(airflow: 
 
     assert airflow.wait(DAG, run_id, timeout_s=900) == "success", airflow.task_log(DAG, run_id, "manage_stream")
     assert len(copies(stack)) == 1
+
+
+def wait_caught_up(settings: Settings, timeout_s: float = 300) -> None:
+    """Until the running stream's last micro-batch ended at md.events' high watermarks."""
+    stream = EnrichmentStream(settings)
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "tickflow-test-watermarks"})
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            progress, record = stream.progress(), stream.control.running()
+            marks = high_watermarks(consumer, "md.events")
+            if record and progress and progress.written_at > record.started_at:
+                if lag_of(progress.end_offsets, marks) == 0:
+                    return
+            assert time.monotonic() < deadline, f"the stream did not catch up within {timeout_s}s"
+            time.sleep(2)
+    finally:
+        consumer.close()
+
+
+def test_a_restored_snapshot_goes_on_as_if_the_stream_had_never_stopped(airflow: AirflowApi, stack: Settings) -> None:
+    """Snapshot, more events, restore: the new checkpoint starts at the snapshot's offsets with its registers,
+    so its state ends equal to the snapshot plus an independent fill of everything after those offsets."""
+    airflow.wait_for_dag(SNAPSHOT_DAG)
+    stream = EnrichmentStream(stack)
+    feed(2000)
+    wait_caught_up(stack)
+    snapshot_id = f"test-{uuid.uuid4().hex[:8]}"
+    run_id = airflow.trigger(SNAPSHOT_DAG, {"action": "snapshot", "snapshot_id": snapshot_id})
+    state = airflow.wait(SNAPSHOT_DAG, run_id)
+    log = airflow.task_log(SNAPSHOT_DAG, run_id, "export_snapshot")
+    assert state == "success", log
+    assert f"state snapshot {snapshot_id}:" in log and "retention" in log
+    assert airflow.task_state(SNAPSHOT_DAG, run_id, "restore_snapshot") == "skipped"
+    snapshot = find_snapshot(stack, snapshot_id)
+
+    feed(2000)  # processed by the stream, then again by the restored one
+    wait_caught_up(stack)
+    before = stream.control.running()
+    assert before is not None
+    run_id = airflow.trigger(SNAPSHOT_DAG, {"action": "restore", "snapshot_id": snapshot_id})
+    state = airflow.wait(SNAPSHOT_DAG, run_id)
+    log = airflow.task_log(SNAPSHOT_DAG, run_id, "restore_snapshot")
+    assert state == "success", log + airflow.task_log(SNAPSHOT_DAG, run_id, "check_stream_health")
+    assert f"enrichment stream RESTORED from state snapshot {snapshot_id}:" in log
+    assert "previous checkpoint kept at" in log
+    assert "enrichment stream HEALTHY" in airflow.task_log(SNAPSHOT_DAG, run_id, "check_stream_health")
+    after = stream.control.running()
+    assert after is not None and after.pid != before.pid and len(copies(stack)) == 1
+
+    wait_caught_up(stack)
+    checkpoint = stream.stream.checkpoint(stack)
+    first_batch = json.loads((checkpoint / "sources" / "0" / "0").read_text().splitlines()[-1])
+    assert first_batch == {"md.events": {str(p): o for p, o in snapshot.offsets.items()}}
+    expected, _ = expected_from_input(
+        stack, "md.events", start=snapshot.offsets, initial=snapshot_state(stack, snapshot_id)
+    )
+    restored = committed(checkpoint).states
+    assert set(restored) == set(expected)
+    for instrument_id, fields in expected.items():
+        assert {n: restored[instrument_id].values.get(n) for n in fields} == fields, instrument_id
+
+
+def test_restoring_a_snapshot_that_does_not_exist_fails_in_one_sentence(airflow: AirflowApi) -> None:
+    run_id = airflow.trigger(SNAPSHOT_DAG, {"action": "restore", "snapshot_id": "no-such-snapshot"})
+    assert airflow.wait(SNAPSHOT_DAG, run_id) == "failed"
+    log = airflow.task_log(SNAPSHOT_DAG, run_id, "restore_snapshot")
+    assert "There is no state snapshot 'no-such-snapshot' in ops.state_snapshot_index" in log
+    assert airflow.task_state(SNAPSHOT_DAG, run_id, "check_stream_health") == "upstream_failed"
 
 
 def test_stop_stops_it_and_it_stays_stopped(airflow: AirflowApi, stack: Settings) -> None:

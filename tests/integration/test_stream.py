@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 
+from tests.support.fill import LEFT_OVER, expected_from_input, read_topic
 from tests.support.stack import hive_query
 from tickflow.avro_codec import compile_encoder, confluent_prefix
 from tickflow.errors import TickflowError
@@ -73,58 +73,6 @@ def feed(settings: Settings, topic: str, count: int, seed: int) -> int:
     )
     producer.flush(30)
     return sum(stats.corrupt.values()) + len(invalid) + 1
-
-
-LEFT_OVER = "left-over-bytes"  # confluent-kafka's deserializer ignores bytes after the record; the stream must not
-
-
-def read_topic(settings: Settings, topic: str) -> list[Any]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"r-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-        }
-    )
-    partitions = [TopicPartition(topic, p, 0) for p in range(3)]
-    ends = {p.partition: consumer.get_watermark_offsets(p, timeout=10)[1] for p in partitions}
-    consumer.assign(partitions)
-    messages: list[Any] = []
-    deadline = time.monotonic() + 60
-    while sum(ends.values()) > len(messages) and time.monotonic() < deadline:
-        messages.extend(m for m in consumer.consume(5000, 1.0) if m.error() is None)
-    consumer.close()
-    return messages
-
-
-def expected_from_input(settings: Settings, topic: str) -> tuple[dict[str, dict[str, Any]], set[tuple[str, int]]]:
-    """Independent computation: decode md.events with confluent-kafka, drop what must be rejected,
-    and take per field the non-null value with the greatest (event_time, offset)."""
-    deserialize = AvroDeserializer(SchemaRegistryClient(settings.registry_client_config))
-    now_us = time.time_ns() // 1000
-    best: dict[str, dict[str, tuple[tuple[int, int], Any]]] = defaultdict(dict)
-    times: set[tuple[str, int]] = set()
-    for message in read_topic(settings, topic):
-        try:
-            record = deserialize(message.value(), None)
-        except Exception:  # noqa: BLE001 - corrupt on purpose
-            continue
-        if record["event_id"] == LEFT_OVER:
-            continue
-        t = int(record["event_time"].timestamp() * 1_000_000 + 0.5)
-        bid, ask = record.get("bid_price"), record.get("ask_price")
-        if (message.key().decode() != record["instrument_id"] or t > now_us + 60_000_000
-                or (bid is not None and ask is not None and bid > ask)
-                or any((record.get(f) or 0) < 0 for f in ("bid_size", "ask_size", "trade_size"))):  # fmt: skip
-            continue
-        times.add((record["instrument_id"], t))
-        for name in FILL_FIELDS:
-            if record.get(name) is not None:
-                order = (t, message.offset())
-                if name not in best[record["instrument_id"]] or order >= best[record["instrument_id"]][name][0]:
-                    best[record["instrument_id"]][name] = (order, record[name])
-    final = {iid: {name: value for name, (_, value) in fields.items()} for iid, fields in best.items()}
-    return final, times
 
 
 def published(

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from airflow.sdk import BaseOperator
+
+
+def fail(operator: BaseOperator, message: str) -> NoReturn:
+    """Fail the task without retry, with the sentence as the log's last line (Airflow puts the exception
+    in a structured field a reader of the log may not see)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    operator.log.error("%s", message)
+    raise AirflowFailException(message)
 
 
 class StateSnapshotOperator(BaseOperator):
@@ -23,8 +32,6 @@ class StateSnapshotOperator(BaseOperator):
         self.keep_days = keep_days
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
-
         from tickflow.errors import TickflowError
         from tickflow.settings import Settings
         from tickflow.stream.settings import StreamSettings
@@ -34,12 +41,12 @@ class StateSnapshotOperator(BaseOperator):
         try:
             keep_last, keep_days = int(self.keep_last), int(self.keep_days)
             if keep_last < 1 or keep_days < 0:
-                raise AirflowFailException("keep_last must be at least 1 and keep_days at least 0.")
+                fail(self, "keep_last must be at least 1 and keep_days at least 0.")
             info = export_snapshot(settings, stream.checkpoint(settings), stream.input_topic, self.snapshot_id or None)
             self.log.info("%s", info.line())
             dropped = apply_retention(settings, keep_last, keep_days)
         except TickflowError as error:
-            raise AirflowFailException(str(error)) from error
+            fail(self, str(error))
         self.log.info(
             "retention (newest %d, one a day for %d days): %s",
             keep_last,
@@ -63,17 +70,15 @@ class StateRestoreOperator(BaseOperator):
         self.grace_s = grace_s
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
-
         from tickflow.airflow.hooks.stream import EnrichmentStreamHook
         from tickflow.errors import TickflowError
 
         if not self.snapshot_id:
-            raise AirflowFailException("Give the snapshot_id to restore (see `tickflow snapshot list`).")
+            fail(self, "Give the snapshot_id to restore (see `tickflow snapshot list`).")
         stream = EnrichmentStreamHook().get_conn()
         try:
             result = stream.restore(self.snapshot_id, self.grace_s)
         except TickflowError as error:
-            raise AirflowFailException(str(error)) from error
+            fail(self, str(error))
         self.log.info("%s; log %s", result.line(), stream.log_path)
         return {"snapshot_id": result.snapshot.snapshot_id, "pid": result.start.record.pid}

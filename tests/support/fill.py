@@ -1,0 +1,79 @@
+"""An independent reading of DESIGN §4 for the stream tests: decode a topic with confluent-kafka,
+drop what must be rejected, and take per field the non-null value with the greatest (event_time, offset)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+
+from tickflow.settings import Settings
+from tickflow.stream.fill import FILL_FIELDS, InstrumentState
+
+LEFT_OVER = "left-over-bytes"  # confluent-kafka's deserializer ignores bytes after the record; the stream must not
+
+
+def read_topic(settings: Settings, topic: str, start: Mapping[int, int] | None = None) -> list[Any]:
+    """Every message of the topic (from ``start``'s offsets per partition, else the beginning)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "group.id": f"r-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+        }
+    )
+    count = len(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+    partitions = [TopicPartition(topic, p, (start or {}).get(p, 0)) for p in range(count)]
+    ends = {p.partition: consumer.get_watermark_offsets(p, timeout=10)[1] for p in partitions}
+    wanted = sum(max(ends[p.partition] - p.offset, 0) for p in partitions)
+    consumer.assign(partitions)
+    messages: list[Any] = []
+    deadline = time.monotonic() + 120
+    while wanted > len(messages) and time.monotonic() < deadline:
+        messages.extend(m for m in consumer.consume(5000, 1.0) if m.error() is None)
+    consumer.close()
+    return messages
+
+
+def expected_from_input(
+    settings: Settings,
+    topic: str,
+    start: Mapping[int, int] | None = None,
+    initial: Mapping[str, InstrumentState] | None = None,
+) -> tuple[dict[str, dict[str, Any]], set[tuple[str, int]]]:
+    """Final values per instrument and field, and the valid (instrument, event time) pairs, of the topic
+    (from ``start``, over the registers ``initial``, e.g. a state snapshot, when given)."""
+    deserialize = AvroDeserializer(SchemaRegistryClient(settings.registry_client_config))
+    now_us = time.time_ns() // 1000
+    best: dict[str, dict[str, tuple[tuple[int, int], Any]]] = defaultdict(dict)
+    for instrument_id, registers in (initial or {}).items():
+        for name in registers.as_of:
+            best[instrument_id][name] = ((registers.as_of[name], registers.offsets[name]), registers.values[name])
+    times: set[tuple[str, int]] = set()
+    for message in read_topic(settings, topic, start):
+        try:
+            record = deserialize(message.value(), None)
+        except Exception:  # noqa: BLE001 - corrupt on purpose
+            continue
+        if record["event_id"] == LEFT_OVER:
+            continue
+        t = int(record["event_time"].timestamp() * 1_000_000 + 0.5)
+        bid, ask = record.get("bid_price"), record.get("ask_price")
+        if (message.key().decode() != record["instrument_id"] or t > now_us + 60_000_000
+                or (bid is not None and ask is not None and bid > ask)
+                or any((record.get(f) or 0) < 0 for f in ("bid_size", "ask_size", "trade_size"))):  # fmt: skip
+            continue
+        times.add((record["instrument_id"], t))
+        for name in FILL_FIELDS:
+            if record.get(name) is not None:
+                order = (t, message.offset())
+                if name not in best[record["instrument_id"]] or order >= best[record["instrument_id"]][name][0]:
+                    best[record["instrument_id"]][name] = (order, record[name])
+    final = {iid: {name: value for name, (_, value) in fields.items()} for iid, fields in best.items()}
+    return final, times

@@ -49,6 +49,8 @@ class AirflowApi:
         claim = dag["is_paused"] and due is not None and datetime.fromisoformat(due) <= datetime.now(UTC)
         body = {"logical_date": dag["next_dagrun_logical_date"] if claim else None, "conf": conf or {}}
         response = self.client.post(f"/dags/{dag_id}/dagRuns", json=body)
+        if claim and response.status_code == 409:  # an earlier session's run holds that interval already
+            response = self.client.post(f"/dags/{dag_id}/dagRuns", json={**body, "logical_date": None})
         response.raise_for_status()
         if dag["is_paused"]:
             self.set_paused(dag_id, False)

@@ -39,7 +39,9 @@ from tickflow.airflow.sensors.stream import EnrichmentStreamHealthSensor
     tags=["stream", "state", "hive"],
     params={
         "action": Param("snapshot", enum=["snapshot", "restore"], description="snapshot | restore"),
-        "snapshot_id": Param("", type="string", description="snapshot: the new id (default: UTC time); restore: which"),
+        "snapshot_id": Param(
+            None, type=["null", "string"], description="snapshot: the new id (default: UTC time); restore: which one"
+        ),
         "keep_last": Param(24, type="integer", minimum=1, description="Snapshots always kept (newest first)"),
         "keep_days": Param(7, type="integer", minimum=0, description="Days for which the day's newest is kept"),
     },
@@ -52,11 +54,11 @@ def state_snapshot() -> None:
 
     export = StateSnapshotOperator(
         task_id="export_snapshot",
-        snapshot_id="{{ params.snapshot_id }}",
+        snapshot_id="{{ params.snapshot_id or '' }}",
         keep_last="{{ params.keep_last }}",
         keep_days="{{ params.keep_days }}",
     )
-    restore = StateRestoreOperator(task_id="restore_snapshot", snapshot_id="{{ params.snapshot_id }}")
+    restore = StateRestoreOperator(task_id="restore_snapshot", snapshot_id="{{ params.snapshot_id or '' }}")
     check = EnrichmentStreamHealthSensor(task_id="check_stream_health", poke_interval=10, timeout=600)
     choose_action() >> [export, restore]
     restore >> check

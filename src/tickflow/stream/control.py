@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -234,8 +234,11 @@ class EnrichmentStream:
         )
         return env
 
-    def start(self, restart: bool = False, grace_s: float | None = None) -> StartResult:
-        """Start unless running; with ``restart``, stop the running copy first (one step under the lock)."""
+    def start(
+        self, restart: bool = False, grace_s: float | None = None, before_start: Callable[[], object] | None = None
+    ) -> StartResult:
+        """Start unless running; with ``restart``, stop the running copy first (one step under the lock, in
+        which ``before_start`` runs once no copy runs)."""
         return self.control.ensure_started(
             self.command(),
             self.environment(),
@@ -243,6 +246,7 @@ class EnrichmentStream:
             cwd=REPO_ROOT,
             restart=restart,
             grace_s=self.settings.app_stop_grace_s if grace_s is None else grace_s,
+            before_start=before_start,
         )
 
     def restore(self, snapshot_id: str, grace_s: float | None = None) -> RestoreResult:
@@ -258,14 +262,11 @@ class EnrichmentStream:
             )
         states = snapshot_state(self.settings, snapshot_id)
         moved: list[Path | None] = []
-        result = self.control.ensure_started(
-            self.command(),
-            self.environment(),
-            self.log_path,
-            cwd=REPO_ROOT,
+        checkpoint = self.stream.checkpoint(self.settings)
+        result = self.start(
             restart=True,
-            grace_s=self.settings.app_stop_grace_s if grace_s is None else grace_s,
-            before_start=lambda: moved.append(install_restore(self.stream.checkpoint(self.settings), snapshot, states)),
+            grace_s=grace_s,
+            before_start=lambda: moved.append(install_restore(checkpoint, snapshot, states)),
         )
         return RestoreResult(snapshot, result, moved[0] if moved else None)
 

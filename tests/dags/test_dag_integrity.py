@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
-EXPECTED = {"enrichment_stream", "reference_data_refresh"}
+EXPECTED = {"enrichment_stream", "hbase_maintenance", "reference_data_refresh"}
 
 
 class WorkAtParseTime(AssertionError):
@@ -65,3 +65,10 @@ def test_enrichment_stream_offers_the_three_actions(dagbag: Any) -> None:
     assert param.value == "ensure"
     assert param.schema["enum"] == ["ensure", "restart", "stop"]
     assert [t.task_id for t in dag.tasks] == ["manage_stream", "check_stream_health"]
+
+
+def test_hbase_maintenance_compacts_then_reconciles_with_repair_off_by_default(dagbag: Any) -> None:
+    dag = dagbag.dags["hbase_maintenance"]
+    assert dag.params.get_param("repair").value is False
+    assert [t.task_id for t in dag.topological_sort()] == ["compact_md_tables", "reconcile_md_latest"]
+    assert dag.get_task("reconcile_md_latest").trigger_rule == "all_done"

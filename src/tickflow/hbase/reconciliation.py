@@ -9,9 +9,9 @@ The comparison itself is pure (tickflow.hbase.reconcile); this module does the r
   The report row goes the same way (a one-row INSERT into a parquet table).
 - **Topic**: each partition read backwards in windows from its end, keeping per key (the instrument id,
   no decoding needed) the value of its last record; only those values are decoded (fastavro, writer
-  schema from the registry). A partition stops early once every instrument HBase or the snapshot knows
-  was found and its window is older than the snapshot: an instrument first seen after the snapshot was
-  published after it. Without a snapshot, it reads back to the start of the retention.
+  schema from the registry). A partition stops early once every instrument of the snapshot was found and
+  its window is older than the snapshot: an instrument first seen after the snapshot was published after
+  it. Without a snapshot, it reads back to the start of the retention.
 - **Settling**: records published in the last ``settle_s`` are not expected yet (the sink writes within a
   second; a record in flight would look missing), nor snapshot registers observed after that cut-off.
 
@@ -211,10 +211,11 @@ def reconcile(
     scope = f" starting {prefix!r}" if prefix else ""
     chosen = snapshot.snapshot_id if snapshot else "(none)"
     log.info("md:latest holds %d rows%s; snapshot %s holds %d instruments", len(rows), scope, chosen, len(states))
+    # The snapshot's instruments are all the stream had seen when it was taken, so once they are found and the
+    # scan is older than the snapshot, no other instrument can come up (without one, it reads everything).
     last = last_records(
-        settings, topic, until_ms, frozenset(rows) | frozenset(states),
-        snapshot.taken_at_us // 1000 if snapshot else None, prefix,
-    )  # fmt: skip
+        settings, topic, until_ms, frozenset(states), snapshot.taken_at_us // 1000 if snapshot else None, prefix
+    )
     records = _decode(last, RegistrySchemas(settings).writer_schema, topic)
     elapsed = time.monotonic() - started
     log.info("%s: the last record of %d instruments read (%.0fs so far)", topic, len(records), elapsed)

@@ -174,6 +174,38 @@ def hbase_tables() -> None:
     console.print(table)
 
 
+@hbase_app.command("compact")
+def hbase_compact(
+    timeout_s: Annotated[float, typer.Option(help="Give up waiting after this long.")] = 1800.0,
+) -> None:
+    """Flush and major-compact md:latest and md:history, and wait until every store holds one file."""
+    from tickflow.hbase.compaction import compact, summary
+
+    with speaking_errors():
+        result = compact(Settings(), timeout_s=timeout_s)
+    console.print(f"before: {summary(result.before) or 'no store files'}")
+    console.print(f"after:  {summary(result.after) or 'no store files'}")
+    console.print(result.line())
+
+
+@hbase_app.command("reconcile")
+def hbase_reconcile(
+    repair: Annotated[bool, typer.Option(help="Re-put missing or stale instruments from the topic.")] = False,
+    snapshot_id: Annotated[str | None, typer.Option(help="Default: the latest state snapshot.")] = None,
+    prefix: Annotated[str | None, typer.Option(help="Only instruments whose id starts with this.")] = None,
+) -> None:
+    """Compare md:latest with md.enriched and the latest state snapshot; report to ops.hbase_reconciliation.
+    Exits 1 when instruments remain missing or stale."""
+    from tickflow.hbase.reconciliation import reconcile
+
+    with speaking_errors():
+        report = reconcile(Settings(), repair=repair, snapshot_id=snapshot_id, prefix=prefix)
+    console.print(report.line())
+    if failure := report.failure():
+        console.print(f"[bold red]error:[/] {failure}")
+        raise typer.Exit(1)
+
+
 @app.command()
 def serve(
     port: Annotated[int | None, typer.Option(help="Default: TICKFLOW_PORT_SERVING (8000).")] = None,

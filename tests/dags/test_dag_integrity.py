@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
-EXPECTED = {"enrichment_stream", "reference_data_refresh", "state_snapshot"}
+EXPECTED = {"enrichment_stream", "hbase_maintenance", "reference_data_refresh", "state_snapshot"}
 
 
 class WorkAtParseTime(AssertionError):
@@ -78,3 +78,10 @@ def test_state_snapshot_exports_on_schedule_and_restores_on_request(dagbag: Any)
         "restore_snapshot": ["check_stream_health"],
         "check_stream_health": [],
     }
+
+
+def test_hbase_maintenance_compacts_then_reconciles_with_repair_off_by_default(dagbag: Any) -> None:
+    dag = dagbag.dags["hbase_maintenance"]
+    assert dag.params.get_param("repair").value is False
+    assert [t.task_id for t in dag.topological_sort()] == ["compact_md_tables", "reconcile_md_latest"]
+    assert dag.get_task("reconcile_md_latest").trigger_rule == "all_done"

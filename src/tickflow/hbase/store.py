@@ -213,7 +213,11 @@ class MarketDataStore:
     def write(self, events: Iterable[Mapping[str, Any]]) -> None:
         """Write events as the sink does: newest-wins cells in md:latest, one row each in md:history whose one
         cell is the framed record."""
-        framed = [(event, self.framed(event)) for event in events]  # a registry outage fails before any write
+        self.write_framed([(event, self.framed(event)) for event in events])  # a registry outage: no write
+
+    def write_framed(self, framed: Sequence[tuple[Mapping[str, Any], bytes]]) -> None:
+        """Write records read from md.enriched, each with its value as it was on Kafka (what the sink stores in
+        md:history), as the sink does: the repair of the reconciliation DAG."""
 
         def put(connection: happybase.Connection) -> None:
             latest, history = connection.table(LATEST), connection.table(HISTORY)
@@ -296,6 +300,21 @@ class MarketDataStore:
     def ping(self) -> None:
         """A round trip through the Thrift server to the master (raises HBaseUnavailable when it fails)."""
         self._call(lambda connection: connection.tables())
+
+    def latest_cells(
+        self, instrument_ids: Sequence[str] | None = None, prefix: str | None = None
+    ) -> dict[str, dict[bytes, tuple[bytes, int]]]:
+        """Raw md:latest rows, each cell as (value, timestamp ms): those of ``instrument_ids``, or every row
+        (whose id starts with ``prefix``). For reconciliation: one row per instrument, thousands at most."""
+
+        def read(connection: happybase.Connection) -> list[tuple[bytes, dict[bytes, tuple[bytes, int]]]]:
+            table = connection.table(LATEST)
+            if instrument_ids is not None:
+                return list(table.rows([i.encode() for i in instrument_ids], include_timestamp=True))
+            start = prefix.encode() if prefix else None
+            return list(table.scan(row_prefix=start, include_timestamp=True, batch_size=1000))
+
+        return {row.decode(): cells for row, cells in self._call(read)}
 
     def scan_latest(self, fields: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Every instrument in md:latest with those of ``fields`` it has: for listings (hundreds of rows),

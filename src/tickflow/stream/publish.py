@@ -25,7 +25,7 @@ from tickflow.settings import Settings
 from tickflow.stream.settings import StreamSettings
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
 log = logging.getLogger(__name__)
@@ -169,17 +169,23 @@ def enriched_events(filled: DataFrame, batch_id: int, sql: str) -> DataFrame:
     return filled.sparkSession.sql(sql)
 
 
-def framed(enriched: DataFrame, schema_id: int, schema_text: str) -> DataFrame:
-    """EnrichedEvent rows -> ``key`` (the instrument id) and ``value`` (Confluent framing + Avro body): the
-    bytes the stream publishes and the HBase sink stores in md:history as they are."""
+def framed_value(schema_id: int, schema_text: str) -> Column:
+    """The EnrichedEvent row as Confluent framing + Avro body: the bytes the stream publishes and the HBase
+    sink stores in md:history as they are."""
     from pyspark.sql import functions as F
     from pyspark.sql.avro.functions import to_avro
 
     columns = [f["name"] for f in json.loads(schema_text)["fields"]]
     record = F.struct(*(F.col(c) for c in columns))
+    return F.concat(F.lit(confluent_prefix(schema_id)), to_avro(record, schema_text))
+
+
+def framed(enriched: DataFrame, schema_id: int, schema_text: str) -> DataFrame:
+    """EnrichedEvent rows -> ``key`` (the instrument id) and ``value`` (:func:`framed_value`)."""
+    from pyspark.sql import functions as F
+
     return enriched.select(
-        F.col("instrument_id").cast("binary").alias("key"),
-        F.concat(F.lit(confluent_prefix(schema_id)), to_avro(record, schema_text)).alias("value"),
+        F.col("instrument_id").cast("binary").alias("key"), framed_value(schema_id, schema_text).alias("value")
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
-EXPECTED = {"enrichment_stream", "reference_data_refresh"}
+EXPECTED = {"backfill", "enrichment_stream", "reference_data_refresh"}
 
 
 class WorkAtParseTime(AssertionError):
@@ -65,3 +65,12 @@ def test_enrichment_stream_offers_the_three_actions(dagbag: Any) -> None:
     assert param.value == "ensure"
     assert param.schema["enum"] == ["ensure", "restart", "stop"]
     assert [t.task_id for t in dag.tasks] == ["manage_stream", "check_stream_health"]
+
+
+def test_backfill_is_manual_and_its_form_explains_every_param(dagbag: Any) -> None:
+    dag = dagbag.dags["backfill"]
+    assert type(dag.timetable).__name__ == "NullTimetable", "manual only: schedule=None"
+    for name in ("start", "end", "instruments", "target"):
+        assert dag.params.get_param(name).description, f"{name} needs a description for the trigger form"
+    assert dag.params.get_param("target").schema["enum"] == ["hbase", "archive", "both"]
+    assert [t.task_id for t in dag.tasks] == ["backfill_events"]

@@ -8,6 +8,7 @@ what to give instead; the DAG turns it into AirflowFailException (no retry: a re
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -20,6 +21,8 @@ from tickflow.errors import TickflowError
 from tickflow.topics import ENRICHED, EVENTS
 
 ALL = ("", "all", "*")  # instrument values meaning every instrument
+REQUEST_ENV = "TICKFLOW_BACKFILL_REQUEST"  # the request, as JSON, for spark_apps/backfill.py
+RESULT_ENV = "TICKFLOW_BACKFILL_RESULT"  # where spark_apps/backfill.py writes its outcome, as JSON
 
 
 class InvalidBackfill(TickflowError):
@@ -132,6 +135,23 @@ class BackfillRequest:
         """The command-line arguments that give this request back (``spark_apps/backfill.py``, the CLI)."""
         ids = [arg for i in self.instruments or () for arg in ("--instrument", i)]
         return ["--start", self.start.isoformat(), "--end", self.end.isoformat(), *ids, "--target", self.target.value]
+
+    def to_json(self) -> str:
+        """The request for another process (``spark_apps/backfill.py`` reads it from TICKFLOW_BACKFILL_REQUEST)."""
+        return json.dumps(
+            {
+                "start": self.start.isoformat(),
+                "end": self.end.isoformat(),
+                "instruments": self.instruments,
+                "target": self.target.value,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> BackfillRequest:
+        data = json.loads(text)
+        return cls(parse_time(data["start"], "start"), parse_time(data["end"], "end"),
+                   parse_instruments(data["instruments"]), Target(data["target"]))  # fmt: skip
 
     def affected_dates(self) -> list[date]:
         """The UTC dates of ``md.enriched_archive`` partitions the range touches (the end is exclusive)."""

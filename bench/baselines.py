@@ -49,6 +49,7 @@ from tickflow.schemas import TOPIC_SCHEMAS, AvroSchema, load
 from tickflow.settings import REPO_ROOT, Settings
 from tickflow.sources.feed import FeedConfig, producer_config, run_feed
 from tickflow.stream.fill import FILL_FIELDS, InstrumentState, fill_columns
+from tickflow.stream.publish import current_reference
 from tickflow.topics import TopicSpec, create_topics
 from tickflow.warehouse import run_statements
 
@@ -58,8 +59,6 @@ if TYPE_CHECKING:
 
 PARTITIONS = 12
 ENRICHMENT_SQL = REPO_ROOT / "spark_apps" / "enrichment.sql"
-# The names enrichment.sql joins (its older version names the Hive views themselves; both work).
-REFERENCE_VIEWS = {"ref_instruments": "ref.instruments", "ref_fx_rates": "ref.fx_rates"}
 # The reference attributes an EnrichedEvent carries, in ref.instruments' column names.
 INSTRUMENT_COLUMNS = (
     "instrument_id",
@@ -165,8 +164,8 @@ class SeedDesignBatch:
         rows = filled.where(F.col("next_time").isNull() | (F.col("next_time") != F.col("event_time")))
         rows = rows.drop("next_time").persist()
         try:
-            for view, table in REFERENCE_VIEWS.items():  # read from Hive again in every batch, as the seed does
-                spark.table(table).createOrReplaceTempView(view)
+            for view, frame in current_reference(spark).items():  # read from Hive again every batch, as the seed
+                frame.createOrReplaceTempView(view)
             as_of = (F.lit(None).cast("timestamp").alias(f"{name}_as_of") for name in FILL_FIELDS)
             rows.where("event_count > 0").select(
                 "instrument_id",

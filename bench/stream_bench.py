@@ -54,6 +54,7 @@ from tickflow.settings import Settings
 from tickflow.sources.feed import FeedConfig, run_feed
 from tickflow.spark import kafka_reader, spark_session
 from tickflow.stream.app import build_query, spark_conf
+from tickflow.stream.publish import current_reference
 from tickflow.stream.settings import StreamSettings
 
 PARTITIONS = 12
@@ -169,8 +170,8 @@ def drain_stream(spark: Any, settings: Settings, topics: Topics, events: str, ba
 
 def seed_query(spark: Any, settings: Settings, topics: Topics, events: str) -> Any:
     # The seed reads the Hive views every batch; the shared enrichment SQL names them ref_instruments/ref_fx_rates.
-    spark.table("ref.instruments").createOrReplaceTempView("ref_instruments")
-    spark.table("ref.fx_rates").createOrReplaceTempView("ref_fx_rates")
+    for view, frame in current_reference(spark).items():
+        frame.createOrReplaceTempView(view)
     folder = tempfile.mkdtemp(prefix="tickflow-bench-seed-")
     return baselines.start_seed_design(spark, settings, events, topics.new("seed"), folder)
 

@@ -6,6 +6,9 @@
 -- refresh swaps in a new load (checked every batch), so a refresh shows up at the next batch.
 -- The result must have the columns of tickflow.md.EnrichedEvent (schemas/); the app checks that at
 -- start-up and refuses to start otherwise. Unknown instruments are kept (LEFT JOIN) and flagged.
+-- Each reference row is in force from `in_force_from` (inclusive) until `in_force_to` (exclusive),
+-- NULL meaning open-ended: the live stream's current views are open on both sides, so every event
+-- joins them; a backfill binds the SCD2 history, so each event joins the row of its own time.
 SELECT
   f.instrument_id,
   f.event_time,
@@ -38,5 +41,11 @@ SELECT
   current_timestamp()                                           AS processed_time,
   f.batch_id
 FROM filled_events f
-LEFT JOIN ref_instruments i ON i.instrument_id = f.instrument_id
-LEFT JOIN ref_fx_rates fx ON fx.currency = i.currency
+LEFT JOIN ref_instruments i
+  ON i.instrument_id = f.instrument_id
+  AND (i.in_force_from IS NULL OR f.event_time >= i.in_force_from)
+  AND (i.in_force_to IS NULL OR f.event_time < i.in_force_to)
+LEFT JOIN ref_fx_rates fx
+  ON fx.currency = i.currency
+  AND (fx.in_force_from IS NULL OR f.event_time >= fx.in_force_from)
+  AND (fx.in_force_to IS NULL OR f.event_time < fx.in_force_to)

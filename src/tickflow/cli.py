@@ -571,6 +571,29 @@ def snapshot_restore(snapshot_id: Annotated[str, typer.Argument(help="An id from
     console.print(result.line())
 
 
+@app.command("backfill")
+def backfill(
+    start: Annotated[str, typer.Option(help="First event time, ISO 8601 (UTC unless an offset is given).")],
+    end: Annotated[str, typer.Option(help="Event time the backfill ends at (exclusive).")],
+    instrument: Annotated[list[str] | None, typer.Option(help="An instrument id; repeat it. Default: all.")] = None,
+    target: Annotated[str, typer.Option(help="hbase (md:history), archive (md.enriched_archive) or both.")] = "both",
+) -> None:
+    """Reprocess md.events over [start, end) with the stream's code, enriched as of event time (as the DAG)."""
+    from tickflow.backfill.job import run_backfill
+    from tickflow.backfill.request import BackfillRequest
+    from tickflow.spark import spark_session
+
+    settings = Settings()
+    with speaking_errors():
+        request = BackfillRequest.parse(start, end, instrument, target)  # before Spark starts
+        spark = spark_session(settings, "tickflow-backfill")
+        try:
+            report = run_backfill(spark, settings, request, progress=console.print)
+        finally:
+            spark.stop()
+    console.print(f"[green]backfill done[/]: {report.summary()}")
+
+
 def _print_connector(status: ConnectorStatus) -> None:
     colours = {"RUNNING": "green", "FAILED": "red", "PAUSED": "yellow", "UNASSIGNED": "yellow"}
     table = Table(title=f"connector {status.name}")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
-EXPECTED = {"enrichment_stream", "hbase_maintenance", "reference_data_refresh", "state_snapshot"}
+EXPECTED = {"backfill", "enrichment_stream", "hbase_maintenance", "reference_data_refresh", "state_snapshot"}
 
 
 class WorkAtParseTime(AssertionError):
@@ -85,3 +85,12 @@ def test_hbase_maintenance_compacts_then_reconciles_with_repair_off_by_default(d
     assert dag.params.get_param("repair").value is False
     assert [t.task_id for t in dag.topological_sort()] == ["compact_md_tables", "reconcile_md_latest"]
     assert dag.get_task("reconcile_md_latest").trigger_rule == "all_done"
+
+
+def test_backfill_is_manual_and_its_form_explains_every_param(dagbag: Any) -> None:
+    dag = dagbag.dags["backfill"]
+    assert type(dag.timetable).__name__ == "NullTimetable", "manual only: schedule=None"
+    for name in ("start", "end", "instruments", "target"):
+        assert dag.params.get_param(name).description, f"{name} needs a description for the trigger form"
+    assert dag.params.get_param("target").schema["enum"] == ["hbase", "archive", "both"]
+    assert [t.task_id for t in dag.tasks] == ["backfill_events"]

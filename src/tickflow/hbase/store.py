@@ -230,6 +230,25 @@ class MarketDataStore:
 
         self._call(put)
 
+    def write_history(self, records: Iterable[tuple[str, int, bytes]]) -> int:
+        """Write ``(instrument id, event time µs, framed record)`` to md:history only, the cells the sink writes
+        (one per record, at the event time in ms); md:latest, the live view, is left alone. A record written
+        again replaces its cell (same row, column and timestamp), so a repeated backfill changes nothing.
+        Thrift batches carry one timestamp each, so records are batched by event time. Returns the count."""
+        by_time: dict[int, list[tuple[bytes, bytes]]] = {}
+        for instrument_id, event_us, value in records:
+            by_time.setdefault(event_us // 1000, []).append((history_row_key(instrument_id, event_us), value))
+
+        def put(connection: happybase.Connection) -> None:
+            table = connection.table(HISTORY)
+            for timestamp, rows in by_time.items():
+                with table.batch(timestamp=timestamp, batch_size=1000) as batch:
+                    for key, value in rows:
+                        batch.put(key, {HISTORY_COLUMN: value})
+
+        self._call(put)
+        return sum(len(rows) for rows in by_time.values())
+
     def latest(self, instrument_ids: Sequence[str]) -> dict[str, Latest]:
         """The newest state of each instrument that has one (unknown ids are left out)."""
 

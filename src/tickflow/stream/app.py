@@ -9,6 +9,8 @@ as a single Spark job, one task per Kafka partition, no shuffle:
                                        registers, state file per partition and batch  (fill_task, state)
       -> enrichment SQL with the reference snapshot -> to_avro -> md.enriched           (publish)
 
+The first three steps are ``transform.Transform.enrich``, which the backfill runs too.
+
 A listener writes the query's progress for supervisors and commits the processed offsets to a
 Kafka consumer group, so standard lag tools see the app's lag (progress).
 """
@@ -20,11 +22,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tickflow.errors import TickflowError
-from tickflow.schemas import TOPIC_SCHEMAS, load
 from tickflow.settings import Settings
-from tickflow.stream.decode import Limits, decoded_events, registered_writers
 from tickflow.stream.settings import SPARK_APP_NAME, StreamSettings
 from tickflow.stream.state import FillState
+from tickflow.stream.transform import Transform
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -68,35 +69,26 @@ class Counters:
 
 
 class EnrichmentBatch:
-    """The foreachBatch function: one micro-batch of raw Kafka records, end to end."""
+    """The foreachBatch function: one micro-batch of raw Kafka records, end to end (the shared
+    ``transform.Transform`` with the checkpoint's fill state, dead letters to md.dlq, current reference)."""
 
     def __init__(self, spark: SparkSession, settings: Settings, stream: StreamSettings) -> None:
-        from tickflow.stream.fill_task import spark_schema
         from tickflow.stream.publish import Publisher, check_enrichment_sql, register_output_schema
 
-        if not stream.enrichment_sql.exists():
-            raise TickflowError(
-                f"There is no enrichment SQL at {stream.enrichment_sql}: set TICKFLOW_STREAM_ENRICHMENT_SQL."
-            )
         self.settings = settings
         self.stream = stream
-        self.reader_schema = load(TOPIC_SCHEMAS["md.events"], settings.schemas_dir).definition
-        self.limits = Limits(max_future_us=int(stream.max_future_s * 1e6), crossed_tolerance=stream.crossed_tolerance)
+        self.transform = Transform.build(settings, stream)
         self.state = FillState(stream.state_dir(settings))
-        self.filled_schema = spark_schema()
         schema_id, schema_text = register_output_schema(settings, stream)
-        self.publisher = Publisher(settings, stream, schema_id, schema_text, stream.enrichment_sql.read_text())
+        self.publisher = Publisher(settings, stream, schema_id, schema_text)
         self.publisher.reference.refresh(spark)
-        check_enrichment_sql(spark, self.publisher.sql, self.filled_schema, self.publisher.columns)
+        check_enrichment_sql(spark, self.transform.sql, self.transform.filled_schema, self.publisher.columns)
         context = spark.sparkContext
         self.counters = Counters(context.accumulator(0), context.accumulator(0), self.state.instrument_count())
-        self.subject = f"{stream.input_topic}-value"
 
     def __call__(self, raw: DataFrame, batch_id: int) -> None:
         from tickflow.stream.fill_task import FillTask
 
-        # Read after Spark fixed this batch's offsets: every schema id in it is registered by now.
-        writers = registered_writers(self.settings, self.subject)
         task = FillTask(
             self.settings.bootstrap_servers,
             self.stream.input_topic,
@@ -105,13 +97,8 @@ class EnrichmentBatch:
             batch_id,
             (self.counters.filled_acc, self.counters.dlq_acc),
         )
-        # One task per core, each over several Kafka partitions (a narrow coalesce, no shuffle): a task
-        # carries a fixed cost (Python worker round trip, Avro and Arrow set-up) that a task per
-        # partition paid twelve times per batch.
-        tasks = raw.sparkSession.sparkContext.defaultParallelism
-        events = decoded_events(raw.coalesce(tasks), self.reader_schema, writers, self.limits)
-        filled = events.mapInArrow(task, self.filled_schema)
-        self.publisher.publish(filled, batch_id)
+        self.publisher.reference.refresh(raw.sparkSession)
+        self.publisher.publish(self.transform.enrich(raw, task))
         self.state.prune(self.stream.state_versions)
         self.counters.instruments = self.state.instrument_count()
 

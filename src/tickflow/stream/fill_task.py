@@ -79,11 +79,13 @@ def to_arrow(columns: dict[str, np.ndarray]) -> pa.RecordBatch:
 class FillTask:
     """The function ``mapInArrow`` runs for micro-batch ``batch_id``; built on the driver, pickled to workers.
 
-    ``counters`` are Spark accumulators (filled rows, dead letters) the driver reports."""
+    ``counters`` are Spark accumulators (filled rows, dead letters) the driver reports. Without a
+    ``dlq_topic`` rejected records are only counted: a backfill re-reads records the stream already
+    sent to the dead-letter topic, and must not send them again."""
 
     bootstrap_servers: str
     input_topic: str
-    dlq_topic: str
+    dlq_topic: str | None
     state: FillState
     batch_id: int
     counters: tuple[Any, Any]
@@ -103,7 +105,10 @@ class FillTask:
     def fill_partition(self, partition: int, events: pd.DataFrame) -> pa.RecordBatch | None:
         rejected = events["reason"].notna().to_numpy()
         if rejected.any():
-            self._dead_letters(events[rejected])
+            if self.dlq_topic is None:
+                self.counters[1].add(int(rejected.sum()))
+            else:
+                self._dead_letters(self.dlq_topic, events[rejected])
             events = events[~rejected]
         if events.empty:
             return None
@@ -113,7 +118,7 @@ class FillTask:
         self.counters[0].add(len(columns["event_time"]))
         return to_arrow(columns)
 
-    def _dead_letters(self, rejected: pd.DataFrame) -> None:
+    def _dead_letters(self, dlq_topic: str, rejected: pd.DataFrame) -> None:
         """Original bytes to the DLQ with the reason and source coordinates in headers; delivered before
         the task ends, so a committed batch never lost one (a replayed batch may send one twice)."""
         producer = _producer(self.bootstrap_servers)
@@ -133,13 +138,11 @@ class FillTask:
                 ("source.partition", str(partition).encode()),
                 ("source.offset", str(offset).encode()),
             ]
-            producer.produce(
-                self.dlq_topic, value, key.encode() if key else None, headers=headers, on_delivery=delivered
-            )
+            producer.produce(dlq_topic, value, key.encode() if key else None, headers=headers, on_delivery=delivered)
             producer.poll(0)
         remaining = producer.flush(60)
         if remaining or failures:
             raise RuntimeError(
-                f"{remaining or len(failures)} dead letters not delivered to {self.dlq_topic}: {failures[:1]}"
+                f"{remaining or len(failures)} dead letters not delivered to {dlq_topic}: {failures[:1]}"
             )
         self.counters[1].add(len(rejected))

@@ -1,10 +1,16 @@
 """Publishing a micro-batch: filled rows -> enrichment SQL -> Avro -> md.enriched, in one Spark job.
 
 The enrichment SQL (``spark_apps/enrichment.sql``) joins the batch's filled rows with
-``ref_instruments`` and ``ref_fx_rates``: the Hive views ``ref.instruments`` and ``ref.fx_rates``
-read once per reference load and kept as small local tables Spark broadcasts, instead of
-resolving the views and scanning their Parquet for every micro-batch. Whether a new load was
+``ref_instruments`` and ``ref_fx_rates``: for the live stream the Hive views ``ref.instruments`` and
+``ref.fx_rates`` read once per reference load and kept as small local tables Spark broadcasts, instead
+of resolving the views and scanning their Parquet for every micro-batch. Whether a new load was
 swapped in is one metastore call per view and batch, so a refresh shows at the next batch.
+
+Both reference tables carry a validity, ``in_force_from`` (inclusive) and ``in_force_to`` (exclusive),
+NULL meaning open-ended, and the SQL joins a row only where the event time lies inside it. The live
+stream's tables (:func:`current_reference`) are open-ended on both sides: the current attributes apply
+to every event, late ones included (DESIGN §5). A backfill binds the same names to the SCD2 history
+(:func:`reference_history`), so the same SQL enriches each event as of its own time.
 """
 
 from __future__ import annotations
@@ -19,12 +25,77 @@ from tickflow.settings import Settings
 from tickflow.stream.settings import StreamSettings
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.types import StructType
 
 log = logging.getLogger(__name__)
 
 REFERENCE_VIEWS = {"ref_instruments": "ref.instruments", "ref_fx_rates": "ref.fx_rates"}
+VALIDITY = ("in_force_from", "in_force_to")
+
+
+def current_reference(spark: SparkSession) -> dict[str, DataFrame]:
+    """The current views, valid whatever the event time (both validity bounds NULL): the live stream's."""
+    from pyspark.sql import functions as F
+
+    never = F.lit(None).cast("timestamp")
+    return {
+        name: spark.table(view).select("*", *(never.alias(bound) for bound in VALIDITY))
+        for name, view in REFERENCE_VIEWS.items()
+    }
+
+
+def reference_history(spark: SparkSession) -> dict[str, DataFrame]:
+    """The reference data as it was at any time, for backfills (as of event time, DESIGN §5).
+
+    ``ref_instruments``: every SCD2 row of ``ref.instruments_history`` (the latest good load), in force
+    from ``valid_from`` until ``valid_to``; ``reference_version`` is that load's version, as the current
+    view names it. An event older than an instrument's first row finds none and is flagged unenriched,
+    as an unknown instrument is: nothing was known about it then.
+
+    ``ref_fx_rates``: ``ref.fx_rates_history``, every fixing of the loads still kept, each in force from
+    its ``as_of`` until the currency's next fixing. The oldest kept fixing of a currency is also used for
+    events before it (``in_force_from`` NULL): a USD value from the nearest known rate is more useful than
+    none, and the rate's ``as_of`` is not in the record, so the choice is documented here. A currency fixed
+    twice at the same ``as_of`` keeps the fixing of the newer load.
+    """
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    instruments = spark.table("ref.instruments_history").select(
+        "*",
+        F.col("load_version").alias("reference_version"),
+        F.col("valid_from").alias("in_force_from"),
+        F.col("valid_to").alias("in_force_to"),
+    )
+    newest_first = Window.partitionBy("currency", "as_of").orderBy(F.col("load_version").desc())
+    by_time = Window.partitionBy("currency").orderBy("as_of")
+    fixings = (
+        spark.table("ref.fx_rates_history")
+        .withColumn("rank", F.row_number().over(newest_first))
+        .where("rank = 1")
+        .drop("rank")
+    )
+    fx = fixings.select(
+        "*",
+        F.when(F.row_number().over(by_time) > 1, F.col("as_of")).alias("in_force_from"),
+        F.lead("as_of").over(by_time).alias("in_force_to"),
+    )
+    return {"ref_instruments": instruments, "ref_fx_rates": fx}
+
+
+def bind_reference(frames: dict[str, DataFrame]) -> list[DataFrame]:
+    """Cache ``frames`` and register them under their names as broadcast tables; returns the cached frames
+    (for ``unpersist``). Hundreds to a few hundred thousand rows, read once."""
+    from pyspark.sql import functions as F
+
+    cached = []
+    for name, frame in frames.items():
+        frame = frame.cache()
+        frame.count()
+        cached.append(frame)
+        F.broadcast(frame).createOrReplaceTempView(name)  # joined without a shuffle of the batch
+    return cached
 
 
 class ReferenceSnapshot:
@@ -42,16 +113,9 @@ class ReferenceSnapshot:
         }
         if definitions == self.definitions:
             return False
-        from pyspark.sql import functions as F
-
         for frame in self.cached:
             frame.unpersist()
-        self.cached = []
-        for name, view in REFERENCE_VIEWS.items():
-            frame = spark.table(view).cache()  # hundreds to a few hundred thousand rows, read once per load
-            frame.count()
-            self.cached.append(frame)
-            F.broadcast(frame).createOrReplaceTempView(name)  # joined without a shuffle of the batch
+        self.cached = bind_reference(current_reference(spark))
         self.definitions = definitions
         log.info(
             "reference data loaded: %s", {v: d.rsplit("load_version", 1)[-1].strip() for v, d in definitions.items()}
@@ -96,32 +160,49 @@ def register_output_schema(settings: Settings, stream: StreamSettings) -> tuple[
     return int(schema_id), schema.text
 
 
-class Publisher:
-    """Enriches a batch's filled rows and writes them to the output topic as Confluent-framed Avro."""
+def enriched_events(filled: DataFrame, batch_id: int, sql: str) -> DataFrame:
+    """Filled rows -> EnrichedEvent rows (the schema's columns, before Avro) through the enrichment SQL,
+    joined with whatever ``ref_instruments`` / ``ref_fx_rates`` the caller bound."""
+    from pyspark.sql import functions as F
 
-    def __init__(self, settings: Settings, stream: StreamSettings, schema_id: int, schema_text: str, sql: str) -> None:
+    filled.withColumn("batch_id", F.lit(batch_id).cast("long")).createOrReplaceTempView("filled_events")
+    return filled.sparkSession.sql(sql)
+
+
+def framed_value(schema_id: int, schema_text: str) -> Column:
+    """The EnrichedEvent row as Confluent framing + Avro body: the bytes the stream publishes and the HBase
+    sink stores in md:history as they are."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.avro.functions import to_avro
+
+    columns = [f["name"] for f in json.loads(schema_text)["fields"]]
+    record = F.struct(*(F.col(c) for c in columns))
+    return F.concat(F.lit(confluent_prefix(schema_id)), to_avro(record, schema_text))
+
+
+def framed(enriched: DataFrame, schema_id: int, schema_text: str) -> DataFrame:
+    """EnrichedEvent rows -> ``key`` (the instrument id) and ``value`` (:func:`framed_value`)."""
+    from pyspark.sql import functions as F
+
+    return enriched.select(
+        F.col("instrument_id").cast("binary").alias("key"), framed_value(schema_id, schema_text).alias("value")
+    )
+
+
+class Publisher:
+    """Writes a batch's enriched rows to the output topic as Confluent-framed Avro."""
+
+    def __init__(self, settings: Settings, stream: StreamSettings, schema_id: int, schema_text: str) -> None:
         self.settings = settings
         self.stream = stream
-        self.prefix = confluent_prefix(schema_id)
+        self.schema_id = schema_id
         self.schema_text = schema_text
         self.columns = [f["name"] for f in json.loads(schema_text)["fields"]]
-        self.sql = sql
         self.reference = ReferenceSnapshot()
 
-    def publish(self, filled: DataFrame, batch_id: int) -> None:
-        from pyspark.sql import functions as F
-        from pyspark.sql.avro.functions import to_avro
-
-        spark = filled.sparkSession
-        self.reference.refresh(spark)
-        filled.withColumn("batch_id", F.lit(batch_id).cast("long")).createOrReplaceTempView("filled_events")
-        enriched = spark.sql(self.sql)
-        record = F.struct(*(F.col(c) for c in self.columns))
+    def publish(self, enriched: DataFrame) -> None:
         (
-            enriched.select(
-                F.col("instrument_id").cast("binary").alias("key"),
-                F.concat(F.lit(self.prefix), to_avro(record, self.schema_text)).alias("value"),
-            )
+            framed(enriched, self.schema_id, self.schema_text)
             .write.format("kafka")
             .option("kafka.bootstrap.servers", self.settings.bootstrap_servers)
             .option("kafka.linger.ms", str(self.stream.producer_linger_ms))

@@ -1,0 +1,241 @@
+"""Run a backfill: md.events by offsets -> the stream's transform (as of event time) -> md:history / archive.
+
+Per chunk of offsets (``plan``), one Spark job: the Kafka records of the chosen instruments (by message
+key, which the transform requires to be the instrument id anyway) go through
+``tickflow.stream.transform.Transform.enrich`` exactly as a micro-batch of the stream does, with
+
+- a ``FillTask`` whose state lives in a temporary directory (never the stream's checkpoint), and which
+  only counts rejected records: the stream already sent them to md.dlq;
+- ``ref_instruments`` / ``ref_fx_rates`` bound to the SCD2 history (``publish.reference_history``), so
+  the enrichment SQL joins each event with the attributes valid at its event time.
+
+The enriched rows with event times in ``[start, end)`` are staged once as Parquet (so the fill runs once
+per chunk) and written from there:
+
+- **hbase**: one ``md:history`` cell per record, the framed Avro the sink stores (EnrichedEvent's
+  registered id), at the event time. Puts of the same record replace the same cell. md:latest, the live
+  view, is not touched.
+- **archive**: ``md.enriched_archive`` partitions of the affected dates are rewritten once at the end
+  (dynamic partition overwrite) with their rows outside (instruments x range) kept and the backfilled
+  rows replacing the rest (``BackfillRequest.replaces``), so running the same backfill twice leaves the
+  same rows.
+
+Records carry processing metadata of the backfill: ``processed_time`` is when it ran and ``batch_id`` the
+chunk number; everything else is a function of the input and the reference history.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tickflow.backfill.plan import describe, has_data, offsets_json, partition_ranges, plan_chunks
+from tickflow.backfill.request import BackfillRequest, BackfillSettings, InvalidBackfill
+from tickflow.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+ARCHIVE = "md.enriched_archive"
+JSON_OPTIONS = {"timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX"}  # event times are µs
+
+
+@dataclass(frozen=True)
+class BackfillReport:
+    records_read: int  # Kafka records read (warm-up included)
+    rows_written: int  # enriched records in the range, written to each target
+    rejected: int  # records the stream's validation rejects (counted, not sent to md.dlq again)
+    chunks: int
+    seconds: float
+
+    def summary(self) -> str:
+        rate = self.records_read / self.seconds if self.seconds else 0.0
+        return (
+            f"{self.records_read:,} records read, {self.rows_written:,} rows written, {self.rejected:,} rejected "
+            f"(not sent to the DLQ again), {self.chunks} chunks in {self.seconds:.1f}s ({rate:,.0f} records/s)"
+        )
+
+
+def check_instruments(spark: SparkSession, request: BackfillRequest) -> None:
+    """Every requested id must be in the SCD2 history: a typo would otherwise backfill nothing, silently."""
+    from pyspark.sql import functions as F
+
+    if not request.instruments:
+        return
+    history = spark.table("ref.instruments_history").where(F.col("instrument_id").isin(list(request.instruments)))
+    known = {row[0] for row in history.select("instrument_id").distinct().collect()}
+    missing = [i for i in request.instruments if i not in known]
+    if missing:
+        names = ", ".join(missing)
+        raise InvalidBackfill(
+            f"{'Instrument' if len(missing) == 1 else 'Instruments'} {names} "
+            f"{'is' if len(missing) == 1 else 'are'} not in the reference data (ref.instruments_history): "
+            "check the ids (MIC:symbol, as the events' keys)."
+        )
+
+
+def archive_replaced(request: BackfillRequest) -> Column:
+    """``BackfillRequest.replaces`` as a Spark column over archive rows."""
+    from pyspark.sql import functions as F
+
+    start_us, end_us = (int(t.timestamp() * 1_000_000) for t in (request.start, request.end))
+    micros = F.unix_micros("event_time")
+    in_range = (micros >= start_us) & (micros < end_us)
+    return in_range & F.col("instrument_id").isin(list(request.instruments)) if request.instruments else in_range
+
+
+@dataclass(frozen=True)
+class HistoryWriter:
+    """foreachPartition: a partition's staged rows to md:history through the Thrift server."""
+
+    settings: Settings
+
+    def __call__(self, rows: Iterable[Any]) -> None:
+        from tickflow.hbase.store import MarketDataStore
+
+        records = [(row.instrument_id, int(row.event_us), bytes(row.value)) for row in rows]
+        if records:
+            MarketDataStore(self.settings, pool_size=1).write_history(records)
+
+
+def _selected(enriched: DataFrame, request: BackfillRequest, schema_id: int, schema_text: str) -> DataFrame:
+    """The rows to write, with what each target needs: framed value, JSON record, event date."""
+    from pyspark.sql import functions as F
+
+    from tickflow.stream.publish import framed_value
+
+    start_us, end_us = (int(t.timestamp() * 1_000_000) for t in (request.start, request.end))
+    micros = F.unix_micros("event_time")
+    record = F.to_json(F.struct(*(F.col(c) for c in enriched.columns)), JSON_OPTIONS)
+    return enriched.where((micros >= start_us) & (micros < end_us)).select(
+        "instrument_id",
+        "event_time",
+        micros.alias("event_us"),
+        record.alias("record_json"),
+        F.to_date("event_time").alias("event_date"),
+        framed_value(schema_id, schema_text).alias("value"),
+    )
+
+
+def write_archive(spark: SparkSession, request: BackfillRequest, staged: DataFrame, scratch: Path) -> None:
+    """Rewrite the affected date partitions: kept rows plus the backfilled ones (module docstring)."""
+    from pyspark.sql import functions as F
+
+    dates = request.affected_dates()
+    existing = spark.table(ARCHIVE).where(F.col("event_date").isin(dates))
+    merged = existing.where(~archive_replaced(request)).unionByName(
+        staged.select("instrument_id", "event_time", "record_json", "event_date")
+    )
+    # Materialised first: Spark refuses to overwrite a table in the query that reads it.
+    merged.write.mode("overwrite").parquet(str(scratch / "archive"))
+    result = spark.read.parquet(str(scratch / "archive"))
+    present = {row[0] for row in result.select("event_date").distinct().collect()}
+    previous = spark.conf.get("spark.sql.sources.partitionOverwriteMode")
+    spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")  # only the partitions written
+    try:
+        result.select(*spark.table(ARCHIVE).columns).write.insertInto(ARCHIVE, overwrite=True)
+    finally:
+        spark.conf.set("spark.sql.sources.partitionOverwriteMode", previous or "static")
+    for day in dates:
+        if day not in present:  # every row of the day was backfilled, and the backfill found none now
+            spark.sql(f"ALTER TABLE {ARCHIVE} DROP IF EXISTS PARTITION (event_date = '{day.isoformat()}')")
+
+
+def run_backfill(
+    spark: SparkSession,
+    settings: Settings,
+    request: BackfillRequest,
+    options: BackfillSettings | None = None,
+    progress: Callable[[str], None] = log.info,
+) -> BackfillReport:
+    """Validate against the data (instruments, a range with records), then run the chunks and write."""
+    from pyspark.sql import functions as F
+
+    from tickflow.spark import kafka_reader
+    from tickflow.stream.fill_task import FillTask
+    from tickflow.stream.publish import bind_reference, check_enrichment_sql, reference_history, register_output_schema
+    from tickflow.stream.settings import StreamSettings
+    from tickflow.stream.state import FillState
+    from tickflow.stream.transform import Transform
+
+    options = options or BackfillSettings()
+    topic = options.input_topic
+    started = time.monotonic()
+    check_instruments(spark, request)
+    ranges = partition_ranges(settings, topic, request, options.late_s)
+    if not has_data(ranges):
+        raise InvalidBackfill(
+            f"{topic} has no records between {request.start.isoformat()} and {request.end.isoformat()} "
+            f"(Kafka time, {options.late_s:.0f}s margin): choose a range within the topic's retention."
+        )
+    totals = describe(ranges)
+    chunks = plan_chunks(ranges, options.chunk_events)
+    progress(
+        f"backfill {request.describe()}: {totals['records']:,} records of {topic} to read in {len(chunks)} chunks "
+        f"({totals['in_range']:,} near the range by Kafka time, the rest warm the fill up)"
+    )
+    stream = StreamSettings(input_topic=topic, output_topic=options.output_subject_topic)
+    transform = Transform.build(settings, stream)
+    reference = bind_reference(reference_history(spark))
+    schema_id, schema_text = register_output_schema(settings, stream)
+    columns = [f["name"] for f in json.loads(schema_text)["fields"]]
+    check_enrichment_sql(spark, transform.sql, transform.filled_schema, columns)
+    context = spark.sparkContext
+    filled, rejected = context.accumulator(0), context.accumulator(0)
+    read = written = 0
+    try:
+        with tempfile.TemporaryDirectory(prefix="tickflow-backfill-") as scratch_dir:
+            scratch = Path(scratch_dir)
+            state = FillState(scratch / "fill-state")  # the backfill's own registers, gone afterwards
+            for number, chunk in enumerate(chunks):
+                starting, ending = offsets_json(topic, chunk)
+                raw = (
+                    kafka_reader(spark, settings, topic, streaming=False, starting_offsets=starting)
+                    .option("endingOffsets", ending)
+                    .option("failOnDataLoss", "true")
+                    .load()
+                )
+                if request.instruments:
+                    raw = raw.where(F.col("key").cast("string").isin(list(request.instruments)))
+                task = FillTask(settings.bootstrap_servers, topic, None, state, number, (filled, rejected))
+                enriched = transform.enrich(raw, task)
+                path = scratch / "staged" / f"chunk={number}"
+                _selected(enriched, request, schema_id, schema_text).write.parquet(str(path))  # the one action
+                staged = spark.read.parquet(str(path))
+                count = staged.count()
+                if count and request.writes_hbase:
+                    staged.select("instrument_id", "event_us", "value").foreachPartition(HistoryWriter(settings))
+                read += sum(to - begin for begin, to in chunk.values())
+                written += count
+                seconds = time.monotonic() - started
+                progress(
+                    f"chunk {number + 1}/{len(chunks)}: {read:,} records read, {written:,} rows written, "
+                    f"{read / seconds:,.0f} records/s"
+                )
+            if not written:
+                which = ", ".join(request.instruments) if request.instruments else "any instrument"
+                raise InvalidBackfill(
+                    f"No event of {which} in {topic} has an event time from {request.start.isoformat()} to "
+                    f"{request.end.isoformat()}: nothing was written."
+                )
+            if request.writes_archive:
+                write_archive(spark, request, spark.read.parquet(str(scratch / "staged")), scratch)
+                progress(f"{ARCHIVE}: {len(request.affected_dates())} date partitions rewritten")
+    finally:
+        for frame in reference:
+            frame.unpersist()
+    report = BackfillReport(read, written, int(rejected.value), len(chunks), time.monotonic() - started)
+    progress(f"backfill done: {report.summary()}")
+    return report
+
+
+def report_json(report: BackfillReport) -> str:
+    return json.dumps(asdict(report))

@@ -54,8 +54,7 @@ class HBaseReconciliationOperator(BaseOperator):
         from tickflow.settings import Settings
 
         repair = self.repair if isinstance(self.repair, bool) else str(self.repair).strip().lower() == "true"
-        report = reconcile(Settings(), repair=repair, snapshot_id=self.snapshot_id or None)
-        self.log.info(report.line())
+        report = reconcile(Settings(), repair=repair, snapshot_id=self.snapshot_id or None)  # logs report.line()
         if failure := report.failure():
             self.log.error(failure)
             raise AirflowFailException(failure)

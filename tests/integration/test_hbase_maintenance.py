@@ -1,19 +1,25 @@
 """The hbase_maintenance DAG's work on the real stack: reconciliation of md:latest against a topic of its
 own (records framed as the stream frames them), with rows deleted, overwritten or left stale in HBase,
-reported to ops.hbase_reconciliation and repaired; and the major compaction it runs first.
+reported to ops.hbase_reconciliation and repaired; and the major compaction it runs first. Then the DAG
+itself through Airflow, on the whole of md:latest and md.enriched: a stale cell fails the run with the count
+as the last log line, and a run with ``repair=true`` repairs it and runs green.
 
-Instruments carry a prefix of this test's own, and reconciliation is limited to it (md:latest is shared)."""
+Instruments carry a prefix of this test's own, and the direct reconciliation is limited to it (md:latest is
+shared)."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
+from collections.abc import Iterator
 
 import happybase
 import pytest
 from confluent_kafka import Producer
 
+from tests.support.airflow_api import AirflowApi
 from tests.support.stack import hive_query
 from tickflow.hbase.compaction import compact, compacted
 from tickflow.hbase.layout import LATEST
@@ -22,6 +28,7 @@ from tickflow.hbase.store import MarketDataStore
 from tickflow.settings import Settings
 
 pytestmark = pytest.mark.integration
+DAG = "hbase_maintenance"
 
 
 def event(instrument: str, at: int, price: float) -> dict[str, object]:
@@ -83,3 +90,53 @@ def test_deleted_overwritten_and_stale_cells_are_found_reported_and_repaired(sta
     settled = reconcile(stack, repair=True, topic=tmp_topic, prefix=prefix, settle_s=0, write_report=False)
     assert {s.value: n for s, n in settled.counts.items()} == {"matched": 5, "missing": 0, "stale": 0, "extra": 1}
     assert settled.repaired == 0, "nothing left to re-put: the repair is idempotent"
+
+
+@pytest.fixture(scope="module")
+def airflow(stack: Settings) -> Iterator[AirflowApi]:
+    api = AirflowApi(stack)
+    api.wait_for_dag(DAG)
+    yield api
+    api.set_paused(DAG, True)
+
+
+def test_the_dag_fails_on_a_stale_cell_with_the_count_and_a_repair_run_is_green(
+    airflow: AirflowApi, stack: Settings
+) -> None:
+    store = MarketDataStore(stack)
+    instrument = f"ZTST:MAINT{uuid.uuid4().hex[:6].upper()}"
+    t = (time.time_ns() // 1000 // 1000 - 60_000) * 1000
+    latest = event(instrument, t, 10.0)
+    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    producer.produce("md.enriched", store.framed(latest), instrument.encode())  # as the stream publishes it
+    assert producer.flush(30) == 0
+    published = time.monotonic()
+    store.write([latest])  # as the sink writes it, then a cell overwritten with other bytes at its own time
+    connection = happybase.Connection(*stack.hbase_thrift_address)
+    connection.table(LATEST).put(instrument.encode(), {b"f:bid_price": b"\x00" * 8}, timestamp=t // 1000)
+    connection.close()
+    time.sleep(max(0.0, 31 - (time.monotonic() - published)))  # records of the last 30 s are not expected yet
+
+    run_id = airflow.trigger(DAG, {"repair": False})
+    assert airflow.wait(DAG, run_id, timeout_s=1800) == "failed"
+    compacted_log = airflow.task_log(DAG, run_id, "compact_md_tables")
+    assert airflow.task_state(DAG, run_id, "compact_md_tables") == "success", compacted_log
+    assert "store files" in compacted_log, compacted_log
+    log = airflow.task_log(DAG, run_id, "reconcile_md_latest")
+    last = log.strip().splitlines()[-1]
+    found = re.search(r"(\d+) instruments of md:latest still missing or stale: examples in \S+ run (\S+)\.", last)
+    assert found, log
+    remaining, report_run = int(found.group(1)), found.group(2)
+    row = hive_query(
+        stack, f"SELECT stale, remaining, examples FROM ops.hbase_reconciliation WHERE run_id = '{report_run}'"
+    )
+    stale, reported, examples = row[0]
+    assert reported == remaining >= 1
+    assert stale > 5 or instrument in {e["instrument_id"] for e in json.loads(str(examples))["stale"]}
+
+    run_id = airflow.trigger(DAG, {"repair": True})
+    state = airflow.wait(DAG, run_id, timeout_s=1800)
+    log = airflow.task_log(DAG, run_id, "reconcile_md_latest")
+    assert state == "success", log
+    assert "repair: re-put the last record of" in log and "0 mismatches remain" in log, log
+    assert store.latest([instrument])[instrument].values["bid_price"] == 10.0

@@ -12,12 +12,15 @@ and writes the result to HBase `md:history` (the cells the sink writes), the Hiv
 - `instruments`: instrument ids (`MIC:symbol`), one per line; empty means all instruments.
 - `target`: `hbase`, `archive` or `both`.
 
-**Rules.** Events before `start` (from the earliest offset Kafka still holds) warm the fill up and are
-not written, so the first record carries the values the instrument had at `start`. The read ends at the
-first record sent 5 minutes after `end`. The live stream's state, checkpoint and `md.dlq` are never
-touched (rejected records are counted); `md:latest` is not written. Running the same backfill twice
-leaves the same rows: HBase cells are keyed by instrument and event time, and the archive's affected date
-partitions are rewritten with the backfilled rows replaced and every other row kept.
+**Rules.** Events before `start` warm the fill up and are not written, so the first record carries the
+values the instrument had at `start`. The warm-up starts from the newest state snapshot
+(`ops.state_snapshot_index`) of the topic taken before the range whose offsets Kafka still holds: its
+registers, then the events after its offsets; without one, from the earliest offset Kafka still holds
+(the log says which). The read ends at the first record sent 5 minutes after `end`. The live stream's
+state, checkpoint and `md.dlq` are never touched (rejected records are counted); `md:latest` is not
+written. Running the same backfill twice leaves the same rows: HBase cells are keyed by instrument and
+event time, and the archive's affected date partitions are rewritten with the backfilled rows replaced
+and every other row kept.
 
 **Failures** end the run with one sentence as the last log line: bad parameters, an unknown instrument
 or a range without data fail at once without retry. Progress (records read, rows written, rate) is logged

@@ -1,4 +1,5 @@
-"""The backfill against the real stack: a sector change in the middle of the range, HBase and the archive."""
+"""The backfill against the real stack: a sector change in the middle of the range, HBase and the archive, and
+the warm-up from a state snapshot."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from tickflow.reference.refresh import refresh_all
 from tickflow.reference.sources import secmaster_connection
 from tickflow.schemas import load
 from tickflow.settings import Settings
-from tickflow.stream.fill import FILL_FIELDS, fill_columns
+from tickflow.stream.fill import FILL_FIELDS, InstrumentState, fill_columns
+from tickflow.stream.snapshot import INDEX_TABLE, SNAPSHOT_TABLE, CommittedState, write_snapshot
+from tickflow.warehouse import run_statements
 
 pytestmark = pytest.mark.integration
 
@@ -77,11 +80,15 @@ def test_a_backfill_across_a_sector_change_enriches_each_event_as_of_its_time(
         encode = compile_encoder(schema.definition, prefix=confluent_prefix(int(schema_id)))
         producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
         records = []
+        placed: dict[int, list[tuple[int, int]]] = {}  # partition -> (event number, offset)
         for number, (moment, fields) in enumerate(events):
             for who in (instrument, "XXXX:OTHER"):
                 record = {"event_id": f"{who}-{number}", "instrument_id": who, "source": "prices",
                           "sequence": number, "event_time": micros(moment), **fields}  # fmt: skip
-                producer.produce(topics["events"], encode(record), who, timestamp=micros(moment) // 1000)
+                producer.produce(
+                    topics["events"], encode(record), who, timestamp=micros(moment) // 1000,
+                    on_delivery=lambda _, m, n=number: placed.setdefault(m.partition(), []).append((n, m.offset())),
+                )  # fmt: skip
                 if who == instrument:
                     records.append({**record, "offset": number, "ingest_time": 0})
         producer.flush(30)
@@ -104,6 +111,7 @@ def test_a_backfill_across_a_sector_change_enriches_each_event_as_of_its_time(
         report = run_backfill(spark, settings, request, options, lines.append)
         assert report.rows_written == 4 and report.rejected == 0 and report.chunks > 1
         assert any("records/s" in line and "rows written" in line for line in lines)
+        assert any("the warm-up reads from the earliest offset" in line for line in lines)  # no snapshot of it
 
         # Independent computation: the fill's contract over all of the instrument's events in one go (the
         # warm-up rule: every retained event before the start counts), then the sector valid at each time.
@@ -143,6 +151,38 @@ def test_a_backfill_across_a_sector_change_enriches_each_event_as_of_its_time(
         assert from_hbase() == expected
         assert from_archive() == archived
         assert spark.table(ARCHIVE).where(f"instrument_id = '{instrument}'").count() == 5
+
+        # A snapshot of the topic taken right after the warm-up events: the read starts at its offsets, and its
+        # registers say bid_size 555 where the warm-up event, now not read, says 100. A margin shorter than the
+        # warm-up event's lead puts the range's first offsets after it, so the snapshot is taken before the range.
+        # HBase only: the archive's rewrite is covered above.
+        after_warm_up = {p: max(o for n, o in placed.get(p, [(0, -1)]) if n == 0) + 1 for p in range(3)}
+        warm = InstrumentState()
+        for name, value in {"bid_price": 10.0, "ask_price": 10.2, "bid_size": 555}.items():
+            warm.values[name], warm.as_of[name], warm.offsets[name] = value, micros(events[0][0]), 0
+        snapshot_id = f"test-{topics['events']}-warm-up"
+        state = CommittedState(0, {topics["events"]: after_warm_up}, {instrument: warm, "XXXX:OTHER": warm})
+        write_snapshot(settings, state, topics["events"], snapshot_id)
+        try:
+            warm_options = BackfillSettings(input_topic=topics["events"], chunk_events=6, late_s=0.25)
+            lines.clear()
+            hbase_only = BackfillRequest.parse(start, end, [instrument], "hbase")
+            report = run_backfill(spark, settings, hbase_only, warm_options, lines.append)
+        finally:
+            run_statements(settings, [
+                f"ALTER TABLE {table} DROP IF EXISTS PARTITION (snapshot_id = '{snapshot_id}')"
+                for table in (SNAPSHOT_TABLE, INDEX_TABLE)
+            ])  # fmt: skip
+        assert any(f"the warm-up starts from state snapshot {snapshot_id}" in line for line in lines), lines
+        assert report.records_read == len(records) * 2 - 2 and report.rows_written == 4  # both warm-up events skipped
+        _, columns = fill_columns(warm, records[1:])
+        from_snapshot = {
+            t: {**{name: columns[name][i] for name in FILL_FIELDS}, "sector": expected[t]["sector"]}
+            for i, t in enumerate(columns["event_time"])
+            if t in expected
+        }
+        assert [row["bid_size"] for _, row in sorted(from_snapshot.items())] == [555] * 4
+        assert from_hbase() == from_snapshot
     finally:
         reset_secmaster(settings)
         refresh_all(spark, settings)  # closes the test instrument: the current view is the universe again

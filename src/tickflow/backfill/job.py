@@ -5,7 +5,10 @@ key, which the transform requires to be the instrument id anyway) go through
 ``tickflow.stream.transform.Transform.enrich`` exactly as a micro-batch of the stream does, with
 
 - a ``FillTask`` whose state lives in a temporary directory (never the stream's checkpoint), and which
-  only counts rejected records: the stream already sent them to md.dlq;
+  only counts rejected records: the stream already sent them to md.dlq. Its registers start from the
+  newest state snapshot taken before the range (``plan.choose_snapshot``, the requested instruments'
+  registers from ``ops.state_snapshots``), and the read from the snapshot's input offsets; without one
+  that fits, from empty registers and the earliest retained offsets;
 - ``ref_instruments`` / ``ref_fx_rates`` bound to the SCD2 history (``publish.reference_history``), so
   the enrichment SQL joins each event with the attributes valid at its event time.
 
@@ -35,12 +38,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tickflow.backfill.plan import describe, has_data, offsets_json, partition_ranges, plan_chunks
+from tickflow.backfill.plan import (
+    PartitionRange,
+    choose_snapshot,
+    describe,
+    has_data,
+    offsets_json,
+    partition_ranges,
+    plan_chunks,
+    warm_from,
+)
 from tickflow.backfill.request import BackfillRequest, BackfillSettings, InvalidBackfill
 from tickflow.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
+
+    from tickflow.stream.fill import InstrumentState
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +163,38 @@ def write_archive(spark: SparkSession, request: BackfillRequest, staged: DataFra
             spark.sql(f"ALTER TABLE {ARCHIVE} DROP IF EXISTS PARTITION (event_date = '{day.isoformat()}')")
 
 
+def warm_up(
+    settings: Settings,
+    topic: str,
+    ranges: list[PartitionRange],
+    request: BackfillRequest,
+    progress: Callable[[str], None],
+) -> tuple[list[PartitionRange], dict[str, InstrumentState]]:
+    """Where the read starts and the registers the fill starts from: the chosen snapshot's, or the earliest
+    offsets and none (module docstring). Says which in one line."""
+    from tickflow.stream.snapshot import INDEX_TABLE, indexed_snapshots, snapshot_state
+
+    snapshots = indexed_snapshots(settings)
+    if snapshots is None:
+        progress(
+            f"{INDEX_TABLE} does not exist (apply the migrations with `tickflow hive migrate`): "
+            f"the warm-up reads {topic} from the earliest offset"
+        )
+        return ranges, {}
+    snapshot = choose_snapshot(snapshots, topic, ranges)
+    if snapshot is None:
+        progress(
+            f"no state snapshot of {topic} was taken before the range and is still retained "
+            f"({len(snapshots)} in {INDEX_TABLE}): the warm-up reads from the earliest offset"
+        )
+        return ranges, {}
+    states = snapshot_state(settings, snapshot.snapshot_id)
+    if request.instruments:
+        states = {i: states[i] for i in request.instruments if i in states}
+    progress(f"the warm-up starts from {snapshot.line()} ({len(states):,} instruments' registers used)")
+    return warm_from(ranges, snapshot), states
+
+
 def run_backfill(
     spark: SparkSession,
     settings: Settings,
@@ -176,6 +222,7 @@ def run_backfill(
             f"{topic} has no records between {request.start.isoformat()} and {request.end.isoformat()} "
             f"(Kafka time, {options.late_s:.0f}s margin): choose a range within the topic's retention."
         )
+    ranges, initial = warm_up(settings, topic, ranges, request, progress)
     totals = describe(ranges)
     chunks = plan_chunks(ranges, options.chunk_events)
     progress(
@@ -195,6 +242,8 @@ def run_backfill(
         with tempfile.TemporaryDirectory(prefix="tickflow-backfill-") as scratch_dir:
             scratch = Path(scratch_dir)
             state = FillState(scratch / "fill-state")  # the backfill's own registers, gone afterwards
+            if initial:
+                state.seed(initial)
             for number, chunk in enumerate(chunks):
                 starting, ending = offsets_json(topic, chunk)
                 raw = (

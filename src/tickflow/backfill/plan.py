@@ -6,12 +6,14 @@ backfill reads by Kafka time with a margin and selects by event time:
 - the read **ends** per partition at the first record with a Kafka timestamp at or after ``end + late_s``
   (``offsets_for_times``), or the partition's end: an event reaches Kafka after it happened, by up to
   ``late_s``;
-- the read **starts** at the partition's earliest retained offset. Events before ``start`` are filled but
-  not written: they warm the registers up, so the first record in the range carries the values an
-  instrument had at ``start`` (the fill's registers are last-writer-wins, so this equals the state the
-  stream had, for every field set within the topic's retention). A state snapshot could replace most of
-  that read, but ``ops.state_snapshots`` records neither the topic nor the input offsets a snapshot
-  covers, so where to resume after one is not known;
+- the read **starts** where the forward-fill's registers can be known: events before ``start`` are
+  filled but not written, they warm the registers up, so the first record in the range carries the
+  values an instrument had at ``start``. The newest state snapshot of the topic taken before the range
+  (``choose_snapshot``) already holds the fill of every record below its input offsets, so the read
+  starts at those offsets with the snapshot's registers as the initial state. Without one that fits,
+  it starts at the partition's earliest retained offset with empty registers. The fill's registers are
+  last-writer-wins, so either way the state at ``start`` equals the stream's: from a snapshot for every
+  field, from the earliest offset for every field set within the topic's retention;
 - a range has **data** when some partition has records with Kafka timestamps in
   ``[start - late_s, end + late_s)``; otherwise the backfill fails before Spark starts.
 
@@ -23,28 +25,38 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tickflow.backfill.request import BackfillRequest, InvalidBackfill
 from tickflow.errors import TickflowError
 from tickflow.settings import Settings
 
+if TYPE_CHECKING:
+    from tickflow.stream.snapshot import SnapshotInfo
+
 
 @dataclass(frozen=True)
 class PartitionRange:
     """Offsets of one partition: ``first`` retained, ``range_first`` (first record at or after the range's
-    start minus the margin, by Kafka time) and ``last`` (exclusive end of the read)."""
+    start minus the margin, by Kafka time), ``last`` (exclusive end of the read) and ``warm_from``, where
+    a state snapshot lets the read start (None: at ``first``)."""
 
     partition: int
     first: int
     range_first: int
     last: int
+    warm_from: int | None = None
+
+    @property
+    def read_from(self) -> int:
+        return self.first if self.warm_from is None else self.warm_from
 
     @property
     def in_range(self) -> int:
-        return max(0, self.last - max(self.range_first, self.first))
+        return max(0, self.last - max(self.range_first, self.read_from))
 
 
 Chunk = dict[int, tuple[int, int]]  # partition -> [from, to) offsets
@@ -58,12 +70,12 @@ def plan_chunks(ranges: list[PartitionRange], chunk_events: int) -> list[Chunk]:
     """Consecutive offset slices of every partition, at most ``chunk_events`` records per chunk in all. Every
     chunk names every partition (Spark's Kafka source wants them all); one with nothing left reads an empty
     slice at its end."""
-    active = [r for r in ranges if r.last > r.first]
+    active = [r for r in ranges if r.last > r.read_from]
     if not active:
         return []
     step = max(1, chunk_events // len(active))
     chunks: list[Chunk] = []
-    position = {r.partition: min(r.first, r.last) for r in ranges}
+    position = {r.partition: min(r.read_from, r.last) for r in ranges}
     while any(position[r.partition] < r.last for r in active):
         chunk: Chunk = {}
         for r in ranges:
@@ -72,6 +84,41 @@ def plan_chunks(ranges: list[PartitionRange], chunk_events: int) -> list[Chunk]:
             position[r.partition] = chunk[r.partition][1]
         chunks.append(chunk)
     return chunks
+
+
+def fits(snapshot: SnapshotInfo, topic: str, ranges: Sequence[PartitionRange]) -> bool:
+    """Whether the read can start at the snapshot's offsets: a snapshot of this topic, with an offset for
+    every partition that has records, taken before the range (at or below ``range_first``) and after what
+    retention deleted (at or above ``first``: the records between it and the range are all still there).
+
+    A partition without records needs no offset (there is nothing to read, so its registers are never
+    used), but one beyond its end, or a partition the topic does not have, means the snapshot is of an
+    earlier topic of that name."""
+    if snapshot.input_topic != topic or not set(snapshot.offsets) <= {r.partition for r in ranges}:
+        return False
+    for r in ranges:
+        offset = snapshot.offsets.get(r.partition)
+        if r.last <= r.first:
+            if offset is not None and offset > r.last:
+                return False
+        elif offset is None or not r.first <= offset <= r.range_first:
+            return False
+    return True
+
+
+def choose_snapshot(
+    snapshots: Sequence[SnapshotInfo], topic: str, ranges: Sequence[PartitionRange]
+) -> SnapshotInfo | None:
+    """The newest snapshot (``snapshots`` come newest first) the read can start from, or None."""
+    return next((s for s in snapshots if fits(s, topic, ranges)), None)
+
+
+def warm_from(ranges: Sequence[PartitionRange], snapshot: SnapshotInfo) -> list[PartitionRange]:
+    """The ranges read from the snapshot's offsets (a partition without records from its ``first``)."""
+    return [
+        replace(r, warm_from=snapshot.offsets[r.partition]) if r.last > r.first else replace(r, warm_from=None)
+        for r in ranges
+    ]
 
 
 def offsets_json(topic: str, chunk: Chunk) -> tuple[str, str]:
@@ -131,6 +178,6 @@ def describe(ranges: list[PartitionRange]) -> dict[str, Any]:
     """Totals for the log: records to read, of which in the range (by Kafka time)."""
     return {
         "partitions": len(ranges),
-        "records": sum(max(0, r.last - r.first) for r in ranges),
+        "records": sum(max(0, r.last - r.read_from) for r in ranges),
         "in_range": sum(r.in_range for r in ranges),
     }

@@ -131,6 +131,13 @@ def export_snapshot(
         raise TickflowError(
             f"The stream in {checkpoint} does not read {input_topic}: check TICKFLOW_STREAM_INPUT_TOPIC."
         )
+    return write_snapshot(settings, state, input_topic, snapshot_id)
+
+
+def write_snapshot(settings: Settings, state: CommittedState, input_topic: str, snapshot_id: str) -> SnapshotInfo:
+    """Stage the registers as Parquet and insert them and the index row through HiveServer2 (replacing a
+    snapshot of the same id)."""
+    check_snapshot_id(snapshot_id)
     taken_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     rows = [
         (instrument_id, name, json.dumps(registers.values[name]), registers.as_of[name], registers.offsets[name])
@@ -187,6 +194,18 @@ def list_snapshots(settings: Settings) -> list[SnapshotInfo]:
         )
         for sid, batch, topic, offsets, instruments, registers, taken in rows
     ]
+
+
+def indexed_snapshots(settings: Settings) -> list[SnapshotInfo] | None:
+    """:func:`list_snapshots`, or None when the warehouse has no index table (migration V007 not applied)."""
+    from pyhive.exc import OperationalError
+
+    try:
+        return list_snapshots(settings)
+    except OperationalError as error:
+        if "TABLE_OR_VIEW_NOT_FOUND" in str(error):
+            return None
+        raise
 
 
 def latest_snapshot_id(settings: Settings) -> str | None:

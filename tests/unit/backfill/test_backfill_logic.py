@@ -8,8 +8,18 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from tickflow.backfill.plan import PartitionRange, has_data, offsets_json, plan_chunks, resolve
+from tickflow.backfill.plan import (
+    PartitionRange,
+    choose_snapshot,
+    describe,
+    has_data,
+    offsets_json,
+    plan_chunks,
+    resolve,
+    warm_from,
+)
 from tickflow.backfill.request import BackfillRequest, InvalidBackfill, Target, parse_instruments
+from tickflow.stream.snapshot import SnapshotInfo
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 
@@ -110,6 +120,47 @@ def test_chunks_cover_every_offset_once_in_order_and_name_every_partition() -> N
     assert all(sum(to - begin for begin, to in chunk.values()) <= 6 for chunk in chunks)
     assert sum(to - begin for chunk in chunks for begin, to in chunk.values()) == 11
     assert plan_chunks([PartitionRange(0, 4, 4, 4)], 10) == []
+
+
+def snapshot(snapshot_id: str, offsets: dict[int, int], topic: str = "md.events") -> SnapshotInfo:
+    return SnapshotInfo(snapshot_id, 7, topic, offsets, 2, 10, datetime(2026, 11, 27, 8))
+
+
+# partition 0: records 100..199 retained, the range from 150; partition 1: 40..90, the range from 60
+WARM_RANGES = [PartitionRange(0, 100, 150, 200), PartitionRange(1, 40, 60, 90)]
+
+
+def test_the_newest_snapshot_taken_before_the_range_and_still_retained_is_chosen() -> None:
+    newest_first = [
+        snapshot("after-the-range", {0: 151, 1: 50}),  # partition 0 is past the range's first record
+        snapshot("other-topic", {0: 120, 1: 50}, topic="md.other"),
+        snapshot("fits", {0: 150, 1: 60}),  # exactly at range_first: nothing to warm up
+        snapshot("older-fits", {0: 110, 1: 45}),
+        snapshot("expired", {0: 99, 1: 41}),  # retention deleted offset 99 of partition 0
+    ]
+    assert choose_snapshot(newest_first, "md.events", WARM_RANGES) == newest_first[2]
+    assert choose_snapshot(newest_first[3:], "md.events", WARM_RANGES) == newest_first[3]
+    assert choose_snapshot(newest_first[4:], "md.events", WARM_RANGES) is None
+    assert choose_snapshot([], "md.events", WARM_RANGES) is None
+
+
+def test_a_snapshot_needs_an_offset_for_every_partition_with_records() -> None:
+    assert choose_snapshot([snapshot("missing", {0: 120})], "md.events", WARM_RANGES) is None
+    assert choose_snapshot([snapshot("extra", {0: 120, 1: 50, 2: 0})], "md.events", WARM_RANGES) is None
+    with_empty = [*WARM_RANGES, PartitionRange(2, 30, 30, 30)]  # no records left in partition 2
+    assert choose_snapshot([snapshot("ok", {0: 120, 1: 50})], "md.events", with_empty) is not None
+    assert choose_snapshot([snapshot("ok", {0: 120, 1: 50, 2: 12})], "md.events", with_empty) is not None
+    assert choose_snapshot([snapshot("beyond-end", {0: 120, 1: 50, 2: 31})], "md.events", with_empty) is None
+
+
+def test_a_chosen_snapshot_moves_the_start_of_the_read_and_the_counts() -> None:
+    ranges = [*WARM_RANGES, PartitionRange(2, 30, 30, 30)]
+    assert describe(ranges) == {"partitions": 3, "records": 150, "in_range": 80}
+    warm = warm_from(ranges, snapshot("s", {0: 120, 1: 50}))
+    assert [r.read_from for r in warm] == [120, 50, 30]
+    assert describe(warm) == {"partitions": 3, "records": 120, "in_range": 80}
+    chunks = plan_chunks(warm, chunk_events=1000)
+    assert chunks == [{0: (120, 200), 1: (50, 90), 2: (30, 30)}]
 
 
 def test_offsets_json_is_what_spark_kafka_source_takes() -> None:

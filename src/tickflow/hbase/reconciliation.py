@@ -48,7 +48,7 @@ from tickflow.hbase.reconcile import (
 from tickflow.settings import Settings
 from tickflow.stream.fill import InstrumentState
 from tickflow.stream.snapshot import SnapshotInfo, find_snapshot, list_snapshots, snapshot_state
-from tickflow.topics import ENRICHED
+from tickflow.topics import ENRICHED, EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +65,12 @@ def sql_string(text: str) -> str:
 def read_snapshot(
     settings: Settings, snapshot_id: str | None = None, prefix: str | None = None
 ) -> tuple[SnapshotInfo | None, dict[str, InstrumentState]]:
-    """The snapshot (default: the one taken last) and its registers by instrument; (None, {}) when there is none."""
+    """The snapshot (default: the live stream's, md.events', taken last; tests snapshot topics of their own)
+    and its registers by instrument; (None, {}) when there is none."""
     if snapshot_id:
         info: SnapshotInfo | None = find_snapshot(settings, snapshot_id)
     else:
-        snapshots = list_snapshots(settings)
-        info = snapshots[0] if snapshots else None
+        info = next((s for s in list_snapshots(settings) if s.input_topic == EVENTS.name), None)
     if info is None:
         return None, {}
     states = snapshot_state(settings, info.snapshot_id)

@@ -89,7 +89,10 @@ class SourceGenerator:
         self.start_us = start_us
         self.sequence = 0
         self.rng = np.random.default_rng([seed, list(Source).index(source)])
-        self.id_prefix = f"{SOURCE_CODES[source]}{seed}-"
+        # The start (ms) makes ids unique across runs: two runs of one seed are different events, and the
+        # fill drops a repeated event_id as a duplicate wherever both copies meet (a catch-up micro-batch,
+        # a backfill chunk). The same seed and start still give the same events.
+        self.id_prefix = f"{SOURCE_CODES[source]}{seed}-{start_us // 1000}-"
         # Each source sees the market through its own view (they do not share a process).
         self.levels = market.levels.copy()
         self.closes = market.prices(np.arange(len(market.universe)), market.levels)

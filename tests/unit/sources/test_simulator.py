@@ -96,3 +96,12 @@ def test_rates_split_by_default_share_and_respect_explicit_ones() -> None:
 @pytest.mark.parametrize(("price", "tick"), [(0.5, 0.0001), (5.0, 0.001), (50.0, 0.01), (500.0, 0.05), (5000.0, 0.5)])
 def test_tick_table(price: float, tick: float) -> None:
     assert tick_size_for(price) == tick
+
+
+def test_two_runs_of_one_seed_have_different_event_ids_and_one_start_repeats_them() -> None:
+    universe = build_universe(10, 1)
+    first, again, later = (
+        generators(universe, {Source.TRADES: 1000.0}, start, 1)[0].batch(100) for start in (START, START, START + 5_000)
+    )
+    assert first == again, "same seed and start: the same events"
+    assert not {e["event_id"] for e in first} & {e["event_id"] for e in later}, "a fill would drop them as duplicates"

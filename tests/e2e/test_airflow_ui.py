@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.airflow_api import AirflowApi
+from tests.support.airflow_api import AirflowApi, last_line
 from tests.support.fill import expected_from_input
 from tests.support.stack import hive_query
 from tickflow.hbase.store import MarketDataStore
@@ -206,6 +206,6 @@ def test_a_backfill_with_a_bad_request_fails_in_one_sentence(
     finally:
         api.set_paused(BACKFILL, True)
     log = api.task_log(BACKFILL, run_id, "backfill_events")
-    assert sentence in log.strip().splitlines()[-1], log
+    assert sentence in last_line(log), log
     task = api.client.get(f"/dags/{BACKFILL}/dagRuns/{run_id}/taskInstances/backfill_events").json()
     assert task["try_number"] == 1, "a bad request is not retried"

@@ -19,7 +19,7 @@ import happybase
 import pytest
 from confluent_kafka import Producer
 
-from tests.support.airflow_api import AirflowApi
+from tests.support.airflow_api import AirflowApi, last_line
 from tests.support.stack import hive_query
 from tickflow.hbase.compaction import compact, compacted
 from tickflow.hbase.layout import LATEST
@@ -123,7 +123,7 @@ def test_the_dag_fails_on_a_stale_cell_with_the_count_and_a_repair_run_is_green(
     assert airflow.task_state(DAG, run_id, "compact_md_tables") == "success", compacted_log
     assert "store files" in compacted_log, compacted_log
     log = airflow.task_log(DAG, run_id, "reconcile_md_latest")
-    last = log.strip().splitlines()[-1]
+    last = last_line(log)
     found = re.search(r"(\d+) instruments of md:latest still missing or stale: examples in \S+ run (\S+)\.", last)
     assert found, log
     remaining, report_run = int(found.group(1)), found.group(2)

@@ -95,3 +95,14 @@ class AirflowApi:
             response.raise_for_status()
             lines += [str(event.get("event", "")) for event in response.json()["content"]]
         return "\n".join(lines)
+
+
+AIRFLOW_EPILOGUE = ("Task failed with exception", "::group::Post Execute", "::endgroup::", "Pushing xcom")
+
+
+def last_line(log: str) -> str:
+    """The last line the task itself wrote: what a user reads above Airflow's own closing lines."""
+    lines = [line for line in log.strip().splitlines() if line.strip()]
+    while lines and lines[-1].startswith(AIRFLOW_EPILOGUE):
+        lines.pop()
+    return lines[-1] if lines else ""

@@ -1,10 +1,14 @@
-"""PostgreSQL from Debian's packages: the security master's database and Airflow's metadata database.
+"""PostgreSQL from Debian's packages: the security master's, trade capture's and Airflow's databases.
 
 The server runs in the foreground under the supervisor with its cluster in
 ``<state>/postgres/data``. PostgreSQL refuses to run as root, so when the stack is
 started by root the server runs as the ``postgres`` system user the package creates.
 The password of the ``tickflow`` role is generated at first start and kept in
 ``<state>/postgres/password`` (mode 0600); nothing has a default password.
+
+The server runs with ``wal_level=logical`` so that Debezium can stream the ``trades`` database's
+changes into Kafka (``tickflow.sources.trade_capture``). That level is read only at server start:
+``bootstrap`` refuses a server that was started without it rather than let the connector fail later.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from tickflow.settings import Settings
 from tickflow.stack.base import Service, StackError
 
-DATABASES = ("secmaster", "airflow")
+DATABASES = ("secmaster", "trades", "airflow")
 PG_DIRS = (Path("/usr/lib/postgresql"),)
+MAX_SLOT_WAL_KEEP = "2GB"
 
 
 def postgres_bin() -> Path:
@@ -139,6 +145,14 @@ class Postgres(Service):
             "-c", "shared_buffers=128MB",
             "-c", "max_connections=100",
             "-c", "logging_collector=off",
+            # Logical decoding for Debezium (one slot, one walsender; a few spare for a second connector).
+            "-c", "wal_level=logical",
+            "-c", "max_replication_slots=4",
+            "-c", "max_wal_senders=4",
+            # A slot whose connector is gone keeps WAL, and the cluster also holds Airflow's and the security
+            # master's writes: past this the slot is invalidated (the connector fails, visibly) instead of
+            # filling the disk.
+            "-c", f"max_slot_wal_keep_size={MAX_SLOT_WAL_KEEP}",
         ]  # fmt: skip
 
     def connect(self, database: str = "postgres") -> object:
@@ -164,3 +178,16 @@ class Postgres(Service):
             for database in DATABASES:
                 if database not in existing:
                     connection.execute(f'CREATE DATABASE "{database}"')
+            check_wal_level(connection)
+
+
+def check_wal_level(connection: Any) -> None:
+    """Fail unless the server decodes logically: a cluster started before the flag was added keeps
+    ``replica`` until it restarts, and Debezium's slot cannot be created there."""
+    level = connection.execute("SHOW wal_level").fetchone()[0]
+    if level != "logical":
+        raise StackError(
+            f"PostgreSQL runs with wal_level={level}, but Debezium's logical decoding needs wal_level=logical, "
+            "which takes effect only at server start: restart it with "
+            "`tickflow stack down postgres && tickflow stack up` (Airflow stops and starts with it)."
+        )

@@ -37,8 +37,14 @@ hbase_app = typer.Typer(help="The market-data tables in HBase (through its Thrif
 app.add_typer(hbase_app, name="hbase")
 snapshot_app = typer.Typer(help="Snapshots of the stream's forward-fill state in Hive.", no_args_is_help=True)
 app.add_typer(snapshot_app, name="snapshot")
-connect_app = typer.Typer(help="Kafka Connect connectors: the HBase sink of md.enriched.", no_args_is_help=True)
+connect_app = typer.Typer(
+    help="Kafka Connect connectors: the HBase sink of md.enriched, the trades source into md.events.",
+    no_args_is_help=True,
+)
 app.add_typer(connect_app, name="connect")
+trades_app = typer.Typer(help="Trade capture: trades booked in PostgreSQL (a source without Kafka).",
+                         no_args_is_help=True)  # fmt: skip
+app.add_typer(trades_app, name="trades")
 
 console = Console(stderr=True, soft_wrap=True)
 ServiceNames = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
@@ -329,6 +335,53 @@ def simulate(
             run_feed(settings, config, schema_id, report=progress)
         except KeyboardInterrupt:
             console.print("[cyan]simulate[/] interrupted")
+
+
+@trades_app.command("prepare")
+def trades_prepare() -> None:
+    """Create the trade capture schema, table, publication and replication slot where missing."""
+    from tickflow.sources.trade_capture import PUBLICATION, SLOT, TABLE, prepare
+
+    with speaking_errors():
+        done = prepare(Settings())
+    console.print(
+        f"{TABLE} ready; publication {PUBLICATION} {'created' if done.publication_created else 'existed'}; "
+        f"slot {SLOT} {'created' if done.slot_created else 'existed'}"
+    )
+
+
+@trades_app.command("book")
+def trades_book(
+    rate: Annotated[float, typer.Option(help="Trades booked per second.")] = 5_000,
+    count: Annotated[int | None, typer.Option(help="Stop after this many trades.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    corrections: Annotated[float, typer.Option(help="Corrections (UPDATE) per booked trade.")] = 0.0,
+    cancels: Annotated[float, typer.Option(help="Cancels (DELETE) per booked trade.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Same seed, same trades (as for simulate).")] = 7,
+    instruments: Annotated[int, typer.Option(help="Size of the instrument universe (as for simulate).")] = 500,
+) -> None:
+    """Book trades into PostgreSQL (trade_capture.trades) with the simulators' universe and prices."""
+    from tickflow.sources.trade_capture import SLOT, BookingConfig, BookingStats, book, prepare
+
+    settings = Settings()
+
+    def progress(stats: BookingStats, target: float) -> None:
+        per_txn = stats.booked / max(stats.transactions, 1)
+        console.print(
+            f"[cyan]trades[/] target {target:,.0f}/s  achieved {stats.rate:,.0f}/s  booked {stats.booked:,}  "
+            f"corrected {stats.corrected:,}  cancelled {stats.cancelled:,}  "
+            f"{stats.transactions:,} transactions ({per_txn:,.0f} trades each)"
+        )
+
+    with speaking_errors():
+        config = BookingConfig(rate=rate, count=count, duration_s=duration, corrections=corrections,
+                               cancels=cancels, seed=seed, instruments=instruments)  # fmt: skip
+        if prepare(settings).slot_created:
+            console.print(f"[cyan]trades[/] replication slot {SLOT} created: PostgreSQL keeps the WAL from now on")
+        try:
+            book(settings, config, report=progress)
+        except KeyboardInterrupt:
+            console.print("[cyan]trades[/] interrupted")
 
 
 @hive_app.command("migrate")

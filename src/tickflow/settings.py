@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     kafka_version: str = "4.1.1"
     log4j_version: str = "2.24.3"
     apicurio_version: str = "3.3.3"
+    debezium_version: str = Field(
+        default="3.6.1.Final",
+        description="Debezium's PostgreSQL connector in the Connect worker (built against Kafka 4.3; its "
+        "bytecode uses only API the 4.1 worker has).",
+    )
     hbase_version: str = Field(
         default="2.6.1",
         description="hbase-thrift and the compression modules exist on Maven Central only in this version's "

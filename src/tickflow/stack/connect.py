@@ -7,6 +7,11 @@ beside the plugin path), and the build's ``target/plugin/`` replaces
 ``plugins/tickflow-<name>/`` as a whole, so no jar of an older build lingers on the worker's
 classpath. Maven caches in ``~/.m2``, so a rebuild needs no network once the dependencies are there.
 A worker that is already running keeps the jars it loaded: stop it and ``stack up connect`` again.
+
+**Plugins from Maven Central** (``central_plugins``: Debezium's PostgreSQL connector) are fetched with
+their runtime closure into ``plugins/<name>/``, once per version (``fetch_jars`` keeps a stamp). Kafka's
+and SLF4J's own jars are left out: the worker has them and loads those packages parent-first anyway, and
+Debezium's closure would otherwise bring Kafka 4.3 jars beside the 4.1 worker's.
 """
 
 from __future__ import annotations
@@ -14,16 +19,42 @@ from __future__ import annotations
 import hashlib
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from tickflow.settings import Settings
 from tickflow.stack.base import StackError
 from tickflow.stack.jvm import ADD_OPENS, CONSOLE_LOG4J2, JvmService
-from tickflow.stack.tooling import run_mvn
+from tickflow.stack.tooling import fetch_jars, run_mvn
 
 # Maven projects under settings.connectors_dir that the worker gets as plugins.
 PLUGINS = ("hbase-sink",)
+# What the worker provides itself; a plugin's copies would only shadow or clash with them.
+WORKER_PROVIDED = ("org.apache.kafka:*", "org.slf4j:*")
+
+
+@dataclass(frozen=True)
+class CentralPlugin:
+    """A Connect plugin fetched from Maven Central with its runtime closure into ``plugins/<name>/``."""
+
+    name: str
+    coordinates: tuple[str, ...]
+    excludes: tuple[str, ...] = WORKER_PROVIDED
+
+
+def central_plugins(settings: Settings) -> list[CentralPlugin]:
+    return [
+        CentralPlugin(
+            "debezium-connector-postgres", (f"io.debezium:debezium-connector-postgres:{settings.debezium_version}",)
+        ),
+    ]
+
+
+def install_central_plugin(plugin: CentralPlugin, plugin_path: Path, log: Path) -> Path:
+    """Fetch the plugin's jars into ``plugin_path/<name>`` unless they are there already (same coordinates)."""
+    return fetch_jars(list(plugin.coordinates), plugin_path / plugin.name, log, excludes=plugin.excludes)
 
 
 def source_digest(project: Path) -> str:
@@ -96,6 +127,8 @@ class Connect(JvmService):
             project = self.settings.connectors_dir / name
             if (project / "pom.xml").is_file():  # absent from an installed package without the checkout
                 install_plugin(project, self.plugin_path, self.paths.log(f"{self.name}-plugin-{name}-build"))
+        for plugin in central_plugins(self.settings):
+            install_central_plugin(plugin, self.plugin_path, self.paths.log(f"{self.name}-plugin-{plugin.name}-fetch"))
 
     def write_config(self) -> None:
         self.plugin_path.mkdir(parents=True, exist_ok=True)

@@ -64,3 +64,25 @@ def test_the_digest_covers_sources_and_pom(project: Path) -> None:
     before = connect.source_digest(project)
     (project / "pom.xml").write_text("<project><version>2</version></project>")
     assert connect.source_digest(project) != before
+
+
+def test_debezium_comes_from_central_without_the_workers_own_kafka_and_slf4j(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tickflow.settings import Settings
+
+    settings = Settings(state_dir=tmp_path / "state", connectors_dir=tmp_path / "none")
+    fetched: list[tuple[list[str], Path, tuple[str, ...]]] = []
+    monkeypatch.setattr(connect.JvmService, "prepare", lambda self: None)
+    monkeypatch.setattr(
+        connect, "fetch_jars", lambda coordinates, dest, log, excludes=(): fetched.append((coordinates, dest, excludes))
+    )
+    worker = connect.Connect(settings)
+    worker.prepare()
+    assert fetched == [
+        (
+            [f"io.debezium:debezium-connector-postgres:{settings.debezium_version}"],
+            worker.plugin_path / "debezium-connector-postgres",
+            ("org.apache.kafka:*", "org.slf4j:*"),
+        )
+    ]

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -649,24 +650,53 @@ def backfill(
 
 def _print_connector(status: ConnectorStatus) -> None:
     colours = {"RUNNING": "green", "FAILED": "red", "PAUSED": "yellow", "UNASSIGNED": "yellow"}
-    table = Table(title=f"connector {status.name}")
+    table = Table(title=f"connector {status.name}" + (f" ({status.type})" if status.type else ""))
     for column in ("part", "state", "worker", "trace (first line)"):
         table.add_column(column)
-    parts = [("connector", status.state, status.worker_id, status.failures[0] if status.state == "FAILED" else "")]
-    parts += [(f"task {t.id}", t.state, t.worker_id, t.reason or "") for t in status.tasks]
-    for part, state, worker, trace in parts:
+    for part, state, worker, trace in status.rows():
         table.add_row(part, f"[{colours.get(state, 'dim')}]{state}[/]", worker, trace)
     console.print(table)
 
 
+class Connector(StrEnum):
+    """The platform's connectors, as `tickflow connect` names them."""
+
+    HBASE = "hbase"
+    TRADES = "trades"
+
+
+ConnectorArgument = Annotated[
+    Connector, typer.Argument(help="hbase: md.enriched -> HBase sink; trades: PostgreSQL trades -> md.events.")
+]
+
+
+def _connector_name(settings: Settings, which: Connector) -> str:
+    from tickflow.sinks.hbase import HBaseSinkSettings
+    from tickflow.sources.trades_connector import TradesSourceSettings
+
+    return HBaseSinkSettings().name if which is Connector.HBASE else TradesSourceSettings().name
+
+
 @connect_app.command("deploy")
-def connect_deploy() -> None:
-    """Create or update the HBase sink (TICKFLOW_HBASE_SINK_* settings) and wait until its tasks run."""
+def connect_deploy(which: ConnectorArgument = Connector.HBASE) -> None:
+    """Create or update a connector from the settings (TICKFLOW_HBASE_SINK_*, TICKFLOW_TRADES_SOURCE_*) and
+    wait until its tasks run."""
+    settings = Settings()
+    if which is Connector.TRADES:
+        from tickflow.sources import trades_connector
+        from tickflow.sources.trade_capture import TABLE
+
+        source = trades_connector.TradesSourceSettings()
+        with speaking_errors():
+            status = trades_connector.deploy(settings, source)
+        _print_connector(status)
+        console.print(f"[green]{source.name}[/]: PostgreSQL {TABLE} -> {source.topic} (Debezium)")
+        return
     from tickflow.sinks.hbase import HBaseSinkSettings, deploy
 
     sink = HBaseSinkSettings()
     with speaking_errors():
-        status = deploy(Settings(), sink)
+        status = deploy(settings, sink)
     _print_connector(status)
     console.print(
         f"[green]{sink.name}[/]: {sink.topic} -> HBase md:latest, md:history; bad records -> {sink.dlq_topic}"
@@ -674,30 +704,37 @@ def connect_deploy() -> None:
 
 
 @connect_app.command("status")
-def connect_status() -> None:
-    """The HBase sink's connector and task states; exits 1 unless everything runs."""
-    from tickflow.sinks.hbase import HBaseSinkSettings, status
+def connect_status(
+    which: Annotated[Connector | None, typer.Argument(help="One connector (default: all of them).")] = None,
+) -> None:
+    """The connectors' and their tasks' states; exits 1 unless every one asked about is deployed and runs."""
+    from tickflow.sinks.connect import ConnectClient
 
-    sink = HBaseSinkSettings()
+    settings = Settings()
+    wanted = [which] if which else list(Connector)
     with speaking_errors():
-        found = status(Settings(), sink)
-    if found is None:
-        console.print(f"connector {sink.name} is not deployed: `tickflow connect deploy` creates it")
-        raise typer.Exit(1)
-    _print_connector(found)
-    if not found.running:
+        found = {s.name: s for s in ConnectClient(settings.connect_url).statuses()}
+    names = {_connector_name(settings, w): w for w in wanted}
+    shown = [s for name, s in found.items() if name in names or which is None]
+    for status in shown:
+        _print_connector(status)
+    missing = [(name, w) for name, w in names.items() if name not in found]
+    for name, w in missing:
+        console.print(f"connector {name} is not deployed: `tickflow connect deploy {w.value}` creates it")
+    if missing or not all(s.running for s in shown):
         raise typer.Exit(1)
 
 
 @connect_app.command("delete")
-def connect_delete() -> None:
-    """Delete the HBase sink; its committed offsets stay, so a later deploy resumes where it stopped."""
-    from tickflow.sinks.hbase import HBaseSinkSettings, delete
+def connect_delete(which: ConnectorArgument = Connector.HBASE) -> None:
+    """Delete a connector; its committed offsets stay, so a later deploy resumes where it stopped."""
+    from tickflow.sinks.connect import ConnectClient
 
-    sink = HBaseSinkSettings()
+    settings = Settings()
+    name = _connector_name(settings, which)
     with speaking_errors():
-        existed = delete(Settings(), sink)
-    console.print(f"connector {sink.name} {'deleted' if existed else 'was not deployed'}")
+        existed = ConnectClient(settings.connect_url).delete(name)
+    console.print(f"connector {name} {'deleted' if existed else 'was not deployed'}")
 
 
 SAMPLE_FIELDS = ("instrument_id", "event_time", "bid_price", "ask_price", "last_price", "trade_price", "sector",

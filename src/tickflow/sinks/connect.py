@@ -44,6 +44,7 @@ class ConnectorStatus:
     worker_id: str
     tasks: tuple[TaskState, ...]
     trace: str | None = None
+    type: str = ""
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> ConnectorStatus:
@@ -52,7 +53,8 @@ class ConnectorStatus:
             TaskState(int(t["id"]), t["state"], t.get("worker_id", ""), t.get("trace"))
             for t in sorted(body.get("tasks", []), key=lambda t: int(t["id"]))
         )
-        return cls(body["name"], connector["state"], connector.get("worker_id", ""), tasks, connector.get("trace"))
+        return cls(body["name"], connector["state"], connector.get("worker_id", ""), tasks, connector.get("trace"),
+                   body.get("type", ""))  # fmt: skip
 
     @property
     def running(self) -> bool:
@@ -67,6 +69,18 @@ class ConnectorStatus:
             lines.append(f"connector {self.name}: {first}")
         lines += [f"task {t.id}: {t.reason or 'no trace'}" for t in self.tasks if t.state == FAILED]
         return lines
+
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        """What a person reads: (part, state, worker, first line of the trace), the connector first."""
+        first = self.trace.strip().splitlines()[0] if self.trace and self.trace.strip() else ""
+        parts = [("connector", self.state, self.worker_id, first if self.state == FAILED else "")]
+        parts += [(f"task {t.id}", t.state, t.worker_id, t.reason or "") for t in self.tasks]
+        return parts
+
+
+def parse_statuses(body: Mapping[str, Any]) -> list[ConnectorStatus]:
+    """``GET /connectors?expand=status`` (name -> {"status": ...}) as statuses, by name."""
+    return [ConnectorStatus.from_json(body[name]["status"]) for name in sorted(body) if "status" in body[name]]
 
 
 class ConnectClient:
@@ -122,6 +136,15 @@ class ConnectClient:
                 f"{self._message(response)}"
             )
         return ConnectorStatus.from_json(response.json())
+
+    def statuses(self) -> list[ConnectorStatus]:
+        """Every connector's and its tasks' states, in one request."""
+        response = self._request("GET", "/connectors?expand=status")
+        if response.status_code != 200:
+            raise ConnectError(
+                f"Kafka Connect did not list its connectors (HTTP {response.status_code}): {self._message(response)}"
+            )
+        return parse_statuses(response.json())
 
     def task_configs(self, name: str) -> list[dict[str, str]]:
         response = self._request("GET", f"/connectors/{name}/tasks")

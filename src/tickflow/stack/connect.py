@@ -153,6 +153,11 @@ plugin.path={self.plugin_path}
 plugin.discovery=service_load
 # connectors may tune their own consumers (consumer.override.*: the HBase sink's max.poll.records)
 connector.client.config.override.policy=All
+# source connectors may commit records and offsets in one transaction (the trades source requires it)
+exactly.once.source.support=enabled
+# a connector config names secrets as file:<path>:<key> variables, so they stay out of GET /connectors/<name>/config
+config.providers=file
+config.providers.file.class=org.apache.kafka.common.config.provider.FileConfigProvider
 """
         )
 

@@ -63,6 +63,12 @@ def hbase_stack(settings: Settings) -> Iterator[Settings]:
     yield from _stack_up(settings, ["hbase", "hbase-thrift", "registry"])
 
 
+@pytest.fixture(scope="session")
+def postgres_stack(settings: Settings) -> Iterator[Settings]:
+    """PostgreSQL alone: enough for trade capture (booking, and the objects Debezium streams from)."""
+    yield from _stack_up(settings, ["postgres"])
+
+
 @pytest.fixture
 def tmp_topic(stack: Settings) -> Iterator[str]:
     """A fresh topic (3 partitions) for one test, deleted afterwards."""

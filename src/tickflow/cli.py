@@ -351,6 +351,18 @@ def trades_prepare() -> None:
     )
 
 
+@trades_app.command("status")
+def trades_status() -> None:
+    """The replication slot: read by the connector or not, WAL it keeps; exits 1 unless streaming."""
+    from tickflow.sources.trade_capture import slot_state
+
+    with speaking_errors():
+        state = slot_state(Settings())
+    console.print(state.line())
+    if not state.healthy:
+        raise typer.Exit(1)
+
+
 @trades_app.command("book")
 def trades_book(
     rate: Annotated[float, typer.Option(help="Trades booked per second.")] = 5_000,

@@ -130,6 +130,41 @@ def prepare(settings: Settings) -> Prepared:
 
 
 @dataclass(frozen=True)
+class SlotState:
+    """The slot as PostgreSQL sees it: the database side of the connector's health.
+
+    ``lag_bytes`` is WAL written since the position the connector confirmed (what the slot keeps);
+    ``wal_status`` is ``lost`` once ``max_slot_wal_keep_size`` was exceeded and the slot is useless.
+    """
+
+    exists: bool
+    active: bool = False
+    lag_bytes: int | None = None
+    wal_status: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.exists and self.active and self.wal_status != "lost"
+
+    def line(self) -> str:
+        if not self.exists:
+            return f"slot {SLOT}: missing (`tickflow trades prepare` creates it)"
+        lag = "?" if self.lag_bytes is None else f"{self.lag_bytes / 1_048_576:,.1f} MB"
+        reader = "streaming to the connector" if self.active else "no reader (is the connector deployed and running?)"
+        return f"slot {SLOT}: {reader}; {lag} of WAL behind; WAL {self.wal_status or '?'}"
+
+
+def slot_state(settings: Settings) -> SlotState:
+    with trades_connection(settings) as connection:
+        row = connection.execute(
+            "SELECT active, pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint, wal_status "
+            "FROM pg_replication_slots WHERE slot_name = %s",
+            (SLOT,),
+        ).fetchone()
+    return SlotState(False) if row is None else SlotState(True, bool(row[0]), row[1], row[2])
+
+
+@dataclass(frozen=True)
 class BookingConfig:
     """What to book; every knob of ``tickflow trades book``."""
 

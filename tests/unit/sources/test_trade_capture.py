@@ -8,7 +8,7 @@ import pytest
 
 from tickflow.errors import TickflowError
 from tickflow.sources.simulator import Source, generators
-from tickflow.sources.trade_capture import Booker, BookingConfig
+from tickflow.sources.trade_capture import Booker, BookingConfig, SlotState
 from tickflow.sources.universe import build_universe
 
 START = 1_795_793_405_000_000
@@ -68,3 +68,14 @@ def test_nothing_is_picked_when_the_fractions_are_zero() -> None:
 def test_bad_knobs_are_refused_in_one_sentence(knob: str, value: float) -> None:
     with pytest.raises(TickflowError, match=f"--{knob}"):
         BookingConfig(**{knob: value})  # type: ignore[arg-type]
+
+
+def test_the_slot_is_healthy_only_while_read_and_not_lost() -> None:
+    assert SlotState(True, True, 2_097_152, "reserved").healthy
+    assert SlotState(True, True, 2_097_152, "reserved").line() == (
+        "slot tickflow_trades: streaming to the connector; 2.0 MB of WAL behind; WAL reserved"
+    )
+    assert not SlotState(True, False, 0, "reserved").healthy
+    assert "no reader" in SlotState(True, False, 0, "reserved").line()
+    assert not SlotState(True, True, None, "lost").healthy
+    assert not SlotState(False).healthy and "trades prepare" in SlotState(False).line()

@@ -19,7 +19,7 @@ from tickflow.errors import TickflowError
 from tickflow.settings import Settings
 from tickflow.sinks.connect import ConnectorStatus
 from tickflow.stack import supervisor
-from tickflow.stack.base import StackPaths
+from tickflow.stack.base import StackError, StackPaths
 from tickflow.stack.supervisor import ServiceStatus, State
 from tickflow.topics import EVENTS
 
@@ -389,8 +389,11 @@ def trades_book(
     with speaking_errors():
         config = BookingConfig(rate=rate, count=count, duration_s=duration, corrections=corrections,
                                cancels=cancels, seed=seed, instruments=instruments)  # fmt: skip
-        if prepare(settings).slot_created:
-            console.print(f"[cyan]trades[/] replication slot {SLOT} created: PostgreSQL keeps the WAL from now on")
+        try:
+            if prepare(settings).slot_created:
+                console.print(f"[cyan]trades[/] replication slot {SLOT} created: PostgreSQL keeps the WAL from now on")
+        except StackError as error:  # wal_level: the trades are still booked, only not captured
+            console.print(f"[yellow]warning:[/] {error} Booking anyway: Debezium will never see these trades.")
         try:
             book(settings, config, report=progress)
         except KeyboardInterrupt:

@@ -124,7 +124,7 @@ def test_the_dag_fails_on_a_stale_cell_with_the_count_and_a_repair_run_is_green(
     assert "store files" in compacted_log, compacted_log
     log = airflow.task_log(DAG, run_id, "reconcile_md_latest")
     last = last_line(log)
-    found = re.search(r"(\d+) instruments of md:latest still missing or stale: examples in \S+ run (\S+)\.", last)
+    found = re.search(r"(\d+) instruments of md:latest still missing or stale: examples in \S+ run ([^;.\s]+)", last)
     assert found, log
     remaining, report_run = int(found.group(1)), found.group(2)
     row = hive_query(

@@ -56,10 +56,11 @@ demo: setup
 	  trap "kill $$sim $$serve 2>/dev/null" EXIT INT TERM; \
 	  $(BIN)/tickflow stream --samples 2
 
-# The sink's JUnit tests, then pytest cheapest first (the DAG tests set AIRFLOW_HOME before anything
+# The Connect plugins' JUnit tests, then pytest cheapest first (the DAG tests set AIRFLOW_HOME before anything
 # imports Airflow) and tests/e2e last, after the DAGs they drive have run once (tests/e2e/test_airflow_ui.py).
 test: setup
 	mvn -q -f connectors/hbase-sink/pom.xml test
+	mvn -q -f connectors/marketevent-connect/pom.xml test
 	$(BIN)/pytest --durations=25 tests/dags tests/unit tests/integration tests/e2e
 
 unit: setup

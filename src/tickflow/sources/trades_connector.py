@@ -5,9 +5,8 @@ Debezium's PostgreSQL connector (installed by the stack's Connect service) strea
 parts of tickflow's own plugin (``connectors/marketevent-connect``) turn them into what the Python
 producers write: a transform maps a change to a MarketEvent with key = instrument id and sets the
 partition as librdkafka's partitioner would; a converter writes it as Confluent framing with the
-schema registered under ``md.events-value``. A RegexRouter after the transform renames the table's
-topic (``<topic.prefix>.trade_capture.trades``) to ``md.events``; a record already routed there by
-the transform is left alone.
+schema registered under ``md.events-value``. The transform also names the topic (``md.events``) and drops
+what is no trade print: heartbeats, tombstones, truncates, other tables (see its README).
 
 Exactly once (KIP-618): the records of a poll and the connector's offsets commit in one Kafka
 transaction, so after a kill -9 read_committed consumers see every trade once. It needs the
@@ -19,7 +18,6 @@ connector names a key of a properties file that the worker reads through its Fil
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from pydantic import Field
@@ -31,10 +29,10 @@ from tickflow.sources.trade_capture import DATABASE, PUBLICATION, SLOT, TABLE
 from tickflow.topics import EVENTS
 
 CONNECTOR_CLASS = "io.debezium.connector.postgresql.PostgresConnector"
-# Placeholders until connectors/marketevent-connect exists: its transform and its converter.
-TRANSFORM_CLASS = "com.tickflow.connect.TradeChangeToMarketEvent"
-CONVERTER_CLASS = "com.tickflow.connect.MarketEventConverter"
-ROUTER_CLASS = "org.apache.kafka.connect.transforms.RegexRouter"
+# connectors/marketevent-connect: Debezium's change of a trade -> a MarketEvent on md.events (its topic, key
+# and librdkafka's partition), written in the Confluent wire format with the registered md.events-value.
+TRANSFORM_CLASS = "io.tickflow.connect.marketevent.DebeziumTradeToMarketEvent"
+CONVERTER_CLASS = "io.tickflow.connect.marketevent.MarketEventAvroConverter"
 FILE_PROVIDER = "file"  # the worker's config.providers name for FileConfigProvider
 
 
@@ -84,11 +82,6 @@ def write_secrets(settings: Settings) -> Path:
     return path
 
 
-def table_topic(source: TradesSourceSettings) -> str:
-    """The topic Debezium names the table's records with, before the router."""
-    return f"{source.topic_prefix}.{TABLE}"
-
-
 def connector_config(settings: Settings, source: TradesSourceSettings) -> dict[str, str]:
     """The connector's config as Connect's REST API takes it (every value a string)."""
     return {
@@ -117,15 +110,16 @@ def connector_config(settings: Settings, source: TradesSourceSettings) -> dict[s
         "errors.max.retries": str(source.errors_max_retries),
         "exactly.once.support": "required",
         "transaction.boundary": "poll",
-        "transforms": "marketevent,route",
+        "decimal.handling.mode": "double",  # the SMT refuses a NUMERIC price otherwise
+        "skipped.operations": "t",  # a TRUNCATE is no trade print
+        "transforms": "marketevent",
         "transforms.marketevent.type": TRANSFORM_CLASS,
         "transforms.marketevent.partitions": str(source.partitions),
-        "transforms.route.type": ROUTER_CLASS,
-        "transforms.route.regex": re.escape(table_topic(source)),
-        "transforms.route.replacement": source.topic,
+        "transforms.marketevent.topic": source.topic,
+        "transforms.marketevent.table": TABLE,
         "key.converter": "org.apache.kafka.connect.storage.StringConverter",
         "value.converter": CONVERTER_CLASS,
-        "value.converter.registry.url": settings.registry_url,
+        "value.converter.schema.registry.url": settings.registry_url,
         "value.converter.subject": f"{source.topic}-value",
     }
 

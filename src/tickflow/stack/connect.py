@@ -30,7 +30,7 @@ from tickflow.stack.jvm import ADD_OPENS, CONSOLE_LOG4J2, JvmService
 from tickflow.stack.tooling import fetch_jars, run_mvn
 
 # Maven projects under settings.connectors_dir that the worker gets as plugins.
-PLUGINS = ("hbase-sink",)
+PLUGINS = ("hbase-sink", "marketevent-connect")
 # What the worker provides itself; a plugin's copies would only shadow or clash with them.
 WORKER_PROVIDED = ("org.apache.kafka:*", "org.slf4j:*")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from tickflow.settings import Settings, StackPorts
@@ -45,24 +44,20 @@ def test_changes_become_market_events_in_md_events_keyed_and_framed_like_the_pyt
     tmp_path: Path,
 ) -> None:
     found = config(tmp_path)
-    assert found["transforms"] == "marketevent,route"
-    assert found["transforms.marketevent.type"] == "com.tickflow.connect.TradeChangeToMarketEvent"
+    assert found["transforms"] == "marketevent"
+    assert found["transforms.marketevent.type"] == "io.tickflow.connect.marketevent.DebeziumTradeToMarketEvent"
     assert found["transforms.marketevent.partitions"] == "12"
+    assert found["transforms.marketevent.topic"] == "md.events"
+    assert found["transforms.marketevent.table"] == "trade_capture.trades"
     assert found["key.converter"] == "org.apache.kafka.connect.storage.StringConverter"
-    assert found["value.converter"] == "com.tickflow.connect.MarketEventConverter"
-    assert found["value.converter.registry.url"] == "http://127.0.0.1:8082/apis/ccompat/v7"
+    assert found["value.converter"] == "io.tickflow.connect.marketevent.MarketEventAvroConverter"
+    assert found["value.converter.schema.registry.url"] == "http://127.0.0.1:8082/apis/ccompat/v7"
     assert found["value.converter.subject"] == "md.events-value"
-    route = re.compile(found["transforms.route.regex"])
-    assert route.fullmatch("tickflow.trades.trade_capture.trades")
-    assert not route.fullmatch("tickflow_trades_trade_capture_trades"), "dots are literal"
-    assert not route.fullmatch("__debezium-heartbeat.tickflow.trades")
-    assert found["transforms.route.replacement"] == "md.events"
 
 
 def test_the_source_settings_move_the_prefix_and_topic(tmp_path: Path) -> None:
     found = config(tmp_path, topic_prefix="desk1", topic="md.events.test", partitions=3)
     assert found["topic.prefix"] == "desk1"
-    assert re.compile(found["transforms.route.regex"]).fullmatch("desk1.trade_capture.trades")
-    assert found["transforms.route.replacement"] == "md.events.test"
+    assert found["transforms.marketevent.topic"] == "md.events.test"
     assert found["value.converter.subject"] == "md.events.test-value"
     assert found["transforms.marketevent.partitions"] == "3"

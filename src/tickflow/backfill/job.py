@@ -34,7 +34,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -284,7 +284,3 @@ def run_backfill(
     report = BackfillReport(read, written, int(rejected.value), len(chunks), time.monotonic() - started)
     progress(f"backfill done: {report.summary()}")
     return report
-
-
-def report_json(report: BackfillReport) -> str:
-    return json.dumps(asdict(report))

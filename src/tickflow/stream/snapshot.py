@@ -208,12 +208,6 @@ def indexed_snapshots(settings: Settings) -> list[SnapshotInfo] | None:
         raise
 
 
-def latest_snapshot_id(settings: Settings) -> str | None:
-    """The snapshot taken last, or None when there is none."""
-    snapshots = list_snapshots(settings)
-    return snapshots[0].snapshot_id if snapshots else None
-
-
 def find_snapshot(settings: Settings, snapshot_id: str) -> SnapshotInfo:
     """The index row of a snapshot; one sentence naming the newest ones when there is no such snapshot."""
     check_snapshot_id(snapshot_id)

@@ -19,6 +19,10 @@ twice (scheduler restart, zombie, manual clear) or two concurrent runs cannot st
 **Health** (`check_stream_health`, one line per poke): batch age, input vs processing rate,
 consumer lag, DLQ total, state rows, from the progress file the app writes. The task fails
 when the app is dead or stalled. App log: `.tickflow/logs/enrichment-stream.log`.
+
+**Sources and sinks** (`check_connectors`, beside the stream): one line per Kafka Connect connector (the
+HBase sink, the trades source); fails when a connector or a task is FAILED, naming it and its error:
+Connect restarts nothing by itself, and a dead source looks like a quiet market to the stream.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag
 
+from tickflow.airflow.operators.connect import ConnectorsHealthOperator
 from tickflow.airflow.operators.stream import ACTIONS, EnrichmentStreamOperator
 from tickflow.airflow.sensors.stream import EnrichmentStreamHealthSensor
 
@@ -51,6 +56,7 @@ def enrichment_stream() -> None:
         timeout=600,
     )
     manage >> check
+    ConnectorsHealthOperator(task_id="check_connectors")
 
 
 enrichment_stream()

@@ -64,7 +64,7 @@ def test_enrichment_stream_offers_the_three_actions(dagbag: Any) -> None:
     param = dag.params.get_param("action")
     assert param.value == "ensure"
     assert param.schema["enum"] == ["ensure", "restart", "stop"]
-    assert [t.task_id for t in dag.tasks] == ["manage_stream", "check_stream_health"]
+    assert [t.task_id for t in dag.tasks] == ["manage_stream", "check_stream_health", "check_connectors"]
 
 
 def test_state_snapshot_exports_on_schedule_and_restores_on_request(dagbag: Any) -> None:

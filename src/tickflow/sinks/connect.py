@@ -8,7 +8,7 @@ one sentence naming the worker and what to do.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +76,17 @@ class ConnectorStatus:
         parts = [("connector", self.state, self.worker_id, first if self.state == FAILED else "")]
         parts += [(f"task {t.id}", t.state, t.worker_id, t.reason or "") for t in self.tasks]
         return parts
+
+
+def failures(statuses: Sequence[ConnectorStatus]) -> list[str]:
+    """One phrase per failed connector or task (with the first line of its trace); empty when none failed.
+    A failed connector stays failed until somebody restarts it: Connect retries nothing by itself."""
+    found = []
+    for status in statuses:
+        for part, state, _, reason in status.rows():
+            if state == FAILED:
+                found.append(f"{status.name} {part} FAILED" + (f" ({reason})" if reason else ""))
+    return found
 
 
 def parse_statuses(body: Mapping[str, Any]) -> list[ConnectorStatus]:

@@ -2,7 +2,8 @@
 #   make demo   set up, start the local stack with Airflow (prints its URL and login), run the platform
 #               (smoke round trip, the HBase sink deployed, reference data seeded and loaded into Hive,
 #               the three source simulators at 100k events/s for DEMO_SECONDS, then simulators,
-#               enrichment stream and the live web page together, until Ctrl-C)
+#               trades booked into PostgreSQL (through Debezium into md.events), enrichment stream and
+#               the live web page together, until Ctrl-C)
 #   make test   set up, start the stack from the tests, run every test suite
 VENV    ?= .venv
 PYTHON  ?= python3
@@ -12,6 +13,8 @@ DEMO_SECONDS ?= 30
 # What the stream keeps up with on 2 cores beside the simulator, the HBase sink and the page: 10k/s was
 # no longer held once the sink ran too (docs/performance.md); 5k/s leaves a margin.
 DEMO_RATE ?= 5000
+# Trades booked per second into the trade-capture database beside the simulators (2% corrected).
+DEMO_TRADES_RATE ?= 500
 
 .PHONY: setup demo test unit dags integration e2e lint stack-up stack-down stack-status clean
 
@@ -44,16 +47,18 @@ demo: setup
 	$(BIN)/tickflow topics create
 	$(BIN)/tickflow schemas register
 	$(BIN)/tickflow connect deploy
+	$(BIN)/tickflow connect deploy trades
 	$(BIN)/tickflow hive migrate
 	$(BIN)/tickflow reference seed
 	$(BIN)/tickflow reference refresh --max-drop 1
 	$(BIN)/tickflow simulate --rate 100000 --duration $(DEMO_SECONDS)
 	@$(BIN)/tickflow stack login
-	@echo "Now the simulators at $(DEMO_RATE) events/s (what the stream sustains beside them here) and the enrichment stream, until Ctrl-C:"
+	@echo "Now the simulators at $(DEMO_RATE) events/s (what the stream sustains beside them here), $(DEMO_TRADES_RATE) trades/s booked and the enrichment stream, until Ctrl-C:"
 	@echo "The live page: http://127.0.0.1:$${TICKFLOW_PORT_SERVING:-8000}/ (log .tickflow/logs/serve.log)"
 	@$(BIN)/tickflow simulate --rate $(DEMO_RATE) > .tickflow/logs/demo-simulate.log 2>&1 & sim=$$!; \
+	  $(BIN)/tickflow trades book --rate $(DEMO_TRADES_RATE) --corrections 0.02 > .tickflow/logs/demo-trades.log 2>&1 & book=$$!; \
 	  $(BIN)/tickflow serve > .tickflow/logs/serve.log 2>&1 & serve=$$!; \
-	  trap "kill $$sim $$serve 2>/dev/null" EXIT INT TERM; \
+	  trap "kill $$sim $$book $$serve 2>/dev/null" EXIT INT TERM; \
 	  $(BIN)/tickflow stream --samples 2
 
 # The Connect plugins' JUnit tests, then pytest cheapest first (the DAG tests set AIRFLOW_HOME before anything

@@ -79,14 +79,9 @@ class ConnectorStatus:
 
 
 def failures(statuses: Sequence[ConnectorStatus]) -> list[str]:
-    """One phrase per failed connector or task (with the first line of its trace); empty when none failed.
-    A failed connector stays failed until somebody restarts it: Connect retries nothing by itself."""
-    found = []
-    for status in statuses:
-        for part, state, _, reason in status.rows():
-            if state == FAILED:
-                found.append(f"{status.name} {part} FAILED" + (f" ({reason})" if reason else ""))
-    return found
+    """Every failed part of every connector, named (empty when none failed). A failed connector stays
+    failed until somebody restarts it: Connect retries nothing by itself."""
+    return [f"{status.name} {line}" for status in statuses for line in status.failures]
 
 
 def parse_statuses(body: Mapping[str, Any]) -> list[ConnectorStatus]:

@@ -27,7 +27,7 @@ def status(name: str, state: str = "RUNNING", *tasks: str) -> ConnectorStatus:
 def test_failures_name_the_connector_or_task_and_the_first_line_of_its_trace() -> None:
     assert failures([status("hbase-sink", "RUNNING", "RUNNING", "RUNNING")]) == []
     assert failures([status("trades-source", "RUNNING", "FAILED")]) == [
-        "trades-source task 0 FAILED (org.apache.kafka.connect.errors.DataException: trade T-1 has no instrument_id)"
+        "trades-source task 0: org.apache.kafka.connect.errors.DataException: trade T-1 has no instrument_id"
     ]
 
 
@@ -43,5 +43,5 @@ def test_running_connectors_pass_and_a_failed_task_fails_the_check(answering: An
     answering([status("hbase-sink", "RUNNING", "RUNNING")])
     assert ConnectorsHealthOperator(task_id="c").execute({}) == ["hbase-sink"]
     answering([status("hbase-sink", "RUNNING", "RUNNING"), status("trades-source", "RUNNING", "FAILED")])
-    with pytest.raises(AirflowException, match=r"^1 part of Kafka Connect failed: trades-source task 0 FAILED"):
+    with pytest.raises(AirflowException, match=r"^1 part of Kafka Connect failed: trades-source task 0: "):
         ConnectorsHealthOperator(task_id="c").execute({})

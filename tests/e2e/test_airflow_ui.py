@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.support.airflow_api import AirflowApi, last_line
-from tests.support.fill import expected_from_input
+from tests.support.fill import expected_from_input, read_topic
 from tests.support.stack import hive_query
 from tickflow.hbase.store import MarketDataStore
 from tickflow.settings import Settings
@@ -96,19 +96,19 @@ def newest_minute_of_an_instrument(settings: Settings) -> tuple[str, datetime, d
     consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"e2e-{uuid.uuid4().hex}"})
     try:
         count = len(consumer.list_topics(EVENTS, timeout=10).topics[EVENTS].partitions)
+        watermarks = {p: consumer.get_watermark_offsets(TopicPartition(EVENTS, p), timeout=10) for p in range(count)}
         newest: tuple[datetime, str] | None = None
-        for partition in range(count):
-            low, high = consumer.get_watermark_offsets(TopicPartition(EVENTS, partition), timeout=10)
-            consumer.assign([TopicPartition(EVENTS, partition, max(low, high - 500))])
-            for message in consumer.consume(500, 10.0) if high > low else []:
-                key = (message.key() or b"").decode(errors="replace")
-                if message.error() is None and key in known:
-                    try:
-                        record = deserialize(message.value(), None)
-                    except Exception:  # noqa: BLE001 - the test suite's deliberately corrupt records
-                        continue
-                    if record["instrument_id"] == key and (newest is None or record["event_time"] > newest[0]):
-                        newest = (record["event_time"], key)
+        for message in read_topic(
+            settings, EVENTS, start={p: max(low, high - 500) for p, (low, high) in watermarks.items()}
+        ):
+            key = (message.key() or b"").decode(errors="replace")
+            if key in known:
+                try:
+                    record = deserialize(message.value(), None)
+                except Exception:  # noqa: BLE001 - the test suite's deliberately corrupt records
+                    continue
+                if record["instrument_id"] == key and (newest is None or record["event_time"] > newest[0]):
+                    newest = (record["event_time"], key)
         assert newest is not None, f"{EVENTS} holds no event of a reference instrument: the stream tests feed it"
         minute = newest[0].astimezone(UTC).replace(second=0, microsecond=0)
         cutoff = int((minute - timedelta(minutes=1)).timestamp() * 1000)

@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 
@@ -20,23 +20,33 @@ LEFT_OVER = "left-over-bytes"  # confluent-kafka's deserializer ignores bytes af
 
 
 def read_topic(settings: Settings, topic: str, start: Mapping[int, int] | None = None) -> list[Any]:
-    """Every message of the topic (from ``start``'s offsets per partition, else the beginning)."""
+    """Every message of the topic up to its end at the call (from ``start``'s offsets per partition, else
+    the beginning). A partition is done at its last offset or its end: the trades source writes in Kafka
+    transactions, whose commit markers take offsets no message has, so counting offsets would wait."""
     consumer = Consumer(
         {
             "bootstrap.servers": settings.bootstrap_servers,
             "group.id": f"r-{uuid.uuid4().hex}",
             "auto.offset.reset": "earliest",
+            "enable.partition.eof": True,
         }
     )
     count = len(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
     partitions = [TopicPartition(topic, p, (start or {}).get(p, 0)) for p in range(count)]
     ends = {p.partition: consumer.get_watermark_offsets(p, timeout=10)[1] for p in partitions}
-    wanted = sum(max(ends[p.partition] - p.offset, 0) for p in partitions)
+    pending = {p.partition for p in partitions if ends[p.partition] > p.offset}
     consumer.assign(partitions)
     messages: list[Any] = []
     deadline = time.monotonic() + 120
-    while wanted > len(messages) and time.monotonic() < deadline:
-        messages.extend(m for m in consumer.consume(5000, 1.0) if m.error() is None)
+    while pending and time.monotonic() < deadline:
+        for message in consumer.consume(5000, 1.0):
+            partition, error = message.partition(), message.error()
+            if error is None and message.offset() < ends[partition]:
+                messages.append(message)
+            if (error is None and message.offset() >= ends[partition] - 1) or (
+                error is not None and error.code() == KafkaError._PARTITION_EOF
+            ):
+                pending.discard(partition)
     consumer.close()
     return messages
 

@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
 
 from tests.support.fill import LEFT_OVER, expected_from_input, read_topic
 from tests.support.stack import hive_query
+from tests.support.stream import published, read_ends, stream_env, stream_settings, wait_until_caught_up
 from tickflow.avro_codec import compile_encoder, confluent_prefix
 from tickflow.errors import TickflowError
 from tickflow.schemas import load
@@ -27,7 +27,6 @@ from tickflow.sources.feed import FeedConfig, run_feed
 from tickflow.stream.app import build_query
 from tickflow.stream.fill import FILL_FIELDS
 from tickflow.stream.progress import attach_progress
-from tickflow.stream.settings import StreamSettings
 from tickflow.stream.snapshot import committed, export_snapshot, install_restore, snapshot_state
 
 pytestmark = pytest.mark.integration
@@ -75,51 +74,12 @@ def feed(settings: Settings, topic: str, count: int, seed: int) -> int:
     return sum(stats.corrupt.values()) + len(invalid) + 1
 
 
-def published(
-    settings: Settings, topic: str
-) -> tuple[dict[str, dict[str, Any]], set[tuple[str, int]], list[dict[str, Any]]]:
-    deserialize = AvroDeserializer(SchemaRegistryClient(settings.registry_client_config))
-    records = [deserialize(m.value(), None) for m in read_topic(settings, topic)]
-    latest: dict[str, dict[str, Any]] = {}
-    for record in sorted(records, key=lambda r: (r["batch_id"], r["event_time"])):
-        latest[record["instrument_id"]] = record  # last batch that touched it, its newest event time
-    final = {iid: {n: r[n] for n in FILL_FIELDS if r[n] is not None} for iid, r in latest.items()}
-    times = {(r["instrument_id"], int(r["event_time"].timestamp() * 1_000_000 + 0.5)) for r in records}
-    return final, times, records
-
-
-def read_ends(settings: Settings, topic: str) -> dict[str, int]:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "ends"})
-    ends = {str(p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(3)}
-    consumer.close()
-    return ends
-
-
 def progress_offsets(query: Any, topic: str) -> dict[str, int]:
     progress = query.lastProgress
     if not progress:
         return {}
     offsets = progress["sources"][0]["endOffset"]
     return dict((json.loads(offsets) if isinstance(offsets, str) else offsets)[topic])
-
-
-def wait_until_caught_up(settings: Settings, events_topic: str, progress: Any, timeout_s: float = 240) -> None:
-    ends = read_ends(settings, events_topic)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        offsets = progress()
-        if offsets and all(offsets.get(p, -1) >= end for p, end in ends.items()):
-            return
-        time.sleep(1)
-    pytest.fail(f"the stream did not catch up with {events_topic} in {timeout_s}s")
-
-
-def stream_settings(topics: dict[str, str], tmp_path: Path) -> StreamSettings:
-    return StreamSettings(
-        input_topic=topics["events"], output_topic=topics["enriched"], dlq_topic=topics["dlq"],
-        checkpoint_dir=tmp_path / "checkpoint", progress_file=tmp_path / "progress.json",
-        trigger_interval="1 second", consumer_group=f"tickflow-test-{topics['events']}", max_offsets_per_trigger=4000,
-    )  # fmt: skip
 
 
 def test_output_equals_an_independent_computation_and_bad_input_goes_to_the_dlq(
@@ -191,12 +151,6 @@ def test_output_equals_an_independent_computation_and_bad_input_goes_to_the_dlq(
         headers = dict(message.headers())
         assert headers["source.topic"].decode() == topics["events"]
         assert int(headers["source.offset"]) >= 0
-
-
-def stream_env(stream: StreamSettings) -> dict[str, str]:
-    """The environment that makes ``tickflow stream`` run with these settings."""
-    settings = {f"TICKFLOW_STREAM_{k.upper()}": str(v) for k, v in stream.model_dump().items() if v is not None}
-    return {**os.environ, **settings}
 
 
 def test_a_stream_on_a_topic_that_does_not_exist_fails_at_once_in_one_sentence(stack, topics, tmp_path) -> None:  # type: ignore[no-untyped-def]

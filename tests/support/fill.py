@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,6 +51,30 @@ def read_topic(settings: Settings, topic: str, start: Mapping[int, int] | None =
     return messages
 
 
+def valid_record(message: Any, deserialize: Any, now_us: int) -> dict[str, Any] | None:
+    """The message's event when the stream must accept it, else None (it belongs in the DLQ)."""
+    try:
+        record: dict[str, Any] = deserialize(message.value(), None)
+    except Exception:  # noqa: BLE001 - corrupt on purpose
+        return None
+    if record["event_id"] == LEFT_OVER:
+        return None
+    t = int(record["event_time"].timestamp() * 1_000_000 + 0.5)
+    bid, ask = record.get("bid_price"), record.get("ask_price")
+    if (message.key().decode() != record["instrument_id"] or t > now_us + 60_000_000
+            or (bid is not None and ask is not None and bid > ask)
+            or any((record.get(f) or 0) < 0 for f in ("bid_size", "ask_size", "trade_size"))):  # fmt: skip
+        return None
+    return record
+
+
+def rejected_values(settings: Settings, topic: str) -> Counter[bytes]:
+    """The messages of the topic the stream must send to its DLQ (their bytes, as many times as sent)."""
+    deserialize = AvroDeserializer(SchemaRegistryClient(settings.registry_client_config))
+    now_us = time.time_ns() // 1000
+    return Counter(m.value() for m in read_topic(settings, topic) if valid_record(m, deserialize, now_us) is None)
+
+
 def expected_from_input(
     settings: Settings,
     topic: str,
@@ -67,18 +91,10 @@ def expected_from_input(
             best[instrument_id][name] = ((registers.as_of[name], registers.offsets[name]), registers.values[name])
     times: set[tuple[str, int]] = set()
     for message in read_topic(settings, topic, start):
-        try:
-            record = deserialize(message.value(), None)
-        except Exception:  # noqa: BLE001 - corrupt on purpose
-            continue
-        if record["event_id"] == LEFT_OVER:
+        record = valid_record(message, deserialize, now_us)
+        if record is None:
             continue
         t = int(record["event_time"].timestamp() * 1_000_000 + 0.5)
-        bid, ask = record.get("bid_price"), record.get("ask_price")
-        if (message.key().decode() != record["instrument_id"] or t > now_us + 60_000_000
-                or (bid is not None and ask is not None and bid > ask)
-                or any((record.get(f) or 0) < 0 for f in ("bid_size", "ask_size", "trade_size"))):  # fmt: skip
-            continue
         times.add((record["instrument_id"], t))
         for name in FILL_FIELDS:
             if record.get(name) is not None:

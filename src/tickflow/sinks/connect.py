@@ -158,6 +158,14 @@ class ConnectClient:
             return []
         return [task["config"] for task in response.json()]
 
+    def restart_failed(self, name: str) -> None:
+        """Restart the connector's failed parts, connector and tasks (Connect restarts nothing by itself)."""
+        response = self._request("POST", f"/connectors/{name}/restart?includeTasks=true&onlyFailed=true")
+        if response.status_code not in (200, 202, 204):
+            raise ConnectError(
+                f"Kafka Connect did not restart {name} (HTTP {response.status_code}): {self._message(response)}"
+            )
+
     def delete(self, name: str) -> bool:
         """Delete connector ``name`` (its committed offsets stay in Connect's offsets topic); True if it existed."""
         response = self._request("DELETE", f"/connectors/{name}")

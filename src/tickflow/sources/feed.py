@@ -97,8 +97,9 @@ def run_feed(
     report: Callable[[FeedStats, float], None] | None = None,
     report_every_s: float = 1.0,
     producer_overrides: dict[str, Any] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> FeedStats:
-    """Produce events until ``count`` or ``duration_s`` is reached (or forever if neither)."""
+    """Produce events until ``count`` or ``duration_s`` is reached, or ``stop`` says so (or forever)."""
     schema = load(TOPIC_SCHEMAS["md.events"], settings.schemas_dir)
     encode = compile_encoder(schema.definition, ("instrument_id",), confluent_prefix(schema_id))
     start_us = config.start_us if config.start_us is not None else time.time_ns() // 1000
@@ -152,6 +153,8 @@ def run_feed(
         if config.count is not None and stats.sent >= config.count:
             break
         if config.duration_s is not None and stats.seconds >= config.duration_s:
+            break
+        if stop is not None and stop():
             break
         ahead = slices * slice_s - (now - started)
         if ahead > 0:

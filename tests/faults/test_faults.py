@@ -1,0 +1,289 @@
+"""Faults at load: with the simulator feeding the stream, each component is killed with SIGKILL at a random
+moment mid-flow and restarted the way an operator would, one after the other; after the flow ends nothing
+sent is lost.
+
+One flow for all seven faults (a flow per fault would cost CI seven Spark starts and seven catch-ups):
+the simulator feeds a topic of this test's own at a moderate rate, with late, duplicated and corrupt
+messages; a stream on that topic (its own checkpoint, a watchdog restarting it when it dies, as the
+enrichment_stream DAG does every five minutes) publishes to a topic the HBase sink (a connector of this
+test's own) writes into md:latest and md:history; the trades source connector runs on the same worker.
+Each fault: SIGKILL of the component's whole process group, then ``tickflow stack up <service>`` (for the
+stream, the watchdog); a connector task that failed meanwhile is restarted through Connect's REST API (what
+the enrichment_stream DAG's check_connectors tells the operator to do). Recovered = the stream has processed
+everything the topic held when the component was back, and the sink everything the stream had published.
+
+After the flow:
+- every valid (instrument, event_time) sent reaches the output topic; duplicates are counted;
+- the stream's final state (its checkpoint) equals an independent computation over the input topic;
+- md:latest holds that state for every instrument of the flow;
+- the DLQ holds exactly the invalid messages sent, byte for byte.
+The table of what was killed, when, how long it took to recover, lost and duplicated records is written to
+``logs/faults.md`` in the state directory (docs/reliability.md quotes a run).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+from tests.support.fill import expected_from_input, read_topic, rejected_values
+from tests.support.stack import tickflow
+from tests.support.stream import published, stream_env, stream_settings
+from tickflow.hbase.store import MarketDataStore
+from tickflow.schemas import load
+from tickflow.settings import Settings
+from tickflow.sinks.connect import ConnectClient
+from tickflow.sinks.hbase import HBaseSinkSettings
+from tickflow.sinks.hbase import deploy as deploy_sink
+from tickflow.sources.feed import FeedConfig, FeedStats, run_feed
+from tickflow.sources.trades_connector import TradesSourceSettings
+from tickflow.sources.trades_connector import deploy as deploy_trades
+from tickflow.stack import supervisor
+from tickflow.stack.supervisor import State
+from tickflow.stream.snapshot import batch_end_offsets, committed, last_committed_batch
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+FAULTS = ("stream", "kafka", "registry", "connect", "hbase", "metastore", "postgres")
+RATE = 500  # events/s: moderate, so a restarted stream catches up within seconds
+SEED = 41  # a universe of its own: md:latest rows no other test writes
+CALM_S = (4.0, 10.0)  # flow between two faults, drawn at random: the kill lands anywhere in a micro-batch
+
+
+@dataclass
+class Fault:
+    component: str
+    killed_at_s: float = 0.0  # since the flow started
+    back_s: float = 0.0  # kill -> the component answers again
+    recovered_s: float = 0.0  # kill -> the stream and the sink have caught up with what was there when it was back
+    operator: list[str] = field(default_factory=list)  # what else had to be done
+
+
+class Flow:
+    """The feed, the stream on the test's topics with its watchdog, and the sink, while faults happen."""
+
+    def __init__(self, settings: Settings, topics: dict[str, str], root: Path) -> None:
+        self.settings, self.topics = settings, topics
+        self.stream = stream_settings(topics, root)
+        self.sink = HBaseSinkSettings(name=f"faults-sink-{topics['enriched']}", topic=topics["enriched"], tasks=1)
+        self.log = root / "stream.log"
+        self.stopping = threading.Event()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.restarts: list[tuple[float, str]] = []
+        self.stats: FeedStats | None = None
+        self.feed_error: BaseException | None = None
+        self.started = time.monotonic()
+
+    # -- the stream and its watchdog ---------------------------------------------------------------
+
+    def start_stream(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tickflow.cli", "stream"], env=stream_env(self.stream), stdout=log,
+                stderr=log, start_new_session=True,
+            )  # fmt: skip
+
+    def watchdog(self) -> None:
+        while not self.stopping.wait(1.0):
+            if self.process is not None and self.process.poll() is not None:
+                last = (self.log.read_text(errors="replace").strip().splitlines() or ["no output"])[-1]
+                self.restarts.append((self.elapsed(), last[-200:]))
+                self.start_stream()
+
+    def kill_stream(self) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGKILL)
+
+    def stop_stream(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(120)
+
+    # -- the feed ----------------------------------------------------------------------------------
+
+    def feed(self, schema_id: int) -> None:
+        config = FeedConfig(rate=RATE, seed=SEED, instruments=25, out_of_order=0.1, duplicates=0.02, corrupt=0.01,
+                            topic=self.topics["events"])  # fmt: skip
+        try:
+            self.stats = run_feed(self.settings, config, schema_id, stop=self.stopping.is_set)
+        except BaseException as error:  # noqa: BLE001 - reported by the test
+            self.feed_error = error
+
+    # -- progress ----------------------------------------------------------------------------------
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def ends(self, topic: str) -> dict[int, int]:
+        consumer = Consumer({"bootstrap.servers": self.settings.bootstrap_servers, "group.id": f"f-{uuid.uuid4()}"})
+        try:
+            return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(3)}
+        finally:
+            consumer.close()
+
+    def stream_offsets(self) -> dict[int, int]:
+        checkpoint = self.stream.checkpoint(self.settings)
+        try:
+            batch = last_committed_batch(checkpoint)
+            return {} if batch is None else batch_end_offsets(checkpoint, batch).get(self.topics["events"], {})
+        except (OSError, ValueError):  # a batch being written
+            return {}
+
+    def sink_offsets(self) -> dict[int, int]:
+        admin = AdminClient({"bootstrap.servers": self.settings.bootstrap_servers})
+        request = ConsumerGroupTopicPartitions(f"connect-{self.sink.name}")
+        try:
+            result = admin.list_consumer_group_offsets([request])[request.group_id].result(10)
+        except Exception:  # noqa: BLE001 - Kafka or the group coordinator not back yet
+            return {}
+        return {tp.partition: tp.offset for tp in result.topic_partitions if tp.topic == self.topics["enriched"]}
+
+    def wait_caught_up(self, timeout_s: float = 600) -> None:
+        """Until the stream processed what the input held now, then the sink what the stream had published."""
+        deadline = time.monotonic() + timeout_s
+        for target, reached in ((self.ends(self.topics["events"]), self.stream_offsets), (None, self.sink_offsets)):
+            target = target or self.ends(self.topics["enriched"])
+            while not all(reached().get(p, -1) >= end for p, end in target.items() if end > 0):
+                assert time.monotonic() < deadline, f"not caught up within {timeout_s:.0f}s: {reached()} < {target}"
+                assert self.feed_error is None, self.feed_error
+                time.sleep(1.0)
+
+
+def restart_failed_connectors(settings: Settings) -> list[str]:
+    """Restart every failed connector or task, as check_connectors tells the operator; name them."""
+    client = ConnectClient(settings.connect_url)
+    failed = [status.name for status in client.statuses() if status.failures]
+    for name in failed:
+        client.restart_failed(name)
+    return failed
+
+
+def bring_back(settings: Settings, component: str) -> list[str]:
+    """``tickflow stack up <component>``; then whatever else the kill took down, and failed connectors."""
+    result = tickflow("stack", "up", component, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    done = []
+    stack = supervisor(settings)
+    down = [s.name for s in stack.ordered() if stack.status(s.name).state != State.HEALTHY]
+    if down:
+        result = tickflow("stack", "up", check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+        done.append(f"stack up ({', '.join(down)} were down too)")
+    for _ in range(20):  # a task fails when its next write or poll meets the dead component: look for a while
+        if restarted := restart_failed_connectors(settings):
+            done.append(f"restarted connector {', '.join(restarted)}")
+            break
+        time.sleep(0.5)
+    return done
+
+
+def kill(settings: Settings, flow: Flow, component: str) -> None:
+    if component == "stream":
+        flow.kill_stream()
+        return
+    pid = supervisor(settings).running_pid(component)
+    assert pid is not None, f"{component} is not running"
+    os.killpg(pid, signal.SIGKILL)  # every service runs in a session of its own
+
+
+@pytest.fixture
+def flow(stack: Settings, topics: dict[str, str], tmp_path: Path) -> Iterator[Flow]:
+    running = Flow(stack, topics, tmp_path)
+    deploy_sink(stack, running.sink)
+    deploy_trades(stack, TradesSourceSettings())
+    yield running
+    running.stopping.set()
+    running.stop_stream()
+    ConnectClient(stack.connect_url).delete(running.sink.name)
+
+
+def test_each_component_killed_mid_flow_loses_nothing(stack: Settings, flow: Flow) -> None:
+    schema = load("tickflow.md.MarketEvent", stack.schemas_dir)
+    schema_id = int(SchemaRegistryClient(stack.registry_client_config).register_schema(
+        f"{flow.topics['events']}-value", Schema(schema.text, "AVRO")))  # fmt: skip
+    draw = random.Random()
+    feeder = threading.Thread(target=flow.feed, args=(schema_id,), daemon=True)
+    feeder.start()
+    flow.start_stream()
+    watchdog = threading.Thread(target=flow.watchdog, daemon=True)
+    flow.wait_caught_up(timeout_s=300)  # the first micro-batches (the Spark start)
+    watchdog.start()
+
+    faults: list[Fault] = []
+    for component in FAULTS:
+        time.sleep(draw.uniform(*CALM_S))
+        fault = Fault(component, killed_at_s=flow.elapsed())
+        kill(stack, flow, component)
+        if component == "stream":
+            while flow.process is not None and flow.process.poll() is None:
+                time.sleep(0.1)
+            time.sleep(1.5)  # the watchdog's next look
+        else:
+            fault.operator = bring_back(stack, component)
+        fault.back_s = flow.elapsed() - fault.killed_at_s
+        flow.wait_caught_up()
+        fault.recovered_s = flow.elapsed() - fault.killed_at_s
+        faults.append(fault)
+
+    flow.stopping.set()
+    feeder.join(120)
+    assert flow.feed_error is None and flow.stats is not None, flow.feed_error
+    flow.stopping.clear()  # the watchdog keeps the stream up while it drains
+    flow.wait_caught_up()
+    flow.stopping.set()
+    flow.stop_stream()
+
+    expected_final, expected_times = expected_from_input(stack, flow.topics["events"])
+    final, times, records = published(stack, flow.topics["enriched"])
+    lost = expected_times - times
+    duplicates = len(records) - len(times)
+    write_table(stack, flow, faults, len(lost), duplicates)
+    assert not lost, f"{len(lost)} valid (instrument, event_time) never published, e.g. {sorted(lost)[:3]}"
+    assert times == expected_times, "published only what was sent"
+    assert final == expected_final
+
+    state = committed(flow.stream.checkpoint(stack)).states
+    assert {i: {n: v for n, v in s.values.items() if v is not None} for i, s in state.items()} == expected_final
+
+    latest = MarketDataStore(stack).latest(sorted(expected_final))
+    assert {i: {n: latest[i].values.get(n) for n in fields} for i, fields in expected_final.items()} == expected_final
+
+    dlq = Counter(m.value() for m in read_topic(stack, flow.topics["dlq"]))
+    assert dlq == rejected_values(stack, flow.topics["events"])
+
+
+def write_table(settings: Settings, flow: Flow, faults: list[Fault], lost: int, duplicates: int) -> None:
+    lines = [
+        f"Fault run at {RATE} events/s, {flow.stats.sent if flow.stats else 0:,} events sent "
+        f"in {flow.elapsed():.0f} s; stream restarts by the watchdog: {len(flow.restarts)}; "
+        f"lost (valid instrument/event_time pairs never published): {lost}; "
+        f"duplicates on the output topic (same instrument and event time again): {duplicates}",
+        "",
+        "| killed (SIGKILL) | at (s into the flow) | back (s) | recovered (s) | operator action |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {f.component} | {f.killed_at_s:.0f} | {f.back_s:.1f} | {f.recovered_s:.1f} | "
+        f"{'; '.join(f.operator) or '-'} |"
+        for f in faults
+    ]
+    lines += ["", "Watchdog restarts of the stream (s into the flow, the log's last line before):"]
+    lines += [f"- {at:.0f}: {last}" for at, last in flow.restarts]
+    text = "\n".join(lines) + "\n"
+    (settings.root / "logs" / "faults.md").write_text(text)
+    print(text)

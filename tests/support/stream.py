@@ -1,0 +1,64 @@
+"""The enrichment stream as the tests run it: settings on a test's own topics, the environment that makes
+``tickflow stream`` use them, waiting until it caught up, and what it published."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+
+from tests.support.fill import read_topic
+from tickflow.settings import Settings
+from tickflow.stream.fill import FILL_FIELDS
+from tickflow.stream.settings import StreamSettings
+
+
+def published(
+    settings: Settings, topic: str
+) -> tuple[dict[str, dict[str, Any]], set[tuple[str, int]], list[dict[str, Any]]]:
+    deserialize = AvroDeserializer(SchemaRegistryClient(settings.registry_client_config))
+    records = [deserialize(m.value(), None) for m in read_topic(settings, topic)]
+    latest: dict[str, dict[str, Any]] = {}
+    for record in sorted(records, key=lambda r: (r["batch_id"], r["event_time"])):
+        latest[record["instrument_id"]] = record  # last batch that touched it, its newest event time
+    final = {iid: {n: r[n] for n in FILL_FIELDS if r[n] is not None} for iid, r in latest.items()}
+    times = {(r["instrument_id"], int(r["event_time"].timestamp() * 1_000_000 + 0.5)) for r in records}
+    return final, times, records
+
+
+def read_ends(settings: Settings, topic: str) -> dict[str, int]:
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "ends"})
+    ends = {str(p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(3)}
+    consumer.close()
+    return ends
+
+
+def wait_until_caught_up(settings: Settings, events_topic: str, progress: Any, timeout_s: float = 240) -> None:
+    ends = read_ends(settings, events_topic)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        offsets = progress()
+        if offsets and all(offsets.get(p, -1) >= end for p, end in ends.items()):
+            return
+        time.sleep(1)
+    pytest.fail(f"the stream did not catch up with {events_topic} in {timeout_s}s")
+
+
+def stream_settings(topics: dict[str, str], tmp_path: Path) -> StreamSettings:
+    return StreamSettings(
+        input_topic=topics["events"], output_topic=topics["enriched"], dlq_topic=topics["dlq"],
+        checkpoint_dir=tmp_path / "checkpoint", progress_file=tmp_path / "progress.json",
+        trigger_interval="1 second", consumer_group=f"tickflow-test-{topics['events']}", max_offsets_per_trigger=4000,
+    )  # fmt: skip
+
+
+def stream_env(stream: StreamSettings) -> dict[str, str]:
+    """The environment that makes ``tickflow stream`` run with these settings."""
+    settings = {f"TICKFLOW_STREAM_{k.upper()}": str(v) for k, v in stream.model_dump().items() if v is not None}
+    return {**os.environ, **settings}

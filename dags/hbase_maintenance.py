@@ -19,6 +19,7 @@ before the Asian volume arrives); compaction rewrites every store file, so it ru
 
 **Params**: `repair` (default false): re-put the topic's last record of each missing or stale instrument,
 as the sink writes it (idempotent: cells keep their own timestamps). `snapshot_id` (default: the latest).
+`compact` (default true): false skips the compaction, e.g. for a repair right after a run that compacted.
 
 The run fails when instruments remain missing or stale (after the repair, if asked), with the count in
 the last log line. Deleted cells come back only once the delete markers are compacted away: compaction runs
@@ -46,11 +47,14 @@ from tickflow.airflow.operators.hbase import HBaseCompactionOperator, HBaseRecon
     params={
         "repair": Param(False, type="boolean", description="re-put missing or stale instruments from md.enriched"),
         "snapshot_id": Param("", type="string", description="state snapshot to compare with (empty: the latest)"),
+        "compact": Param(True, type="boolean", description="major-compact md:latest and md:history first"),
     },
     default_args={"owner": "market-data-platform", "retries": 1, "retry_delay": timedelta(minutes=2)},
 )
 def hbase_maintenance() -> None:
-    compact = HBaseCompactionOperator(task_id="compact_md_tables", execution_timeout=timedelta(minutes=40))
+    compact = HBaseCompactionOperator(
+        task_id="compact_md_tables", compact="{{ params.compact }}", execution_timeout=timedelta(minutes=40)
+    )
     reconcile = HBaseReconciliationOperator(
         task_id="reconcile_md_latest",
         repair="{{ params.repair }}",

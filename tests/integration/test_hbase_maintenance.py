@@ -134,9 +134,10 @@ def test_the_dag_fails_on_a_stale_cell_with_the_count_and_a_repair_run_is_green(
     assert reported == remaining >= 1
     assert stale > 5 or instrument in {e["instrument_id"] for e in json.loads(str(examples))["stale"]}
 
-    run_id = airflow.trigger(DAG, {"repair": True})
+    run_id = airflow.trigger(DAG, {"repair": True, "compact": False})  # the stale cell needs no compaction
     state = airflow.wait(DAG, run_id, timeout_s=1800)
     log = airflow.task_log(DAG, run_id, "reconcile_md_latest")
     assert state == "success", log
+    assert airflow.task_state(DAG, run_id, "compact_md_tables") == "skipped"
     assert "repair: re-put the last record of" in log and "0 mismatches remain" in log, log
     assert store.latest([instrument])[instrument].values["bid_price"] == 10.0

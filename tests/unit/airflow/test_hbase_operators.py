@@ -12,7 +12,7 @@ import pytest
 
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="tickflow-airflow-home-"))
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from tickflow.airflow.operators.hbase import HBaseCompactionOperator, HBaseReconciliationOperator
 from tickflow.hbase.compaction import CompactionTimeout
@@ -58,3 +58,9 @@ def test_a_compaction_that_does_not_finish_fails_without_retry(monkeypatch: pyte
     monkeypatch.setattr("tickflow.hbase.compaction.compact", compact)
     with pytest.raises(AirflowFailException, match="after 5s"):
         HBaseCompactionOperator(task_id="c", timeout_s=5).execute({})
+
+
+def test_a_compact_param_rendered_false_skips_the_compaction(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("tickflow.hbase.compaction.compact", lambda *a, **k: pytest.fail("compacted"))
+    with pytest.raises(AirflowSkipException, match="param compact is false"):
+        HBaseCompactionOperator(task_id="c", compact="False").execute({})

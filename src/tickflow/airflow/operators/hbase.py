@@ -9,23 +9,32 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 
+def as_bool(value: bool | str) -> bool:
+    """A boolean param as it arrives: itself, or rendered by a template ("True"/"False")."""
+    return value if isinstance(value, bool) else str(value).strip().lower() == "true"
+
+
 class HBaseCompactionOperator(BaseOperator):
     """Flush and major-compact the md tables, wait until every store holds one file, log store files
     before and after. A compaction that does not finish in ``timeout_s`` fails without retry (a retry would
-    request the same compaction HBase is still running)."""
+    request the same compaction HBase is still running). ``compact`` false (templated) skips it."""
 
+    template_fields: Sequence[str] = ("compact",)
     ui_color = "#fbeee6"
 
-    def __init__(self, *, timeout_s: float = 1800.0, **kwargs: Any) -> None:
+    def __init__(self, *, compact: bool | str = True, timeout_s: float = 1800.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.compact = compact
         self.timeout_s = timeout_s
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
         from tickflow.hbase.compaction import CompactionTimeout, compact
         from tickflow.settings import Settings
 
+        if not as_bool(self.compact):
+            raise AirflowSkipException("compaction skipped: the run's param compact is false")
         try:
             result = compact(Settings(), timeout_s=self.timeout_s)
         except CompactionTimeout as error:
@@ -53,8 +62,8 @@ class HBaseReconciliationOperator(BaseOperator):
         from tickflow.hbase.reconciliation import reconcile
         from tickflow.settings import Settings
 
-        repair = self.repair if isinstance(self.repair, bool) else str(self.repair).strip().lower() == "true"
-        report = reconcile(Settings(), repair=repair, snapshot_id=self.snapshot_id or None)  # logs report.line()
+        # reconcile logs the report's line
+        report = reconcile(Settings(), repair=as_bool(self.repair), snapshot_id=self.snapshot_id or None)
         if failure := report.failure():
             self.log.error(failure)
             raise AirflowFailException(failure)

@@ -105,6 +105,12 @@ def _down(host: str, port: int | None, reason: str) -> str:
     return f"{owners[0]} at {host}:{port} did not answer ({reason}): start it with `tickflow stack up {owners[0]}`."
 
 
+def _require(settings: Settings, *services: str) -> None:
+    """Fail at once, naming the service, when one a command needs does not listen: its clients would retry for
+    seconds (librdkafka, the registry's client) or start Spark first, and then say less."""
+    supervisor(settings).require(services)
+
+
 class _SpeakingGroup(TyperGroup):
     """The ``tickflow`` command: every subcommand runs inside :func:`speaking_errors`."""
 
@@ -263,7 +269,9 @@ def hbase_compact(
     """Flush and major-compact md:latest and md:history, and wait until every store holds one file."""
     from tickflow.hbase.compaction import compact, summary
 
-    result = compact(Settings(), timeout_s=timeout_s)
+    settings = Settings()
+    _require(settings, "hbase")  # else the compaction's HBase client retries for minutes
+    result = compact(settings, timeout_s=timeout_s)
     console.print(f"before: {summary(result.before) or 'no store files'}")
     console.print(f"after:  {summary(result.after) or 'no store files'}")
     console.print(result.line())
@@ -316,7 +324,9 @@ def smoke(count: Annotated[int, typer.Option(help="How many Avro records to send
     """Send Avro records through Kafka and the registry and read them back identical."""
     from tickflow.smoke import avro_round_trip
 
-    result = avro_round_trip(Settings(), count)
+    settings = Settings()
+    _require(settings, "kafka", "registry")
+    result = avro_round_trip(settings, count)
     console.print(
         f"[green]smoke ok[/]: {result.count} Avro records through {result.topic} "
         f"(schema id {result.schema_id}) in {result.seconds:.2f}s"
@@ -326,9 +336,12 @@ def smoke(count: Annotated[int, typer.Option(help="How many Avro records to send
 @schemas_app.command("register")
 def schemas_register() -> None:
     """Register every schema under its subject with BACKWARD compatibility (idempotent)."""
-    from tickflow.schemas import register_all
+    from tickflow.schemas import register_all, subjects
 
-    registrations = register_all(Settings())
+    settings = Settings()
+    subjects(settings.schemas_dir)  # a missing or broken file is said whether the registry runs or not
+    _require(settings, "registry")
+    registrations = register_all(settings)
     table = Table(title="registered schemas")
     for column in ("subject", "schema id", "version"):
         table.add_column(column)
@@ -342,7 +355,9 @@ def topics_create() -> None:
     """Create md.events, md.enriched and md.dlq if they do not exist yet."""
     from tickflow.topics import TOPICS, create_topics
 
-    states = create_topics(Settings())
+    settings = Settings()
+    _require(settings, "kafka")
+    states = create_topics(settings)
     table = Table(title="topics")
     for column in ("topic", "partitions", "retention", "state"):
         table.add_column(column)
@@ -518,10 +533,13 @@ def reference_refresh(
 ) -> None:
     """Refresh the Hive reference tables from the source systems (quality gates, SCD2, atomic swap)."""
     from tickflow.reference.refresh import refresh_all
+    from tickflow.reference.sources import read_fx_file
     from tickflow.spark import spark_session
 
     settings = Settings()
     started = time.monotonic()
+    read_fx_file(settings)  # before Spark starts, as the services the refresh needs
+    _require(settings, "metastore", "postgres")
     spark = spark_session(settings, "tickflow-reference-refresh")
     try:
         reports = refresh_all(spark, settings, max_drop=max_drop)
@@ -627,6 +645,7 @@ def stream_status() -> None:
     from tickflow.stream.control import EnrichmentStream, Verdict
 
     settings = Settings()
+    _require(settings, "kafka")
     consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "tickflow-health"})
     try:
         health = EnrichmentStream(settings).health(consumer)
@@ -704,14 +723,20 @@ def backfill(
 ) -> None:
     """Reprocess md.events over [start, end) with the stream's code, enriched as of event time (as the DAG)."""
     from tickflow.backfill.job import run_backfill
-    from tickflow.backfill.request import BackfillRequest
+    from tickflow.backfill.request import BackfillRequest, BackfillSettings
     from tickflow.spark import spark_session
+    from tickflow.stream.settings import StreamSettings
+    from tickflow.stream.transform import Transform
 
     settings = Settings()
-    request = BackfillRequest.parse(start, end, instrument, target)  # before Spark starts
+    # Before Spark starts: the request, the settings, the files (enrichment SQL, schema) and the services.
+    request = BackfillRequest.parse(start, end, instrument, target)
+    options = BackfillSettings()
+    Transform.build(settings, StreamSettings())
+    _require(settings, "kafka", "registry", "metastore", *(["hbase-thrift"] if request.writes_hbase else []))
     spark = spark_session(settings, "tickflow-backfill")
     try:
-        report = run_backfill(spark, settings, request, progress=console.print)
+        report = run_backfill(spark, settings, request, options, progress=console.print)
     finally:
         spark.stop()
     console.print(f"[green]backfill done[/]: {report.summary()}")
@@ -813,8 +838,9 @@ def _prepare_feed(settings: Settings, topic: str) -> int:
     from tickflow.schemas import TOPIC_SCHEMAS, load
     from tickflow.topics import create_topics
 
-    create_topics(settings)
     schema = load(TOPIC_SCHEMAS["md.events"], settings.schemas_dir)
+    _require(settings, "kafka", "registry")
+    create_topics(settings)
     client = SchemaRegistryClient(settings.registry_client_config)
     try:
         return int(client.register_schema(f"{topic}-value", Schema(schema.text, "AVRO")))

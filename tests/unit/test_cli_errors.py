@@ -18,7 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from tickflow.cli import app
-from tickflow.settings import REPO_ROOT, StackPorts
+from tickflow.settings import REPO_ROOT, Settings, StackPorts
+from tickflow.sources.landing import write_fx_file
 from tickflow.stack import SERVICES
 
 FAST_S = 5.0  # a command that meets a closed port says so at once; a client left to retry takes 10-30 s
@@ -131,6 +132,10 @@ def assert_one_sentence(code: int, output: str, *fragments: str) -> None:
             ["TICKFLOW_TRADES_SOURCE_PARTITIONS='-3'"], id="source-setting",
         ),
         pytest.param(
+            {"TICKFLOW_BACKFILL_CHUNK_EVENTS": "0"}, ["backfill", "--start", "2026-01-01", "--end", "2026-01-02"],
+            ["TICKFLOW_BACKFILL_CHUNK_EVENTS='0'"], id="backfill-setting",
+        ),
+        pytest.param(
             {"TICKFLOW_SERVING_REFERENCE_FROM_HIVE": "maybe"}, ["serve"],
             ["TICKFLOW_SERVING_REFERENCE_FROM_HIVE='maybe'", "valid boolean"], id="serving-setting",
         ),
@@ -187,11 +192,17 @@ def broken_schemas(directory: Path) -> None:
     [
         pytest.param({"TICKFLOW_SCHEMAS_DIR": "nowhere"}, ["schemas", "register"],
                      ["There is no schema directory nowhere", "TICKFLOW_SCHEMAS_DIR"], id="schemas-register"),
+        pytest.param({"TICKFLOW_SCHEMAS_DIR": "nowhere"}, ["simulate", "--duration", "1"],
+                     ["There is no schema directory nowhere"], id="simulate"),
         pytest.param({"TICKFLOW_SCHEMAS_DIR": "broken"}, ["schemas", "register"],
                      ["tickflow.md.MarketEvent.avsc is not a valid Avro schema (", "fix the file"],
                      id="schema-not-json"),
         pytest.param({"TICKFLOW_HIVE_DDL_DIR": "nowhere"}, ["hive", "migrate"],
                      ["There is no migrations directory nowhere", "TICKFLOW_HIVE_DDL_DIR"], id="hive-migrate"),
+        pytest.param({"TICKFLOW_STREAM_ENRICHMENT_SQL": "nowhere.sql"},
+                     ["backfill", "--start", "2026-01-01", "--end", "2026-01-02"],
+                     ["There is no enrichment SQL at nowhere.sql", "TICKFLOW_STREAM_ENRICHMENT_SQL"], id="backfill"),
+        pytest.param({}, ["reference", "refresh"], ["No FX file in", "tickflow reference seed"], id="fx-file"),
         pytest.param({}, ["snapshot", "take"], ["There is no stream state in", "run the stream first"],
                      id="checkpoint"),
         pytest.param({}, ["stack", "logs", "kafka"], ["kafka has no log yet", "tickflow stack up kafka"], id="log"),
@@ -214,6 +225,51 @@ def test_a_missing_file_is_named_with_what_provides_it(
     assert_one_sentence(code, output, *fragments)
 
 
+CONNECT_DOWN = ["Kafka Connect at http://127.0.0.1:", "tickflow stack up connect"]
+HIVE_DOWN = ["HiveServer2 at 127.0.0.1:", "tickflow stack up"]
+POSTGRES_DOWN = ["PostgreSQL at 127.0.0.1:", "is not reachable", "tickflow stack up postgres"]
+
+
+@pytest.mark.parametrize(
+    ("command", "fragments"),
+    [
+        pytest.param(["topics", "create"], ["kafka is not running", "tickflow stack up kafka"], id="topics-create"),
+        pytest.param(["schemas", "register"], ["registry is not running", "tickflow stack up registry"],
+                     id="schemas-register"),
+        pytest.param(["simulate", "--duration", "1"], ["kafka is not running"], id="simulate"),
+        pytest.param(["smoke", "--count", "1"], ["kafka is not running"], id="smoke"),
+        pytest.param(["stream", "status"], ["kafka is not running"], id="stream-status"),
+        pytest.param(["connect", "status"], CONNECT_DOWN, id="connect-status"),
+        pytest.param(["connect", "deploy"], CONNECT_DOWN, id="connect-deploy"),
+        pytest.param(["connect", "deploy", "trades"], POSTGRES_DOWN, id="connect-deploy-trades"),
+        pytest.param(["connect", "delete"], CONNECT_DOWN, id="connect-delete"),
+        pytest.param(["hive", "migrate"], HIVE_DOWN, id="hive-migrate"),
+        pytest.param(["snapshot", "list"], HIVE_DOWN, id="snapshot-list"),
+        pytest.param(["hbase", "reconcile"], HIVE_DOWN, id="hbase-reconcile"),
+        pytest.param(["hbase", "tables"], ["Thrift server at 127.0.0.1:", "tickflow stack up hbase-thrift"],
+                     id="hbase-tables"),
+        pytest.param(["hbase", "compact"], ["hbase is not running", "tickflow stack up hbase"], id="hbase-compact"),
+        pytest.param(["trades", "prepare"], POSTGRES_DOWN, id="trades-prepare"),
+        pytest.param(["trades", "status"], POSTGRES_DOWN, id="trades-status"),
+        pytest.param(["trades", "book", "--count", "1"], POSTGRES_DOWN, id="trades-book"),
+        pytest.param(["reference", "seed"], POSTGRES_DOWN, id="reference-seed"),
+        pytest.param(["reference", "change", "--listings", "1"], POSTGRES_DOWN, id="reference-change"),
+        pytest.param(["reference", "refresh"], ["metastore is not running", "tickflow stack up metastore"],
+                     id="reference-refresh"),
+        pytest.param(["backfill", "--start", "2026-01-01", "--end", "2026-01-02"], ["kafka is not running"],
+                     id="backfill"),
+    ],
+)  # fmt: skip
+def test_a_command_whose_service_is_down_names_it_at_once(
+    stack_down: dict[str, str], command: list[str], fragments: list[str]
+) -> None:
+    if command == ["reference", "refresh"]:  # past its files, to the services
+        write_fx_file(Settings(), {"USD": 1.0})
+    code, output, seconds = tickflow(*command)
+    assert_one_sentence(code, output, *fragments)
+    assert seconds < FAST_S, f"{' '.join(command)} took {seconds:.1f}s to say {output}"
+
+
 def test_stack_status_shows_every_service_stopped(stack_down: dict[str, str]) -> None:
     code, output, seconds = tickflow("stack", "status")
     assert code == 1, output  # documented: 1 unless every service is healthy
@@ -227,6 +283,8 @@ def test_stack_status_shows_every_service_stopped(stack_down: dict[str, str]) ->
     [
         pytest.param({"TICKFLOW_PORT_KAFKA": "ninety"}, ["topics", "create"], ["TICKFLOW_PORT_KAFKA='ninety'"],
                      id="invalid-variable"),
+        pytest.param({}, ["topics", "create"], ["kafka is not running"], id="kafka-down"),
+        pytest.param({}, ["schemas", "register"], ["registry is not running"], id="registry-down"),
     ],
 )  # fmt: skip
 def test_the_installed_command_prints_the_sentence_alone(

@@ -9,21 +9,119 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from tickflow.errors import TickflowError
-from tickflow.settings import Settings
+from tickflow.settings import Settings, explain_invalid
 from tickflow.sinks.connect import ConnectorStatus
 from tickflow.stack import supervisor
 from tickflow.stack.base import StackError, StackPaths
 from tickflow.stack.supervisor import ServiceStatus, State
 from tickflow.topics import EVENTS
 
-app = typer.Typer(help="tickflow: market-data platform on Kafka, Spark, Hive and HBase.", no_args_is_help=True)
+console = Console(stderr=True, soft_wrap=True)
+
+
+@contextmanager
+def speaking_errors() -> Iterator[None]:
+    """What a person can fix comes out as one sentence and exit code 1, never a stack trace: a TickflowError,
+    an invalid TICKFLOW_* variable, a service that does not answer. Anything else is a bug and keeps its trace."""
+    try:
+        yield
+    except (typer.Exit, typer.Abort):  # a command's own exit, whatever error it handled on the way
+        raise
+    except TickflowError as error:
+        _fail(str(error))
+    except (ValidationError, SettingsError) as error:
+        if (sentence := explain_invalid(error)) is None:
+            raise
+        _fail(sentence)
+    except Exception as error:
+        if (sentence := _unreachable(error)) is None:
+            raise
+        _fail(sentence)
+
+
+def _fail(sentence: str) -> NoReturn:
+    # One line whatever the message carries (a driver's multi-line error), and its brackets are not markup.
+    console.print(f"[bold red]error:[/] {escape(' '.join(sentence.split()))}")
+    raise typer.Exit(1)
+
+
+# What a client raises when it reaches no server: librdkafka's codes, and the thrift transports' class name
+# (pyhive's thrift and happybase's thriftpy2 each have their own TTransportException).
+KAFKA_UNREACHABLE = ("_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_RESOLVE")
+THRIFT_UNREACHABLE = "TTransportException"
+
+
+def _unreachable(error: BaseException) -> str | None:
+    """One sentence for a client that reached no service (the error or one of its causes), naming the service
+    where the error tells its address; None when the error is something else."""
+    import httpx
+    from confluent_kafka import KafkaException
+
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, httpx.TransportError) and (url := _url(cause)):
+            return _down(url.host, url.port, type(cause).__name__)
+        if isinstance(cause, KafkaException) and cause.args and cause.args[0].name() in KAFKA_UNREACHABLE:
+            settings = Settings()
+            return _down(settings.host, settings.ports.kafka, cause.args[0].str())
+        if isinstance(cause, httpx.TransportError | ConnectionError | TimeoutError) or (
+            type(cause).__name__ == THRIFT_UNREACHABLE
+        ):
+            return (
+                f"A service did not answer ({type(cause).__name__}: {cause}): `tickflow stack status` shows which "
+                "is down, `tickflow stack up` starts it."
+            )
+        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
+    return None
+
+
+def _url(error: Any) -> Any:
+    try:
+        return error.request.url
+    except RuntimeError:  # an httpx error raised without its request
+        return None
+
+
+def _down(host: str, port: int | None, reason: str) -> str:
+    """The service of the stack at this address did not answer."""
+    settings = Settings()
+    owners = [s.name for s in supervisor(settings).services.values() if host == settings.host and port in s.ports]
+    if not owners:
+        return (
+            f"Nothing answered at {host}:{port} ({reason}): check the address, or start the stack with "
+            "`tickflow stack up`."
+        )
+    return f"{owners[0]} at {host}:{port} did not answer ({reason}): start it with `tickflow stack up {owners[0]}`."
+
+
+def _require(settings: Settings, *services: str) -> None:
+    """Fail at once, naming the service, when one a command needs does not listen: its clients would retry for
+    seconds (librdkafka, the registry's client) or start Spark first, and then say less."""
+    supervisor(settings).require(services)
+
+
+class _SpeakingGroup(TyperGroup):
+    """The ``tickflow`` command: every subcommand runs inside :func:`speaking_errors`."""
+
+    def invoke(self, ctx: Any) -> Any:
+        with speaking_errors():
+            return super().invoke(ctx)
+
+
+app = typer.Typer(
+    cls=_SpeakingGroup, help="tickflow: market-data platform on Kafka, Spark, Hive and HBase.", no_args_is_help=True
+)
 stack_app = typer.Typer(help="The local stack of real services (no Docker needed).", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 schemas_app = typer.Typer(help="Avro schemas in schemas/ and the schema registry.", no_args_is_help=True)
@@ -47,18 +145,7 @@ trades_app = typer.Typer(help="Trade capture: trades booked in PostgreSQL (a sou
                          no_args_is_help=True)  # fmt: skip
 app.add_typer(trades_app, name="trades")
 
-console = Console(stderr=True, soft_wrap=True)
 ServiceNames = Annotated[list[str] | None, typer.Argument(help="Services (default: all).")]
-
-
-@contextmanager
-def speaking_errors() -> Iterator[None]:
-    """Turn a TickflowError into its one sentence and exit code 1, never a stack trace."""
-    try:
-        yield
-    except TickflowError as error:
-        console.print(f"[bold red]error:[/] {error}")
-        raise typer.Exit(1) from None
 
 
 def _print_event(service: str, message: str) -> None:
@@ -90,10 +177,9 @@ def up(services: ServiceNames = None) -> None:
     """Fetch, configure and start the services, then wait until each is healthy."""
     settings = Settings()
     started = time.monotonic()
-    with speaking_errors():
-        stack = supervisor(settings)
-        rows = stack.up(services, on_event=_print_event)
-        notices = [notice for s in stack.ordered(services) if (notice := s.notice())]
+    stack = supervisor(settings)
+    rows = stack.up(services, on_event=_print_event)
+    notices = [notice for s in stack.ordered(services) if (notice := s.notice())]
     console.print(_status_table(rows))
     for notice in notices:
         console.print(notice)
@@ -107,13 +193,12 @@ def down(services: ServiceNames = None) -> None:
 
     started = time.monotonic()
     settings = Settings()
-    with speaking_errors():
-        stack = supervisor(settings)
-        if "airflow-scheduler" in {service.name for service in stack.with_dependents(services)}:
-            # Apps the scheduler's tasks started run in sessions of their own, to outlive the task.
-            for app in stop_all(settings.root, settings.app_stop_grace_s):
-                _print_event(app, "stopped")
-        stack.down(services, on_event=_print_event)
+    stack = supervisor(settings)
+    if "airflow-scheduler" in {service.name for service in stack.with_dependents(services)}:
+        # Apps the scheduler's tasks started run in sessions of their own, to outlive the task.
+        for app in stop_all(settings.root, settings.app_stop_grace_s):
+            _print_event(app, "stopped")
+    stack.down(services, on_event=_print_event)
     console.print(f"stack down in {time.monotonic() - started:.1f}s")
 
 
@@ -121,8 +206,7 @@ def down(services: ServiceNames = None) -> None:
 def status(services: ServiceNames = None) -> None:
     """Show what runs where; exits 1 when a service is not healthy."""
     stack = supervisor(Settings())
-    with speaking_errors():
-        rows = [stack.status(s.name) for s in stack.ordered(services)]
+    rows = [stack.status(s.name) for s in stack.ordered(services)]
     console.print(_status_table(rows))
     if any(row.state is not State.HEALTHY for row in rows):
         raise typer.Exit(1)
@@ -133,8 +217,7 @@ def login() -> None:
     """Print the Airflow UI's address and its admin login."""
     from tickflow.stack.airflow import AirflowApiServer
 
-    with speaking_errors():
-        notice = AirflowApiServer(Settings()).notice()
+    notice = AirflowApiServer(Settings()).notice()
     console.print(notice)
 
 
@@ -146,11 +229,9 @@ def logs(
 ) -> None:
     """Print a service's log file."""
     stack = supervisor(Settings())
-    with speaking_errors():
-        (chosen,) = stack.ordered([service])[-1:]
+    (chosen,) = stack.ordered([service])[-1:]
     if not chosen.log_path.exists():
-        console.print(f"{service} has no log yet at {chosen.log_path}")
-        raise typer.Exit(1)
+        raise StackError(f"{service} has no log yet at {chosen.log_path}: start it with `tickflow stack up {service}`.")
     subprocess.run(["tail", f"-n{lines}", *(["-f"] if follow else []), str(chosen.log_path)], check=False)
 
 
@@ -188,8 +269,9 @@ def hbase_compact(
     """Flush and major-compact md:latest and md:history, and wait until every store holds one file."""
     from tickflow.hbase.compaction import compact, summary
 
-    with speaking_errors():
-        result = compact(Settings(), timeout_s=timeout_s)
+    settings = Settings()
+    _require(settings, "hbase")  # else the compaction's HBase client retries for minutes
+    result = compact(settings, timeout_s=timeout_s)
     console.print(f"before: {summary(result.before) or 'no store files'}")
     console.print(f"after:  {summary(result.after) or 'no store files'}")
     console.print(result.line())
@@ -205,8 +287,7 @@ def hbase_reconcile(
     Exits 1 when instruments remain missing or stale."""
     from tickflow.hbase.reconciliation import reconcile
 
-    with speaking_errors():
-        report = reconcile(Settings(), repair=repair, snapshot_id=snapshot_id, prefix=prefix)
+    report = reconcile(Settings(), repair=repair, snapshot_id=snapshot_id, prefix=prefix)
     console.print(report.line())
     if failure := report.failure():
         console.print(f"[bold red]error:[/] {failure}")
@@ -233,8 +314,9 @@ def serve(
         raise typer.Exit(1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("happybase").setLevel(logging.WARNING)  # a line per reconnect while HBase is down
+    application = create_app(settings)  # its settings are checked before the announcement
     console.print(f"serving the live page at http://{host}:{port}/ (API docs at /api/docs); Ctrl-C stops it")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(application, host=host, port=port, log_level="info")
 
 
 @app.command()
@@ -242,8 +324,9 @@ def smoke(count: Annotated[int, typer.Option(help="How many Avro records to send
     """Send Avro records through Kafka and the registry and read them back identical."""
     from tickflow.smoke import avro_round_trip
 
-    with speaking_errors():
-        result = avro_round_trip(Settings(), count)
+    settings = Settings()
+    _require(settings, "kafka", "registry")
+    result = avro_round_trip(settings, count)
     console.print(
         f"[green]smoke ok[/]: {result.count} Avro records through {result.topic} "
         f"(schema id {result.schema_id}) in {result.seconds:.2f}s"
@@ -253,10 +336,12 @@ def smoke(count: Annotated[int, typer.Option(help="How many Avro records to send
 @schemas_app.command("register")
 def schemas_register() -> None:
     """Register every schema under its subject with BACKWARD compatibility (idempotent)."""
-    from tickflow.schemas import register_all
+    from tickflow.schemas import register_all, subjects
 
-    with speaking_errors():
-        registrations = register_all(Settings())
+    settings = Settings()
+    subjects(settings.schemas_dir)  # a missing or broken file is said whether the registry runs or not
+    _require(settings, "registry")
+    registrations = register_all(settings)
     table = Table(title="registered schemas")
     for column in ("subject", "schema id", "version"):
         table.add_column(column)
@@ -270,8 +355,9 @@ def topics_create() -> None:
     """Create md.events, md.enriched and md.dlq if they do not exist yet."""
     from tickflow.topics import TOPICS, create_topics
 
-    with speaking_errors():
-        states = create_topics(Settings())
+    settings = Settings()
+    _require(settings, "kafka")
+    states = create_topics(settings)
     table = Table(title="topics")
     for column in ("topic", "partitions", "retention", "state"):
         table.add_column(column)
@@ -316,26 +402,25 @@ def simulate(
             f"corrupt {sum(stats.corrupt.values()):,}  {stats.bytes / max(stats.messages, 1):.0f} B/msg"
         )
 
-    with speaking_errors():
-        config = FeedConfig(
-            rate=rate,
-            source_rates={Source.QUOTES: quotes_rate, Source.PRICES: prices_rate, Source.TRADES: trades_rate},
-            duration_s=duration,
-            count=count,
-            seed=seed,
-            instruments=instruments,
-            out_of_order=out_of_order,
-            duplicates=duplicates,
-            corrupt=corrupt,
-            topic=topic,
-        )
-        schema_id = _prepare_feed(settings, topic)
-        for path in write_reference(settings, build_universe(instruments, seed), fx_rates(seed)):
-            console.print(f"[cyan]simulate[/] reference data for the source systems: {path}")
-        try:
-            run_feed(settings, config, schema_id, report=progress)
-        except KeyboardInterrupt:
-            console.print("[cyan]simulate[/] interrupted")
+    config = FeedConfig(
+        rate=rate,
+        source_rates={Source.QUOTES: quotes_rate, Source.PRICES: prices_rate, Source.TRADES: trades_rate},
+        duration_s=duration,
+        count=count,
+        seed=seed,
+        instruments=instruments,
+        out_of_order=out_of_order,
+        duplicates=duplicates,
+        corrupt=corrupt,
+        topic=topic,
+    )
+    schema_id = _prepare_feed(settings, topic)
+    for path in write_reference(settings, build_universe(instruments, seed), fx_rates(seed)):
+        console.print(f"[cyan]simulate[/] reference data for the source systems: {path}")
+    try:
+        run_feed(settings, config, schema_id, report=progress)
+    except KeyboardInterrupt:
+        console.print("[cyan]simulate[/] interrupted")
 
 
 @trades_app.command("prepare")
@@ -343,8 +428,7 @@ def trades_prepare() -> None:
     """Create the trade capture schema, table, publication and replication slot where missing."""
     from tickflow.sources.trade_capture import PUBLICATION, SLOT, TABLE, prepare
 
-    with speaking_errors():
-        done = prepare(Settings())
+    done = prepare(Settings())
     console.print(
         f"{TABLE} ready; publication {PUBLICATION} {'created' if done.publication_created else 'existed'}; "
         f"slot {SLOT} {'created' if done.slot_created else 'existed'}"
@@ -356,8 +440,7 @@ def trades_status() -> None:
     """The replication slot: read by the connector or not, WAL it keeps; exits 1 unless streaming."""
     from tickflow.sources.trade_capture import slot_state
 
-    with speaking_errors():
-        state = slot_state(Settings())
+    state = slot_state(Settings())
     console.print(state.line())
     if not state.healthy:
         raise typer.Exit(1)
@@ -386,18 +469,17 @@ def trades_book(
             f"{stats.transactions:,} transactions ({per_txn:,.0f} trades each)"
         )
 
-    with speaking_errors():
-        config = BookingConfig(rate=rate, count=count, duration_s=duration, corrections=corrections,
-                               cancels=cancels, seed=seed, instruments=instruments)  # fmt: skip
-        try:
-            if prepare(settings).slot_created:
-                console.print(f"[cyan]trades[/] replication slot {SLOT} created: PostgreSQL keeps the WAL from now on")
-        except StackError as error:  # wal_level: the trades are still booked, only not captured
-            console.print(f"[yellow]warning:[/] {error} Booking anyway: Debezium will never see these trades.")
-        try:
-            book(settings, config, report=progress)
-        except KeyboardInterrupt:
-            console.print("[cyan]trades[/] interrupted")
+    config = BookingConfig(rate=rate, count=count, duration_s=duration, corrections=corrections,
+                           cancels=cancels, seed=seed, instruments=instruments)  # fmt: skip
+    try:
+        if prepare(settings).slot_created:
+            console.print(f"[cyan]trades[/] replication slot {SLOT} created: PostgreSQL keeps the WAL from now on")
+    except StackError as error:  # wal_level: the trades are still booked, only not captured
+        console.print(f"[yellow]warning:[/] {error} Booking anyway: Debezium will never see these trades.")
+    try:
+        book(settings, config, report=progress)
+    except KeyboardInterrupt:
+        console.print("[cyan]trades[/] interrupted")
 
 
 @hive_app.command("migrate")
@@ -405,8 +487,7 @@ def hive_migrate() -> None:
     """Apply the hive_ddl/ migrations not applied yet, in order, and record them."""
     from tickflow.warehouse import migrate
 
-    with speaking_errors():
-        result = migrate(Settings())
+    result = migrate(Settings())
     for migration in result.already:
         console.print(f"[dim]already applied[/] V{migration.version:03d} {migration.name}")
     for migration in result.applied:
@@ -425,9 +506,8 @@ def reference_seed(
     from tickflow.sources.universe import build_universe, fx_rates
 
     settings = Settings()
-    with speaking_errors():
-        paths = write_reference(settings, build_universe(instruments, seed), fx_rates(seed))
-        rows = seed_secmaster(settings)
+    paths = write_reference(settings, build_universe(instruments, seed), fx_rates(seed))
+    rows = seed_secmaster(settings)
     console.print(f"security master: {rows} instruments; FX file {paths[1]}")
 
 
@@ -443,8 +523,7 @@ def reference_change(
     """Change the source systems as markets do, so the next refresh has work."""
     from tickflow.reference.sources import Changes, apply_changes
 
-    with speaking_errors():
-        done = apply_changes(Settings(), Changes(listings, delistings, tick_changes, sector_changes, fx_move), seed)
+    done = apply_changes(Settings(), Changes(listings, delistings, tick_changes, sector_changes, fx_move), seed)
     console.print(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in done.items()) + (" , FX moved" if fx_move else ""))
 
 
@@ -454,16 +533,18 @@ def reference_refresh(
 ) -> None:
     """Refresh the Hive reference tables from the source systems (quality gates, SCD2, atomic swap)."""
     from tickflow.reference.refresh import refresh_all
+    from tickflow.reference.sources import read_fx_file
     from tickflow.spark import spark_session
 
     settings = Settings()
     started = time.monotonic()
-    with speaking_errors():
-        spark = spark_session(settings, "tickflow-reference-refresh")
-        try:
-            reports = refresh_all(spark, settings, max_drop=max_drop)
-        finally:
-            spark.stop()
+    read_fx_file(settings)  # before Spark starts, as the services the refresh needs
+    _require(settings, "metastore", "postgres")
+    spark = spark_session(settings, "tickflow-reference-refresh")
+    try:
+        reports = refresh_all(spark, settings, max_drop=max_drop)
+    finally:
+        spark.stop()
     for r in reports:
         console.print(
             f"[green]{r.dataset}[/] load {r.load_version}: {r.rows_in} rows in, {r.rows_current} current, "
@@ -499,8 +580,7 @@ def stream(
     stream_settings = StreamSettings(trigger_interval=trigger) if trigger else StreamSettings()
     control = EnrichmentStream(settings, stream_settings).control
     log = StackPaths(settings.root).log("stream-stdout")
-    with speaking_errors():
-        claimed = control.claim(sys.argv, log)
+    claimed = control.claim(sys.argv, log)
     watcher = _OutputSamples(settings, stream_settings.output_topic) if samples else None
 
     def progress(info: dict[str, Any], counters: Any) -> None:
@@ -526,8 +606,7 @@ def stream(
         os.dup2(sink.fileno(), sys.stderr.fileno())
     started = time.monotonic()
     try:
-        with speaking_errors():
-            run_stream(settings, stream_settings, on_progress=progress)
+        run_stream(settings, stream_settings, on_progress=progress)
     finally:
         control.release(claimed)
         if watcher:
@@ -542,9 +621,8 @@ def stream_start(
     """Start the managed stream in the background (as the enrichment_stream DAG does), unless it runs."""
     from tickflow.stream.control import EnrichmentStream
 
-    with speaking_errors():
-        stream = EnrichmentStream(Settings())
-        result = stream.start(restart=restart)
+    stream = EnrichmentStream(Settings())
+    result = stream.start(restart=restart)
     console.print(
         f"enrichment stream {'STARTED' if result.started else 'RUNNING'}: {result.reason}; log {stream.log_path}"
     )
@@ -555,8 +633,7 @@ def stream_stop() -> None:
     """Stop the running stream (managed, or in another terminal) after its current micro-batch."""
     from tickflow.stream.control import EnrichmentStream
 
-    with speaking_errors():
-        stopped = EnrichmentStream(Settings()).stop()
+    stopped = EnrichmentStream(Settings()).stop()
     console.print(f"enrichment stream STOPPED: {f'pid {stopped.pid} stopped' if stopped else 'it was not running'}")
 
 
@@ -568,12 +645,12 @@ def stream_status() -> None:
     from tickflow.stream.control import EnrichmentStream, Verdict
 
     settings = Settings()
-    with speaking_errors():
-        consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "tickflow-health"})
-        try:
-            health = EnrichmentStream(settings).health(consumer)
-        finally:
-            consumer.close()
+    _require(settings, "kafka")
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "tickflow-health"})
+    try:
+        health = EnrichmentStream(settings).health(consumer)
+    finally:
+        consumer.close()
     console.print(health.line())
     if health.verdict not in (Verdict.HEALTHY, Verdict.STARTING):
         raise typer.Exit(1)
@@ -611,8 +688,7 @@ def snapshot_take(
     from tickflow.stream.snapshot import export_snapshot
 
     settings, stream_settings = Settings(), StreamSettings()
-    with speaking_errors():
-        info = export_snapshot(settings, stream_settings.checkpoint(settings), stream_settings.input_topic, snapshot_id)
+    info = export_snapshot(settings, stream_settings.checkpoint(settings), stream_settings.input_topic, snapshot_id)
     console.print(info.line())
 
 
@@ -621,8 +697,7 @@ def snapshot_list() -> None:
     """The state snapshots in ops.state_snapshot_index, newest first."""
     from tickflow.stream.snapshot import list_snapshots
 
-    with speaking_errors():
-        snapshots = list_snapshots(Settings())
+    snapshots = list_snapshots(Settings())
     table = Table("snapshot", "taken (UTC)", "micro-batch", "instruments", "registers", "topic")
     for s in snapshots:
         table.add_row(s.snapshot_id, f"{s.taken_at:%Y-%m-%d %H:%M:%S}", str(s.batch_id), f"{s.instruments:,}",
@@ -635,8 +710,7 @@ def snapshot_restore(snapshot_id: Annotated[str, typer.Argument(help="An id from
     """Stop the managed stream and start it on a new checkpoint from the snapshot (its registers and offsets)."""
     from tickflow.stream.control import EnrichmentStream
 
-    with speaking_errors():
-        result = EnrichmentStream(Settings()).restore(snapshot_id)
+    result = EnrichmentStream(Settings()).restore(snapshot_id)
     console.print(result.line())
 
 
@@ -649,17 +723,22 @@ def backfill(
 ) -> None:
     """Reprocess md.events over [start, end) with the stream's code, enriched as of event time (as the DAG)."""
     from tickflow.backfill.job import run_backfill
-    from tickflow.backfill.request import BackfillRequest
+    from tickflow.backfill.request import BackfillRequest, BackfillSettings
     from tickflow.spark import spark_session
+    from tickflow.stream.settings import StreamSettings
+    from tickflow.stream.transform import Transform
 
     settings = Settings()
-    with speaking_errors():
-        request = BackfillRequest.parse(start, end, instrument, target)  # before Spark starts
-        spark = spark_session(settings, "tickflow-backfill")
-        try:
-            report = run_backfill(spark, settings, request, progress=console.print)
-        finally:
-            spark.stop()
+    # Before Spark starts: the request, the settings, the files (enrichment SQL, schema) and the services.
+    request = BackfillRequest.parse(start, end, instrument, target)
+    options = BackfillSettings()
+    Transform.build(settings, StreamSettings())
+    _require(settings, "kafka", "registry", "metastore", *(["hbase-thrift"] if request.writes_hbase else []))
+    spark = spark_session(settings, "tickflow-backfill")
+    try:
+        report = run_backfill(spark, settings, request, options, progress=console.print)
+    finally:
+        spark.stop()
     console.print(f"[green]backfill done[/]: {report.summary()}")
 
 
@@ -702,16 +781,14 @@ def connect_deploy(which: ConnectorArgument = Connector.HBASE) -> None:
         from tickflow.sources.trade_capture import TABLE
 
         source = trades_connector.TradesSourceSettings()
-        with speaking_errors():
-            status = trades_connector.deploy(settings, source)
+        status = trades_connector.deploy(settings, source)
         _print_connector(status)
         console.print(f"[green]{source.name}[/]: PostgreSQL {TABLE} -> {source.topic} (Debezium)")
         return
     from tickflow.sinks.hbase import HBaseSinkSettings, deploy
 
     sink = HBaseSinkSettings()
-    with speaking_errors():
-        status = deploy(settings, sink)
+    status = deploy(settings, sink)
     _print_connector(status)
     console.print(
         f"[green]{sink.name}[/]: {sink.topic} -> HBase md:latest, md:history; bad records -> {sink.dlq_topic}"
@@ -727,9 +804,8 @@ def connect_status(
 
     settings = Settings()
     wanted = [which] if which else list(Connector)
-    with speaking_errors():
-        found = {s.name: s for s in ConnectClient(settings.connect_url).statuses()}
     names = {_connector_name(settings, w): w for w in wanted}
+    found = {s.name: s for s in ConnectClient(settings.connect_url).statuses()}
     shown = [s for name, s in found.items() if name in names or which is None]
     for status in shown:
         _print_connector(status)
@@ -747,8 +823,7 @@ def connect_delete(which: ConnectorArgument = Connector.HBASE) -> None:
 
     settings = Settings()
     name = _connector_name(settings, which)
-    with speaking_errors():
-        existed = ConnectClient(settings.connect_url).delete(name)
+    existed = ConnectClient(settings.connect_url).delete(name)
     console.print(f"connector {name} {'deleted' if existed else 'was not deployed'}")
 
 
@@ -763,8 +838,9 @@ def _prepare_feed(settings: Settings, topic: str) -> int:
     from tickflow.schemas import TOPIC_SCHEMAS, load
     from tickflow.topics import create_topics
 
-    create_topics(settings)
     schema = load(TOPIC_SCHEMAS["md.events"], settings.schemas_dir)
+    _require(settings, "kafka", "registry")
+    create_topics(settings)
     client = SchemaRegistryClient(settings.registry_client_config)
     try:
         return int(client.register_schema(f"{topic}-value", Schema(schema.text, "AVRO")))

@@ -16,6 +16,7 @@ from typing import Any
 
 import fastavro
 
+from tickflow.errors import TickflowError
 from tickflow.settings import Settings
 
 # Which schema each topic's values use. The stream and the sinks read this too.
@@ -27,7 +28,7 @@ TOPIC_SCHEMAS = {
 RECORD_SCHEMAS = ("tickflow.ref.Instrument", "tickflow.ref.FxRate")
 
 
-class SchemaError(ValueError):
+class SchemaError(TickflowError, ValueError):
     """A schema file is missing or is not valid Avro."""
 
 
@@ -51,16 +52,18 @@ def _load(path: Path) -> AvroSchema:
         definition = json.loads(path.read_text())
         parsed = fastavro.parse_schema(definition)
     except (OSError, ValueError, fastavro.schema.SchemaParseException) as error:
-        raise SchemaError(f"{path} is not a valid Avro schema: {error}") from error
+        raise SchemaError(f"{path} is not a valid Avro schema ({error}): fix the file.") from error
     if not isinstance(parsed, dict) or parsed.get("type") != "record":
         raise SchemaError(f"{path} must hold one Avro record schema.")
     name = str(parsed["name"])
     if path.stem != name:
-        raise SchemaError(f"{path} holds {name}; name the file {name}.avsc")
+        raise SchemaError(f"{path} holds {name}: name the file {name}.avsc.")
     return AvroSchema(name, json.dumps(definition, separators=(",", ":")), definition, parsed)
 
 
 def load(full_name: str, directory: Path) -> AvroSchema:
+    if not directory.is_dir():
+        raise SchemaError(f"There is no schema directory {directory}: point TICKFLOW_SCHEMAS_DIR at the .avsc files.")
     path = directory / f"{full_name}.avsc"
     if not path.exists():
         raise SchemaError(f"There is no schema file {path}: add {full_name}.avsc to {directory}.")
@@ -84,12 +87,20 @@ class Registration:
 def register_all(settings: Settings) -> list[Registration]:
     """Register each schema under its subject with BACKWARD compatibility (idempotent)."""
     from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
 
     client = SchemaRegistryClient(settings.registry_client_config)
     done = []
     for subject, schema in subjects(settings.schemas_dir).items():
-        schema_id = client.register_schema(subject, Schema(schema.text, "AVRO"))
-        client.set_compatibility(subject, "BACKWARD")
-        version = client.lookup_schema(subject, Schema(schema.text, "AVRO")).version
+        try:
+            schema_id = client.register_schema(subject, Schema(schema.text, "AVRO"))
+            client.set_compatibility(subject, "BACKWARD")
+            version = client.lookup_schema(subject, Schema(schema.text, "AVRO")).version
+        except SchemaRegistryError as error:
+            raise TickflowError(
+                f"The schema registry at {settings.registry_url} refused {subject} (HTTP {error.http_status_code}: "
+                f"{error.error_message}): fix {settings.schemas_dir / schema.full_name}.avsc, or read "
+                "`tickflow stack logs registry`."
+            ) from error
         done.append(Registration(subject, schema_id, int(version or 0)))
     return done

@@ -7,15 +7,22 @@ must not import pyspark: Airflow parses DAGs with it on the path.
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticUndefined
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 LOOPBACK = "127.0.0.1"
 # The checkout this package is installed from (editable install): schemas/, hive_ddl/, spark_apps/.
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# What goes between "//" and ":<port>" in the addresses built from it: a name or an IPv4 address.
+HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+
+Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 class StackPorts(BaseSettings):
@@ -23,21 +30,21 @@ class StackPorts(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TICKFLOW_PORT_", frozen=True)
 
-    kafka: int = 9092
-    kafka_controller: int = 9093
-    registry: int = 8081
-    registry_management: int = 9000
-    connect: int = 8083
-    metastore: int = 9083
-    thriftserver: int = 10000
-    postgres: int = 5432
-    spark_ui: int = 4040
-    airflow: int = 8080
-    hbase_zookeeper: int = 2181
-    hbase_master: int = 16000
-    hbase_regionserver: int = 16020
-    hbase_thrift: int = 9090
-    serving: int = 8000  # `tickflow serve`: the serving API and its web page
+    kafka: Port = 9092
+    kafka_controller: Port = 9093
+    registry: Port = 8081
+    registry_management: Port = 9000
+    connect: Port = 8083
+    metastore: Port = 9083
+    thriftserver: Port = 10000
+    postgres: Port = 5432
+    spark_ui: Annotated[int, Field(ge=1024, le=65535)] = 4040  # Spark binds no port below 1024
+    airflow: Port = 8080
+    hbase_zookeeper: Port = 2181
+    hbase_master: Port = 16000
+    hbase_regionserver: Port = 16020
+    hbase_thrift: Port = 9090
+    serving: Port = 8000  # `tickflow serve`: the serving API and its web page
 
 
 class Settings(BaseSettings):
@@ -77,9 +84,12 @@ class Settings(BaseSettings):
         "Hadoop 2 build; the server runs its -hadoop3 build.",
     )
     hbase_history_ttl_s: int = Field(
-        default=7 * 24 * 3600, description="How long md:history keeps a cell (HBase TTL, by cell timestamp)."
+        default=7 * 24 * 3600,
+        ge=1,
+        le=2**31 - 1,
+        description="How long md:history keeps a cell (HBase TTL, by cell timestamp).",
     )
-    hbase_history_compression: str = Field(
+    hbase_history_compression: Literal["ZSTD", "LZ4", "SNAPPY", "GZ", "NONE"] = Field(
         default="ZSTD", description="Codec of md:history: ZSTD, LZ4, SNAPPY (pure Java), GZ or NONE."
     )
     spark_connector_version: str = Field(
@@ -93,8 +103,8 @@ class Settings(BaseSettings):
         default=None,
         description="Password of the tickflow role; by default the one the stack generated at first start.",
     )
-    health_timeout_s: float = 180.0
-    registry_timeout_s: float = Field(default=10.0, description="Timeout of one request to the schema registry.")
+    health_timeout_s: float = Field(default=180.0, gt=0)
+    registry_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one request to the schema registry.")
     spark_master: str = Field(
         default="local[2]", description="Spark master of tickflow's applications (stream, reference refresh, SQL)."
     )
@@ -105,8 +115,24 @@ class Settings(BaseSettings):
         "profit from C2. The stream app has its own (TICKFLOW_STREAM_JAVA_OPTIONS).",
     )
     app_stop_grace_s: float = Field(
-        default=60.0, description="How long a stopping app (the stream) may finish its micro-batch before SIGKILL."
+        default=60.0,
+        ge=0,
+        description="How long a stopping app (the stream) may finish its micro-batch before SIGKILL.",
     )
+
+    @field_validator("host")
+    @classmethod
+    def _bare_host(cls, host: str) -> str:
+        if not HOST.fullmatch(host):
+            raise ValueError("give a host name or an IPv4 address alone, without scheme, port or path")
+        return host
+
+    @field_validator("state_dir")
+    @classmethod
+    def _directory(cls, state_dir: Path) -> Path:
+        if state_dir.expanduser().exists() and not state_dir.expanduser().is_dir():
+            raise ValueError("a file, not a directory")
+        return state_dir
 
     @cached_property
     def root(self) -> Path:
@@ -157,3 +183,55 @@ class Settings(BaseSettings):
     @property
     def warehouse_dir(self) -> Path:
         return self.root / "warehouse"
+
+
+def explain_invalid(error: ValidationError | SettingsError) -> str | None:
+    """One sentence for settings that did not load: each ``TICKFLOW_*`` variable at fault, its value, what is
+    wrong with it and what to do; None when the error is not about a settings class (a bug, not input).
+
+    pydantic names the model of a ValidationError only by its title (the class name), and a SettingsError
+    (a complex value that is not JSON) names only the field, so the class is looked up among the settings
+    classes defined so far: the one that failed is among them."""
+    classes = _settings_classes()
+    if isinstance(error, SettingsError):
+        field = re.search(r'field "(\w+)"', str(error))
+        owners = [cls for cls in classes.values() if field and field[1] in cls.model_fields]
+        if len(owners) != 1 or field is None:
+            return None
+        reason = str(error.__cause__ or error)
+        return f"{_variable(owners[0], field[1])} is not valid JSON ({reason}): fix it, or unset it."
+    model = classes.get(error.title)
+    if model is None:
+        return None
+    problems = []
+    for detail in error.errors(include_url=False):
+        field_name = str(detail["loc"][0]) if detail["loc"] else ""
+        info = model.model_fields.get(field_name)
+        if info is None:
+            return None
+        name = _variable(model, field_name)
+        secret = "SecretStr" in str(info.annotation)
+        value = "" if secret or detail["type"] == "missing" else f"={detail['input']!r}"
+        if len(detail["loc"]) > 1:  # a key of a JSON value, e.g. TICKFLOW_PORTS='{"kafka": "x"}'
+            name, value = ".".join(str(part) for part in detail["loc"][1:]) + value, f" in {name}"
+        reason = detail["msg"].removeprefix("Value error, ")
+        default = "" if info.default in (PydanticUndefined, None) else f" {info.default}"
+        problems.append((f"{name}{value} is not valid ({reason[:1].lower()}{reason[1:]})", default))
+    if len(problems) == 1:
+        ((problem, default),) = problems
+        return f"{problem}: fix it, or unset it for the default{default}."
+    return "; ".join(problem for problem, _ in problems) + ": fix them, or unset them for their defaults."
+
+
+def _variable(model: type[BaseSettings], field: str) -> str:
+    return f"{model.model_config.get('env_prefix', '')}{field}".upper()
+
+
+def _settings_classes() -> dict[str, type[BaseSettings]]:
+    found: dict[str, type[BaseSettings]] = {}
+    pending: list[type[BaseSettings]] = [BaseSettings]
+    while pending:
+        for cls in pending.pop().__subclasses__():
+            found.setdefault(cls.__name__, cls)
+            pending.append(cls)
+    return found

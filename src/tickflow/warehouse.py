@@ -81,6 +81,8 @@ class Migration:
 
 
 def migrations(directory: Path) -> list[Migration]:
+    if not directory.is_dir():
+        raise TickflowError(f"There is no migrations directory {directory}: point TICKFLOW_HIVE_DDL_DIR at one.")
     found = []
     for path in sorted(directory.glob("*.hql")):
         match = MIGRATION_FILE.match(path.name)

@@ -47,10 +47,11 @@ class BackfillSettings(BaseSettings):
     )
     late_s: float = Field(
         default=300.0,
+        ge=0,
         description="How long after its event time an event may reach Kafka and still be in the backfill: the read "
         "ends at the first record with a Kafka timestamp at or after end + late_s.",
     )
-    chunk_events: int = Field(default=200_000, description="Records per chunk (a chunk is one Spark job).")
+    chunk_events: int = Field(default=200_000, ge=1, description="Records per chunk (a chunk is one Spark job).")
 
 
 def parse_time(value: str | datetime, name: str) -> datetime:

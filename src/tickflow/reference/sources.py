@@ -49,10 +49,12 @@ def secmaster_connection(settings: Settings) -> Any:
 
     try:
         return Postgres(settings).connect("secmaster")
+    except TickflowError:  # no password yet: says so itself
+        raise
     except Exception as error:
         raise TickflowError(
             f"The security master (PostgreSQL at {settings.host}:{settings.ports.postgres}) is not reachable "
-            f"({error}): start it with `tickflow stack up`."
+            f"({str(error).strip().splitlines()[0]}): start it with `tickflow stack up postgres`."
         ) from error
 
 

@@ -29,26 +29,30 @@ class HBaseSinkSettings(BaseSettings):
     dlq_topic: str = SINK_DLQ.name
     tasks: int = Field(
         default=2,
+        ge=1,
         description="tasks.max: one per core of the development machine; each task owns some of the topic's "
         "partitions, one HBase connection and two write buffers.",
     )
     max_poll_records: int = Field(
         default=5000,
+        ge=1,
         description="Records per put() call (consumer max.poll.records, default 500): md:latest is conflated per "
         "call, so a backlog drains in fewer, larger writes.",
     )
     flush_interval_ms: int = Field(
         default=200,
+        ge=1,
         description="Buffered cells reach HBase at least this often (the HBase client's periodic flush; the "
         "sink's own default is 1000), so latency stays low at rates that do not fill the write buffer.",
     )
     session_timeout_ms: int = Field(
         default=10_000,
+        ge=1,
         description="Consumer session timeout (default 45 s): the partitions of a worker killed without a clean "
         "stop go to its replacement this soon.",
     )
-    write_buffer_bytes: int = Field(default=4 * 1024 * 1024, description="Write buffer of each table's mutator.")
-    deploy_timeout_s: float = Field(default=90.0, description="How long deploy waits for RUNNING tasks.")
+    write_buffer_bytes: int = Field(default=4 * 1024 * 1024, ge=1, description="Write buffer of each table's mutator.")
+    deploy_timeout_s: float = Field(default=90.0, gt=0, description="How long deploy waits for RUNNING tasks.")
 
 
 def connector_config(settings: Settings, sink: HBaseSinkSettings) -> dict[str, str]:

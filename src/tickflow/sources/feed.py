@@ -52,6 +52,14 @@ class FeedConfig:
                 raise TickflowError(f"--{name.replace('_', '-')} is a fraction between 0 and 1, got {value}.")
         if self.rate <= 0:
             raise TickflowError(f"--rate must be positive, got {self.rate}.")
+        for source, rate in self.source_rates.items():
+            if rate is not None and rate < 0:
+                raise TickflowError(f"--{source.value}-rate must be positive (or 0 for none), got {rate}.")
+        if self.instruments < 1:
+            raise TickflowError(f"--instruments must be at least 1, got {self.instruments}.")
+        for name, limit in (("duration", self.duration_s), ("count", self.count)):
+            if limit is not None and limit < 0:
+                raise TickflowError(f"--{name} must not be negative, got {limit}.")
 
 
 @dataclass

@@ -73,10 +73,13 @@ def trades_connection(settings: Settings) -> Any:
 
     try:
         return Postgres(settings).connect(DATABASE)
+    except TickflowError:  # no password yet: says so itself
+        raise
     except Exception as error:
         raise TickflowError(
             f"The trade capture database (PostgreSQL at {settings.host}:{settings.ports.postgres}, database "
-            f"{DATABASE}) is not reachable ({error}): start it with `tickflow stack up postgres`."
+            f"{DATABASE}) is not reachable ({str(error).strip().splitlines()[0]}): start it with "
+            "`tickflow stack up postgres`."
         ) from error
 
 
@@ -183,6 +186,11 @@ class BookingConfig:
     def __post_init__(self) -> None:
         if self.rate <= 0:
             raise TickflowError(f"--rate must be positive, got {self.rate}.")
+        if self.instruments < 1:
+            raise TickflowError(f"--instruments must be at least 1, got {self.instruments}.")
+        for name, limit in (("duration", self.duration_s), ("count", self.count)):
+            if limit is not None and limit < 0:
+                raise TickflowError(f"--{name} must not be negative, got {limit}.")
         for name in ("corrections", "cancels"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise TickflowError(f"--{name} is a fraction of the booked trades between 0 and 1, got "

@@ -48,22 +48,24 @@ class TradesSourceSettings(BaseSettings):
         description="Debezium's topic.prefix: the key of the connector's offsets and the start of its topic names.",
     )
     partitions: int = Field(
-        default=EVENTS.partitions, description="Partitions of md.events the transform spreads over."
+        default=EVENTS.partitions, ge=1, description="Partitions of md.events the transform spreads over."
     )
     poll_interval_ms: int = Field(
-        default=50, description="How long Debezium waits for changes before a poll returns (default 500)."
+        default=50, ge=0, description="How long Debezium waits for changes before a poll returns (default 500)."
     )
     heartbeat_interval_ms: int = Field(
         default=10_000,
+        ge=0,
         description="Heartbeats let the slot's confirmed position advance while no trade is booked, so the WAL of "
         "the cluster's other databases is not kept behind it.",
     )
     errors_max_retries: int = Field(
         default=10,
+        ge=-1,
         description="Debezium retries a lost database forever by default, with the task RUNNING; a bound makes an "
         "outage a FAILED task that status shows.",
     )
-    deploy_timeout_s: float = Field(default=90.0, description="How long deploy waits for the RUNNING task.")
+    deploy_timeout_s: float = Field(default=90.0, gt=0, description="How long deploy waits for the RUNNING task.")
 
 
 def secrets_file(settings: Settings) -> Path:

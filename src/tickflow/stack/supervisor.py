@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -90,6 +90,16 @@ class Supervisor:
             else:
                 state = State.STOPPED
         return ServiceStatus(name, state, service.address, pid, rss, service.log_path)
+
+    def require(self, names: Collection[str]) -> None:
+        """Fail at once, naming the first of these services that nothing listens for (their clients retry for
+        many seconds against a closed port before they give up, and then say less)."""
+        for service in self.ordered(names):
+            if service.name in names and service.ports and not port_in_use(self.settings.host, service.ports[0]):
+                raise StackError(
+                    f"{service.name} is not running (nothing listens at {self.settings.host}:{service.ports[0]}): "
+                    f"start it with `tickflow stack up {service.name}`."
+                )
 
     def ordered(self, names: Iterable[str] | None = None) -> list[Service]:
         """Services in dependency order, including the dependencies of those asked for."""

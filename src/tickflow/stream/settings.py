@@ -24,6 +24,7 @@ class StreamSettings(BaseSettings):
     )
     max_offsets_per_trigger: int = Field(
         default=100_000,
+        gt=0,
         description="Cap on records per micro-batch: a backlog drains in batches of a few seconds, each reported.",
     )
     input_topic: str = EVENTS.name
@@ -34,16 +35,20 @@ class StreamSettings(BaseSettings):
     checkpoint_dir: Path | None = Field(default=None, description="Default: <state>/stream/checkpoint.")
     progress_file: Path | None = Field(default=None, description="Default: <state>/stream/progress.json.")
     enrichment_sql: Path = REPO_ROOT / "spark_apps" / "enrichment.sql"
-    max_future_s: float = Field(default=60.0, description="Events further in the future go to the DLQ.")
-    crossed_tolerance: float = Field(default=0.0, description="Bid above ask by more than this fraction -> DLQ.")
-    state_versions: int = Field(default=5, description="Fill-state files kept per input partition (newest first).")
+    max_future_s: float = Field(default=60.0, ge=0, description="Events further in the future go to the DLQ.")
+    crossed_tolerance: float = Field(default=0.0, ge=0, description="Bid above ask by more than this fraction -> DLQ.")
+    state_versions: int = Field(
+        default=5, ge=1, description="Fill-state files kept per input partition (newest first)."
+    )
     java_options: str = Field(
         default="",
         description="JVM options of the stream app's driver. Empty: the JVM's full tiered JIT, which a long-running "
         "query's throughput needs (C1 only, as short-lived apps use, makes the stream slower once warm).",
     )
-    producer_batch_bytes: int = Field(default=512 * 1024, description="Kafka producer batch.size for md.enriched.")
-    producer_linger_ms: int = Field(default=20, description="Kafka producer linger.ms for md.enriched.")
+    producer_batch_bytes: int = Field(
+        default=512 * 1024, ge=0, description="Kafka producer batch.size for md.enriched."
+    )
+    producer_linger_ms: int = Field(default=20, ge=0, description="Kafka producer linger.ms for md.enriched.")
     query_name: str = "tickflow_enrichment"
 
     def checkpoint(self, settings: Settings) -> Path:

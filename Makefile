@@ -16,7 +16,7 @@ DEMO_RATE ?= 5000
 # Trades booked per second into the trade-capture database beside the simulators (2% corrected).
 DEMO_TRADES_RATE ?= 500
 
-.PHONY: setup demo test unit dags integration e2e lint stack-up stack-down stack-status clean
+.PHONY: setup demo test unit dags integration e2e faults lint stack-up stack-down stack-status clean
 
 # The serving page's front-end libraries (uPlot) from npm, pinned by web/package-lock.json, copied into the
 # package (git-ignored): the page never loads anything from a CDN. Needs Node.js and npm.
@@ -62,11 +62,12 @@ demo: setup
 	  $(BIN)/tickflow stream --samples 2
 
 # The Connect plugins' JUnit tests, then pytest cheapest first (the DAG tests set AIRFLOW_HOME before anything
-# imports Airflow) and tests/e2e last, after the DAGs they drive have run once (tests/e2e/test_airflow_ui.py).
+# imports Airflow), tests/e2e after the DAGs they drive have run once (tests/e2e/test_airflow_ui.py), and the
+# fault suite last: it kills every service once and brings it back.
 test: setup
 	mvn -q -f connectors/hbase-sink/pom.xml test
 	mvn -q -f connectors/marketevent-connect/pom.xml test
-	$(BIN)/pytest --durations=25 tests/dags tests/unit tests/integration tests/e2e
+	$(BIN)/pytest --durations=25 tests/dags tests/unit tests/integration tests/e2e tests/faults
 
 unit: setup
 	$(BIN)/pytest tests/unit
@@ -80,6 +81,10 @@ integration: setup
 # Needs Debian's Chromium (apt-get install chromium); Playwright never downloads a browser here.
 e2e: setup
 	$(BIN)/pytest tests/e2e
+
+# SIGKILL of each service mid-flow, restarted as an operator would; writes .tickflow/logs/faults.md.
+faults: setup
+	$(BIN)/pytest -s tests/faults
 
 lint: setup
 	$(BIN)/ruff check .

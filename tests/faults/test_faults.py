@@ -62,7 +62,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 FAULTS = ("stream", "kafka", "registry", "connect", "hbase", "metastore", "postgres")
 RATE = 200  # events/s: moderate, so a restarted stream catches up within seconds on a busy machine
 SEED = 41  # a universe of its own: md:latest rows no other test writes
-CALM_S = (4.0, 10.0)  # flow between two faults, drawn at random: the kill lands anywhere in a micro-batch
+CALM_S = (2.0, 6.0)  # flow between two faults, drawn at random: the kill lands anywhere in a micro-batch
 
 
 @dataclass

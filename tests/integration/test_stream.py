@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -163,44 +161,6 @@ def test_a_stream_on_a_topic_that_does_not_exist_fails_at_once_in_one_sentence(s
     assert result.returncode == 1, result.stderr
     assert f"has no topic {absent}" in result.stderr and "tickflow topics create" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-def test_kill_minus_9_and_restart_lose_nothing(stack, topics, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    feed(stack, topics["events"], 12_000, seed=8)
-    stream = stream_settings(topics, tmp_path)
-    env = stream_env(stream)
-
-    def start() -> subprocess.Popen[bytes]:
-        log = (tmp_path / "stream.log").open("ab")
-        return subprocess.Popen(
-            [sys.executable, "-m", "tickflow.cli", "stream"], env=env, stdout=log, stderr=log, start_new_session=True
-        )
-
-    def processed() -> dict[str, int]:
-        try:
-            return json.loads(stream.progress(stack).read_text())["end_offsets"][topics["events"]]
-        except (OSError, ValueError, KeyError, TypeError):
-            return {}
-
-    first = start()
-    deadline = time.monotonic() + 180
-    while not processed() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert processed(), (tmp_path / "stream.log").read_text()[-3000:]
-    os.killpg(first.pid, signal.SIGKILL)  # the driver and its JVM, mid-stream
-    first.wait()
-
-    second = start()
-    try:
-        wait_until_caught_up(stack, topics["events"], processed)
-    finally:
-        os.killpg(second.pid, signal.SIGTERM)
-        second.wait(60)
-
-    expected_final, expected_times = expected_from_input(stack, topics["events"])
-    final, times, _ = published(stack, topics["enriched"])
-    assert times == expected_times
-    assert final == expected_final
 
 
 def test_a_broken_enrichment_query_fails_at_start_up_with_the_sql_error(stack, spark, topics, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -21,7 +21,7 @@ from tests.support.fill import expected_from_input, read_topic
 from tests.support.stack import hive_query
 from tickflow.hbase.store import MarketDataStore
 from tickflow.settings import Settings
-from tickflow.stack.airflow import ADMIN_USER, admin_password
+from tickflow.stack.airflow import ADMIN_USER, VIEWER_USER, password
 
 pytestmark = pytest.mark.integration
 DAG = "reference_data_refresh"
@@ -41,12 +41,12 @@ def airflow(reference_data: Settings) -> Iterator[AirflowApi]:
     api.set_paused(DAG, True)
 
 
-def log_in(page: Any, settings: Settings) -> None:
+def log_in(page: Any, settings: Settings, user: str = ADMIN_USER) -> None:
     from playwright.sync_api import expect
 
     page.goto(settings.airflow_url)
-    page.fill("input[name=username]", ADMIN_USER)
-    page.fill("input[name=password]", admin_password(settings))
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", password(settings, user))
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("input[name=password]")).to_have_count(0, timeout=30_000)
     expect(page.get_by_role("heading", name="Asset Events")).to_be_visible(timeout=30_000)  # the home page
@@ -82,6 +82,25 @@ def test_trigger_reference_refresh_from_the_ui_and_see_it_succeed(
     log = airflow.task_log(DAG, run_id, "refresh_reference_data")
     assert state == "success" and "manual" in text, (state, text, log)
     assert "instruments: load" in log and "reference load ACCEPTED" in log
+
+
+def test_the_viewer_sees_runs_and_logs_but_a_trigger_is_refused(stack: Settings, page: object) -> None:
+    """The read-only login: the runs page and a task log show; the trigger form opens (Airflow's UI offers it
+    to everyone) but its submission is refused with 403 and no run is created."""
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    api = AirflowApi(stack)
+    runs_before = api.client.get(f"/dags/{DAG}/dagRuns").json()["total_entries"]
+    log_in(page, stack, VIEWER_USER)
+    page.goto(f"{stack.airflow_url}/dags/{DAG}/runs")
+    expect(page.locator("tbody tr").first).to_be_visible(timeout=30_000)  # the UI test's run, read-only
+    page.get_by_role("button", name="Trigger").first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("button", name="Trigger").click()
+    expect(dialog).to_contain_text("403 Forbidden", timeout=30_000)
+    page.screenshot(path=str(stack.root / "logs" / "e2e-airflow-viewer.png"))
+    assert api.client.get(f"/dags/{DAG}/dagRuns").json()["total_entries"] == runs_before
 
 
 def newest_minute_of_an_instrument(settings: Settings) -> tuple[str, datetime, dict[int, int]]:

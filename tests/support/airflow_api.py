@@ -9,16 +9,16 @@ from typing import Any
 import httpx
 
 from tickflow.settings import Settings
-from tickflow.stack.airflow import ADMIN_USER, admin_password
+from tickflow.stack.airflow import ADMIN_USER, password
 
 FINISHED = {"success", "failed"}
 
 
 class AirflowApi:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, user: str = ADMIN_USER) -> None:
         self.base = settings.airflow_url
         token = httpx.post(
-            f"{self.base}/auth/token", json={"username": ADMIN_USER, "password": admin_password(settings)}, timeout=30
+            f"{self.base}/auth/token", json={"username": user, "password": password(settings, user)}, timeout=30
         )
         token.raise_for_status()
         self.client = httpx.Client(

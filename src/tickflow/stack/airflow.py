@@ -32,6 +32,7 @@ from tickflow.stack.base import Service, StackError, StackPaths
 from tickflow.stack.postgres import postgres_password
 
 ADMIN_USER = "admin"
+VIEWER_USER = "viewer"  # sees DAGs, runs and logs; cannot trigger, clear or pause (the simple auth manager's role)
 PARALLELISM = 4
 DAG_SCAN_INTERVAL_S = 15
 
@@ -48,19 +49,22 @@ def _airflow_bin() -> Path:
 
 
 def stack_secrets(settings: Settings) -> dict[str, str]:
-    """The generated secrets of the Airflow deployment, created on first use."""
-    path = airflow_home(settings) / "secrets.json"
-    if path.exists():
-        stored: dict[str, str] = json.loads(path.read_text())
-        return stored
+    """The generated secrets of the Airflow deployment, created on first use (a secret added in a later
+    version is generated into an existing file)."""
     from cryptography.fernet import Fernet
 
-    generated = {
-        "fernet_key": Fernet.generate_key().decode(),
-        "jwt_secret": secrets.token_urlsafe(32),
-        "api_secret_key": secrets.token_urlsafe(32),
-        "admin_password": secrets.token_urlsafe(12),
+    path = airflow_home(settings) / "secrets.json"
+    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    wanted = {
+        "fernet_key": lambda: Fernet.generate_key().decode(),
+        "jwt_secret": lambda: secrets.token_urlsafe(32),
+        "api_secret_key": lambda: secrets.token_urlsafe(32),
+        "admin_password": lambda: secrets.token_urlsafe(12),
+        "viewer_password": lambda: secrets.token_urlsafe(12),
     }
+    if set(wanted) <= set(stored):
+        return stored
+    generated = {**{name: make() for name, make in wanted.items() if name not in stored}, **stored}
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     partial.write_text(json.dumps(generated, indent=2))
@@ -70,9 +74,14 @@ def stack_secrets(settings: Settings) -> dict[str, str]:
 
 
 def admin_password(settings: Settings) -> str:
+    return password(settings, ADMIN_USER)
+
+
+def password(settings: Settings, user: str) -> str:
+    """The generated password of a login (``ADMIN_USER`` or ``VIEWER_USER``)."""
     if not (airflow_home(settings) / "secrets.json").exists():
-        raise StackError("Airflow has no admin login yet: start the stack with `tickflow stack up`.")
-    return stack_secrets(settings)["admin_password"]
+        raise StackError("Airflow has no logins yet: start the stack with `tickflow stack up`.")
+    return stack_secrets(settings)[f"{user}_password"]
 
 
 def connections(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -127,7 +136,7 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(PARALLELISM),
         "AIRFLOW__CORE__FERNET_KEY": keys["fernet_key"],
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{settings.airflow_url}/execution/",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin,{VIEWER_USER}:viewer",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg://{database}",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": f"postgresql+psycopg_async://{database}",
@@ -226,7 +235,7 @@ class AirflowApiServer(AirflowComponent):
     def prepare(self) -> None:
         super().prepare()
         passwords = self.home / "passwords.json"
-        passwords.write_text(json.dumps({ADMIN_USER: stack_secrets(self.settings)["admin_password"]}))
+        passwords.write_text(json.dumps({user: password(self.settings, user) for user in (ADMIN_USER, VIEWER_USER)}))
         passwords.chmod(0o600)
         with self.log_path.open("a") as log:
             log.write("\n==== tickflow: airflow db migrate ====\n")
@@ -245,7 +254,10 @@ class AirflowApiServer(AirflowComponent):
             )
 
     def notice(self) -> str | None:
-        return f"Airflow UI {self.settings.airflow_url}  login {ADMIN_USER} / {admin_password(self.settings)}"
+        return (
+            f"Airflow UI {self.settings.airflow_url}  login {ADMIN_USER} / {admin_password(self.settings)}  "
+            f"(read-only: {VIEWER_USER} / {password(self.settings, VIEWER_USER)})"
+        )
 
 
 class AirflowScheduler(AirflowComponent):

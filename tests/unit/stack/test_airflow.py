@@ -10,11 +10,14 @@ import pytest
 
 from tickflow.settings import Settings
 from tickflow.stack.airflow import (
+    ADMIN_USER,
+    VIEWER_USER,
     AirflowApiServer,
     AirflowScheduler,
     admin_password,
     airflow_environment,
     connections,
+    password,
 )
 from tickflow.stack.base import StackError
 
@@ -78,3 +81,16 @@ def test_the_callers_airflow_configuration_does_not_leak_into_the_stacks_airflow
         assert "AIRFLOW__CORE__UNIT_TEST_MODE" not in env
         assert env["AIRFLOW_HOME"] == airflow_environment(settings)["AIRFLOW_HOME"]
         assert env["TICKFLOW_STREAM_JAVA_OPTIONS"] == "-Xint"  # what is not Airflow's is passed on to tasks
+
+
+def test_a_viewer_login_is_generated_beside_the_admin_and_into_an_older_secrets_file(settings: Settings) -> None:
+    older = settings.root / "airflow" / "secrets.json"
+    older.parent.mkdir(parents=True)
+    older.write_text(json.dumps({"fernet_key": "f", "jwt_secret": "j", "api_secret_key": "k", "admin_password": "a"}))
+    viewer = password(settings, VIEWER_USER)
+    assert len(viewer) >= 12 and password(settings, ADMIN_USER) == "a"
+    assert password(settings, VIEWER_USER) == viewer, "generated once"
+    assert stat.S_IMODE(older.stat().st_mode) == 0o600
+    env = airflow_environment(settings)
+    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin,viewer:viewer"
+    assert f"viewer / {viewer}" in (AirflowApiServer(settings).notice() or "")

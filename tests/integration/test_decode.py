@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tickflow.avro_codec import compile_encoder, confluent_prefix
+from tickflow.avro_codec import compile_encoder, confluent_prefix, zigzag_varint
 from tickflow.stream.decode import Limits, decoded_events
 
 pytestmark = pytest.mark.integration
@@ -61,6 +61,14 @@ def test_bad_bytes_are_rejected_with_a_reason_and_keep_their_bytes(spark, value:
     (row,) = decode(spark, [("XNAS:AAPL", value)])
     assert reason in row["reason"]
     assert bytes(row["value"]) == value and row["kafka_key"] == "XNAS:AAPL" and row["instrument_id"] is None
+
+
+def test_a_corrupt_length_prefix_is_rejected_not_allocated(spark) -> None:  # type: ignore[no-untyped-def]
+    """A string that claims 1.5 GB in a 9-byte body: the JVM refuses to allocate it (AVRO_LIMITS) instead of
+    dying of it, and the record is rejected like any undecodable one."""
+    value = confluent_prefix(1) + zigzag_varint(1_500_000_000) + b"Q1-1"
+    (row,) = decode(spark, [("XNAS:AAPL", value)])
+    assert row["reason"] == "undecodable Avro body for schema id 1" and bytes(row["value"]) == value
 
 
 @pytest.mark.parametrize(

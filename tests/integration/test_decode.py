@@ -81,6 +81,8 @@ def test_a_corrupt_length_prefix_is_rejected_not_allocated(spark) -> None:  # ty
         ({"bid_size": -1}, "XNAS:AAPL", "bid_size -1 is negative"),
         ({"ask_price": -3.0, "bid_price": None}, "XNAS:AAPL", "ask_price -3.0 is not positive"),
         ({"last_price": float("nan")}, "XNAS:AAPL", "last_price NaN is not positive"),
+        ({"ask_price": float("inf")}, "XNAS:AAPL", "ask_price Infinity is not finite"),
+        ({"trade_price": float("-inf")}, "XNAS:AAPL", "trade_price -Infinity is not positive"),
         ({"bid_price": 101.0}, "XNAS:AAPL", "bid 101.0 above ask 100.5 beyond the 0.00% tolerance"),
         ({"event_time": NOW + 3_600_000_000}, "XNAS:AAPL", "s in the future"),
     ],

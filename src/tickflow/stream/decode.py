@@ -195,13 +195,14 @@ def _validation_rules(limits: Limits) -> list[tuple[Column, Column]]:
             F.format_string("event_time %.0fs in the future", (F.unix_micros("event_time") - now_us) / 1e6),
         ),
     ]
-    for name in PRICES:  # a set price must be > 0, which also catches NaN
+    for name in PRICES:  # a set price must be finite and > 0 (which also catches NaN)
         rules.append(
             (
                 F.col(name).isNotNull() & (F.isnan(name) | ~(F.col(name) > 0)),  # Spark orders NaN above all
                 F.concat(F.lit(f"{name} "), F.col(name).cast("string"), F.lit(" is not positive")),
             )
         )
+        rules.append((F.col(name) == float("inf"), F.lit(f"{name} Infinity is not finite")))
     for name in SIZES:
         rules.append((F.col(name) < 0, F.concat(F.lit(f"{name} "), F.col(name).cast("string"), F.lit(" is negative"))))
     tolerance = f"{limits.crossed_tolerance:.2%}".replace("%", "%%")  # a format string

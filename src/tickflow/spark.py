@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tickflow.settings import Settings
 from tickflow.stack.base import StackPaths
+from tickflow.stack.kafka import MAX_MESSAGE_BYTES
 from tickflow.stack.tooling import fetch_jars
 
 if TYPE_CHECKING:
@@ -28,6 +29,10 @@ CONNECTOR_EXTRAS = (
     "org.apache.commons:commons-pool2:2.13.1",
     "org.postgresql:postgresql:42.7.14",
 )
+# Avro allocates a string or bytes value as long as its length prefix says before reading it (up to 2 GB),
+# so one corrupt record would kill the JVM of the stream, again at every restart. Nothing in a Kafka record
+# is longer than the record: past that the decoder refuses, and the record is rejected as undecodable.
+AVRO_LIMITS = " ".join(f"-Dorg.apache.avro.limits.{kind}.maxLength={MAX_MESSAGE_BYTES}" for kind in ("string", "bytes"))
 
 
 def connector_jars(settings: Settings) -> list[Path]:
@@ -80,7 +85,8 @@ def spark_conf(
     derby_log = StackPaths(settings.root).logs / "spark-derby.log"
     log_config = _log_config(settings, app_name)
     jvm = settings.spark_java_options if java_options is None else java_options
-    java_options = f"{jvm} -Dderby.stream.error.file={derby_log} -Dlog4j2.configurationFile=file:{log_config}".strip()
+    java_options = f"{jvm} {AVRO_LIMITS} -Dderby.stream.error.file={derby_log}"
+    java_options = f"{java_options} -Dlog4j2.configurationFile=file:{log_config}".strip()
     return {
         "spark.app.name": app_name,
         "spark.master": master or settings.spark_master,
@@ -96,6 +102,7 @@ def spark_conf(
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.driver.extraJavaOptions": java_options,
+        "spark.executor.extraJavaOptions": AVRO_LIMITS,
         # Python workers must run this interpreter (the one with tickflow installed), not PATH's python3.
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tickflow.avro_codec import compile_encoder, confluent_prefix
+from tickflow.avro_codec import compile_encoder, confluent_prefix, zigzag_varint
 from tickflow.stream.decode import Limits, decoded_events
 
 pytestmark = pytest.mark.integration
@@ -27,13 +27,18 @@ def framed(schema: dict[str, Any], schema_id: int, record: dict[str, Any]) -> by
     return compile_encoder(schema, prefix=confluent_prefix(schema_id))(record)
 
 
-def decode(spark: Any, records: list[tuple[str | None, bytes]], limits: Limits | None = None) -> list[dict[str, Any]]:
-    """Records as the Kafka source hands them over, through decoded_events."""
-    rows = [(key.encode() if key else None, value, "md.events", 0, offset, datetime.now(UTC).replace(tzinfo=None))
+def kafka_records(spark: Any, records: list[tuple[bytes | None, bytes]]) -> Any:
+    """Records as the Kafka source hands them over."""
+    rows = [(key, value, "md.events", 0, offset, datetime.now(UTC).replace(tzinfo=None))
             for offset, (key, value) in enumerate(records)]  # fmt: skip
-    raw = spark.createDataFrame(
+    return spark.createDataFrame(
         rows, "key binary, value binary, topic string, partition int, offset long, timestamp timestamp"
     )
+
+
+def decode(spark: Any, records: list[tuple[str | None, bytes]], limits: Limits | None = None) -> list[dict[str, Any]]:
+    """Records with these keys through decoded_events."""
+    raw = kafka_records(spark, [(key.encode() if key else None, value) for key, value in records])
     return [r.asDict() for r in decoded_events(raw, V2, WRITERS, limits or Limits()).orderBy("offset").collect()]
 
 
@@ -60,7 +65,15 @@ def test_v1_and_v2_records_decode_into_the_latest_reader_schema(spark) -> None: 
 def test_bad_bytes_are_rejected_with_a_reason_and_keep_their_bytes(spark, value: bytes, reason: str) -> None:  # type: ignore[no-untyped-def]
     (row,) = decode(spark, [("XNAS:AAPL", value)])
     assert reason in row["reason"]
-    assert bytes(row["value"]) == value and row["kafka_key"] == "XNAS:AAPL" and row["instrument_id"] is None
+    assert bytes(row["value"]) == value and bytes(row["kafka_key"]) == b"XNAS:AAPL" and row["instrument_id"] is None
+
+
+def test_a_corrupt_length_prefix_is_rejected_not_allocated(spark) -> None:  # type: ignore[no-untyped-def]
+    """A string that claims 1.5 GB in a 9-byte body: the JVM refuses to allocate it (AVRO_LIMITS) instead of
+    dying of it, and the record is rejected like any undecodable one."""
+    value = confluent_prefix(1) + zigzag_varint(1_500_000_000) + b"Q1-1"
+    (row,) = decode(spark, [("XNAS:AAPL", value)])
+    assert row["reason"] == "undecodable Avro body for schema id 1" and bytes(row["value"]) == value
 
 
 @pytest.mark.parametrize(
@@ -73,6 +86,8 @@ def test_bad_bytes_are_rejected_with_a_reason_and_keep_their_bytes(spark, value:
         ({"bid_size": -1}, "XNAS:AAPL", "bid_size -1 is negative"),
         ({"ask_price": -3.0, "bid_price": None}, "XNAS:AAPL", "ask_price -3.0 is not positive"),
         ({"last_price": float("nan")}, "XNAS:AAPL", "last_price NaN is not positive"),
+        ({"ask_price": float("inf")}, "XNAS:AAPL", "ask_price Infinity is not finite"),
+        ({"trade_price": float("-inf")}, "XNAS:AAPL", "trade_price -Infinity is not positive"),
         ({"bid_price": 101.0}, "XNAS:AAPL", "bid 101.0 above ask 100.5 beyond the 0.00% tolerance"),
         ({"event_time": NOW + 3_600_000_000}, "XNAS:AAPL", "s in the future"),
     ],
@@ -88,3 +103,20 @@ def test_a_valid_event_passes_and_crossed_tolerance_is_a_setting(spark) -> None:
     crossed = framed(V1, 1, {**QUOTE, "bid_price": 100.6})
     rows = decode(spark, [("XNAS:AAPL", framed(V1, 1, QUOTE)), ("XNAS:AAPL", crossed)], Limits(crossed_tolerance=0.01))
     assert [r["reason"] for r in rows] == [None, None]
+
+
+def test_bytes_that_are_not_utf8_are_rejected_and_reach_pandas_as_they_came(spark) -> None:  # type: ignore[no-untyped-def]
+    """A key or an event string that is not UTF-8 gets a reason, and every row converts from Arrow to pandas
+    as the fill task converts it (a string column that is not UTF-8 fails there, and the stream with it)."""
+    good = framed(V1, 1, QUOTE)
+    bad_instrument = good.replace(b"XNAS:AAPL", b"XNAS:AAP\xff")
+    bad_trade = framed(V1, 1, {**QUOTE, "trade_id": "T-1"}).replace(b"T-1", b"T-\xff")
+    records = [(b"\xffXNAS:AAPL", good), (b"XNAS:AAP\xff", bad_instrument), (b"XNAS:AAPL", bad_trade)]
+    raw = kafka_records(spark, records)
+    rows = decoded_events(raw, V2, WRITERS, Limits()).toArrow().to_pandas().sort_values("offset")
+    assert list(rows["reason"]) == [
+        "message key '\ufffdXNAS:AAPL' is not the instrument_id 'XNAS:AAPL'",
+        "instrument_id is not valid UTF-8",
+        "trade_id is not valid UTF-8",
+    ]
+    assert list(zip(rows["kafka_key"], rows["value"], strict=True)) == records

@@ -10,6 +10,7 @@ from tickflow.stack.base import StackError
 from tickflow.stack.jvm import CONSOLE_LOG4J2, JvmService
 
 HEALTH_TOPIC = "_tickflow.health"
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # the broker's message.max.bytes: no record is larger
 
 
 class Kafka(JvmService):
@@ -59,7 +60,7 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 log.retention.hours=168
-message.max.bytes=8388608
+message.max.bytes={MAX_MESSAGE_BYTES}
 """
         )
         if not (data / "meta.properties").exists():

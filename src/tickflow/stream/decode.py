@@ -38,6 +38,8 @@ class Limits:
 
 
 PRICES = tuple(name for name, kind in FILL_TYPES.items() if kind == "double")  # each must be > 0
+# Each must be valid UTF-8, as Avro strings are: other bytes would fail the fill's Arrow to pandas conversion.
+TEXTS = ("event_id", "instrument_id", *(name for name, kind in FILL_TYPES.items() if kind == "string"))
 SIZES = tuple(name for name, kind in FILL_TYPES.items() if kind == "long")  # each must be >= 0
 NOT_FRAMED = "not in the Confluent wire format (no magic byte 0 and schema id)"
 
@@ -76,9 +78,9 @@ def decoded_events(raw: DataFrame, reader: dict[str, Any], writers: dict[int, st
     """Kafka records -> what the fill needs, one row per record:
 
     ``partition``, ``offset``, ``ingest_time`` (the record's Kafka timestamp, µs), ``reason`` (null
-    when the event is valid), ``kafka_key`` and ``value`` (only on rejected rows), ``event_key``
-    (a 64-bit hash of event_id: the fill drops repeated events by it), ``instrument_id``,
-    ``event_time`` (µs) and the fill fields.
+    when the event is valid), ``kafka_key`` and ``value`` (the record's own bytes, only on rejected
+    rows), ``event_key`` (a 64-bit hash of event_id: the fill drops repeated events by it),
+    ``instrument_id``, ``event_time`` (µs) and the fill fields.
 
     ``from_avro`` uses the writer schema of the record's id; an older version is resolved into the
     reader (``avroSchema``). ``from_avro`` ignores bytes after the record, so a record counts as
@@ -101,7 +103,8 @@ def _decode_stages(reader_text: str, writers: tuple[tuple[int, str], ...], limit
     body = F.expr("substring(value, 6)")
     written = [
         [
-            F.coalesce(F.col("key").cast("string"), F.lit("")).alias("kafka_key"),
+            F.col("key"),
+            F.coalesce(F.col("key").cast("string"), F.lit("")).alias("key_text"),
             F.col("value"),
             F.col("partition"),
             F.col("offset"),
@@ -136,7 +139,7 @@ def _decode_stages(reader_text: str, writers: tuple[tuple[int, str], ...], limit
     extra_bytes = F.coalesce(*left_over) if len(left_over) > 1 else left_over[0]
     known = F.col("schema_id").isin([writer_id for writer_id, _ in writers]) if writers else F.lit(False)
     fields = ("event_id", "instrument_id", "event_time", *FILL_FIELDS)
-    kept = [F.col(name) for name in ("kafka_key", "value", "partition", "offset", "ingest_time", "schema_id")]
+    kept = [F.col(name) for name in ("key", "key_text", "value", "partition", "offset", "ingest_time", "schema_id")]
     checked = [
         [*kept, extra_bytes.alias("extra_bytes"), event.alias("event")],
         [
@@ -164,7 +167,7 @@ def _decode_stages(reader_text: str, writers: tuple[tuple[int, str], ...], limit
         F.col("offset"),
         F.col("ingest_time"),
         F.col("reason"),
-        F.when(rejected, F.col("kafka_key")).alias("kafka_key"),
+        F.when(rejected, F.col("key")).alias("kafka_key"),
         F.when(rejected, F.col("value")).alias("value"),
         F.when(~rejected, F.xxhash64("event_id")).alias("event_key"),
         F.when(~rejected, F.col("instrument_id")).alias("instrument_id"),
@@ -182,12 +185,13 @@ def _validation_rules(limits: Limits) -> list[tuple[Column, Column]]:
         return F.col(name).isNull() | (F.trim(F.col(name)) == "")
 
     now_us = F.unix_micros(F.current_timestamp())
-    shown_key = F.when(F.col("kafka_key") == "", F.lit("None")).otherwise(F.format_string("'%s'", "kafka_key"))
-    rules = [
+    shown_key = F.when(F.col("key_text") == "", F.lit("None")).otherwise(F.format_string("'%s'", "key_text"))
+    rules = [(~F.is_valid_utf8(name), F.lit(f"{name} is not valid UTF-8")) for name in TEXTS]
+    rules += [
         (blank("instrument_id"), F.lit("missing instrument_id")),
         (blank("event_id"), F.lit("missing event_id")),
         (
-            F.col("kafka_key") != F.col("instrument_id"),
+            F.col("key_text") != F.col("instrument_id"),
             F.format_string("message key %s is not the instrument_id '%s'", shown_key, F.col("instrument_id")),
         ),
         (
@@ -195,13 +199,14 @@ def _validation_rules(limits: Limits) -> list[tuple[Column, Column]]:
             F.format_string("event_time %.0fs in the future", (F.unix_micros("event_time") - now_us) / 1e6),
         ),
     ]
-    for name in PRICES:  # a set price must be > 0, which also catches NaN
+    for name in PRICES:  # a set price must be finite and > 0 (which also catches NaN)
         rules.append(
             (
                 F.col(name).isNotNull() & (F.isnan(name) | ~(F.col(name) > 0)),  # Spark orders NaN above all
                 F.concat(F.lit(f"{name} "), F.col(name).cast("string"), F.lit(" is not positive")),
             )
         )
+        rules.append((F.col(name) == float("inf"), F.lit(f"{name} Infinity is not finite")))
     for name in SIZES:
         rules.append((F.col(name) < 0, F.concat(F.lit(f"{name} "), F.col(name).cast("string"), F.lit(" is negative"))))
     tolerance = f"{limits.crossed_tolerance:.2%}".replace("%", "%%")  # a format string

@@ -138,7 +138,7 @@ class FillTask:
                 ("source.partition", str(partition).encode()),
                 ("source.offset", str(offset).encode()),
             ]
-            producer.produce(dlq_topic, value, key.encode() if key else None, headers=headers, on_delivery=delivered)
+            producer.produce(dlq_topic, value, key, headers=headers, on_delivery=delivered)
             producer.poll(0)
         remaining = producer.flush(60)
         if remaining or failures:

@@ -80,7 +80,7 @@ def events_batch(events: list[dict[str, Any]], partition: int) -> pa.RecordBatch
     rows = [{"partition": partition, "ingest_time": T0, "reason": None, "kafka_key": None, "value": None,
              "event_key": hash(e["event_id"]), **e} for e in events]  # fmt: skip
     columns = {name: [r.get(name) for r in rows] for name in [*rows[0], *FILL_FIELDS] if name != "event_id"}
-    types = {"reason": pa.string(), "kafka_key": pa.string(), "value": pa.binary()}
+    types = {"reason": pa.string(), "kafka_key": pa.binary(), "value": pa.binary()}
     return pa.RecordBatch.from_pydict({n: pa.array(v, types.get(n)) for n, v in columns.items()})
 
 
@@ -117,3 +117,44 @@ def test_the_fill_task_fills_a_partition_across_batches_like_the_contract(tmp_pa
     assert last["B"]["last_price"] == 3.0
     assert FillState(tmp_path).current()["A"] == expected_state
     assert counters[0].value == len(rows) and counters[1].value == 0
+
+
+class Producer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes, dict[str, bytes]]] = []
+
+    def produce(self, topic: str, value: bytes, key: bytes | None, headers: Any, on_delivery: Any) -> None:
+        self.sent.append((topic, key, value, dict(headers)))
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+    def flush(self, timeout: float) -> int:
+        return 0
+
+
+def test_rejected_records_reach_the_dlq_with_their_own_key_and_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key that is not UTF-8 crosses the Arrow to pandas conversion as bytes; empty and missing keys stay apart."""
+    producer = Producer()
+    monkeypatch.setattr("tickflow.stream.fill_task._producer", lambda servers: producer)
+    keys = [b"\xffXNAS:AAPL", b"", None]
+    rejected = pa.RecordBatch.from_pydict(
+        {
+            "partition": [7, 7, 7],
+            "offset": [0, 1, 2],
+            "reason": ["message key is not the instrument_id"] * 3,
+            "kafka_key": pa.array(keys, pa.binary()),
+            "value": [b"\x00bad", b"", b"x"],
+        }
+    )
+    counters = (Counter(), Counter())
+    task = FillTask("unused:9092", "md.events", "md.dlq", FillState(tmp_path), 0, counters)
+    assert list(task(iter([rejected]))) == []
+    assert [(topic, key, value) for topic, key, value, _ in producer.sent] == [
+        ("md.dlq", b"\xffXNAS:AAPL", b"\x00bad"),
+        ("md.dlq", b"", b""),
+        ("md.dlq", None, b"x"),
+    ]
+    assert producer.sent[2][3]["source.offset"] == b"2" and counters[1].value == 3

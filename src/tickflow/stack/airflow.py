@@ -22,7 +22,7 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,7 @@ def stack_secrets(settings: Settings) -> dict[str, str]:
 
     path = airflow_home(settings) / "secrets.json"
     stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-    wanted = {
+    wanted: dict[str, Callable[[], str]] = {
         "fernet_key": lambda: Fernet.generate_key().decode(),
         "jwt_secret": lambda: secrets.token_urlsafe(32),
         "api_secret_key": lambda: secrets.token_urlsafe(32),

@@ -112,6 +112,11 @@ class Reader:
         transactions = max(self.gaps.values(), default=0)
         return self.count / transactions if transactions else None
 
+    def crossed(self, since: float, every_s: float = 5.0) -> bool:
+        """True when the last read crossed a multiple of ``every_s`` after ``since`` (a progress line is due)."""
+        (before, _), (after, _) = self.timeline[-2:]
+        return max(0.0, before - since) // every_s != (after - since) // every_s
+
     def count_at(self, moment: float) -> int:
         return max(count for at, count in self.timeline if at <= moment)
 
@@ -121,7 +126,7 @@ class Reader:
         while self.read() < expected:
             if (now := time.monotonic()) > started + timeout_s:
                 return None
-            if max(0.0, self.timeline[-2][0] - started) // 5 != (now - started) // 5:
+            if self.crossed(started):
                 print(f"    {label}: {now - started:5.0f} s, {self.count:,} of {expected:,} arrived", flush=True)
         return self.timeline[-1][0]
 
@@ -177,8 +182,8 @@ def measure(settings: Settings, label: str, topic: str, rate: int | None, pids: 
     busy = Busy(*pids)
     while thread.is_alive():
         reader.read()
-        if max(0.0, reader.timeline[-2][0] - busy.started) // 5 != ((now := time.monotonic()) - busy.started) // 5:
-            print(f"    {label}: {now - busy.started:5.0f} s, booked {state.get('booked', 0):,}, "
+        if reader.crossed(busy.started):
+            print(f"    {label}: {time.monotonic() - busy.started:5.0f} s, booked {state.get('booked', 0):,}, "
                   f"arrived {reader.count:,}", flush=True)  # fmt: skip
     if "stats" not in state:
         raise TickflowError(f"Booking for {label} failed (traceback above): is PostgreSQL up?")
@@ -339,12 +344,12 @@ def table(rows: list[dict[str, Any]]) -> None:
     def n(value: Any, digits: int = 0) -> str:
         return "-" if value is None else f"{value:,.{digits}f}"
 
-    print(f"\n{'':33} {'offered/s':>9} {'booked/s':>8} {'deliver/s':>9} {'lag@stop':>8} {'drain s':>7} {'kept up':>7} "
+    print(f"\n{'':36} {'offered/s':>9} {'booked/s':>8} {'deliver/s':>9} {'lag@stop':>8} {'drain s':>7} {'kept up':>7} "
           f"{'p50 ms':>6} {'p99 ms':>6} {'cores':>5} {'pg cores':>8} {'per txn':>7}")  # fmt: skip
     for r in rows:
         offered = "-" if "kept" not in r else ("max" if r["offered"] is None else f"{r['offered']:,}")
         kept = "-" if "kept" not in r else ("yes" if r["kept"] else "no")
-        print(f"{r['label']:33} {offered:>9} {n(r.get('booked')):>8} {n(r.get('delivered')):>9} {n(r.get('lag')):>8} "
+        print(f"{r['label']:36} {offered:>9} {n(r.get('booked')):>8} {n(r.get('delivered')):>9} {n(r.get('lag')):>8} "
               f"{n(r.get('drain'), 1):>7} {kept:>7} {n(r.get('p50')):>6} {n(r.get('p99')):>6} "
               f"{n(r.get('cores'), 2):>5} {n(r.get('pg_cores'), 2):>8} {n(r.get('per_txn')):>7}")  # fmt: skip
 

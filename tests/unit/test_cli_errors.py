@@ -206,7 +206,7 @@ def broken_schemas(directory: Path) -> None:
         pytest.param({}, ["snapshot", "take"], ["There is no stream state in", "run the stream first"],
                      id="checkpoint"),
         pytest.param({}, ["stack", "logs", "kafka"], ["kafka has no log yet", "tickflow stack up kafka"], id="log"),
-        pytest.param({}, ["stack", "login"], ["Airflow has no admin login yet", "tickflow stack up"], id="login"),
+        pytest.param({}, ["stack", "login"], ["Airflow has no logins yet", "tickflow stack up"], id="login"),
     ],
 )  # fmt: skip
 def test_a_missing_file_is_named_with_what_provides_it(

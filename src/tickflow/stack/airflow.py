@@ -73,6 +73,15 @@ def stack_secrets(settings: Settings) -> dict[str, str]:
     return generated
 
 
+def write_passwords(settings: Settings) -> Path:
+    """The simple auth manager's passwords file (0600), from the stack's secrets (generated at the first start)."""
+    generated = stack_secrets(settings)
+    path = airflow_home(settings) / "passwords.json"
+    path.write_text(json.dumps({user: generated[f"{user}_password"] for user in (ADMIN_USER, VIEWER_USER)}))
+    path.chmod(0o600)
+    return path
+
+
 def admin_password(settings: Settings) -> str:
     return password(settings, ADMIN_USER)
 
@@ -234,9 +243,7 @@ class AirflowApiServer(AirflowComponent):
 
     def prepare(self) -> None:
         super().prepare()
-        passwords = self.home / "passwords.json"
-        passwords.write_text(json.dumps({user: password(self.settings, user) for user in (ADMIN_USER, VIEWER_USER)}))
-        passwords.chmod(0o600)
+        write_passwords(self.settings)
         with self.log_path.open("a") as log:
             log.write("\n==== tickflow: airflow db migrate ====\n")
             log.flush()

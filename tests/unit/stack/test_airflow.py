@@ -18,6 +18,7 @@ from tickflow.stack.airflow import (
     airflow_environment,
     connections,
     password,
+    write_passwords,
 )
 from tickflow.stack.base import StackError
 
@@ -81,6 +82,12 @@ def test_the_callers_airflow_configuration_does_not_leak_into_the_stacks_airflow
         assert "AIRFLOW__CORE__UNIT_TEST_MODE" not in env
         assert env["AIRFLOW_HOME"] == airflow_environment(settings)["AIRFLOW_HOME"]
         assert env["TICKFLOW_STREAM_JAVA_OPTIONS"] == "-Xint"  # what is not Airflow's is passed on to tasks
+
+
+def test_the_first_start_writes_both_logins_into_the_passwords_file(settings: Settings) -> None:
+    path = write_passwords(settings)
+    assert json.loads(path.read_text()) == {"admin": admin_password(settings), "viewer": password(settings, "viewer")}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 def test_a_viewer_login_is_generated_beside_the_admin_and_into_an_older_secrets_file(settings: Settings) -> None:

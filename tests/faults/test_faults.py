@@ -83,7 +83,8 @@ class Flow:
         self.stream = stream_settings(topics, root).model_copy(update={"max_offsets_per_trigger": 50_000})
         self.sink = HBaseSinkSettings(name=f"faults-sink-{topics['enriched']}", topic=topics["enriched"], tasks=1)
         self.log = root / "stream.log"
-        self.stopping = threading.Event()
+        self.stopping = threading.Event()  # ends the watchdog
+        self.feed_done = threading.Event()  # ends the feed
         self.process: subprocess.Popen[bytes] | None = None
         self.restarts: list[tuple[float, str]] = []
         self.stats: FeedStats | None = None
@@ -121,7 +122,7 @@ class Flow:
         config = FeedConfig(rate=RATE, seed=SEED, instruments=25, out_of_order=0.1, duplicates=0.02, corrupt=0.01,
                             topic=self.topics["events"])  # fmt: skip
         try:
-            self.stats = run_feed(self.settings, config, schema_id, stop=self.stopping.is_set)
+            self.stats = run_feed(self.settings, config, schema_id, stop=self.feed_done.is_set)
         except BaseException as error:  # noqa: BLE001 - reported by the test
             self.feed_error = error
 
@@ -208,6 +209,7 @@ def flow(stack: Settings, topics: dict[str, str], tmp_path: Path) -> Iterator[Fl
     deploy_sink(stack, running.sink)
     deploy_trades(stack, TradesSourceSettings())
     yield running
+    running.feed_done.set()
     running.stopping.set()
     running.stop_stream()
     ConnectClient(stack.connect_url).delete(running.sink.name)
@@ -242,11 +244,10 @@ def test_each_component_killed_mid_flow_loses_nothing(stack: Settings, flow: Flo
         fault.recovered_s = flow.elapsed() - fault.killed_at_s
         faults.append(fault)
 
-    flow.stopping.set()
+    flow.feed_done.set()
     feeder.join(120)
     assert flow.feed_error is None and flow.stats is not None, flow.feed_error
-    flow.stopping.clear()  # the watchdog keeps the stream up while it drains
-    flow.wait_caught_up()
+    flow.wait_caught_up()  # the watchdog keeps the stream up while it drains
     flow.stopping.set()
     flow.stop_stream()
 

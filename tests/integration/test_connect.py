@@ -11,7 +11,8 @@ import pytest
 
 from tickflow.settings import Settings
 from tickflow.sinks.connect import ConnectClient, ConnectError
-from tickflow.sources.trades_connector import TradesSourceSettings, connector_config
+from tickflow.sources.trade_capture import prepare
+from tickflow.sources.trades_connector import TradesSourceSettings, connector_config, write_secrets
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +37,8 @@ def test_a_failed_connector_fails_the_watchdogs_connector_check(stack: Settings)
 
     from tickflow.airflow.operators.connect import ConnectorsHealthOperator
 
+    prepare(stack)  # the table, publication and slot Debezium validates against, and its password file
+    write_secrets(stack)
     source = TradesSourceSettings(name=f"test-failing-{uuid.uuid4().hex[:8]}")
     config = {**connector_config(stack, source), "value.converter.schema.registry.url": "http://127.0.0.1:9"}
     client = ConnectClient(stack.connect_url)

@@ -44,12 +44,12 @@ def started_at(ticks: int) -> float:
     return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
-def session_members(sid: int) -> list[int]:
-    """Live processes of a session."""
+def session_members(sid: int, zombies: bool = False) -> list[int]:
+    """Live processes of a session; with ``zombies``, also those exited but not yet reaped."""
     members = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         fields = _stat_fields(int(stat.parent.name))
-        if fields is not None and fields[0] != "Z" and int(fields[3]) == sid:
+        if fields is not None and (zombies or fields[0] != "Z") and int(fields[3]) == sid:
             members.append(int(stat.parent.name))
     return members
 
@@ -120,6 +120,24 @@ def wait_session(sid: int, timeout_s: float) -> bool:
             return True
         time.sleep(0.3)
     return False
+
+
+def clear_leftovers(sid: int, grace_s: float) -> bool:
+    """Wait for the processes of a session whose leader is gone (killed hard: its children exit a moment
+    later), SIGKILL what is left after ``grace_s``; True when there were any.
+
+    Zombies count until reaped: PostgreSQL refuses to start while the pid of its old postmaster exists.
+    """
+    if start_ticks(sid) is not None or not session_members(sid, zombies=True):
+        return False  # the leader runs (or its pid now belongs to another process), or nothing is left
+    deadline = time.monotonic() + grace_s
+    while (left := session_members(sid, zombies=True)) and time.monotonic() < deadline:
+        _reap(sid)
+        time.sleep(0.2)
+    if left:
+        _signal_session(sid, signal.SIGKILL)
+        wait_session(sid, grace_s)
+    return True
 
 
 def stop_session(sid: int, grace_s: float) -> bool:

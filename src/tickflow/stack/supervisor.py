@@ -17,11 +17,21 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from tickflow.processes import exclusive, session_rss_mb, spawn, start_ticks, stop_session, wait_session
+from tickflow.processes import (
+    clear_leftovers,
+    exclusive,
+    session_rss_mb,
+    spawn,
+    start_ticks,
+    stop_session,
+    wait_session,
+)
 from tickflow.settings import Settings
 from tickflow.stack.base import Service, StackError, StackPaths
 
 STACK_LOCK_TIMEOUT_S = 1800.0
+# A service killed hard leaves children that exit a moment after its session leader; wait this long for them.
+LEFTOVER_GRACE_S = 10.0
 
 
 class State(StrEnum):
@@ -147,6 +157,8 @@ class Supervisor:
                 if self.running_pid(service.name) is not None:
                     on_event(service.name, "already running")
                 else:
+                    if (record := self._read_pid(service.name)) and clear_leftovers(record["pid"], LEFTOVER_GRACE_S):
+                        on_event(service.name, "cleared what was left of its last run")
                     self._check_ports(service)
                     on_event(service.name, "preparing")
                     service.prepare()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tickflow.processes import session_members
 from tickflow.settings import Settings
 from tickflow.stack.base import Service, StackError
 from tickflow.stack.supervisor import State, Supervisor
@@ -240,3 +241,35 @@ def test_two_concurrent_ups_start_one_process(settings: Settings) -> None:
         assert len((settings.root / "flag" / "starts").read_text().split()) == 1
     finally:
         stacks[0].down(grace_s=2)
+
+
+def test_up_after_a_hard_kill_clears_what_the_last_run_left(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kill -9 of a service's leader leaves its children for a moment (PostgreSQL's postmaster under
+    ``runuser``); the next ``up`` waits for them, then kills them, instead of failing on what they hold."""
+    port = free_port()
+    holds_the_port = (
+        "import socket, subprocess, sys, pathlib, time;"
+        f"subprocess.Popen([sys.executable, '-c', 'import socket, time; s = socket.socket();"
+        f' s.bind(("127.0.0.1", {port})); s.listen(); time.sleep(120)\']);'
+        "pathlib.Path('ready').write_text('1'); time.sleep(120)"
+    )
+    stack = Supervisor(settings, [FileFlagService(settings, holds_the_port, port)])
+    monkeypatch.setattr(importlib.import_module("tickflow.stack.supervisor"), "LEFTOVER_GRACE_S", 0.5)
+    try:
+        leader = stack.up()[0].pid
+        assert leader is not None
+        deadline = time.monotonic() + 5
+        while len(session_members(leader)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        os.kill(leader, signal.SIGKILL)  # the leader only: its child keeps the port
+        while stack.running_pid("flag") is not None:
+            time.sleep(0.05)
+        events: list[str] = []
+        (status,) = stack.up(on_event=lambda service, message: events.append(message))
+        assert status.state is State.HEALTHY and status.pid != leader
+        assert "cleared what was left of its last run" in events
+        assert session_members(leader) == []
+    finally:
+        stack.down(grace_s=2)

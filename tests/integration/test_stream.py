@@ -16,7 +16,14 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from tests.support.fill import LEFT_OVER, expected_from_input, read_topic
 from tests.support.stack import hive_query
-from tests.support.stream import published, read_ends, stream_env, stream_settings, wait_until_caught_up
+from tests.support.stream import (
+    progress_offsets,
+    published,
+    read_ends,
+    stream_env,
+    stream_settings,
+    wait_until_caught_up,
+)
 from tickflow.avro_codec import compile_encoder, confluent_prefix
 from tickflow.errors import TickflowError
 from tickflow.schemas import load
@@ -70,14 +77,6 @@ def feed(settings: Settings, topic: str, count: int, seed: int) -> int:
     )
     producer.flush(30)
     return sum(stats.corrupt.values()) + len(invalid) + 1
-
-
-def progress_offsets(query: Any, topic: str) -> dict[str, int]:
-    progress = query.lastProgress
-    if not progress:
-        return {}
-    offsets = progress["sources"][0]["endOffset"]
-    return dict((json.loads(offsets) if isinstance(offsets, str) else offsets)[topic])
 
 
 def test_output_equals_an_independent_computation_and_bad_input_goes_to_the_dlq(

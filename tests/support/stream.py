@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -30,6 +31,18 @@ def published(
     final = {iid: {n: r[n] for n in FILL_FIELDS if r[n] is not None} for iid, r in latest.items()}
     times = {(r["instrument_id"], int(r["event_time"].timestamp() * 1_000_000 + 0.5)) for r in records}
     return final, times, records
+
+
+def progress_offsets(query: Any, topic: str) -> dict[str, int]:
+    """The offsets per partition of ``topic`` a query in this process has processed, from its last progress;
+    fails at once when the query stopped."""
+    if not query.isActive:
+        pytest.fail(f"the stream stopped: {query.exception()}")
+    progress = query.lastProgress
+    if not progress:
+        return {}
+    offsets = progress["sources"][0]["endOffset"]
+    return dict((json.loads(offsets) if isinstance(offsets, str) else offsets)[topic])
 
 
 def read_ends(settings: Settings, topic: str) -> dict[str, int]:

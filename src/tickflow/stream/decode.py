@@ -40,7 +40,10 @@ class Limits:
 PRICES = tuple(name for name, kind in FILL_TYPES.items() if kind == "double")  # each must be > 0
 # Each must be valid UTF-8, as Avro strings are: other bytes would fail the fill's Arrow to pandas conversion.
 TEXTS = ("event_id", "instrument_id", *(name for name, kind in FILL_TYPES.items() if kind == "string"))
-SIZES = tuple(name for name, kind in FILL_TYPES.items() if kind == "long")  # each must be >= 0
+SIZES = tuple(name for name, kind in FILL_TYPES.items() if kind == "long")  # each must be >= 0 ...
+# ... and at most 2^53: the fill gets nullable longs from pandas as doubles, exact only up to there (2^63 - 1
+# would fail the state's write and stop the stream at every restart).
+MAX_SIZE = 2**53
 NOT_FRAMED = "not in the Confluent wire format (no magic byte 0 and schema id)"
 
 _registry_clients: dict[str, Any] = {}
@@ -195,6 +198,10 @@ def _validation_rules(limits: Limits) -> list[tuple[Column, Column]]:
             F.format_string("message key %s is not the instrument_id '%s'", shown_key, F.col("instrument_id")),
         ),
         (
+            F.unix_micros("event_time") < 0,  # also keeps event times clear of the fill's "never" (-2^63)
+            F.format_string("event_time %d (µs since the epoch) is before 1970", F.unix_micros("event_time")),
+        ),
+        (
             F.unix_micros("event_time") > now_us + F.lit(limits.max_future_us),
             F.format_string("event_time %.0fs in the future", (F.unix_micros("event_time") - now_us) / 1e6),
         ),
@@ -208,7 +215,11 @@ def _validation_rules(limits: Limits) -> list[tuple[Column, Column]]:
         )
         rules.append((F.col(name) == float("inf"), F.lit(f"{name} Infinity is not finite")))
     for name in SIZES:
-        rules.append((F.col(name) < 0, F.concat(F.lit(f"{name} "), F.col(name).cast("string"), F.lit(" is negative"))))
+        shown = F.concat(F.lit(f"{name} "), F.col(name).cast("string"))
+        rules.append((F.col(name) < 0, F.concat(shown, F.lit(" is negative"))))
+        rules.append(
+            (F.col(name) > MAX_SIZE, F.concat(shown, F.lit(f" is above {MAX_SIZE}, the largest size kept exact")))
+        )
     tolerance = f"{limits.crossed_tolerance:.2%}".replace("%", "%%")  # a format string
     rules.append(
         (

@@ -305,17 +305,24 @@ def serve(
     import uvicorn
 
     from tickflow.serving.app import create_app
+    from tickflow.serving.auth import HideTokens, login_url, serving_token
+    from tickflow.serving.settings import ServingSettings
     from tickflow.stack.supervisor import port_in_use
 
-    settings = Settings()
+    settings, serving = Settings(), ServingSettings()
     host, port = host or settings.host, port or settings.ports.serving
     if port_in_use(host, port):
         console.print(f"[bold red]error:[/] port {port} on {host} is taken: stop what listens there or pass --port.")
         raise typer.Exit(1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("happybase").setLevel(logging.WARNING)  # a line per reconnect while HBase is down
-    application = create_app(settings)  # its settings are checked before the announcement
-    console.print(f"serving the live page at http://{host}:{port}/ (API docs at /api/docs); Ctrl-C stops it")
+    application = create_app(settings, serving)  # its settings are checked before the announcement
+    url = f"http://{host}:{port}/"
+    if settings.secured:  # the link logs a browser in, as Jupyter's does; programs send the token as a header
+        url = login_url(url, serving_token(settings, serving))
+        logging.getLogger("uvicorn.access").addFilter(HideTokens())
+        console.print("secured mode: the API and the page ask for the token (Authorization: Bearer <token>)")
+    console.print(f"serving the live page at {escape(url)} (API docs at /api/docs); Ctrl-C stops it")
     uvicorn.run(application, host=host, port=port, log_level="info")
 
 

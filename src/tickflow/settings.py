@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     )
     host: str = LOOPBACK
     ports: StackPorts = Field(default_factory=StackPorts)
+    secured: bool = Field(
+        default=False,
+        description="Secured mode, the one switch for access control: the serving API and its page ask for a "
+        "token (later also Kafka SASL and ACLs). Off for the local demo.",
+    )
 
     kafka_version: str = "4.1.1"
     log4j_version: str = "2.24.3"

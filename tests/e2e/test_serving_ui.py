@@ -4,6 +4,7 @@ and prices change as new records land in HBase (written through the store, as th
 from __future__ import annotations
 
 import random
+import secrets
 import socket
 import time
 import uuid
@@ -14,6 +15,7 @@ import pytest
 
 from tickflow.hbase.store import MarketDataStore
 from tickflow.serving.app import create_app
+from tickflow.serving.auth import login_url
 from tickflow.serving.server import running
 from tickflow.serving.settings import ServingSettings
 from tickflow.settings import Settings
@@ -113,3 +115,28 @@ def test_select_two_instruments_and_watch_them_update_live(
     outside = [url for url in requested if not url.startswith(base_url)]
     assert not outside, f"the page loaded something from outside the app (no CDN allowed): {outside}"
     page.screenshot(path=str(hbase_stack.root / "logs" / "e2e-serving.png"))
+
+
+def test_in_secured_mode_the_printed_link_logs_the_browser_in(
+    hbase_stack: Settings, instruments: dict[str, str], page: object
+) -> None:
+    """Without the token the page is a login form; the link `tickflow serve` prints opens the page, whose
+    requests (fetch, EventSource) then carry the cookie, with the token gone from the address bar."""
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    token = secrets.token_urlsafe(32)  # by setting: the shared state directory gets no token file
+    settings = hbase_stack.model_copy(update={"secured": True})
+    serving = ServingSettings(reference_from_hive=False, poll_ms=250, token=token)
+    with running(create_app(settings, serving), "127.0.0.1", free_port()) as url:
+        page.goto(url)
+        expect(page.locator("#problem")).to_contain_text("This server is in secured mode")
+        page.goto(login_url(url, token))
+        assert page.url == f"{url}/"
+        instrument, symbol = next(iter(instruments.items()))
+        page.fill("#search", symbol)
+        page.locator(f'#results button[data-instrument="{instrument}"]').click()
+        expect(page.locator("#status")).to_contain_text("live · 1 selected")
+        cell = page.locator(f'#values td[data-instrument="{instrument}"][data-field="bid_price"] .v')
+        expect(cell).not_to_be_empty()
+        page.goto("about:blank")  # closes the live feed: the server stops at once instead of waiting for it

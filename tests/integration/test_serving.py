@@ -5,6 +5,7 @@ written through MarketDataStore.write (the same cells the Connect sink writes)."
 from __future__ import annotations
 
 import json
+import secrets
 import socket
 import time
 import uuid
@@ -16,6 +17,7 @@ import pytest
 
 from tickflow.hbase.store import MarketDataStore
 from tickflow.serving.app import create_app
+from tickflow.serving.auth import login_url
 from tickflow.serving.server import running
 from tickflow.serving.settings import ServingSettings
 from tickflow.settings import Settings
@@ -155,3 +157,25 @@ def test_the_live_feed_sends_a_snapshot_then_only_what_changed(
              "derived": {"mid": 200.25},
              "meta": {"event_time": at_ms, "ingest_time": at_ms, "processed_time": at_ms}}
         ]  # fmt: skip
+
+
+def test_secured_mode_asks_for_the_token_then_serves_the_same_data(
+    hbase_stack: Settings, instruments: list[str]
+) -> None:
+    """The real app with TICKFLOW_SECURED: a token given by setting (the shared state directory gets none)."""
+    token = secrets.token_urlsafe(32)
+    settings = hbase_stack.model_copy(update={"secured": True})
+    serving = ServingSettings(reference_from_hive=False, token=token)
+    latest = f"/api/latest?ids={instruments[0]}"
+    with running(create_app(settings, serving), "127.0.0.1", free_port()) as url:
+        refused = get(url, latest)
+        assert refused.status_code == 401
+        assert "send the token (TICKFLOW_SERVING_TOKEN on the server)" in refused.json()["error"]
+        assert get(url, "/healthz").json()["status"] == "ok"  # open: no data in it
+        bearer = httpx.get(f"{url}{latest}", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert bearer.json()["instruments"][0]["fields"]["bid_price"]["value"] == 102.0
+        with httpx.Client(base_url=url, timeout=30) as browser:
+            assert browser.get(login_url(url, token), follow_redirects=True).status_code == 200  # the page
+            assert browser.get(latest).json()["instruments"][0]["instrument_id"] == instruments[0]
+            with browser.stream("GET", f"/api/stream?ids={instruments[0]}") as feed:
+                assert next(sse_events(feed.iter_lines()))[0] == "snapshot"

@@ -139,6 +139,14 @@ def assert_one_sentence(code: int, output: str, *fragments: str) -> None:
             {"TICKFLOW_SERVING_REFERENCE_FROM_HIVE": "maybe"}, ["serve"],
             ["TICKFLOW_SERVING_REFERENCE_FROM_HIVE='maybe'", "valid boolean"], id="serving-setting",
         ),
+        pytest.param(
+            {"TICKFLOW_SECURED": "maybe"}, ["serve"],
+            ["TICKFLOW_SECURED='maybe'", "valid boolean", "unset it for the default False"], id="secured-mode",
+        ),
+        pytest.param(
+            {"TICKFLOW_SERVING_TOKEN": "secret"}, ["serve"],
+            ["TICKFLOW_SERVING_TOKEN is not valid (a token is at least 16"], id="short-serving-token",
+        ),
     ],
 )  # fmt: skip
 def test_an_invalid_variable_is_named_with_its_value_and_what_it_should_be(

@@ -7,9 +7,11 @@
     GET /api/stream?ids=A,B     server-sent events: a snapshot, then only what changed, heartbeats meanwhile
     GET /healthz                HBase reachable
 
-Errors are ``{"error": "<one sentence>"}``: 400 for a bad request, 404 for an unknown instrument, 503 when
-HBase does not answer (or, for history, whose cells are Avro records, the schema registry). Every time is in
-ms since the epoch.
+In secured mode (``TICKFLOW_SECURED``) all but /healthz and /static/ ask for the serving token (``auth.py``).
+
+Errors are ``{"error": "<one sentence>"}``: 400 for a bad request, 401 without the token in secured mode,
+404 for an unknown instrument, 503 when HBase does not answer (or, for history, whose cells are Avro records,
+the schema registry). Every time is in ms since the epoch.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from starlette.exceptions import HTTPException
 
 from tickflow.hbase.layout import CellType
 from tickflow.hbase.store import HBaseUnavailable, Latest, MarketDataStore, SchemaRegistryUnavailable
+from tickflow.serving.auth import TokenGate, serving_token, where_the_token_is
 from tickflow.serving.catalogue import Catalogue, instruments_from_hbase, instruments_from_hive
 from tickflow.serving.model import (
     Instrument,
@@ -90,6 +93,10 @@ def create_app(
 
     app = FastAPI(title="tickflow serving", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if settings.secured:
+        app.add_middleware(
+            TokenGate, token=serving_token(settings, serving), where=where_the_token_is(settings, serving)
+        )
 
     @app.exception_handler(RequestError)
     async def refused(_: Request, error: RequestError) -> JSONResponse:

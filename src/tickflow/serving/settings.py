@@ -3,8 +3,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A token goes into a URL, a header and a cookie as it is; shorter ones are too easy to guess.
+TOKEN = re.compile(r"[A-Za-z0-9._~-]{16,}")
 
 
 class ServingSettings(BaseSettings):
@@ -28,3 +33,17 @@ class ServingSettings(BaseSettings):
     hbase_retry_s: float = Field(
         default=5.0, ge=0, description="How long a request waits for HBase before answering 503."
     )
+    token: SecretStr | None = Field(
+        default=None,
+        description="The token the API and the page ask for in secured mode (TICKFLOW_SECURED); by default the "
+        "one generated at first need into <state>/serving/token.",
+    )
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and not TOKEN.fullmatch(token.get_secret_value()):
+            raise ValueError(
+                "a token is at least 16 letters, digits, '-', '_', '.' or '~'; unset it for a generated one"
+            )
+        return token

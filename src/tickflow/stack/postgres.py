@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import os
 import pwd
-import secrets
 import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tickflow.secret_file import generated_secret
 from tickflow.settings import Settings
 from tickflow.stack.base import Service, StackError
 
@@ -96,9 +96,8 @@ class Postgres(Service):
         self.home.mkdir(parents=True, exist_ok=True)
         self.socket_dir.mkdir(exist_ok=True)
         secret = password_file(self.settings)
-        if self.settings.postgres_password is None and not secret.exists():
-            secret.write_text(secrets.token_urlsafe(24))
-            secret.chmod(0o600)
+        if self.settings.postgres_password is None:
+            generated_secret(secret, nbytes=24)
         if os.geteuid() == 0:
             shutil.chown(self.socket_dir, "postgres", "postgres")
         if (self.data_dir / "PG_VERSION").exists():

@@ -1,5 +1,6 @@
-// The Hive 2.3 metastore's thrift server on one address: `java -cp <hive-site dir>:<pyspark jars>/*
-// MetastoreLauncher.java <host> <port>`, run as a single-file source program by tickflow.stack.metastore.
+// The Hive 2.3 metastore's thrift server on one address: `java -cp <classes>:<hive-site dir>:<pyspark jars>/*
+// MetastoreLauncher <host> <port>`. tickflow.stack.metastore compiles it with javac at prepare (it also runs
+// as a single-file source program, `java -cp ... MetastoreLauncher.java`, for a few seconds more per start).
 //
 // HiveMetaStore.main binds the wildcard address (startMetaStore passes no host to
 // HiveAuthUtils.getServerSocket) and Hive 2.3 has no setting for it. This builds the server the way

@@ -157,19 +157,41 @@ def _status_table(rows: list[ServiceStatus]) -> Table:
     table = Table(title="tickflow stack", caption="logs are relative to the state directory")
     # Service names stay whole however narrow the terminal; the address and log columns give way.
     table.add_column("service", no_wrap=True, min_width=max((len(row.name) for row in rows), default=7))
-    for column in ("state", "address", "pid", "RSS MB", "log"):
+    exposed = any(row.exposed for row in rows)  # the column is there only when something needs it
+    for column in ("state", "address", *(["beyond loopback"] if exposed else []), "pid", "RSS MB", "log"):
         table.add_column(column)
     for row in rows:
         colour = colours.get(row.state, "dim")
+        listeners = f"[red]{escape(' '.join(map(str, row.exposed)))}[/]" if row.exposed else "-"
         table.add_row(
             row.name,
             f"[{colour}]{row.state.value}[/]",
             row.address,
+            *([listeners] if exposed else []),
             str(row.pid or "-"),
             f"{row.rss_mb:.0f}" if row.rss_mb is not None else "-",
             str(row.log.relative_to(row.log.parents[1])),
         )
     return table
+
+
+def exposure_sentence(rows: list[ServiceStatus]) -> str | None:
+    """One sentence naming the services that listen beyond loopback, or None when none does."""
+    exposed = [f"{row.name} ({', '.join(map(str, row.exposed))})" for row in rows if row.exposed]
+    if not exposed:
+        return None
+    names = exposed[0] if len(exposed) == 1 else f"{', '.join(exposed[:-1])} and {exposed[-1]}"
+    verb, pronoun = ("listens", "it") if len(exposed) == 1 else ("listen", "them")
+    return (
+        f"{names} {verb} beyond loopback, so other machines can connect to {pronoun}: "
+        "bind to 127.0.0.1 in the service's configuration or firewall the port."
+    )
+
+
+def _print_status(rows: list[ServiceStatus]) -> None:
+    console.print(_status_table(rows))
+    if sentence := exposure_sentence(rows):
+        console.print(f"[red]{escape(sentence)}[/]")
 
 
 @stack_app.command()
@@ -180,7 +202,7 @@ def up(services: ServiceNames = None) -> None:
     stack = supervisor(settings)
     rows = stack.up(services, on_event=_print_event)
     notices = [notice for s in stack.ordered(services) if (notice := s.notice())]
-    console.print(_status_table(rows))
+    _print_status(rows)
     for notice in notices:
         console.print(notice)
     console.print(f"stack up in {time.monotonic() - started:.1f}s; state in {settings.root}")
@@ -207,7 +229,7 @@ def status(services: ServiceNames = None) -> None:
     """Show what runs where; exits 1 when a service is not healthy."""
     stack = supervisor(Settings())
     rows = [stack.status(s.name) for s in stack.ordered(services)]
-    console.print(_status_table(rows))
+    _print_status(rows)
     if any(row.state is not State.HEALTHY for row in rows):
         raise typer.Exit(1)
 

@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.stack import tickflow
 from tickflow.settings import Settings
-from tickflow.stack import SERVICES
+from tickflow.stack import SERVICES, supervisor
 
 pytestmark = pytest.mark.integration
 
@@ -20,6 +20,17 @@ def test_status_lists_every_service_healthy(stack: Settings) -> None:
     assert result.returncode == 0, result.stderr
     for service in SERVICES:
         assert service.name in result.stderr
+    assert "beyond loopback" not in result.stderr
+
+
+def test_no_service_listens_beyond_loopback(stack: Settings) -> None:
+    """Every port each service's processes hold, asked for or not (web UIs, JMX, RPC ports of their own), is
+    on loopback: nothing of the stack is reachable from another machine."""
+    services = supervisor(stack)
+    statuses = [services.status(service.name) for service in services.ordered()]
+    assert {status.name: status.state.value for status in statuses if status.pid is None} == {}
+    exposed = {status.name: [str(listener) for listener in status.exposed] for status in statuses if status.exposed}
+    assert exposed == {}
 
 
 def test_up_again_is_harmless(stack: Settings) -> None:

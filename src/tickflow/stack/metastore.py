@@ -4,16 +4,26 @@ Both run from the jars the pyspark wheel ships (Hive 2.3), so nothing extra is
 downloaded. The metastore keeps its catalogue in a Derby database that only its own
 JVM opens; every Spark application, the thrift server and Airflow's Hive hooks talk
 to it over thrift, so they all see the same tables.
+
+Hive 2.3's ``HiveMetaStore.main`` listens on every interface and has no setting for the address, so the
+metastore runs from ``MetastoreLauncher.java`` (beside this module): the same thrift server, bound to
+``settings.host``. It is compiled once into the service's home by ``prepare`` (javac, ~4 s of CPU that a
+single-file source launch would pay at every start).
 """
 
 from __future__ import annotations
 
 import logging
+import subprocess
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
+from tickflow.stack.base import StackError
 from tickflow.stack.jvm import ADD_OPENS, JvmService, hadoop_xml
 from tickflow.stack.tooling import java_home, pyspark_home
 
+# WARN only: the metastore's INFO is a line or more per call (every health check), and the launcher prints the
+# address it serves on. (HiveMetaStore.main replaced this with Hive's own log4j2 file, logging under /tmp.)
 LOG4J2 = """\
 rootLogger.level=WARN
 rootLogger.appenderRef.out.ref=OUT
@@ -21,9 +31,9 @@ appender.out.type=Console
 appender.out.name=OUT
 appender.out.layout.type=PatternLayout
 appender.out.layout.pattern=[%d] %p %m (%c)%n
-logger.hms.name=org.apache.hadoop.hive.metastore.HiveMetaStore
-logger.hms.level=INFO
 """
+
+LAUNCHER = Path(__file__).with_name("MetastoreLauncher.java")
 
 
 class Metastore(JvmService):
@@ -38,8 +48,12 @@ class Metastore(JvmService):
     def address(self) -> str:
         return self.settings.metastore_uri
 
+    @property
+    def launcher_classes(self) -> Path:
+        return self.home / "launcher"
+
     def classpath(self) -> str:
-        return f"{self.home}:{pyspark_home() / 'jars'}/*"
+        return f"{self.launcher_classes}:{self.home}:{pyspark_home() / 'jars'}/*"
 
     def jvm_options(self) -> list[str]:
         return [
@@ -49,6 +63,27 @@ class Metastore(JvmService):
             "-Dlog4j2.contextSelector=org.apache.logging.log4j.core.selector.ClassLoaderContextSelector",
             f"-Dderby.stream.error.file={self.paths.logs / 'metastore-derby.log'}",
         ]
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.compile_launcher()
+
+    def compile_launcher(self) -> None:
+        """javac MetastoreLauncher.java into the home, unless the classes there came from this very source."""
+        source = self.launcher_classes / LAUNCHER.name  # the copy the classes were compiled from
+        if (self.launcher_classes / "MetastoreLauncher.class").exists() and source.exists():
+            if source.read_bytes() == LAUNCHER.read_bytes():
+                return
+        javac = self.java.with_name("javac")
+        if not javac.exists():
+            raise StackError(f"The metastore's launcher needs a JDK, and {self.java.parent} has no javac: install one.")
+        self.launcher_classes.mkdir(parents=True, exist_ok=True)
+        source.write_bytes(LAUNCHER.read_bytes())
+        command = [str(javac), "-nowarn", "-d", str(self.launcher_classes), "-cp", self.classpath(), str(source)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+        if done.returncode != 0:
+            source.unlink()
+            raise StackError(f"Compiling {LAUNCHER.name} failed: {done.stderr.strip() or done.stdout.strip()}")
 
     def write_config(self) -> None:
         self.settings.warehouse_dir.mkdir(parents=True, exist_ok=True)
@@ -70,8 +105,8 @@ class Metastore(JvmService):
     def command(self) -> list[str]:
         return [
             *self.java_command(),
-            "org.apache.hadoop.hive.metastore.HiveMetaStore",
-            "-p",
+            "MetastoreLauncher",
+            self.settings.host,
             str(self.settings.ports.metastore),
         ]
 
@@ -100,7 +135,7 @@ class ThriftServer(JvmService):
         return f"jdbc:hive2://{self.settings.host}:{self.settings.ports.thriftserver}"
 
     def write_config(self) -> None:
-        (self.home / "log4j2.properties").write_text(LOG4J2.replace("HiveMetaStore", "hive.thriftserver"))
+        (self.home / "log4j2.properties").write_text(LOG4J2)
 
     def environment(self) -> Mapping[str, str]:
         return {"SPARK_HOME": str(pyspark_home()), "JAVA_HOME": str(java_home(self.java))}

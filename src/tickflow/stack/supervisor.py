@@ -28,6 +28,7 @@ from tickflow.processes import (
 )
 from tickflow.settings import Settings
 from tickflow.stack.base import Service, StackError, StackPaths
+from tickflow.stack.listeners import Listener, beyond_loopback, session_listeners
 
 STACK_LOCK_TIMEOUT_S = 1800.0
 # A service killed hard leaves children that exit a moment after its session leader; wait this long for them.
@@ -50,6 +51,8 @@ class ServiceStatus:
     pid: int | None
     rss_mb: float | None
     log: Path
+    # Ports its processes listen on beyond loopback (any interface, or one other machines reach).
+    exposed: tuple[Listener, ...] = ()
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -91,15 +94,17 @@ class Supervisor:
         if pid is not None:
             state = State.HEALTHY if service.healthy() else State.STARTING
             rss = session_rss_mb(pid)
+            exposed = tuple(beyond_loopback(session_listeners(pid)))
         else:
             rss = None
+            exposed = ()
             if any(port_in_use(self.settings.host, p) for p in service.ports):
                 state = State.FOREIGN
             elif self._read_pid(name) is not None:
                 state = State.CRASHED
             else:
                 state = State.STOPPED
-        return ServiceStatus(name, state, service.address, pid, rss, service.log_path)
+        return ServiceStatus(name, state, service.address, pid, rss, service.log_path, exposed)
 
     def require(self, names: Collection[str]) -> None:
         """Fail at once, naming the first of these services that nothing listens for (their clients retry for

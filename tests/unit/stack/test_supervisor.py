@@ -116,6 +116,38 @@ def test_down_never_signals_a_reused_pid(stack: Supervisor, settings: Settings) 
     assert stack.running_pid("flag") is None
 
 
+# Listens on loopback itself and starts a child (same session) that listens on every interface.
+LOOPBACK_AND_A_WILDCARD_CHILD = """
+import pathlib, socket, subprocess, sys, time
+own = socket.socket()
+own.bind(("127.0.0.1", 0))
+own.listen()
+child = (
+    "import pathlib, socket, time; s = socket.socket(); s.bind(('0.0.0.0', 0)); s.listen(); "
+    "pathlib.Path('wildcard').write_text(str(s.getsockname()[1])); pathlib.Path('ready').write_text('1'); "
+    "time.sleep(120)"
+)
+subprocess.Popen([sys.executable, "-c", child])
+time.sleep(120)
+"""
+
+
+def test_status_names_the_ports_a_service_listens_on_beyond_loopback(settings: Settings) -> None:
+    """Every process of the service's session counts, and only what is reachable from elsewhere is named."""
+    service = FileFlagService(settings, LOOPBACK_AND_A_WILDCARD_CHILD, free_port())
+    stack = Supervisor(settings, [service])
+    try:
+        (status,) = stack.up()
+        port = int((service.home / "wildcard").read_text())
+        assert [str(listener) for listener in status.exposed] == [f"0.0.0.0:{port}"]
+    finally:
+        stack.down(grace_s=2)
+
+
+def test_status_of_a_service_on_loopback_names_nothing(stack: Supervisor) -> None:
+    assert stack.up()[0].exposed == ()
+
+
 def test_a_service_that_exits_during_start_up_names_its_log(settings: Settings) -> None:
     service = FileFlagService(settings, "import sys; sys.exit(3)", free_port())
     with pytest.raises(StackError, match=r"flag exited during start-up: read .*flag\.log"):

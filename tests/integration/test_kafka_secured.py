@@ -70,10 +70,13 @@ def secured(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
         tickflow("stack", "down", "kafka", check=False, env=env)
 
 
-def produce(settings: Settings, principal: Principal, topic: str) -> KafkaError | None:
+def produce(settings: Settings, principal: Principal, topic: str, idempotent: bool = False) -> KafkaError | None:
     """Produce one record as ``principal``; the delivery error, or None when the broker took it."""
     outcome: list[KafkaError | None] = []
-    producer = Producer({**kafka_client_config(settings, principal), "message.timeout.ms": 10_000, "log_level": 0})
+    producer = Producer(
+        {**kafka_client_config(settings, principal), "message.timeout.ms": 10_000, "log_level": 0,
+         "enable.idempotence": idempotent}
+    )  # fmt: skip
     producer.produce(topic, b"v", key=b"XNAS.MSFT", on_delivery=lambda err, msg: outcome.append(err))
     producer.flush(15)
     assert outcome, f"no delivery report for {topic} within 15 s"
@@ -105,9 +108,16 @@ def test_each_component_may_do_its_work_and_is_refused_the_rest(secured: Setting
         assert committed and committed[0].error is None
     finally:
         consumer.close()
-    assert produce(secured, stream, ENRICHED.name) is None
+    assert produce(secured, stream, ENRICHED.name, idempotent=True) is None  # as the stream's fill tasks do
     assert produce(secured, stream, DLQ.name) is None
     assert refused(produce(secured, stream, EVENTS.name))
+    other_group = Consumer({**kafka_client_config(secured, stream), "group.id": "someone-else", "log_level": 0})
+    try:
+        other_group.subscribe([EVENTS.name])
+        error = next((m.error() for _ in range(20) if (m := other_group.poll(0.5)) is not None), None)
+        assert error is not None and error.code() == KafkaError.GROUP_AUTHORIZATION_FAILED, error
+    finally:
+        other_group.close()
 
     admin = AdminClient({**kafka_client_config(secured, airflow), "log_level": 0})
     assert {EVENTS.name, ENRICHED.name, DLQ.name} <= set(admin.list_topics(timeout=10).topics)

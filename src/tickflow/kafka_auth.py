@@ -29,6 +29,7 @@ class Principal(StrEnum):
     STREAM = "stream"  # the enrichment stream: read md.events, write md.enriched and md.dlq
     CONNECT = "connect"  # the Connect worker and its connectors (HBase sink, trades source)
     AIRFLOW = "airflow"  # Airflow's checks: describe and read, never write
+    REGISTRY = "registry"  # the schema registry's own journal (Apicurio KafkaSQL storage)
 
 
 def credentials_dir(settings: Settings) -> Path:

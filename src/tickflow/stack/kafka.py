@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import secrets
 import subprocess
 import uuid
@@ -32,6 +31,7 @@ from tickflow.kafka_auth import (
     kafka_client_config,
     kafka_password,
 )
+from tickflow.secret_file import write_private
 from tickflow.stack.base import StackError
 from tickflow.stack.jvm import CONSOLE_LOG4J2, JvmService
 
@@ -39,14 +39,6 @@ HEALTH_TOPIC = "_tickflow.health"
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # the broker's message.max.bytes: no record is larger
 SCRAM_ITERATIONS = 8192
 PLAIN_LOGIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to a file only its owner can read, whatever the umask (it holds a password)."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        os.fchmod(file.fileno(), 0o600)
-        file.write(text)
 
 
 def salted_scram(password: str, iterations: int = SCRAM_ITERATIONS) -> str:

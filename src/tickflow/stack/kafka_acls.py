@@ -28,6 +28,7 @@ from confluent_kafka.admin._scram import (
 
 from tickflow.kafka_auth import Principal, kafka_password
 from tickflow.settings import Settings
+from tickflow.stack.registry import REGISTRY_GROUPS
 from tickflow.topics import DLQ, ENRICHED, EVENTS, SINK_DLQ
 
 SCRAM_ITERATIONS = 8192
@@ -37,6 +38,8 @@ CONNECT_GROUP = "tickflow-connect"  # the worker's group.id (stack/connect.py); 
 CONNECT_TOPICS = "_connect."  # the worker's config, offsets and status topics
 CONNECTOR_GROUPS = "connect-"  # a sink connector's consumer group is connect-<connector name>
 DEBEZIUM_HEARTBEATS = "__debezium-heartbeat"
+REGISTRY_TOPICS = "kafkasql-"  # Apicurio's journal and snapshots topics (kafkasql-journal, kafkasql-snapshots)
+REGISTRY_EVENTS = "registry-events"  # Apicurio creates it at start (apicurio.events.kafka.topic)
 
 LITERAL, PREFIXED = ResourcePatternType.LITERAL, ResourcePatternType.PREFIXED
 TOPIC, GROUP, TXN = ResourceType.TOPIC, ResourceType.GROUP, ResourceType.TRANSACTIONAL_ID
@@ -65,6 +68,7 @@ class Grant:
 
 def grants() -> list[Grant]:
     simulator, stream, connect, airflow = Principal.SIMULATOR, Principal.STREAM, Principal.CONNECT, Principal.AIRFLOW
+    registry = Principal.REGISTRY
     return [
         Grant(simulator, TOPIC, EVENTS.name, (WRITE, DESCRIBE)),
         Grant(simulator, TOPIC, TEST_TOPICS, (WRITE, DESCRIBE), PREFIXED),
@@ -89,6 +93,9 @@ def grants() -> list[Grant]:
         Grant(airflow, GROUP, "tickflow", (DESCRIBE,), PREFIXED),
         Grant(airflow, GROUP, "tickflow-airflow", (READ, DESCRIBE)),
         Grant(airflow, GROUP, "tickflow-health", (READ, DESCRIBE)),
+        Grant(registry, TOPIC, REGISTRY_TOPICS, (READ, WRITE, DESCRIBE, CREATE, DESCRIBE_CONFIGS), PREFIXED),
+        Grant(registry, TOPIC, REGISTRY_EVENTS, (WRITE, DESCRIBE, CREATE, DESCRIBE_CONFIGS)),
+        Grant(registry, GROUP, REGISTRY_GROUPS, (READ, DESCRIBE), PREFIXED),
     ]
 
 

@@ -6,16 +6,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import stat
 from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AclOperation
 
-from tickflow.kafka_auth import Principal
+from tickflow.kafka_auth import Principal, credential_file
 from tickflow.settings import Settings
 from tickflow.stack.base import StackError
 from tickflow.stack.kafka import Kafka, salted_scram
 from tickflow.stack.kafka_acls import grants
+from tickflow.stack.registry import Registry
 
 
 def test_the_admin_credential_is_salted_so_the_password_is_on_no_command_line() -> None:
@@ -43,3 +45,16 @@ def test_airflow_may_only_read_and_no_grant_names_admin() -> None:
     assert Principal.ADMIN not in {grant.principal for grant in grants()}
     simulator = {(g.name, op) for g in grants() if g.principal is Principal.SIMULATOR for op in g.operations}
     assert ("md.events", AclOperation.WRITE) in simulator and ("md.enriched", AclOperation.WRITE) not in simulator
+
+
+def test_the_registry_logs_in_as_registry_from_a_private_file_and_not_from_its_command_line(tmp_path: Path) -> None:
+    registry = Registry(Settings(state_dir=tmp_path, secured=True))
+    registry.write_config()
+    config = registry.home / "config" / "application.properties"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    lines = config.read_text().splitlines()
+    for client in ("producer", "consumer", "admin"):
+        assert f"apicurio.kafkasql.{client}.security.protocol=SASL_PLAINTEXT" in lines
+        assert any(line.startswith(f"apicurio.kafkasql.{client}.sasl.jaas.config=") for line in lines)
+    password = credential_file(registry.settings, Principal.REGISTRY).read_text()
+    assert f'username="registry" password="{password}"' in config.read_text()

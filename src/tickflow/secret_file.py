@@ -36,3 +36,11 @@ def generated_secret(path: Path, nbytes: int = 32) -> str:
     if not secret:
         raise TickflowError(f"The secret file {path} is empty: delete it, and a new secret is generated.")
     return secret
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner can read, whatever the umask (a config that holds a password)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        os.fchmod(file.fileno(), 0o600)
+        file.write(text)

@@ -72,7 +72,8 @@ class Settings(BaseSettings):
     secured: bool = Field(
         default=False,
         description="Secured mode, the one switch for access control: the serving API and its page ask for a "
-        "token (later also Kafka SASL and ACLs). Off for the local demo.",
+        "token, and the stack's Kafka takes SASL/SCRAM logins only, one user per component, each allowed what "
+        "its ACLs say (tickflow.kafka_auth). Off for the local demo.",
     )
 
     kafka_version: str = "4.1.1"

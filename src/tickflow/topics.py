@@ -31,6 +31,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from tickflow.errors import TickflowError
+from tickflow.kafka_auth import Principal, kafka_client_config
 from tickflow.settings import Settings
 
 DAY_MS = 24 * 3600 * 1000
@@ -80,7 +81,7 @@ def _existing(admin: AdminClient, settings: Settings) -> dict[str, Any]:
 
 def require_topics(settings: Settings, names: Iterable[str]) -> None:
     """Fail with one sentence when any of these topics does not exist (say, before a Spark app starts on them)."""
-    existing = _existing(AdminClient({"bootstrap.servers": settings.bootstrap_servers, "log_level": 0}), settings)
+    existing = _existing(AdminClient({**kafka_client_config(settings, Principal.ADMIN), "log_level": 0}), settings)
     if absent := [name for name in names if name not in existing]:
         raise TickflowError(
             f"Kafka at {settings.bootstrap_servers} has no topic {', '.join(absent)}: create the platform's topics "
@@ -90,7 +91,7 @@ def require_topics(settings: Settings, names: Iterable[str]) -> None:
 
 def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS, replication: int = 1) -> list[TopicState]:
     """Create the topics that do not exist yet; leave existing ones alone (idempotent)."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, "log_level": 0})
+    admin = AdminClient({**kafka_client_config(settings, Principal.ADMIN), "log_level": 0})
     existing = _existing(admin, settings)
     missing = [spec for spec in specs if spec.name not in existing]
     created = set()

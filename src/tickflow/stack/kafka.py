@@ -1,16 +1,56 @@
-"""Kafka 4.x in KRaft mode: one JVM that is both broker and controller."""
+"""Kafka 4.x in KRaft mode: one JVM that is both broker and controller.
+
+In secured mode (``TICKFLOW_SECURED``) the client listener takes SASL/SCRAM-SHA-512 logins only and the
+StandardAuthorizer denies what no ACL allows; ``admin`` is the super user the broker itself, the stack and
+tickflow's admin commands log in as. Its SCRAM credential is written into the metadata log when the storage is
+formatted (KRaft reads SCRAM credentials from there, so the first one cannot come from a running broker); the
+other principals' credentials and their ACLs are created by :meth:`Kafka.bootstrap` (``kafka_acls``).
+
+The controller listener is SASL too, with the PLAIN mechanism against a static JAAS user (``admin``, same
+password): a controller cannot check SCRAM logins, whose credentials live in the very metadata log it serves,
+and a PLAINTEXT controller listener would make whoever connects to it ``User:ANONYMOUS``, which the broker's own
+calls to the controller would need as a super user.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import secrets
 import subprocess
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
+from tickflow.kafka_auth import (
+    SASL_MECHANISM,
+    Principal,
+    credential_file,
+    credentials_dir,
+    jaas_config,
+    kafka_client_config,
+    kafka_password,
+)
+from tickflow.secret_file import write_private
 from tickflow.stack.base import StackError
 from tickflow.stack.jvm import CONSOLE_LOG4J2, JvmService
 
 HEALTH_TOPIC = "_tickflow.health"
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # the broker's message.max.bytes: no record is larger
+SCRAM_ITERATIONS = 8192
+PLAIN_LOGIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
+
+
+def salted_scram(password: str, iterations: int = SCRAM_ITERATIONS) -> str:
+    """A SCRAM-SHA-512 credential as ``kafka-storage format --add-scram`` takes it, salted here so that the
+    password itself never appears in a command line (``ps`` shows those to every user)."""
+    salt = secrets.token_bytes(32)
+    salted = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
+    b64 = base64.b64encode
+    return (
+        f"{SASL_MECHANISM}=[name={Principal.ADMIN.value},iterations={iterations},"
+        f'salt="{b64(salt).decode()}",saltedpassword="{b64(salted).decode()}"]'
+    )
 
 
 class Kafka(JvmService):
@@ -35,21 +75,43 @@ class Kafka(JvmService):
             f"org.apache.logging.log4j:log4j-slf4j-impl:{log4j}",
         ]
 
+    @property
+    def secured_marker(self) -> Path:
+        """Present when the storage was formatted in secured mode, i.e. holds the admin SCRAM credential."""
+        return self.home / "storage-has-admin-credential"
+
     def write_config(self) -> None:
         host, ports = self.settings.host, self.settings.ports
         data = self.home / "data"
+        formatted = (data / "meta.properties").exists()
         (self.home / "log4j2.properties").write_text(CONSOLE_LOG4J2)
-        (self.home / "server.properties").write_text(
+        if self.settings.secured:
+            self._check_secured_storage(formatted)
+            credentials = credentials_dir(self.settings)
+            credentials.mkdir(parents=True, exist_ok=True)
+            credentials.chmod(0o700)
+            listeners = f"""\
+listeners=SASL_PLAINTEXT://{host}:{ports.kafka},CONTROLLER://{host}:{ports.kafka_controller}
+advertised.listeners=SASL_PLAINTEXT://{host}:{ports.kafka},CONTROLLER://{host}:{ports.kafka_controller}
+inter.broker.listener.name=SASL_PLAINTEXT
+listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+{self._security()}"""
+        else:
+            listeners = f"""\
+listeners=PLAINTEXT://{host}:{ports.kafka},CONTROLLER://{host}:{ports.kafka_controller}
+advertised.listeners=PLAINTEXT://{host}:{ports.kafka},CONTROLLER://{host}:{ports.kafka_controller}
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+"""
+        # In secured mode it holds the admin password: private either way, so no leftover copy is readable.
+        write_private(
+            self.home / "server.properties",
             f"""\
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers={host}:{ports.kafka_controller}
-listeners=PLAINTEXT://{host}:{ports.kafka},CONTROLLER://{host}:{ports.kafka_controller}
-advertised.listeners=PLAINTEXT://{host}:{ports.kafka},CONTROLLER://{host}:{ports.kafka_controller}
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs={data}
+{listeners}log.dirs={data}
 num.partitions=1
 auto.create.topics.enable=true
 offsets.topic.replication.factor=1
@@ -61,13 +123,45 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 log.retention.hours=168
 message.max.bytes={MAX_MESSAGE_BYTES}
-"""
+""",
         )
-        if not (data / "meta.properties").exists():
+        if not formatted:
             self._format_storage()
+
+    def _security(self) -> str:
+        admin, password = Principal.ADMIN.value, kafka_password(self.settings, Principal.ADMIN)
+        plain = f'{PLAIN_LOGIN_MODULE} required username="{admin}" password="{password}" user_{admin}="{password}";'
+        return f"""\
+sasl.enabled.mechanisms={SASL_MECHANISM}
+sasl.mechanism.inter.broker.protocol={SASL_MECHANISM}
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config={jaas_config(admin, password)}
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+listener.name.controller.plain.sasl.jaas.config={plain}
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=User:{admin}
+"""
+
+    def _check_secured_storage(self, formatted: bool) -> None:
+        data = self.home / "data"
+        if formatted and not self.secured_marker.exists():
+            raise StackError(
+                f"Kafka's storage in {data} was formatted before secured mode was turned on, so it holds no admin "
+                f"credential: stop kafka, delete {data} (its topics go with it) and start it again, or unset "
+                "TICKFLOW_SECURED."
+            )
+        admin_file = credential_file(self.settings, Principal.ADMIN)
+        if formatted and not admin_file.exists():
+            raise StackError(
+                f"The Kafka admin password file {admin_file} was deleted, and the broker's storage holds only the "
+                f"old password: put the file back, or stop kafka, delete {data} (its topics go with it) and start "
+                "it again."
+            )
 
     def _format_storage(self) -> None:
         cluster_id = str(uuid.uuid4().hex[:22])
+        scram = ["--add-scram", salted_scram(kafka_password(self.settings, Principal.ADMIN))]
         cmd = [
             *self.java_command(),
             "kafka.tools.StorageTool",
@@ -78,28 +172,42 @@ message.max.bytes={MAX_MESSAGE_BYTES}
             cluster_id,
             "-c",
             str(self.home / "server.properties"),
+            *(scram if self.settings.secured else []),
         ]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("a") as log:
             proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False)
         if proc.returncode != 0:
             raise StackError(f"kafka could not format its storage (exit {proc.returncode}): read {self.log_path}.")
+        if self.settings.secured:
+            self.secured_marker.write_text("formatted with the admin SCRAM credential\n")
 
     def command(self) -> list[str]:
         return [*self.java_command(), "kafka.Kafka", str(self.home / "server.properties")]
 
     def check_health(self) -> None:
-        round_trip(self.settings.bootstrap_servers)
+        round_trip(kafka_client_config(self.settings, Principal.ADMIN))
+
+    def bootstrap(self) -> None:
+        """In secured mode: the other principals' SCRAM credentials and every component's ACLs."""
+        if not self.settings.secured:
+            return
+        from confluent_kafka.admin import AdminClient
+
+        from tickflow.stack.kafka_acls import ensure_users_and_acls
+
+        ensure_users_and_acls(self.settings, AdminClient({**kafka_client_config(self.settings, Principal.ADMIN)}))
 
 
-def round_trip(bootstrap_servers: str, timeout_s: float = 10.0) -> None:
-    """Produce one message and read that very message back; raise if either leg fails."""
+def round_trip(client_config: Mapping[str, str], timeout_s: float = 10.0) -> None:
+    """Produce one message and read that very message back; raise if either leg fails. ``client_config`` is
+    where and as whom to connect (``kafka_auth.kafka_client_config``)."""
     from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
     from confluent_kafka.admin import AdminClient
     from confluent_kafka.cimpl import NewTopic
 
     quiet: dict[str, str | int | float | bool] = {
-        "bootstrap.servers": bootstrap_servers,
+        **client_config,
         "log_level": 0,
         "socket.timeout.ms": 5000,
     }

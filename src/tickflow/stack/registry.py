@@ -12,9 +12,14 @@ from pathlib import Path
 
 import httpx
 
+from tickflow.kafka_auth import Principal, java_client_properties
+from tickflow.secret_file import write_private
 from tickflow.stack.base import StackError
 from tickflow.stack.jvm import JvmService
 from tickflow.stack.tooling import fetch_archive, find_java
+
+# KafkaSQL joins a new consumer group at every start (to replay the whole journal), named with this prefix.
+REGISTRY_GROUPS = "tickflow-registry-"
 
 
 class Registry(JvmService):
@@ -45,6 +50,22 @@ class Registry(JvmService):
             self.lib,
             self.log_path,
         )
+        self.write_config()
+
+    def write_config(self) -> None:
+        """In secured mode, the Kafka login of the registry's producer, consumer and admin client, in the file
+        Quarkus reads from its working directory (``config/application.properties``): a ``-D`` option would
+        show the password to every user of the machine (``ps``)."""
+        config = self.home / "config"
+        config.mkdir(parents=True, exist_ok=True)
+        login = java_client_properties(self.settings, Principal.REGISTRY)
+        del login["bootstrap.servers"]
+        lines = [
+            f"apicurio.kafkasql.{client}.{key}={value}\n"
+            for client in ("producer", "consumer", "admin")
+            for key, value in login.items()
+        ]
+        write_private(config / "application.properties", "".join(lines))
 
     def _quarkus_jar(self) -> Path:
         jars = sorted(self.lib.rglob("quarkus-run.jar"))
@@ -70,6 +91,7 @@ class Registry(JvmService):
             'quarkus.log.category."io.apicurio.registry.logging.audit".level': "WARN",
             "apicurio.storage.kind": "kafkasql",
             "apicurio.kafkasql.bootstrap.servers": self.settings.bootstrap_servers,
+            "apicurio.kafkasql.consumer.group-prefix": REGISTRY_GROUPS,
             # The default 5 s poll runs twice during start-up; 1 s makes a restart about 25 s quicker.
             "apicurio.kafkasql.consumer.poll.timeout": "1000",
             "apicurio.rules.global.compatibility": "BACKWARD",

@@ -24,11 +24,15 @@ from pathlib import Path
 
 import httpx
 
+from tickflow.kafka_auth import Principal, java_client_properties
+from tickflow.secret_file import write_private
 from tickflow.settings import Settings
 from tickflow.stack.base import StackError
 from tickflow.stack.jvm import ADD_OPENS, CONSOLE_LOG4J2, JvmService
 from tickflow.stack.tooling import fetch_jars, run_mvn
 
+# The workers' group.id: kafka_acls grants it, and it starts the transactional ids of exactly-once source tasks.
+CONNECT_GROUP = "tickflow-connect"
 # Maven projects under settings.connectors_dir that the worker gets as plugins.
 PLUGINS = ("hbase-sink", "marketevent-connect")
 # What the worker provides itself; a plugin's copies would only shadow or clash with them.
@@ -131,12 +135,25 @@ class Connect(JvmService):
             install_central_plugin(plugin, self.plugin_path, self.paths.log(f"{self.name}-plugin-{plugin.name}-fetch"))
 
     def write_config(self) -> None:
+        """``worker.properties``; private, as in secured mode it holds the ``connect`` principal's password."""
         self.plugin_path.mkdir(parents=True, exist_ok=True)
         (self.home / "log4j2.properties").write_text(CONSOLE_LOG4J2)
-        (self.home / "worker.properties").write_text(
-            f"""\
-bootstrap.servers={self.settings.bootstrap_servers}
-group.id=tickflow-connect
+        write_private(self.home / "worker.properties", self._kafka_login() + self._worker_properties())
+
+    def _kafka_login(self) -> str:
+        """The worker's own clients read the unprefixed keys; the connectors' clients only the ``producer.``,
+        ``consumer.`` and ``admin.`` ones (a source task's producer, a sink task's consumer and its dead-letter
+        producer, the admin that checks or creates their topics): all log in as ``connect``."""
+        login = java_client_properties(self.settings, Principal.CONNECT)
+        lines = [f"{key}={value}\n" for key, value in login.items()]
+        del login["bootstrap.servers"]  # the worker hands it to its connectors' clients itself
+        for client in ("producer", "consumer", "admin"):
+            lines += [f"{client}.{key}={value}\n" for key, value in login.items()]
+        return "".join(lines)
+
+    def _worker_properties(self) -> str:
+        return f"""\
+group.id={CONNECT_GROUP}
 key.converter=org.apache.kafka.connect.storage.StringConverter
 value.converter=org.apache.kafka.connect.converters.ByteArrayConverter
 offset.storage.topic=_connect.offsets
@@ -159,7 +176,6 @@ exactly.once.source.support=enabled
 config.providers=file
 config.providers.file.class=org.apache.kafka.common.config.provider.FileConfigProvider
 """
-        )
 
     def command(self) -> list[str]:
         return [

@@ -5,8 +5,8 @@ both are idempotent: a SCRAM upsert with the password from the principal's crede
 means a new password, taken over here), and ``CreateAcls`` of bindings that exist already changes nothing.
 
 The tests' own topics are all named ``test.*`` (``tests/support/stack.py``): the components that the tests run
-on them (simulators, the stream, Connect) may use that prefix too. No other principal may, and it matches no
-platform topic.
+on them (simulators, the stream, Connect, the backfill) may use that prefix too. No other principal may, and it
+matches no platform topic.
 """
 
 from __future__ import annotations
@@ -26,15 +26,18 @@ from confluent_kafka.admin._scram import (
     UserScramCredentialUpsertion,
 )
 
-from tickflow.kafka_auth import Principal, kafka_password
+from tickflow.kafka_auth import BACKFILL_GROUPS, Principal, kafka_password
 from tickflow.settings import Settings
+from tickflow.stack.connect import CONNECT_GROUP
 from tickflow.stack.registry import REGISTRY_GROUPS
 from tickflow.topics import DLQ, ENRICHED, EVENTS, SINK_DLQ
 
 SCRAM_ITERATIONS = 8192
 TEST_TOPICS = "test."
 STREAM_GROUPS = "tickflow-enrichment"  # the stream's committed group and the prefix of Spark's own group ids
-CONNECT_GROUP = "tickflow-connect"  # the worker's group.id (stack/connect.py); also its transactional ids
+# With exactly.once.source.support=enabled the worker's leader writes the config topic in transactions with this
+# transactional id (DistributedConfig.transactionalProducerId: "connect-cluster-" + group.id).
+CONNECT_LEADER_TXN = f"connect-cluster-{CONNECT_GROUP}"
 CONNECT_TOPICS = "_connect."  # the worker's config, offsets and status topics
 CONNECTOR_GROUPS = "connect-"  # a sink connector's consumer group is connect-<connector name>
 DEBEZIUM_HEARTBEATS = "__debezium-heartbeat"
@@ -68,7 +71,7 @@ class Grant:
 
 def grants() -> list[Grant]:
     simulator, stream, connect, airflow = Principal.SIMULATOR, Principal.STREAM, Principal.CONNECT, Principal.AIRFLOW
-    registry = Principal.REGISTRY
+    registry, backfill = Principal.REGISTRY, Principal.BACKFILL
     return [
         Grant(simulator, TOPIC, EVENTS.name, (WRITE, DESCRIBE)),
         Grant(simulator, TOPIC, TEST_TOPICS, (WRITE, DESCRIBE), PREFIXED),
@@ -83,16 +86,23 @@ def grants() -> list[Grant]:
         Grant(connect, TOPIC, ENRICHED.name, (READ, DESCRIBE)),
         Grant(connect, TOPIC, SINK_DLQ.name, (WRITE, DESCRIBE)),
         # The trades source writes md.events in transactions (exactly once, KIP-618): its task's transactional
-        # id is <group.id>-<connector>-<task>, and the worker's leader fences with ids of the same prefix.
+        # id is <group.id>-<connector>-<task> (Worker.taskTransactionalId), which the worker's leader also
+        # fences with before a task starts; the leader's own writes to the config topic are transactional too.
         Grant(connect, TOPIC, EVENTS.name, (WRITE, DESCRIBE)),
         Grant(connect, TXN, CONNECT_GROUP, (WRITE, DESCRIBE), PREFIXED),
+        Grant(connect, TXN, CONNECT_LEADER_TXN, (WRITE, DESCRIBE)),
         Grant(connect, TOPIC, DEBEZIUM_HEARTBEATS, (WRITE, DESCRIBE, CREATE), PREFIXED),
-        Grant(connect, TOPIC, TEST_TOPICS, (READ, WRITE, DESCRIBE), PREFIXED),
+        # CREATE: a sink's dead-letter topic that does not exist yet is created by the worker (the tests' are).
+        Grant(connect, TOPIC, TEST_TOPICS, (READ, WRITE, DESCRIBE, CREATE), PREFIXED),
         # Airflow's checks: metadata, end offsets, the consumer groups' committed offsets (lag), a peek at records.
         Grant(airflow, TOPIC, "md.", (READ, DESCRIBE), PREFIXED),
         Grant(airflow, GROUP, "tickflow", (DESCRIBE,), PREFIXED),
         Grant(airflow, GROUP, "tickflow-airflow", (READ, DESCRIBE)),
         Grant(airflow, GROUP, "tickflow-health", (READ, DESCRIBE)),
+        # The backfill reads md.events (Spark's batch source, offsets-for-times) and writes HBase and Hive only.
+        Grant(backfill, TOPIC, EVENTS.name, (READ, DESCRIBE)),
+        Grant(backfill, GROUP, BACKFILL_GROUPS, (READ, DESCRIBE), PREFIXED),
+        Grant(backfill, TOPIC, TEST_TOPICS, (READ, DESCRIBE), PREFIXED),
         Grant(registry, TOPIC, REGISTRY_TOPICS, (READ, WRITE, DESCRIBE, CREATE, DESCRIBE_CONFIGS), PREFIXED),
         Grant(registry, TOPIC, REGISTRY_EVENTS, (WRITE, DESCRIBE, CREATE, DESCRIBE_CONFIGS)),
         Grant(registry, GROUP, REGISTRY_GROUPS, (READ, DESCRIBE), PREFIXED),

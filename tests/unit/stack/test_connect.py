@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import stat
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tickflow.kafka_auth import Principal, credential_file
+from tickflow.settings import Settings
 from tickflow.stack import connect, tooling
 from tickflow.stack.base import StackError
 
@@ -86,3 +89,24 @@ def test_debezium_comes_from_central_without_the_workers_own_kafka_and_slf4j(
             ("org.apache.kafka:*", "org.slf4j:*"),
         )
     ]
+
+
+def test_the_worker_and_its_connectors_clients_log_in_as_connect_from_a_private_file(tmp_path: Path) -> None:
+    worker = connect.Connect(Settings(state_dir=tmp_path, secured=True))
+    worker.write_config()
+    properties = worker.home / "worker.properties"
+    assert stat.S_IMODE(properties.stat().st_mode) == 0o600
+    lines = properties.read_text().splitlines()
+    password = credential_file(worker.settings, Principal.CONNECT).read_text()
+    for prefix in ("", "producer.", "consumer.", "admin."):
+        assert f"{prefix}security.protocol=SASL_PLAINTEXT" in lines
+        assert f"{prefix}sasl.mechanism=SCRAM-SHA-512" in lines
+        assert any(line.startswith(f"{prefix}sasl.jaas.config=") and password in line for line in lines)
+    assert "group.id=tickflow-connect" in lines
+
+
+def test_outside_secured_mode_the_worker_has_no_login(tmp_path: Path) -> None:
+    worker = connect.Connect(Settings(state_dir=tmp_path))
+    worker.write_config()
+    text = (worker.home / "worker.properties").read_text()
+    assert "bootstrap.servers=127.0.0.1:9092\n" in text and "sasl" not in text and "security.protocol" not in text

@@ -20,6 +20,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from tickflow.errors import TickflowError
+from tickflow.kafka_auth import Principal, kafka_client_config
 from tickflow.settings import Settings, explain_invalid
 from tickflow.sinks.connect import ConnectorStatus
 from tickflow.stack import supervisor
@@ -675,7 +676,7 @@ def stream_status() -> None:
 
     settings = Settings()
     _require(settings, "kafka")
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "tickflow-health"})
+    consumer = Consumer({**kafka_client_config(settings, Principal.ADMIN), "group.id": "tickflow-health"})
     try:
         health = EnrichmentStream(settings).health(consumer)
     finally:
@@ -694,7 +695,7 @@ class _OutputSamples:
         from confluent_kafka.schema_registry.avro import AvroDeserializer
 
         self.consumer = Consumer(
-            {"bootstrap.servers": settings.bootstrap_servers, "group.id": "tickflow-cli-samples",
+            {**kafka_client_config(settings, Principal.ADMIN), "group.id": "tickflow-cli-samples",
              "auto.offset.reset": "latest", "enable.auto.commit": False}
         )  # fmt: skip
         self.consumer.subscribe([topic])

@@ -19,6 +19,8 @@ from tickflow.settings import Settings
 SECURITY_PROTOCOL = "SASL_PLAINTEXT"
 SASL_MECHANISM = "SCRAM-SHA-512"
 SCRAM_LOGIN_MODULE = "org.apache.kafka.common.security.scram.ScramLoginModule"
+# The backfill's consumer group ids (its offset look-ups, Spark's batch source) start with this; it commits nothing.
+BACKFILL_GROUPS = "tickflow-backfill"
 
 
 class Principal(StrEnum):
@@ -29,6 +31,7 @@ class Principal(StrEnum):
     STREAM = "stream"  # the enrichment stream: read md.events, write md.enriched and md.dlq
     CONNECT = "connect"  # the Connect worker and its connectors (HBase sink, trades source)
     AIRFLOW = "airflow"  # Airflow's checks: describe and read, never write
+    BACKFILL = "backfill"  # the backfill job: read md.events; it writes HBase and Hive, never Kafka
     REGISTRY = "registry"  # the schema registry's own journal (Apicurio KafkaSQL storage)
 
 

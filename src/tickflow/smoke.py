@@ -17,6 +17,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from tickflow.errors import TickflowError
+from tickflow.kafka_auth import Principal, kafka_client_config
 from tickflow.settings import Settings
 
 TOPIC = "_tickflow.smoke"
@@ -58,7 +59,8 @@ def avro_round_trip(settings: Settings, count: int = 1000, timeout_s: float = 30
             partition, offset = msg.partition(), msg.offset()  # type: ignore[attr-defined]
             first_offset[partition] = min(offset, first_offset.get(partition, offset))
 
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 5})
+    client = kafka_client_config(settings, Principal.ADMIN)  # the stack's own topic, like its health check
+    producer = Producer({**client, "linger.ms": 5})
     for record in sent:
         producer.produce(TOPIC, serializer(record, context), key=run_id, on_delivery=remember)
     if producer.flush(timeout_s) or not first_offset:
@@ -66,7 +68,7 @@ def avro_round_trip(settings: Settings, count: int = 1000, timeout_s: float = 30
 
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            **client,
             "group.id": f"tickflow-smoke-{run_id}",
             "enable.auto.commit": False,
         }

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tickflow.kafka_auth import Principal, spark_kafka_options
 from tickflow.settings import Settings
 from tickflow.stack.base import StackPaths
 from tickflow.stack.kafka import MAX_MESSAGE_BYTES
@@ -145,13 +146,23 @@ def submit_args(
 
 
 def kafka_reader(
-    spark: SparkSession, settings: Settings, topic: str, *, streaming: bool, starting_offsets: str = "earliest"
+    spark: SparkSession,
+    settings: Settings,
+    topic: str,
+    *,
+    principal: Principal,
+    group_id_prefix: str,
+    streaming: bool,
+    starting_offsets: str = "earliest",
 ) -> Any:
-    """A Kafka DataFrameReader (or DataStreamReader) on the stack's broker; callers add options and load()."""
+    """A Kafka DataFrameReader (or DataStreamReader) on the stack's broker, logged in as ``principal``; callers
+    add options and load(). Spark names its consumers' group ids ``<group_id_prefix>-<uuid>...`` and commits
+    nothing there, but in secured mode a group id outside the principal's group ACLs would be refused."""
     reader = spark.readStream if streaming else spark.read
     return (
         reader.format("kafka")
-        .option("kafka.bootstrap.servers", settings.bootstrap_servers)
+        .options(**spark_kafka_options(settings, principal))
+        .option("groupIdPrefix", group_id_prefix)
         .option("subscribe", topic)
         .option("startingOffsets", starting_offsets)
         # Spark's cached consumers keep a fetch in flight past the end of what they read; the broker holds

@@ -49,6 +49,7 @@ from tickflow.backfill.plan import (
     warm_from,
 )
 from tickflow.backfill.request import BackfillRequest, BackfillSettings, InvalidBackfill
+from tickflow.kafka_auth import BACKFILL_GROUPS, Principal, kafka_client_config
 from tickflow.settings import Settings
 
 if TYPE_CHECKING:
@@ -247,14 +248,23 @@ def run_backfill(
             for number, chunk in enumerate(chunks):
                 starting, ending = offsets_json(topic, chunk)
                 raw = (
-                    kafka_reader(spark, settings, topic, streaming=False, starting_offsets=starting)
+                    kafka_reader(
+                        spark,
+                        settings,
+                        topic,
+                        principal=Principal.BACKFILL,
+                        group_id_prefix=BACKFILL_GROUPS,
+                        streaming=False,
+                        starting_offsets=starting,
+                    )
                     .option("endingOffsets", ending)
                     .option("failOnDataLoss", "true")
                     .load()
                 )
                 if request.instruments:
                     raw = raw.where(F.col("key").cast("string").isin(list(request.instruments)))
-                task = FillTask(settings.bootstrap_servers, topic, None, state, number, (filled, rejected))
+                login = kafka_client_config(settings, Principal.BACKFILL)  # no dead letters: never used
+                task = FillTask(login, topic, None, state, number, (filled, rejected))
                 enriched = transform.enrich(raw, task)
                 path = scratch / "staged" / f"chunk={number}"
                 _selected(enriched, request, schema_id, schema_text).write.parquet(str(path))  # the one action

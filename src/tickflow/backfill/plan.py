@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from tickflow.backfill.request import BackfillRequest, InvalidBackfill
 from tickflow.errors import TickflowError
+from tickflow.kafka_auth import BACKFILL_GROUPS, Principal, kafka_client_config
 from tickflow.settings import Settings
 
 if TYPE_CHECKING:
@@ -139,8 +140,8 @@ def partition_ranges(settings: Settings, topic: str, request: BackfillRequest, l
 
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"tickflow-backfill-plan-{uuid.uuid4().hex[:8]}",
+            **kafka_client_config(settings, Principal.BACKFILL),
+            "group.id": f"{BACKFILL_GROUPS}-plan-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "log_level": 3,
         }

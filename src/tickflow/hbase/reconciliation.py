@@ -45,6 +45,7 @@ from tickflow.hbase.reconcile import (
     snapshot_cells,
     to_repair,
 )
+from tickflow.kafka_auth import Principal, kafka_client_config
 from tickflow.settings import Settings
 from tickflow.stream.fill import InstrumentState
 from tickflow.stream.snapshot import SnapshotInfo, find_snapshot, list_snapshots, snapshot_state
@@ -94,7 +95,8 @@ def last_records(
     from confluent_kafka import Consumer, TopicPartition
 
     consumer = Consumer({
-        "bootstrap.servers": settings.bootstrap_servers, "group.id": f"tickflow-reconciliation-{uuid.uuid4().hex[:8]}",
+        **kafka_client_config(settings, Principal.AIRFLOW),  # a check that reads md.enriched, run by Airflow
+        "group.id": f"tickflow-reconciliation-{uuid.uuid4().hex[:8]}",
         "enable.auto.commit": False, "enable.partition.eof": True, "log_level": 3,
     })  # fmt: skip
     try:

@@ -18,6 +18,7 @@ from confluent_kafka import KafkaError, Producer
 
 from tickflow.avro_codec import compile_encoder, confluent_prefix
 from tickflow.errors import TickflowError
+from tickflow.kafka_auth import Principal, kafka_client_config
 from tickflow.schemas import TOPIC_SCHEMAS, load
 from tickflow.settings import Settings
 from tickflow.sources.simulator import Event, Source, generators, interleave, split_rate
@@ -85,7 +86,7 @@ class FeedStats:
 
 def producer_config(settings: Settings) -> dict[str, Any]:
     return {
-        "bootstrap.servers": settings.bootstrap_servers,
+        **kafka_client_config(settings, Principal.SIMULATOR),
         "enable.idempotence": True,  # retries never duplicate or reorder within a partition
         "acks": "all",
         "linger.ms": 20,

@@ -27,6 +27,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from tickflow.kafka_auth import Principal, kafka_client_config
 from tickflow.settings import REPO_ROOT, Settings
 from tickflow.stack.base import Service, StackError, StackPaths
 from tickflow.stack.postgres import postgres_password
@@ -99,7 +100,8 @@ def connections(settings: Settings) -> dict[str, dict[str, Any]]:
     return {
         "kafka_default": {
             "conn_type": "kafka",
-            "extra": {"bootstrap.servers": settings.bootstrap_servers, "group.id": "tickflow-airflow"},
+            # The Kafka provider's hooks hand the extra to confluent-kafka as it is: the login goes with it.
+            "extra": {**kafka_client_config(settings, Principal.AIRFLOW), "group.id": "tickflow-airflow"},
         },
         "schema_registry": {
             "conn_type": "http",

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tickflow.errors import TickflowError
+from tickflow.kafka_auth import Principal, kafka_client_config
 from tickflow.settings import Settings
 from tickflow.stream.settings import SPARK_APP_NAME, StreamSettings
 from tickflow.stream.state import FillState
@@ -90,7 +91,7 @@ class EnrichmentBatch:
         from tickflow.stream.fill_task import FillTask
 
         task = FillTask(
-            self.settings.bootstrap_servers,
+            kafka_client_config(self.settings, Principal.STREAM),
             self.stream.input_topic,
             self.stream.dlq_topic,
             self.state,
@@ -120,7 +121,15 @@ def build_query(
     starting_offsets = restored_starting_offsets(checkpoint, stream.input_topic) or stream.starting_offsets
     batch = EnrichmentBatch(spark, settings, stream)
     raw = (
-        kafka_reader(spark, settings, stream.input_topic, streaming=True, starting_offsets=starting_offsets)
+        kafka_reader(
+            spark,
+            settings,
+            stream.input_topic,
+            principal=Principal.STREAM,
+            group_id_prefix=stream.consumer_group,
+            streaming=True,
+            starting_offsets=starting_offsets,
+        )
         .option("maxOffsetsPerTrigger", stream.max_offsets_per_trigger)
         .option("failOnDataLoss", "true")
         .load()

@@ -41,18 +41,17 @@ FILLED_SCHEMA = pa.schema(
     ]
 )
 
-_producers: dict[str, Any] = {}
+_producers: dict[frozenset[tuple[str, str]], Any] = {}
 
 
-def _producer(bootstrap_servers: str) -> Any:
-    """One dead-letter producer per Python worker process (workers are reused across tasks)."""
-    if bootstrap_servers not in _producers:
+def _producer(kafka_config: dict[str, str]) -> Any:
+    """One dead-letter producer per Python worker process and client config (workers are reused across tasks)."""
+    key = frozenset(kafka_config.items())
+    if key not in _producers:
         from confluent_kafka import Producer
 
-        _producers[bootstrap_servers] = Producer(
-            {"bootstrap.servers": bootstrap_servers, "enable.idempotence": True, "linger.ms": 5}
-        )
-    return _producers[bootstrap_servers]
+        _producers[key] = Producer({**kafka_config, "enable.idempotence": True, "linger.ms": 5})
+    return _producers[key]
 
 
 def spark_schema() -> Any:
@@ -79,11 +78,12 @@ def to_arrow(columns: dict[str, np.ndarray]) -> pa.RecordBatch:
 class FillTask:
     """The function ``mapInArrow`` runs for micro-batch ``batch_id``; built on the driver, pickled to workers.
 
+    ``kafka_config`` is where and as whom the dead-letter producer connects (``kafka_auth.kafka_client_config``).
     ``counters`` are Spark accumulators (filled rows, dead letters) the driver reports. Without a
     ``dlq_topic`` rejected records are only counted: a backfill re-reads records the stream already
     sent to the dead-letter topic, and must not send them again."""
 
-    bootstrap_servers: str
+    kafka_config: dict[str, str]
     input_topic: str
     dlq_topic: str | None
     state: FillState
@@ -121,7 +121,7 @@ class FillTask:
     def _dead_letters(self, dlq_topic: str, rejected: pd.DataFrame) -> None:
         """Original bytes to the DLQ with the reason and source coordinates in headers; delivered before
         the task ends, so a committed batch never lost one (a replayed batch may send one twice)."""
-        producer = _producer(self.bootstrap_servers)
+        producer = _producer(self.kafka_config)
         failures: list[str] = []
 
         def delivered(error: Any, _message: Any) -> None:

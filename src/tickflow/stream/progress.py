@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from tickflow.kafka_auth import Principal, kafka_client_config
 from tickflow.settings import Settings
 from tickflow.stream.settings import StreamSettings
 
@@ -56,7 +57,7 @@ class ProgressReporter:
         self.counters = counters
         self.consumer = Consumer(
             {
-                "bootstrap.servers": settings.bootstrap_servers,
+                **kafka_client_config(settings, Principal.STREAM),
                 "group.id": stream.consumer_group,
                 "enable.auto.commit": False,
             }

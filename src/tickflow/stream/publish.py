@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from tickflow.avro_codec import confluent_prefix
 from tickflow.errors import TickflowError
+from tickflow.kafka_auth import Principal, spark_kafka_options
 from tickflow.settings import Settings
 from tickflow.stream.settings import StreamSettings
 
@@ -204,7 +205,7 @@ class Publisher:
         (
             framed(enriched, self.schema_id, self.schema_text)
             .write.format("kafka")
-            .option("kafka.bootstrap.servers", self.settings.bootstrap_servers)
+            .options(**spark_kafka_options(self.settings, Principal.STREAM))
             .option("kafka.linger.ms", str(self.stream.producer_linger_ms))
             .option("kafka.batch.size", str(self.stream.producer_batch_bytes))
             .option("kafka.compression.type", "lz4")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tickflow.kafka_auth import Principal, credential_file
 from tickflow.settings import Settings
 from tickflow.stack.airflow import (
     ADMIN_USER,
@@ -101,3 +102,10 @@ def test_a_viewer_login_is_generated_beside_the_admin_and_into_an_older_secrets_
     env = airflow_environment(settings)
     assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "admin:admin,viewer:viewer"
     assert f"viewer / {viewer}" in (AirflowApiServer(settings).notice() or "")
+
+
+def test_in_secured_mode_kafka_default_logs_in_as_airflow(tmp_path: Path) -> None:
+    secured = Settings(state_dir=tmp_path, secured=True)
+    extra = connections(secured)["kafka_default"]["extra"]
+    assert extra["sasl.username"] == "airflow" and extra["security.protocol"] == "SASL_PLAINTEXT"
+    assert extra["sasl.password"] == credential_file(secured, Principal.AIRFLOW).read_text()

@@ -58,3 +58,16 @@ def test_the_registry_logs_in_as_registry_from_a_private_file_and_not_from_its_c
         assert any(line.startswith(f"apicurio.kafkasql.{client}.sasl.jaas.config=") for line in lines)
     password = credential_file(registry.settings, Principal.REGISTRY).read_text()
     assert f'username="registry" password="{password}"' in config.read_text()
+
+
+def test_connect_may_run_exactly_once_sources_and_the_backfill_only_reads_md_events() -> None:
+    def allowed(principal: Principal) -> set[tuple[str, AclOperation]]:
+        return {(g.name, op) for g in grants() if g.principal is principal for op in g.operations}
+
+    connect = allowed(Principal.CONNECT)
+    # The leader's transactional id (connect-cluster-<group.id>) and the tasks' (<group.id>-<connector>-<task>).
+    assert ("connect-cluster-tickflow-connect", AclOperation.WRITE) in connect
+    assert ("tickflow-connect", AclOperation.WRITE) in connect
+    backfill = allowed(Principal.BACKFILL)
+    assert ("md.events", AclOperation.READ) in backfill
+    assert not {op for _, op in backfill} & {AclOperation.WRITE, AclOperation.CREATE}

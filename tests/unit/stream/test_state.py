@@ -102,7 +102,7 @@ def test_the_fill_task_fills_a_partition_across_batches_like_the_contract(tmp_pa
         },
     ]
     counters = (Counter(), Counter())
-    task = FillTask("unused:9092", "md.events", "md.dlq", FillState(tmp_path), 0, counters)
+    task = FillTask({"bootstrap.servers": "unused:9092"}, "md.events", "md.dlq", FillState(tmp_path), 0, counters)
     split = 3 if batches == 2 else len(events)
     outputs = list(task(iter([events_batch(events[:split], 7)])))
     if batches == 2:
@@ -150,7 +150,7 @@ def test_rejected_records_reach_the_dlq_with_their_own_key_and_bytes(
         }
     )
     counters = (Counter(), Counter())
-    task = FillTask("unused:9092", "md.events", "md.dlq", FillState(tmp_path), 0, counters)
+    task = FillTask({"bootstrap.servers": "unused:9092"}, "md.events", "md.dlq", FillState(tmp_path), 0, counters)
     assert list(task(iter([rejected]))) == []
     assert [(topic, key, value) for topic, key, value, _ in producer.sent] == [
         ("md.dlq", b"\xffXNAS:AAPL", b"\x00bad"),

@@ -30,8 +30,10 @@ class EnrichmentStreamHook(BaseHook):
     def _consumer(stream: EnrichmentStream) -> Any:
         from confluent_kafka import Consumer
 
+        from tickflow.kafka_auth import Principal, kafka_client_config
+
         return Consumer(
-            {"bootstrap.servers": stream.settings.bootstrap_servers, "group.id": "tickflow-health", "log_level": 3}
+            {**kafka_client_config(stream.settings, Principal.AIRFLOW), "group.id": "tickflow-health", "log_level": 3}
         )
 
     def health(self, stream: EnrichmentStream | None = None) -> StreamHealth:

@@ -216,13 +216,16 @@ def start_seed_design(
     Decodes with the latest schema registered under ``<input topic>-value``: the seed has one
     writer schema, so records of any other schema id are misread or fail the query.
     """
+    from tickflow.kafka_auth import Principal
     from tickflow.spark import kafka_reader
 
     registry = SchemaRegistryClient(settings.registry_client_config)
     writer = str(registry.get_latest_version(f"{input_topic}-value").schema.schema_str)
     schema_id, schema = register_output_schema(settings, output_topic)
     foreach = SeedDesignBatch(settings, output_topic, writer, schema_id, schema.text)
-    reader = kafka_reader(spark, settings, input_topic, streaming=True).option("failOnDataLoss", "true")
+    reader = kafka_reader(
+        spark, settings, input_topic, principal=Principal.ADMIN, group_id_prefix="tickflow-bench", streaming=True
+    ).option("failOnDataLoss", "true")
     if max_offsets is not None:
         reader = reader.option("maxOffsetsPerTrigger", max_offsets)
     query: StreamingQuery = (

@@ -31,6 +31,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from tickflow.kafka_auth import Principal, kafka_client_config
 from tickflow.schemas import TOPIC_SCHEMAS, load
 from tickflow.settings import Settings
 from tickflow.spark import spark_session
@@ -104,7 +105,12 @@ def main() -> None:
 
     def fill() -> None:
         task = FillTask(
-            settings.bootstrap_servers, stream.input_topic, output, FillState(scratch / "fill"), next(rounds), counters
+            kafka_client_config(settings, Principal.ADMIN),
+            stream.input_topic,
+            output,
+            FillState(scratch / "fill"),
+            next(rounds),
+            counters,
         )
         noop(decoded().mapInArrow(task, spark_schema()))
 

@@ -49,6 +49,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
+from tickflow.kafka_auth import Principal
 from tickflow.schemas import load
 from tickflow.settings import Settings
 from tickflow.sources.feed import FeedConfig, run_feed
@@ -145,7 +146,9 @@ def drain_ceiling(spark: Any, settings: Settings, topics: Topics, events: str, b
 
     text = topics.schema.text
     out = topics.new("ceiling")
-    raw = kafka_reader(spark, settings, events, streaming=False).load()
+    raw = kafka_reader(
+        spark, settings, events, principal=Principal.ADMIN, group_id_prefix="tickflow-bench", streaming=False
+    ).load()
     record = from_avro(F.expr("substring(value, 6)"), text)
     frame = raw.select("key", F.concat(F.expr("substring(value, 1, 5)"), to_avro(record, text)).alias("value"))
     writer = frame.write.format("kafka").option("kafka.bootstrap.servers", settings.bootstrap_servers)

@@ -34,6 +34,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from stream_bench import spark_pid, tree_cpu_seconds
 
+from tickflow.kafka_auth import Principal, kafka_client_config
 from tickflow.schemas import load
 from tickflow.settings import Settings
 from tickflow.sources.feed import FeedConfig, run_feed
@@ -82,7 +83,13 @@ def main() -> None:
     spark = spark_session(  # throughput figures: the stream's full tiered JIT, not a short app's C1
         settings, "tickflow-bench-designs", extra={"spark.sql.shuffle.partitions": "2"}, java_options=""
     )
-    raw = kafka_reader(spark, settings, topic, streaming=False).load().cache()
+    raw = (
+        kafka_reader(
+            spark, settings, topic, principal=Principal.ADMIN, group_id_prefix="tickflow-bench", streaming=False
+        )
+        .load()
+        .cache()
+    )
     print(f"{raw.count():,} messages cached from {topic}; local[2]; median of {args.repeats}")
     try:
         decoded = decoded_events(raw, schema.definition, {schema_id: schema.text}, Limits(max_future_us=10**18))
@@ -112,7 +119,12 @@ def main() -> None:
         measure("a. JVM window fill", spark, noop(jvm), args.events, args.repeats)
 
         task = FillTask(
-            settings.bootstrap_servers, topic, "unused", FillState(Path(tempfile.mkdtemp())), 0, (Discard(), Discard())
+            kafka_client_config(settings, Principal.ADMIN),
+            topic,
+            "unused",
+            FillState(Path(tempfile.mkdtemp())),
+            0,
+            (Discard(), Discard()),
         )
         python = decoded.mapInArrow(task, spark_schema())
         measure("b. Python per partition", spark, noop(python), args.events, args.repeats)

@@ -5,8 +5,8 @@ both are idempotent: a SCRAM upsert with the password from the principal's crede
 means a new password, taken over here), and ``CreateAcls`` of bindings that exist already changes nothing.
 
 The tests' own topics are all named ``test.*`` (``tests/support/stack.py``): the components that the tests run
-on them (simulators, the stream, Connect, the backfill) may use that prefix too. No other principal may, and it
-matches no platform topic.
+on them (simulators, the stream, Connect, the backfill, Airflow's checks) may use that prefix too. No other
+principal (the registry) may, and it matches no platform topic.
 """
 
 from __future__ import annotations
@@ -99,6 +99,7 @@ def grants() -> list[Grant]:
         Grant(airflow, GROUP, "tickflow", (DESCRIBE,), PREFIXED),
         Grant(airflow, GROUP, "tickflow-airflow", (READ, DESCRIBE)),
         Grant(airflow, GROUP, "tickflow-health", (READ, DESCRIBE)),
+        Grant(airflow, TOPIC, TEST_TOPICS, (READ, DESCRIBE), PREFIXED),
         # The backfill reads md.events (Spark's batch source, offsets-for-times) and writes HBase and Hive only.
         Grant(backfill, TOPIC, EVENTS.name, (READ, DESCRIBE)),
         Grant(backfill, GROUP, BACKFILL_GROUPS, (READ, DESCRIBE), PREFIXED),

@@ -18,6 +18,7 @@ import pytest
 
 from tests.support.airflow_api import AirflowApi, last_line
 from tests.support.fill import expected_from_input, read_topic
+from tests.support.kafka import as_admin
 from tests.support.stack import hive_query
 from tickflow.hbase.store import MarketDataStore
 from tickflow.settings import Settings
@@ -112,7 +113,7 @@ def newest_minute_of_an_instrument(settings: Settings) -> tuple[str, datetime, d
 
     known = {str(row[0]) for row in hive_query(settings, "SELECT DISTINCT instrument_id FROM ref.instruments_history")}
     deserialize = AvroDeserializer(SchemaRegistryClient(settings.registry_client_config))
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"e2e-{uuid.uuid4().hex}"})
+    consumer = Consumer({**as_admin(settings), "group.id": f"e2e-{uuid.uuid4().hex}"})
     try:
         count = len(consumer.list_topics(EVENTS, timeout=10).topics[EVENTS].partitions)
         watermarks = {p: consumer.get_watermark_offsets(TopicPartition(EVENTS, p), timeout=10) for p in range(count)}

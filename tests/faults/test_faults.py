@@ -42,6 +42,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from tests.support.fill import expected_from_input, read_topic, rejected_values
+from tests.support.kafka import as_admin
 from tests.support.stack import tickflow
 from tests.support.stream import published, stream_env, stream_settings
 from tickflow.hbase.store import MarketDataStore
@@ -132,7 +133,7 @@ class Flow:
         return time.monotonic() - self.started
 
     def ends(self, topic: str) -> dict[int, int]:
-        consumer = Consumer({"bootstrap.servers": self.settings.bootstrap_servers, "group.id": f"f-{uuid.uuid4()}"})
+        consumer = Consumer({**as_admin(self.settings), "group.id": f"f-{uuid.uuid4()}"})
         try:
             return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(3)}
         finally:
@@ -147,7 +148,7 @@ class Flow:
             return {}
 
     def sink_offsets(self) -> dict[int, int]:
-        admin = AdminClient({"bootstrap.servers": self.settings.bootstrap_servers})
+        admin = AdminClient(as_admin(self.settings))
         request = ConsumerGroupTopicPartitions(f"connect-{self.sink.name}")
         try:
             result = admin.list_consumer_group_offsets([request])[request.group_id].result(10)

@@ -19,6 +19,7 @@ from confluent_kafka import Consumer
 
 from tests.support.airflow_api import AirflowApi
 from tests.support.fill import expected_from_input
+from tests.support.kafka import as_admin
 from tests.support.stack import tickflow
 from tickflow.processes import session_members
 from tickflow.settings import Settings
@@ -73,7 +74,7 @@ def kill_9(sid: int) -> None:
 
 
 def enriched_total(settings: Settings) -> int:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "tickflow-test-watermarks"})
+    consumer = Consumer({**as_admin(settings), "group.id": "tickflow-test-watermarks"})
     try:
         return sum(high_watermarks(consumer, "md.enriched").values())
     finally:
@@ -169,7 +170,7 @@ def test_a_scheduler_killed_in_the_middle_of_a_restart_leaves_one_copy(airflow: 
 def wait_caught_up(settings: Settings, timeout_s: float = 300) -> None:
     """Until the running stream's last micro-batch ended at md.events' high watermarks."""
     stream = EnrichmentStream(settings)
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "tickflow-test-watermarks"})
+    consumer = Consumer({**as_admin(settings), "group.id": "tickflow-test-watermarks"})
     deadline = time.monotonic() + timeout_s
     try:
         while True:

@@ -13,6 +13,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
+from tests.support.kafka import as_admin
 from tests.support.reference import reset_secmaster
 from tickflow.avro_codec import compile_encoder, confluent_prefix
 from tickflow.backfill.job import ARCHIVE, run_backfill
@@ -78,7 +79,7 @@ def test_a_backfill_across_a_sector_change_enriches_each_event_as_of_its_time(
         registry = SchemaRegistryClient(settings.registry_client_config)
         schema_id = registry.register_schema(f"{topics['events']}-value", Schema(schema.text, "AVRO"))
         encode = compile_encoder(schema.definition, prefix=confluent_prefix(int(schema_id)))
-        producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+        producer = Producer(as_admin(settings))
         records = []
         placed: dict[int, list[tuple[int, int]]] = {}  # partition -> (event number, offset)
         for number, (moment, fields) in enumerate(events):

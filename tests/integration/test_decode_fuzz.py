@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.support.fill import read_topic
+from tests.support.kafka import as_admin
 from tests.support.stream import progress_offsets, stream_settings, wait_until_caught_up
 from tickflow.avro_codec import compile_encoder, confluent_prefix, zigzag_varint
 from tickflow.settings import Settings
@@ -351,7 +352,7 @@ def test_a_fuzzed_burst_amid_normal_flow_goes_to_the_dlq_and_stops_nothing(
     try:
         feed = FeedConfig(rate=20_000, count=3_000, seed=17, instruments=25, out_of_order=0.1, topic=topics["events"])
         run_feed(stack, feed, ids[1])
-        producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+        producer = Producer(as_admin(stack))
         for record in burst:
             producer.produce(topics["events"], record.value, record.key)
         producer.flush(30)

@@ -20,6 +20,7 @@ import pytest
 from confluent_kafka import Producer
 
 from tests.support.airflow_api import AirflowApi, last_line
+from tests.support.kafka import as_admin
 from tests.support.stack import hive_query
 from tickflow.hbase.compaction import compact, compacted
 from tickflow.hbase.layout import LATEST
@@ -43,7 +44,7 @@ def test_deleted_overwritten_and_stale_cells_are_found_reported_and_repaired(sta
     ok, lost, overwritten, behind, extra, deleted = (f"{prefix}{name}" for name in "ABCDEF")
     t = (time.time_ns() // 1000 // 1000 - 600_000) * 1000  # ten minutes ago, whole ms
     last = {i: event(i, t, 10.0) for i in (ok, lost, overwritten, behind, deleted)}
-    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    producer = Producer(as_admin(stack))
     for instrument, latest in last.items():
         producer.produce(tmp_topic, store.framed(event(instrument, t - 5_000_000, 9.0)), instrument.encode())
         producer.produce(tmp_topic, store.framed(latest), instrument.encode())
@@ -107,7 +108,7 @@ def test_the_dag_fails_on_a_stale_cell_with_the_count_and_a_repair_run_is_green(
     instrument = f"ZTST:MAINT{uuid.uuid4().hex[:6].upper()}"
     t = (time.time_ns() // 1000 // 1000 - 60_000) * 1000
     latest = event(instrument, t, 10.0)
-    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    producer = Producer(as_admin(stack))
     producer.produce("md.enriched", store.framed(latest), instrument.encode())  # as the stream publishes it
     assert producer.flush(30) == 0
     published = time.monotonic()

@@ -26,6 +26,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
+from tests.support.kafka import as_admin
 from tests.support.stack import tickflow
 from tickflow.avro_codec import compile_encoder, confluent_prefix
 from tickflow.hbase.layout import (
@@ -235,7 +236,7 @@ def sink(stack: Settings, tmp_topic: str) -> Iterator[Sink]:
         f"{tmp_topic}-value", Schema(schema.text, "AVRO")
     )
     encode = compile_encoder(schema.definition, prefix=confluent_prefix(int(schema_id)))
-    producer = Producer({"bootstrap.servers": stack.bootstrap_servers, "linger.ms": 5, "enable.idempotence": True})
+    producer = Producer({**as_admin(stack), "linger.ms": 5, "enable.idempotence": True})
     made = Sink(stack, tmp_topic, f"test-hbase-sink-{tmp_topic}", encode, producer, ConnectClient(stack.connect_url))
     deployed = [made.name]
     original_deploy = made.deploy
@@ -248,7 +249,7 @@ def sink(stack: Settings, tmp_topic: str) -> Iterator[Sink]:
     yield made
     for name in deployed:
         made.client.delete(name)
-    AdminClient({"bootstrap.servers": stack.bootstrap_servers}).delete_topics([made.dlq])
+    AdminClient(as_admin(stack)).delete_topics([made.dlq])
 
 
 def test_latest_is_the_newest_value_of_every_field_and_history_has_every_record(
@@ -299,7 +300,7 @@ def test_a_replayed_topic_changes_no_cell(sink: Sink, store: MarketDataStore, st
 
     replay = f"{sink.name}-replay"  # a new consumer group: the whole topic again, from the earliest offset
     sink.deploy(replay)
-    consumer = Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": f"connect-{replay}"})
+    consumer = Consumer({**as_admin(stack), "group.id": f"connect-{replay}"})
     partitions = [TopicPartition(sink.topic, p) for p in range(3)]
     ends = {tp.partition: consumer.get_watermark_offsets(tp)[1] for tp in partitions}
 
@@ -350,7 +351,7 @@ def test_corrupt_values_go_to_the_dlq_with_a_reason_and_the_records_around_them_
     sink.send(after)
     eventually(converged(store, before + after), timeout_s=60)
 
-    consumer = Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": f"test-{uuid.uuid4().hex[:8]}",
+    consumer = Consumer({**as_admin(stack), "group.id": f"test-{uuid.uuid4().hex[:8]}",
                          "auto.offset.reset": "earliest"})  # fmt: skip
     consumer.subscribe([sink.dlq])
     dead: list[tuple[bytes, dict[str, str]]] = []

@@ -15,6 +15,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from tests.support.kafka import as_admin
 from tests.support.stack import tickflow
 from tickflow.avro_codec import compile_encoder, confluent_prefix
 from tickflow.schemas import load
@@ -37,7 +38,7 @@ def register(settings: Settings, subject: str, text: str) -> int:
 def consume_all(settings: Settings, topic: str, expected: int, timeout_s: float = 60) -> list[Any]:
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            **as_admin(settings),
             "group.id": f"{topic}-reader",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
@@ -122,7 +123,7 @@ def test_v2_of_market_event_flows_while_a_v1_producer_still_writes(stack: Settin
     v1_feed.start()
     encode_v2 = compile_encoder(json.loads(v2_text), prefix=confluent_prefix(v2_id))
     (trades,) = generators(build_universe(100, 2), {Source.TRADES: 1000.0}, START, 2)
-    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    producer = Producer(as_admin(stack))
     for event in trades.batch(1_000):
         producer.produce(tmp_topic, encode_v2({**event, "venue": "XBOS"}), event["instrument_id"])
     assert producer.flush(30) == 0
@@ -155,7 +156,7 @@ def test_schemas_register_is_idempotent_and_current_is_compatible_with_release(s
 def test_topics_are_created_with_their_partitions_and_retention(stack: Settings) -> None:
     result = tickflow("topics", "create", check=False)
     assert result.returncode == 0, result.stderr
-    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    admin = AdminClient(as_admin(stack))
     topics = admin.list_topics(timeout=10).topics
     for spec in TOPICS:
         assert len(topics[spec.name].partitions) == spec.partitions
@@ -170,7 +171,7 @@ def test_simulate_command_shows_target_and_achieved_rate(stack: Settings, tmp_to
     assert result.returncode == 0, result.stderr
     assert "target 20,000/s" in result.stderr and "achieved" in result.stderr
     partitions = {TopicPartition(tmp_topic, p) for p in range(3)}
-    consumer = Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": tmp_topic})
+    consumer = Consumer({**as_admin(stack), "group.id": tmp_topic})
     total = sum(consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions)
     consumer.close()
     assert total == 5000

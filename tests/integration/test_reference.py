@@ -11,6 +11,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 
+from tests.support.kafka import as_admin
 from tests.support.reference import INSTRUMENTS, reset_secmaster
 from tests.support.stack import hive_query, tickflow
 from tickflow.avro_codec import compile_encoder, confluent_prefix
@@ -133,10 +134,10 @@ def test_the_refresh_command_reports_its_load_and_the_running_app_sees_it_at_its
         checkpoint_dir=tmp_path / "checkpoint", progress_file=tmp_path / "progress.json", trigger_interval="1 second",
     )  # fmt: skip
     query, _ = build_query(spark, reference_data, stream)
-    producer = Producer({"bootstrap.servers": reference_data.bootstrap_servers})
+    producer = Producer(as_admin(reference_data))
     consumer = Consumer(
         {
-            "bootstrap.servers": reference_data.bootstrap_servers,
+            **as_admin(reference_data),
             "group.id": f"t-{uuid.uuid4().hex}",
             "auto.offset.reset": "earliest",
         }

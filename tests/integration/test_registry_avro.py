@@ -13,6 +13,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from tests.support.kafka import as_admin
 from tickflow.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -44,14 +45,12 @@ def test_avro_records_round_trip_identical(stack: Settings, tmp_topic: str) -> N
         for i in range(300)
     ]
 
-    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    producer = Producer(as_admin(stack))
     for record in sent:
         producer.produce(tmp_topic, serialize(record, context), key=record["instrument_id"])
     assert producer.flush(30) == 0
 
-    consumer = Consumer(
-        {"bootstrap.servers": stack.bootstrap_servers, "group.id": tmp_topic, "auto.offset.reset": "earliest"}
-    )
+    consumer = Consumer({**as_admin(stack), "group.id": tmp_topic, "auto.offset.reset": "earliest"})
     consumer.subscribe([tmp_topic])
     received = []
     try:

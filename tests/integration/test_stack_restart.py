@@ -13,6 +13,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
+from tests.support.kafka import as_admin
 from tests.support.stack import hive_query, tickflow
 from tickflow.settings import Settings
 from tickflow.stack import supervisor
@@ -40,7 +41,7 @@ def test_tables_schemas_and_records_survive_a_stack_restart(stack: Settings, tmp
         "fields": [{"name": "x", "type": "long"}],
     }
     schema_id = registry.register_schema(f"{tmp_topic}-value", Schema(json.dumps(schema), "AVRO"))
-    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    producer = Producer(as_admin(stack))
     producer.produce(tmp_topic, b"kept", partition=0)
     assert producer.flush(30) == 0
 
@@ -56,7 +57,7 @@ def test_tables_schemas_and_records_survive_a_stack_restart(stack: Settings, tmp
     assert hive_query(stack, f"SELECT instrument_id, lot FROM {table}") == [("MSFT", 100)]
     fresh_client = SchemaRegistryClient(stack.registry_client_config)
     assert json.loads(fresh_client.get_schema(schema_id).schema_str)["name"] == "Durable"
-    consumer = Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": tmp_topic})
+    consumer = Consumer({**as_admin(stack), "group.id": tmp_topic})
     consumer.assign([TopicPartition(tmp_topic, 0, 0)])
     message = consumer.poll(30)
     consumer.close()

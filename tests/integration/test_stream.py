@@ -15,6 +15,7 @@ from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from tests.support.fill import LEFT_OVER, expected_from_input, read_topic
+from tests.support.kafka import as_admin
 from tests.support.stack import hive_query
 from tests.support.stream import (
     progress_offsets,
@@ -66,7 +67,7 @@ def feed(settings: Settings, topic: str, count: int, seed: int) -> int:
         ("XNAS:AAPL", {**base, "event_id": "future", "event_time": now + 3_600_000_000, "last_price": 1.0}),
         ("XNAS:MSFT", {**base, "event_id": "wrong-key", "last_price": 1.0}),
     ]
-    producer = Producer({"bootstrap.servers": settings.bootstrap_servers})
+    producer = Producer(as_admin(settings))
     for key, record in invalid:
         producer.produce(topic, encode(record), key)
     # A whole record followed by bytes that belong to nothing (from_avro alone would accept it).
@@ -216,7 +217,7 @@ def test_every_registered_version_of_the_event_schema_flows_through(stack, spark
     encode_v1 = compile_encoder(
         v1.definition, prefix=confluent_prefix(registry.register_schema(subject, Schema(v1.text, "AVRO")))
     )
-    producer = Producer({"bootstrap.servers": stack.bootstrap_servers})
+    producer = Producer(as_admin(stack))
     sent = 0
 
     def produce(encode: Any, extra: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 
+from tests.support.kafka import as_admin
 from tests.support.stack import tickflow
 from tickflow.settings import Settings
 from tickflow.sources.trade_capture import BookingConfig, book
@@ -40,7 +41,7 @@ def trades(stack: Settings) -> Iterator[Settings]:
 
 
 def ends(settings: Settings, topic: str) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"t-{uuid.uuid4().hex}"})
+    consumer = Consumer({**as_admin(settings), "group.id": f"t-{uuid.uuid4().hex}"})
     try:
         count = len(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
         return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(count)}
@@ -61,7 +62,7 @@ def read_run(
     ``expected`` events (or the time is up), then the rest of what is already there."""
     deserialize = AvroDeserializer(SchemaRegistryClient(settings.registry_client_config))
     consumer = Consumer({
-        "bootstrap.servers": settings.bootstrap_servers, "group.id": f"t-{uuid.uuid4().hex}",
+        **as_admin(settings), "group.id": f"t-{uuid.uuid4().hex}",
         "isolation.level": "read_committed", "enable.auto.commit": False,
     })  # fmt: skip
     consumer.assign([TopicPartition(topic, p, o) for p, o in start.items()])

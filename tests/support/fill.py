@@ -13,6 +13,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 
+from tests.support.kafka import as_admin
 from tickflow.settings import Settings
 from tickflow.stream.fill import FILL_FIELDS, InstrumentState
 
@@ -25,7 +26,7 @@ def read_topic(settings: Settings, topic: str, start: Mapping[int, int] | None =
     transactions, whose commit markers take offsets no message has, so counting offsets would wait."""
     consumer = Consumer(
         {
-            "bootstrap.servers": settings.bootstrap_servers,
+            **as_admin(settings),
             "group.id": f"r-{uuid.uuid4().hex}",
             "auto.offset.reset": "earliest",
             "enable.partition.eof": True,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from tests.support.kafka import as_admin
 from tickflow.settings import Settings
 from tickflow.stack import supervisor
 from tickflow.stack.supervisor import State
@@ -73,7 +74,7 @@ def postgres_stack(settings: Settings) -> Iterator[Settings]:
 def tmp_topic(stack: Settings) -> Iterator[str]:
     """A fresh topic (3 partitions) for one test, deleted afterwards."""
     name = f"test.{uuid.uuid4().hex[:12]}"
-    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    admin = AdminClient(as_admin(stack))
     admin.create_topics([NewTopic(name, 3, 1)])[name].result(30)
     yield name
     admin.delete_topics([name])[name].result(30)
@@ -83,7 +84,7 @@ def tmp_topic(stack: Settings) -> Iterator[str]:
 def topics(stack: Settings) -> Iterator[dict[str, str]]:
     """Fresh events, enriched and dlq topics (3 partitions each) for one stream test."""
     names = {kind: f"test.{kind}.{uuid.uuid4().hex[:8]}" for kind in ("events", "enriched", "dlq")}
-    admin = AdminClient({"bootstrap.servers": stack.bootstrap_servers})
+    admin = AdminClient(as_admin(stack))
     for future in admin.create_topics([NewTopic(n, 3, 1) for n in names.values()]).values():
         future.result(30)
     yield names

@@ -15,9 +15,10 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 
 from tests.support.fill import read_topic
+from tests.support.kafka import as_admin
 from tickflow.settings import Settings
 from tickflow.stream.fill import FILL_FIELDS
-from tickflow.stream.settings import StreamSettings
+from tickflow.stream.settings import SPARK_APP_NAME, StreamSettings
 
 
 def published(
@@ -46,7 +47,7 @@ def progress_offsets(query: Any, topic: str) -> dict[str, int]:
 
 
 def read_ends(settings: Settings, topic: str) -> dict[str, int]:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "ends"})
+    consumer = Consumer({**as_admin(settings), "group.id": "ends"})
     ends = {str(p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(3)}
     consumer.close()
     return ends
@@ -64,10 +65,13 @@ def wait_until_caught_up(settings: Settings, events_topic: str, progress: Any, t
 
 
 def stream_settings(topics: dict[str, str], tmp_path: Path) -> StreamSettings:
+    """A test stream's own topics, files and consumer group; the group starts like the stream's own, which is
+    what the stream's principal may use in secured mode."""
     return StreamSettings(
         input_topic=topics["events"], output_topic=topics["enriched"], dlq_topic=topics["dlq"],
         checkpoint_dir=tmp_path / "checkpoint", progress_file=tmp_path / "progress.json",
-        trigger_interval="1 second", consumer_group=f"tickflow-test-{topics['events']}", max_offsets_per_trigger=4000,
+        trigger_interval="1 second", max_offsets_per_trigger=4000,
+        consumer_group=f"{SPARK_APP_NAME}-{topics['events']}",
     )  # fmt: skip
 
 

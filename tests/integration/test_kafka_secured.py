@@ -127,6 +127,28 @@ def test_each_component_may_do_its_work_and_is_refused_the_rest(secured: Setting
     lag = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(STREAM_GROUP, [partition])])
     assert lag[STREAM_GROUP].result().topic_partitions[0].offset == message.offset() + 1
     assert refused(produce(secured, airflow, EVENTS.name))
+    assert refused(produce(secured, Principal.BACKFILL, EVENTS.name))  # it reads md.events, and writes no topic
+
+
+def test_a_consumer_that_only_assigns_partitions_still_needs_its_group(secured: Settings) -> None:
+    """librdkafka looks the group's coordinator up whenever ``group.id`` is set, committing or not, and hands the
+    refusal over as a message error: so every group id a component uses is one its principal may describe."""
+
+    def first_error(group: str) -> KafkaError | None:
+        consumer = Consumer(
+            {**kafka_client_config(secured, Principal.STREAM), "group.id": group, "enable.auto.commit": False,
+             "log_level": 0}
+        )  # fmt: skip
+        try:
+            consumer.assign([TopicPartition(EVENTS.name, 0, 0)])
+            messages = [m for _ in range(10) if (m := consumer.poll(0.5)) is not None]
+            return next((m.error() for m in messages if m.error() is not None), None)
+        finally:
+            consumer.close()
+
+    refusal = first_error("someone-else")
+    assert refusal is not None and refusal.code() == KafkaError.GROUP_AUTHORIZATION_FAILED, refusal
+    assert first_error(f"{STREAM_GROUP}-health") is None
 
 
 def test_a_wrong_password_and_an_anonymous_client_are_refused(secured: Settings) -> None:

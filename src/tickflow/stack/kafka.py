@@ -161,7 +161,9 @@ super.users=User:{admin}
 
     def _format_storage(self) -> None:
         cluster_id = str(uuid.uuid4().hex[:22])
-        scram = ["--add-scram", salted_scram(kafka_password(self.settings, Principal.ADMIN))]
+        # Outside secured mode no admin password is made: nothing would ever log in with it.
+        secured = self.settings.secured
+        scram = ["--add-scram", salted_scram(kafka_password(self.settings, Principal.ADMIN))] if secured else []
         cmd = [
             *self.java_command(),
             "kafka.tools.StorageTool",
@@ -172,7 +174,7 @@ super.users=User:{admin}
             cluster_id,
             "-c",
             str(self.home / "server.properties"),
-            *(scram if self.settings.secured else []),
+            *scram,
         ]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("a") as log:

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import re
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,16 @@ def test_connect_may_run_exactly_once_sources_and_the_backfill_only_reads_md_eve
     backfill = allowed(Principal.BACKFILL)
     assert ("md.events", AclOperation.READ) in backfill
     assert not {op for _, op in backfill} & {AclOperation.WRITE, AclOperation.CREATE}
+
+
+def test_outside_secured_mode_formatting_makes_no_admin_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commands: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **_: commands.append(cmd) or subprocess.CompletedProcess(cmd, 0))
+    kafka = Kafka(Settings(state_dir=tmp_path))
+    kafka.home.mkdir(parents=True)
+    monkeypatch.setattr(Kafka, "java_command", lambda self: ["java"])
+    kafka.write_config()
+    assert commands and "--add-scram" not in commands[0]
+    assert not credential_file(kafka.settings, Principal.ADMIN).exists()

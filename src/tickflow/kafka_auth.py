@@ -19,6 +19,7 @@ from tickflow.settings import Settings
 SECURITY_PROTOCOL = "SASL_PLAINTEXT"
 SASL_MECHANISM = "SCRAM-SHA-512"
 SCRAM_LOGIN_MODULE = "org.apache.kafka.common.security.scram.ScramLoginModule"
+SCRAM_ITERATIONS = 8192  # of every SCRAM credential: the admin's at format time, the others' at bootstrap
 # The backfill's consumer group ids (its offset look-ups, Spark's batch source) start with this; it commits nothing.
 BACKFILL_GROUPS = "tickflow-backfill"
 

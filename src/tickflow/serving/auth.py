@@ -48,7 +48,7 @@ def login_url(base_url: str, token: str) -> str:
 def where_the_token_is(settings: Settings, serving: ServingSettings) -> str:
     if serving.token is not None:
         return "TICKFLOW_SERVING_TOKEN on the server"
-    return f"{settings.state_dir / 'serving' / 'token'} on the server"
+    return f"{token_file(settings)} on the server"
 
 
 class HideTokens(logging.Filter):

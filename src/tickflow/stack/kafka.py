@@ -24,6 +24,7 @@ from pathlib import Path
 
 from tickflow.kafka_auth import (
     SASL_MECHANISM,
+    SCRAM_ITERATIONS,
     Principal,
     credential_file,
     credentials_dir,
@@ -37,7 +38,6 @@ from tickflow.stack.jvm import CONSOLE_LOG4J2, JvmService
 
 HEALTH_TOPIC = "_tickflow.health"
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # the broker's message.max.bytes: no record is larger
-SCRAM_ITERATIONS = 8192
 PLAIN_LOGIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
 
 

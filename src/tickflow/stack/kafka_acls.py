@@ -26,13 +26,12 @@ from confluent_kafka.admin._scram import (
     UserScramCredentialUpsertion,
 )
 
-from tickflow.kafka_auth import BACKFILL_GROUPS, Principal, kafka_password
+from tickflow.kafka_auth import BACKFILL_GROUPS, SCRAM_ITERATIONS, Principal, kafka_password
 from tickflow.settings import Settings
 from tickflow.stack.connect import CONNECT_GROUP
 from tickflow.stack.registry import REGISTRY_GROUPS
 from tickflow.topics import DLQ, ENRICHED, EVENTS, SINK_DLQ
 
-SCRAM_ITERATIONS = 8192
 TEST_TOPICS = "test."
 STREAM_GROUPS = "tickflow-enrichment"  # the stream's committed group and the prefix of Spark's own group ids
 # With exactly.once.source.support=enabled the worker's leader writes the config topic in transactions with this

@@ -161,15 +161,12 @@ class Supervisor:
             for service in self.ordered(names):
                 if self.running_pid(service.name) is not None:
                     on_event(service.name, "already running")
+                    if not self._wait_healthy(service, on_event):
+                        # It was on its way down (what it needs had just died): start it anew.
+                        on_event(service.name, "exited while up waited for it")
+                        self._start(service, on_event)
                 else:
-                    if (record := self._read_pid(service.name)) and clear_leftovers(record["pid"], LEFTOVER_GRACE_S):
-                        on_event(service.name, "cleared what was left of its last run")
-                    self._check_ports(service)
-                    on_event(service.name, "preparing")
-                    service.prepare()
-                    on_event(service.name, "starting")
-                    self._spawn(service)
-                self._wait_healthy(service, on_event)
+                    self._start(service, on_event)
                 service.bootstrap()
         return [self.status(s.name) for s in self.ordered(names)]
 
@@ -194,15 +191,27 @@ class Supervisor:
             json.dumps({"pid": pid, "start_ticks": start_ticks(pid), "started_at": time.time()})
         )
 
-    def _wait_healthy(self, service: Service, on_event: Callable[[str, str], None]) -> None:
+    def _start(self, service: Service, on_event: Callable[[str, str], None]) -> None:
+        if (record := self._read_pid(service.name)) and clear_leftovers(record["pid"], LEFTOVER_GRACE_S):
+            on_event(service.name, "cleared what was left of its last run")
+        self._check_ports(service)
+        on_event(service.name, "preparing")
+        service.prepare()
+        on_event(service.name, "starting")
+        self._spawn(service)
+        if not self._wait_healthy(service, on_event):
+            raise StackError(f"{service.name} exited during start-up: read {service.log_path} for the cause.")
+
+    def _wait_healthy(self, service: Service, on_event: Callable[[str, str], None]) -> bool:
+        """True once the service answers its health check; False if its process exits first."""
         deadline = time.monotonic() + self.settings.health_timeout_s
         started = time.monotonic()
         while True:
             if service.healthy():
                 on_event(service.name, f"healthy after {time.monotonic() - started:.1f}s")
-                return
+                return True
             if self.running_pid(service.name) is None:
-                raise StackError(f"{service.name} exited during start-up: read {service.log_path} for the cause.")
+                return False
             if time.monotonic() > deadline:
                 raise StackError(
                     f"{service.name} did not become healthy within {self.settings.health_timeout_s:.0f}s: "

@@ -305,3 +305,27 @@ def test_up_after_a_hard_kill_clears_what_the_last_run_left(
         assert session_members(leader) == []
     finally:
         stack.down(grace_s=2)
+
+
+def test_a_service_found_running_that_exits_while_up_waits_is_started_again(settings: Settings) -> None:
+    """A service on its way down when ``up`` looks (Airflow's triggerer after PostgreSQL died) is
+    started anew instead of failing the ``up``."""
+    first_run_dies = (
+        "import pathlib, sys, time; runs = pathlib.Path('runs');"
+        "n = len(runs.read_text()) if runs.exists() else 0; runs.write_text('x' * (n + 1));"
+        "time.sleep(1.0) if n == 0 else None; sys.exit(1) if n == 0 else None;"
+        "pathlib.Path('ready').write_text('1'); time.sleep(120)"
+    )
+    service = FileFlagService(settings, first_run_dies, free_port())
+    stack = Supervisor(settings, [service])
+    try:
+        service.prepare()
+        stack.paths.run.mkdir(parents=True)
+        stack._spawn(service)  # running from before, not yet healthy, about to exit
+        events: list[str] = []
+        (status,) = stack.up(on_event=lambda name, message: events.append(message))
+        assert status.state is State.HEALTHY
+        assert events[:2] == ["already running", "exited while up waited for it"]
+        assert (service.home / "runs").read_text() == "xx"
+    finally:
+        stack.down(grace_s=2)

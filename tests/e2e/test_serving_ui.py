@@ -22,6 +22,8 @@ from tickflow.settings import Settings
 
 pytestmark = pytest.mark.integration
 
+TOKEN = secrets.token_urlsafe(32)  # by setting, used when the stack runs secured: no token file in the state dir
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -69,7 +71,7 @@ def instruments(store: MarketDataStore) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def base_url(hbase_stack: Settings, instruments: dict[str, str]) -> Iterator[str]:
-    serving = ServingSettings(reference_from_hive=False, poll_ms=250)
+    serving = ServingSettings(reference_from_hive=False, poll_ms=250, token=TOKEN)
     with running(create_app(hbase_stack, serving), "127.0.0.1", free_port()) as url:
         yield url
 
@@ -82,7 +84,7 @@ def test_select_two_instruments_and_watch_them_update_live(
     assert isinstance(page, Page)
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
-    page.goto(base_url)
+    page.goto(login_url(base_url, TOKEN) if hbase_stack.secured else base_url)
     tag = next(iter(instruments)).removeprefix("TEST:")[:-1]
     page.fill("#search", f"E2E{tag}")
     results = page.locator("#results button")

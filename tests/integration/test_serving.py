@@ -24,6 +24,8 @@ from tickflow.settings import Settings
 
 pytestmark = pytest.mark.integration
 T0 = time.time_ns() // 1000 - 60_000_000  # µs, a minute ago: inside md:history's TTL
+TOKEN = secrets.token_urlsafe(32)  # the server's, by setting; needed when the stack runs secured
+AS_A_CLIENT = {"Authorization": f"Bearer {TOKEN}"}  # ignored outside secured mode
 
 
 def free_port() -> int:
@@ -59,13 +61,13 @@ def instruments(store: MarketDataStore) -> list[str]:
 
 @pytest.fixture(scope="module")
 def base_url(hbase_stack: Settings, instruments: list[str]) -> Iterator[str]:
-    serving = ServingSettings(reference_from_hive=False, poll_ms=100, heartbeat_s=0.5, max_selection=3)
+    serving = ServingSettings(reference_from_hive=False, poll_ms=100, heartbeat_s=0.5, max_selection=3, token=TOKEN)
     with running(create_app(hbase_stack, serving), "127.0.0.1", free_port()) as url:
         yield url
 
 
 def get(base_url: str, path: str) -> httpx.Response:
-    return httpx.get(f"{base_url}{path}", timeout=30)
+    return httpx.get(f"{base_url}{path}", headers=AS_A_CLIENT, timeout=30)
 
 
 def test_health_and_search(base_url: str, instruments: list[str]) -> None:
@@ -138,7 +140,7 @@ def test_the_live_feed_sends_a_snapshot_then_only_what_changed(
     base_url: str, store: MarketDataStore, instruments: list[str]
 ) -> None:
     url = f"{base_url}/api/stream?ids={','.join(instruments)}"
-    with httpx.stream("GET", url, timeout=30) as response:
+    with httpx.stream("GET", url, headers=AS_A_CLIENT, timeout=30) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = sse_events(response.iter_lines())
         name, snapshot = next(events)
@@ -168,7 +170,7 @@ def test_secured_mode_asks_for_the_token_then_serves_the_same_data(
     serving = ServingSettings(reference_from_hive=False, token=token)
     latest = f"/api/latest?ids={instruments[0]}"
     with running(create_app(settings, serving), "127.0.0.1", free_port()) as url:
-        refused = get(url, latest)
+        refused = httpx.get(f"{url}{latest}", timeout=30)
         assert refused.status_code == 401
         assert "send the token (TICKFLOW_SERVING_TOKEN on the server)" in refused.json()["error"]
         assert get(url, "/healthz").json()["status"] == "ok"  # open: no data in it

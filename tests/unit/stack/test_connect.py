@@ -106,7 +106,7 @@ def test_the_worker_and_its_connectors_clients_log_in_as_connect_from_a_private_
 
 
 def test_outside_secured_mode_the_worker_has_no_login(tmp_path: Path) -> None:
-    worker = connect.Connect(Settings(state_dir=tmp_path))
+    worker = connect.Connect(Settings(state_dir=tmp_path, secured=False))
     worker.write_config()
     text = (worker.home / "worker.properties").read_text()
     assert "bootstrap.servers=127.0.0.1:9092\n" in text and "sasl" not in text and "security.protocol" not in text

@@ -79,7 +79,7 @@ def test_outside_secured_mode_formatting_makes_no_admin_password(
 ) -> None:
     commands: list[list[str]] = []
     monkeypatch.setattr(subprocess, "run", lambda cmd, **_: commands.append(cmd) or subprocess.CompletedProcess(cmd, 0))
-    kafka = Kafka(Settings(state_dir=tmp_path))
+    kafka = Kafka(Settings(state_dir=tmp_path, secured=False))
     kafka.home.mkdir(parents=True)
     monkeypatch.setattr(Kafka, "java_command", lambda self: ["java"])
     kafka.write_config()

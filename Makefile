@@ -16,7 +16,7 @@ DEMO_RATE ?= 5000
 # Trades booked per second into the trade-capture database beside the simulators (2% corrected).
 DEMO_TRADES_RATE ?= 500
 
-.PHONY: setup demo test unit dags integration e2e faults lint stack-up stack-down stack-status clean
+.PHONY: setup demo test test-secured unit dags integration e2e faults lint stack-up stack-down stack-status clean
 
 # The serving page's front-end libraries (uPlot) from npm, pinned by web/package-lock.json, copied into the
 # package (git-ignored): the page never loads anything from a CDN. Needs Node.js and npm.
@@ -68,6 +68,12 @@ test: setup
 	mvn -q -f connectors/hbase-sink/pom.xml test
 	mvn -q -f connectors/marketevent-connect/pom.xml test
 	$(BIN)/pytest --durations=25 tests/dags tests/unit tests/integration tests/e2e tests/faults
+
+# The same suites against a secured stack (Kafka logins and ACLs, the serving token), in a state directory of
+# its own: Kafka's storage is formatted for one mode. Stop a plain stack first (they share the ports).
+SECURED_STATE ?= .tickflow-secured
+test-secured: setup
+	TICKFLOW_SECURED=true TICKFLOW_STATE_DIR=$(SECURED_STATE) $(MAKE) test
 
 unit: setup
 	$(BIN)/pytest tests/unit

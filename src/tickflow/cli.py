@@ -227,11 +227,11 @@ def down(services: ServiceNames = None) -> None:
 
 @stack_app.command()
 def status(services: ServiceNames = None) -> None:
-    """Show what runs where; exits 1 when a service is not healthy."""
+    """Show what runs where; exits 1 when a service is not healthy or listens beyond loopback."""
     stack = supervisor(Settings())
     rows = [stack.status(s.name) for s in stack.ordered(services)]
     _print_status(rows)
-    if any(row.state is not State.HEALTHY for row in rows):
+    if any(row.state is not State.HEALTHY or row.exposed for row in rows):
         raise typer.Exit(1)
 
 

@@ -160,6 +160,7 @@ class Supervisor:
         with self._exclusive():
             for service in self.ordered(names):
                 if self.running_pid(service.name) is not None:
+                    self._check_mode(service)
                     on_event(service.name, "already running")
                     if not self._wait_healthy(service, on_event):
                         # It was on its way down (what it needs had just died): start it anew.
@@ -174,6 +175,16 @@ class Supervisor:
         # A first `up` downloads every artifact: let a second command wait that long rather than fail.
         return exclusive(self.paths.run / "stack.lock", STACK_LOCK_TIMEOUT_S, f"the stack in {self.settings.root}")
 
+    def _check_mode(self, service: Service) -> None:
+        """A service started in the other mode (TICKFLOW_SECURED) would only time out on its health check."""
+        started_secured = bool((self._read_pid(service.name) or {}).get("secured", False))
+        if started_secured != self.settings.secured:
+            raise StackError(
+                f"{service.name} runs {'in' if started_secured else 'outside'} secured mode but TICKFLOW_SECURED "
+                f"is now {str(self.settings.secured).lower()}: stop the stack with `tickflow stack down` first, "
+                "or set TICKFLOW_SECURED as it was."
+            )
+
     def _check_ports(self, service: Service) -> None:
         for port in service.ports:
             if port_in_use(self.settings.host, port):
@@ -187,9 +198,9 @@ class Supervisor:
         service.home.mkdir(parents=True, exist_ok=True)
         env = service.process_environment()
         pid = spawn(service.name, service.command(), env, service.log_path, cwd=service.home)
-        self.paths.pidfile(service.name).write_text(
-            json.dumps({"pid": pid, "start_ticks": start_ticks(pid), "started_at": time.time()})
-        )
+        started = {"pid": pid, "start_ticks": start_ticks(pid), "started_at": time.time()}
+        started["secured"] = self.settings.secured
+        self.paths.pidfile(service.name).write_text(json.dumps(started))
 
     def _start(self, service: Service, on_event: Callable[[str, str], None]) -> None:
         if (record := self._read_pid(service.name)) and clear_leftovers(record["pid"], LEFTOVER_GRACE_S):

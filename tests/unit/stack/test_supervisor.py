@@ -13,7 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from tickflow import cli
 from tickflow.processes import session_members
 from tickflow.settings import Settings
 from tickflow.stack.base import Service, StackError
@@ -132,7 +134,9 @@ time.sleep(120)
 """
 
 
-def test_status_names_the_ports_a_service_listens_on_beyond_loopback(settings: Settings) -> None:
+def test_status_names_the_ports_a_service_listens_on_beyond_loopback(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every process of the service's session counts, and only what is reachable from elsewhere is named."""
     service = FileFlagService(settings, LOOPBACK_AND_A_WILDCARD_CHILD, free_port())
     stack = Supervisor(settings, [service])
@@ -140,6 +144,11 @@ def test_status_names_the_ports_a_service_listens_on_beyond_loopback(settings: S
         (status,) = stack.up()
         port = int((service.home / "wildcard").read_text())
         assert [str(listener) for listener in status.exposed] == [f"0.0.0.0:{port}"]
+        # `tickflow stack status` names it and exits 1, healthy as the service is.
+        monkeypatch.setattr(cli, "supervisor", lambda _settings: stack)
+        result = CliRunner().invoke(cli.app, ["stack", "status"], env={"COLUMNS": "200"})
+        assert result.exit_code == 1
+        assert f"flag (0.0.0.0:{port}) listens beyond loopback" in " ".join(result.output.split())
     finally:
         stack.down(grace_s=2)
 
@@ -329,3 +338,11 @@ def test_a_service_found_running_that_exits_while_up_waits_is_started_again(sett
         assert (service.home / "runs").read_text() == "xx"
     finally:
         stack.down(grace_s=2)
+
+
+def test_a_service_started_in_the_other_mode_is_named_at_once(stack: Supervisor, settings: Settings) -> None:
+    """Flipping TICKFLOW_SECURED under a running stack: one sentence, not a health check's timeout."""
+    stack.up()
+    secured = Supervisor(settings.model_copy(update={"secured": True}), list(stack.services.values()))
+    with pytest.raises(StackError, match=r"flag runs outside secured mode but TICKFLOW_SECURED is now true: stop"):
+        secured.up()

@@ -23,9 +23,10 @@ class StreamSettings(BaseSettings):
         default="250 milliseconds", description="Micro-batch trigger; the seed's '10 seconds' is a valid choice."
     )
     max_offsets_per_trigger: int = Field(
-        default=100_000,
+        default=250_000,
         gt=0,
-        description="Cap on records per micro-batch: a backlog drains in batches of a few seconds, each reported.",
+        description="Cap on records per micro-batch: a backlog drains in batches of a few seconds, each reported "
+        "(a batch has a fixed cost of ~0.4 s: 250k drains a backlog ~30% faster than 100k; docs/performance.md).",
     )
     input_topic: str = EVENTS.name
     output_topic: str = ENRICHED.name

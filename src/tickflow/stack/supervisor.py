@@ -198,8 +198,12 @@ class Supervisor:
         service.home.mkdir(parents=True, exist_ok=True)
         env = service.process_environment()
         pid = spawn(service.name, service.command(), env, service.log_path, cwd=service.home)
-        started = {"pid": pid, "start_ticks": start_ticks(pid), "started_at": time.time()}
-        started["secured"] = self.settings.secured
+        started = {
+            "pid": pid,
+            "start_ticks": start_ticks(pid),
+            "started_at": time.time(),
+            "secured": self.settings.secured,  # up refuses to mix modes (_check_mode)
+        }
         self.paths.pidfile(service.name).write_text(json.dumps(started))
 
     def _start(self, service: Service, on_event: Callable[[str, str], None]) -> None:

@@ -70,10 +70,12 @@ test: setup
 	$(BIN)/pytest --durations=25 tests/dags tests/unit tests/integration tests/e2e tests/faults
 
 # The same suites against a secured stack (Kafka logins and ACLs, the serving token), in a state directory of
-# its own: Kafka's storage is formatted for one mode. Stop a plain stack first (they share the ports).
+# its own: Kafka's storage is formatted for one mode. Stop a plain stack first (they share the ports); the
+# secured one is stopped at the end, whatever the verdict.
 SECURED_STATE ?= .tickflow-secured
+SECURED_ENV := TICKFLOW_SECURED=true TICKFLOW_STATE_DIR=$(SECURED_STATE)
 test-secured: setup
-	TICKFLOW_SECURED=true TICKFLOW_STATE_DIR=$(SECURED_STATE) $(MAKE) test
+	$(SECURED_ENV) $(MAKE) test; status=$$?; $(SECURED_ENV) $(BIN)/tickflow stack down > /dev/null; exit $$status
 
 unit: setup
 	$(BIN)/pytest tests/unit

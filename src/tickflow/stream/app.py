@@ -84,6 +84,7 @@ class EnrichmentBatch:
         self.publisher = Publisher(settings, stream, schema_id, schema_text)
         self.publisher.reference.refresh(spark)
         check_enrichment_sql(spark, self.transform.sql, self.transform.filled_schema, self.publisher.columns)
+        self.dlq_login = kafka_client_config(settings, Principal.STREAM)  # read once, not per micro-batch
         context = spark.sparkContext
         self.counters = Counters(context.accumulator(0), context.accumulator(0), self.state.instrument_count())
 
@@ -91,7 +92,7 @@ class EnrichmentBatch:
         from tickflow.stream.fill_task import FillTask
 
         task = FillTask(
-            kafka_client_config(self.settings, Principal.STREAM),
+            self.dlq_login,
             self.stream.input_topic,
             self.stream.dlq_topic,
             self.state,

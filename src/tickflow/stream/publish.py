@@ -197,18 +197,18 @@ class Publisher:
     """Writes a batch's enriched rows to the output topic as Confluent-framed Avro."""
 
     def __init__(self, settings: Settings, stream: StreamSettings, schema_id: int, schema_text: str) -> None:
-        self.settings = settings
         self.stream = stream
         self.schema_id = schema_id
         self.schema_text = schema_text
         self.columns = [f["name"] for f in json.loads(schema_text)["fields"]]
         self.reference = ReferenceSnapshot()
+        self.kafka_login = spark_kafka_options(settings, Principal.STREAM)  # read once, not per micro-batch
 
     def publish(self, enriched: DataFrame) -> None:
         (
             framed(enriched, self.schema_id, self.schema_text)
             .write.format("kafka")
-            .options(**spark_kafka_options(self.settings, Principal.STREAM))
+            .options(**self.kafka_login)
             .option("kafka.linger.ms", str(self.stream.producer_linger_ms))
             .option("kafka.batch.size", str(self.stream.producer_batch_bytes))
             .option("kafka.compression.type", "lz4")

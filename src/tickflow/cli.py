@@ -604,6 +604,7 @@ def stream(
         return
     from tickflow.stream.app import run_stream
     from tickflow.stream.control import EnrichmentStream
+    from tickflow.stream.progress import events_behind
     from tickflow.stream.settings import StreamSettings
 
     settings = Settings()
@@ -615,10 +616,12 @@ def stream(
 
     def progress(info: dict[str, Any], counters: Any) -> None:
         seconds = (info.get("durationMs") or {}).get("triggerExecution", 0) / 1000
+        behind, age = events_behind(info), counters.output_age_s(time.time())
         console.print(
             f"[cyan]stream[/] batch {info.get('batchId')}  rows {info.get('numInputRows', 0):,} in {seconds:.1f}s  "
             f"processed {info.get('processedRowsPerSecond', 0):,.0f}/s  "
             f"offered {info.get('inputRowsPerSecond', 0):,.0f}/s  "
+            f"behind {behind or 0:,} events, {age if age is not None else 0:.1f}s  "
             f"state {counters.instruments:,} instruments  dlq total {counters.dlq:,}"
         )
         for record in watcher.latest(samples) if watcher else ():
@@ -866,11 +869,11 @@ def _prepare_feed(settings: Settings, topic: str) -> int:
     from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
     from tickflow.schemas import TOPIC_SCHEMAS, load
-    from tickflow.topics import create_topics
+    from tickflow.topics import SHOWCASE, TOPICS, create_topics
 
     schema = load(TOPIC_SCHEMAS["md.events"], settings.schemas_dir)
     _require(settings, "kafka", "registry")
-    create_topics(settings)
+    create_topics(settings, (*TOPICS, SHOWCASE) if topic == SHOWCASE.name else TOPICS)
     client = SchemaRegistryClient(settings.registry_client_config)
     try:
         return int(client.register_schema(f"{topic}-value", Schema(schema.text, "AVRO")))

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 from tickflow.errors import TickflowError
 from tickflow.kafka_auth import Principal, kafka_client_config
 from tickflow.settings import Settings
+from tickflow.stream.fill import NEVER
+from tickflow.stream.fill_task import NewestParam
 from tickflow.stream.settings import SPARK_APP_NAME, StreamSettings
 from tickflow.stream.state import FillState
 from tickflow.stream.transform import Transform
@@ -58,6 +60,7 @@ class Counters:
 
     filled_acc: Any
     dlq_acc: Any
+    newest_ingest_acc: Any  # the newest input record's Kafka timestamp filled so far (µs)
     instruments: int = 0
 
     @property
@@ -67,6 +70,11 @@ class Counters:
     @property
     def dlq(self) -> int:
         return int(self.dlq_acc.value)
+
+    def output_age_s(self, now_s: float) -> float | None:
+        """How old, at ``now_s``, the newest event published is (from its input record's Kafka timestamp)."""
+        newest = int(self.newest_ingest_acc.value)
+        return None if newest == NEVER else max(0.0, now_s - newest / 1e6)
 
 
 class EnrichmentBatch:
@@ -86,7 +94,12 @@ class EnrichmentBatch:
         check_enrichment_sql(spark, self.transform.sql, self.transform.filled_schema, self.publisher.columns)
         self.dlq_login = kafka_client_config(settings, Principal.STREAM)  # read once, not per micro-batch
         context = spark.sparkContext
-        self.counters = Counters(context.accumulator(0), context.accumulator(0), self.state.instrument_count())
+        self.counters = Counters(
+            context.accumulator(0),
+            context.accumulator(0),
+            context.accumulator(int(NEVER), NewestParam()),
+            self.state.instrument_count(),
+        )
 
     def __call__(self, raw: DataFrame, batch_id: int) -> None:
         from tickflow.stream.fill_task import FillTask
@@ -98,6 +111,7 @@ class EnrichmentBatch:
             self.state,
             batch_id,
             (self.counters.filled_acc, self.counters.dlq_acc),
+            self.counters.newest_ingest_acc,
         )
         self.publisher.reference.refresh(raw.sparkSession)
         self.publisher.publish(self.transform.enrich(raw, task))

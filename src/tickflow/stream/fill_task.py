@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from pyspark.accumulators import AccumulatorParam
 
 from tickflow.stream.fill import FILL_FIELDS, NEVER, fill_frame
 from tickflow.stream.state import VALUE_TYPES, FillState
@@ -54,6 +55,16 @@ def _producer(kafka_config: dict[str, str]) -> Any:
     return _producers[key]
 
 
+class NewestParam(AccumulatorParam[int]):
+    """A Spark accumulator of the greatest value added (``AccumulatorParam``): the newest ingest time filled."""
+
+    def zero(self, _value: int) -> int:
+        return int(NEVER)
+
+    def addInPlace(self, first: int, second: int) -> int:  # Spark's name
+        return max(first, second)
+
+
 def spark_schema() -> Any:
     """FILLED_SCHEMA as a Spark StructType (for mapInArrow and the enrichment SQL check)."""
     from pyspark.sql.pandas.types import from_arrow_schema
@@ -79,7 +90,9 @@ class FillTask:
     """The function ``mapInArrow`` runs for micro-batch ``batch_id``; built on the driver, pickled to workers.
 
     ``kafka_config`` is where and as whom the dead-letter producer connects (``kafka_auth.kafka_client_config``).
-    ``counters`` are Spark accumulators (filled rows, dead letters) the driver reports. Without a
+    ``counters`` are Spark accumulators (filled rows, dead letters) the driver reports; ``newest_ingest``, when
+    given, an accumulator of the newest ``ingest_time`` filled (:class:`NewestParam`), from which the stream
+    says how old its output is. Without a
     ``dlq_topic`` rejected records are only counted: a backfill re-reads records the stream already
     sent to the dead-letter topic, and must not send them again."""
 
@@ -89,6 +102,7 @@ class FillTask:
     state: FillState
     batch_id: int
     counters: tuple[Any, Any]
+    newest_ingest: Any = None
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         received = [b for b in batches if b.num_rows]
@@ -116,6 +130,8 @@ class FillTask:
         states, columns = fill_frame(prior, events.rename(columns={"event_key": "event_id"}))
         self.state.write(partition, self.batch_id, {**prior, **states})
         self.counters[0].add(len(columns["event_time"]))
+        if self.newest_ingest is not None:
+            self.newest_ingest.add(int(events["ingest_time"].max()))
         return to_arrow(columns)
 
     def _dead_letters(self, dlq_topic: str, rejected: pd.DataFrame) -> None:

@@ -36,6 +36,8 @@ class StreamProgress(BaseModel):
     dlq_total: int = 0
     filled_total: int = 0
     end_offsets: dict[str, dict[str, int]] | None = None
+    lag_events: int | None = None  # records in the input that this batch did not reach (when it was planned)
+    output_age_s: float | None = None  # how old the newest published event was when the batch ended
 
     @classmethod
     def read(cls, path: Path) -> StreamProgress | None:
@@ -43,6 +45,25 @@ class StreamProgress(BaseModel):
             return cls.model_validate_json(path.read_text())
         except (OSError, ValueError):
             return None
+
+
+def _offsets(source: dict[str, Any], key: str) -> dict[str, dict[str, int]]:
+    """A Kafka source's offsets in a query progress (Spark gives them as JSON text or as a dict)."""
+    offsets = source.get(key)
+    return json.loads(offsets) if isinstance(offsets, str) else (offsets or {})
+
+
+def events_behind(progress: dict[str, Any]) -> int | None:
+    """How many input records were already in Kafka beyond a batch's end when Spark planned it: the stream's lag."""
+    sources = progress.get("sources") or []
+    if not sources:
+        return None
+    latest, end = _offsets(sources[0], "latestOffset"), _offsets(sources[0], "endOffset")
+    return sum(
+        max(0, int(offset) - int(end.get(topic, {}).get(partition, offset)))
+        for topic, offsets in latest.items()
+        for partition, offset in offsets.items()
+    )
 
 
 class ProgressReporter:
@@ -66,10 +87,7 @@ class ProgressReporter:
     def report(self, progress: dict[str, Any]) -> StreamProgress:
         from confluent_kafka import TopicPartition
 
-        source = (progress.get("sources") or [{}])[0]
-        end_offsets = source.get("endOffset")
-        if isinstance(end_offsets, str):
-            end_offsets = json.loads(end_offsets)
+        end_offsets = _offsets((progress.get("sources") or [{}])[0], "endOffset")
         if end_offsets:
             partitions = [
                 TopicPartition(topic, int(partition), int(offset))
@@ -93,7 +111,9 @@ class ProgressReporter:
             state_rows=self.counters.instruments,
             dlq_total=self.counters.dlq,
             filled_total=self.counters.filled,
-            end_offsets=end_offsets,
+            end_offsets=end_offsets or None,
+            lag_events=events_behind(progress),
+            output_age_s=self.counters.output_age_s(time.time()),
         )
         partial = self.path.with_suffix(".partial")
         partial.write_text(report.model_dump_json(indent=2))

@@ -1,9 +1,10 @@
 # Two commands get a fresh machine from clone to result:
 #   make demo   set up, start the local stack with Airflow (prints its URL and login), run the platform
 #               (smoke round trip, the HBase sink deployed, reference data seeded and loaded into Hive,
-#               the three source simulators at 100k events/s for DEMO_SECONDS, then simulators,
-#               trades booked into PostgreSQL (through Debezium into md.events), enrichment stream and
-#               the live web page together, until Ctrl-C)
+#               the three source simulators at 100k events/s for DEMO_SECONDS into md.showcase, a topic
+#               nothing reads, then simulators into md.events at DEMO_RATE, trades booked into PostgreSQL
+#               (through Debezium into md.events), enrichment stream and the live web page together,
+#               until Ctrl-C)
 #   make test   set up, start the stack from the tests, run every test suite
 VENV    ?= .venv
 PYTHON  ?= python3
@@ -51,7 +52,8 @@ demo: setup
 	$(BIN)/tickflow hive migrate
 	$(BIN)/tickflow reference seed
 	$(BIN)/tickflow reference refresh --max-drop 1
-	$(BIN)/tickflow simulate --rate 100000 --duration $(DEMO_SECONDS)
+	@echo "The simulators at full rate for $(DEMO_SECONDS) s, into md.showcase (nothing reads it: the live pipeline below starts without a backlog):"
+	$(BIN)/tickflow simulate --rate 100000 --duration $(DEMO_SECONDS) --topic md.showcase
 	@$(BIN)/tickflow stack login
 	@echo "Now the simulators at $(DEMO_RATE) events/s (what the stream sustains beside them here), $(DEMO_TRADES_RATE) trades/s booked and the enrichment stream, until Ctrl-C:"
 	@echo "The live page: http://127.0.0.1:$${TICKFLOW_PORT_SERVING:-8000}/ (log .tickflow/logs/serve.log)"

@@ -15,7 +15,11 @@
   not ``md.dlq``: a record here was valid input that the stream published, so it is replayed into
   HBase (not into the stream) after a fix, and Connect's headers differ from the stream's.
   3 partitions, 30 days, like ``md.dlq``.
-All four use ``compression.type=producer`` (keep what the producer chose, lz4) and
+- ``md.showcase``: the simulators at their full rate (``make demo``'s first 30 s at 100k events/s), shaped
+  like ``md.events`` but read by nothing: a flood into md.events would bury the live pipeline under
+  minutes of backlog. One hour of retention. Created by ``tickflow simulate --topic md.showcase``, not
+  by ``tickflow topics create``: it is not one of the platform's topics.
+All of them use ``compression.type=producer`` (keep what the producer chose, lz4) and
 ``message.timestamp.type=CreateTime`` (producers' timestamps, used for latency).
 """
 
@@ -60,6 +64,7 @@ ENRICHED = TopicSpec("md.enriched", 12, 3 * DAY_MS)
 DLQ = TopicSpec("md.dlq", 3, 30 * DAY_MS)
 SINK_DLQ = TopicSpec("md.enriched.dlq", 3, 30 * DAY_MS)
 TOPICS = (EVENTS, ENRICHED, DLQ, SINK_DLQ)
+SHOWCASE = TopicSpec("md.showcase", EVENTS.partitions, 3600 * 1000)
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from tickflow.kafka_auth import BACKFILL_GROUPS, SCRAM_ITERATIONS, Principal, ka
 from tickflow.settings import Settings
 from tickflow.stack.connect import CONNECT_GROUP
 from tickflow.stack.registry import REGISTRY_GROUPS
-from tickflow.topics import DLQ, ENRICHED, EVENTS, SINK_DLQ
+from tickflow.topics import DLQ, ENRICHED, EVENTS, SHOWCASE, SINK_DLQ
 
 TEST_TOPICS = "test."
 STREAM_GROUPS = "tickflow-enrichment"  # the stream's committed group and the prefix of Spark's own group ids
@@ -73,6 +73,7 @@ def grants() -> list[Grant]:
     registry, backfill = Principal.REGISTRY, Principal.BACKFILL
     return [
         Grant(simulator, TOPIC, EVENTS.name, (WRITE, DESCRIBE)),
+        Grant(simulator, TOPIC, SHOWCASE.name, (WRITE, DESCRIBE)),
         Grant(simulator, TOPIC, TEST_TOPICS, (WRITE, DESCRIBE), PREFIXED),
         Grant(stream, TOPIC, EVENTS.name, (READ, DESCRIBE)),
         Grant(stream, TOPIC, ENRICHED.name, (WRITE, DESCRIBE)),

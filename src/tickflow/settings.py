@@ -96,7 +96,9 @@ class Settings(BaseSettings):
         description="How long md:history keeps a cell (HBase TTL, by cell timestamp).",
     )
     hbase_history_compression: Literal["ZSTD", "LZ4", "SNAPPY", "GZ", "NONE"] = Field(
-        default="ZSTD", description="Codec of md:history: ZSTD, LZ4, SNAPPY (pure Java), GZ or NONE."
+        default="LZ4",
+        description="Codec of md:history: LZ4, SNAPPY, ZSTD (pure Java), GZ or NONE. LZ4 by default: pure-Java ZSTD "
+        "was about half of HBase's CPU at load (flushes and compactions; docs/performance.md).",
     )
     spark_connector_version: str = Field(
         default="4.2.0",

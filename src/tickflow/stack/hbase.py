@@ -23,8 +23,9 @@ hbase-thrift jar. No JRuby shell, no Java code of ours, and no second resident J
 **Compression without native libraries.** GZ is built in (Java's zlib). ``hbase-compression-
 aircompressor`` adds pure-Java LZ4, Snappy and ZStandard codecs, selected through
 ``hbase.io.compress.<codec>.codec``; all four created tables, wrote flushed HFiles and read them back
-after a restart here. ``md:history`` uses ZSTD by default (best ratio for a large write-once table;
-``TICKFLOW_HBASE_HISTORY_COMPRESSION`` switches it), ``md:latest`` none (small, hot).
+after a restart here. ``md:history`` uses LZ4 by default (pure-Java ZSTD compresses better but was about
+half of HBase's CPU at load, in flushes and compactions; ``TICKFLOW_HBASE_HISTORY_COMPRESSION`` switches
+it), ``md:latest`` none (small, hot).
 
 **Stop.** SIGTERM makes the master's shutdown hook stop ZooKeeper before the region server has
 left it: ~26 s of retries and errors in the log. ``HMaster stop --shutDownCluster`` flushes and

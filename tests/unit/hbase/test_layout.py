@@ -215,4 +215,4 @@ def test_tables_are_as_the_contract_says() -> None:
     assert (family.name, family.max_versions, family.ttl_s, family.block_encoding, family.bloom) == (
         "h", 1, 3600, "FAST_DIFF", "ROW"
     )  # fmt: skip
-    assert family.compression == "ZSTD"
+    assert family.compression == "LZ4"

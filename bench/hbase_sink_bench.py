@@ -346,13 +346,17 @@ def main() -> None:
         python = drain_python(run, topic, args.python_sample)
         print(f"python   drain: {python['rate']:>9,.0f} events/s (one consumer, a put per record, "
               f"{python['events']} records); sink/python = {result['rate'] / python['rate']:.1f}")  # fmt: skip
+        stack = supervisor(settings)
         for rate in (int(r) for r in args.rates.split(",")):
-            lat = latency(run, rate, args.seconds)
+            with cpu_of(stack.running_pid("connect"), stack.running_pid("hbase")) as cpu:
+                lat = latency(run, rate, args.seconds)
             p50 = f"{lat['p50_ms']:.0f}" if lat["p50_ms"] is not None else "-"
             p99 = f"{lat['p99_ms']:.0f}" if lat["p99_ms"] is not None else "-"
             print(
                 f"latency at {rate:>6} events/s (offered {lat['offered']:,.0f}/s): md.enriched -> md:history "
-                f"p50 {p50} ms, p99 {p99} ms ({lat['samples']} samples, {lat['not_seen']} not seen in time)"
+                f"p50 {p50} ms, p99 {p99} ms ({lat['samples']} samples, {lat['not_seen']} not seen in time); "
+                f"Connect+HBase {cpu['cpu_s'] / max(1.0, lat['offered'] * args.seconds) * 1000:.3f} CPU s per 1k "
+                "events (warm-up included)"
             )
     finally:
         run.close()

@@ -52,6 +52,12 @@ class HBaseSinkSettings(BaseSettings):
         "stop go to its replacement this soon.",
     )
     write_buffer_bytes: int = Field(default=4 * 1024 * 1024, ge=1, description="Write buffer of each table's mutator.")
+    latest_conflate_ms: int = Field(
+        default=200,
+        ge=0,
+        description="md:latest rows are conflated across the consumer's polls for up to this long: at most one row "
+        "per instrument per interval reaches HBase, whatever the rate (0: per poll, one row per record at low rates).",
+    )
     deploy_timeout_s: float = Field(default=90.0, gt=0, description="How long deploy waits for RUNNING tasks.")
 
 
@@ -71,6 +77,7 @@ def connector_config(settings: Settings, sink: HBaseSinkSettings) -> dict[str, s
         "hbase.table.history": HISTORY,
         "hbase.write.buffer.bytes": str(sink.write_buffer_bytes),
         "hbase.client.write.buffer.periodicflush.timeout.ms": str(sink.flush_interval_ms),
+        "latest.conflate.ms": str(sink.latest_conflate_ms),
         # A record the sink cannot decode or lay out goes to the DLQ with the reason in headers; the rest flows.
         "errors.tolerance": "all",
         "errors.deadletterqueue.topic.name": sink.dlq_topic,

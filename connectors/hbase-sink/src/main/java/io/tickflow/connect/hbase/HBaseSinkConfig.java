@@ -28,6 +28,8 @@ public final class HBaseSinkConfig extends AbstractConfig {
     public static final String TABLE_HISTORY_DEFAULT = "md:history";
     public static final String WRITE_BUFFER_BYTES = "hbase.write.buffer.bytes";
     public static final long WRITE_BUFFER_BYTES_DEFAULT = 4L * 1024 * 1024;
+    public static final String LATEST_CONFLATE_MS = "latest.conflate.ms";
+    public static final long LATEST_CONFLATE_MS_DEFAULT = 200L;
 
     /** Prefix of the keys handed to the HBase client Configuration. */
     public static final String HBASE_PREFIX = "hbase.";
@@ -75,6 +77,13 @@ public final class HBaseSinkConfig extends AbstractConfig {
                     "Write buffer of each of the two HBase BufferedMutators, in bytes; a full buffer is sent "
                             + "at once, and everything is flushed before offsets are committed.",
                     GROUP_HBASE, 5, Width.SHORT, "Write buffer bytes")
+            .define(LATEST_CONFLATE_MS, Type.LONG, LATEST_CONFLATE_MS_DEFAULT, ConfigDef.Range.atLeast(0L),
+                    Importance.MEDIUM,
+                    "md:latest rows are conflated across put() calls for up to this long, then handed to HBase: "
+                            + "at most one row per instrument per interval, whatever the rate and however small "
+                            + "the consumer's polls. 0 conflates within each put() call only. Offsets are "
+                            + "committed only after the conflated rows are written.",
+                    GROUP_HBASE, 6, Width.SHORT, "Latest conflation ms")
             .define(SCHEMA_REGISTRY_URL, Type.STRING, ConfigDef.NO_DEFAULT_VALUE, new UrlValidator(),
                     Importance.HIGH,
                     "Base URL of a Confluent-compatible schema registry API (for Apicurio: "
@@ -114,6 +123,10 @@ public final class HBaseSinkConfig extends AbstractConfig {
         return getLong(WRITE_BUFFER_BYTES);
     }
 
+    public long latestConflateMs() {
+        return getLong(LATEST_CONFLATE_MS);
+    }
+
     /**
      * The entries for the HBase client Configuration: the ZooKeeper settings plus every other
      * {@code hbase.*} key given to the connector, except the sink's own keys.
@@ -146,9 +159,9 @@ public final class HBaseSinkConfig extends AbstractConfig {
     /** A one-line summary for the log; holds no values that could be secrets. */
     public String summary() {
         return String.format("zookeeper=%s:%d, registry=%s, latest=%s, history=%s, writeBuffer=%d bytes, "
-                        + "extra hbase keys=%s",
+                        + "latest conflated for %d ms, extra hbase keys=%s",
                 zookeeperQuorum(), zookeeperPort(), redactUserInfo(schemaRegistryUrl()), latestTable(),
-                historyTable(), writeBufferBytes(), passThroughKeys());
+                historyTable(), writeBufferBytes(), latestConflateMs(), passThroughKeys());
     }
 
     static String redactUserInfo(String url) {

@@ -8,6 +8,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.Queue;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 
 import org.apache.avro.generic.GenericRecord;
@@ -58,9 +61,17 @@ public class HBaseSinkTask extends SinkTask {
     private final Queue<RetriesExhaustedWithDetailsException> writeFailures = new ConcurrentLinkedQueue<>();
     private final AtomicLong failedMutations = new AtomicLong();
 
+    /**
+     * md:latest rows conflated across put() calls, handed to HBase every {@code latest.conflate.ms} by
+     * {@link #latestTimer} and before every commit; guarded by itself.
+     */
+    private LatestBatch pendingLatest = new LatestBatch();
+    private ScheduledExecutorService latestTimer;
+
     private long recordsWritten;
     private long recordsRejected;
     private long statsRecords;
+    private final AtomicLong statsLatestRows = new AtomicLong();
     private long statsSince;
 
     @Override
@@ -106,6 +117,46 @@ public class HBaseSinkTask extends SinkTask {
         this.historyMutator = history;
         this.reporter = errantRecordReporter();
         this.statsSince = System.currentTimeMillis();
+        long conflateMs = cfg.latestConflateMs();
+        if (conflateMs > 0) {
+            latestTimer = Executors.newSingleThreadScheduledExecutor(runnable -> {
+                Thread thread = new Thread(runnable, "hbase-sink-latest");
+                thread.setDaemon(true);
+                return thread;
+            });
+            latestTimer.scheduleWithFixedDelay(this::handOverLatestOnTimer, conflateMs, conflateMs,
+                    TimeUnit.MILLISECONDS);
+        }
+    }
+
+    /**
+     * Hands the conflated md:latest rows to the HBase client. Called by the timer, by {@link #put} when
+     * conflation is off, and before every flush, so committed offsets never run ahead of md:latest.
+     */
+    private void handOverLatest() throws IOException {
+        List<Put> puts;
+        synchronized (this) {
+            if (pendingLatest.isEmpty()) {
+                return;
+            }
+            puts = pendingLatest.toPuts();
+            pendingLatest = new LatestBatch();
+        }
+        if (!puts.isEmpty()) {
+            latestMutator.mutate(puts);
+            statsLatestRows.addAndGet(puts.size());
+        }
+    }
+
+    private void handOverLatestOnTimer() {
+        try {
+            handOverLatest();
+        } catch (IOException | RuntimeException e) {
+            // the rows' offsets are not committed: preCommit fails, Connect delivers the records again
+            writeFailures.add(new RetriesExhaustedWithDetailsException("md:latest hand-over failed: " + e));
+            log.error("Handing conflated md:latest rows to HBase failed; their records will be delivered again: {}",
+                    e.getMessage());
+        }
     }
 
     private ErrantRecordReporter errantRecordReporter() {
@@ -179,19 +230,21 @@ public class HBaseSinkTask extends SinkTask {
             recordsRejected++;
         }
 
-        LatestBatch latest = new LatestBatch();
         List<Put> historyPuts = new ArrayList<>(mapped.size());
         for (RecordMapper.Mapped m : mapped) {
-            latest.add(m);
             historyPuts.add(LatestBatch.historyPut(m));
         }
-        List<Put> latestPuts = latest.toPuts();
         try {
             if (!historyPuts.isEmpty()) {
                 historyMutator.mutate(historyPuts);
             }
-            if (!latestPuts.isEmpty()) {
-                latestMutator.mutate(latestPuts);
+            synchronized (this) {
+                for (RecordMapper.Mapped m : mapped) {
+                    pendingLatest.add(m);
+                }
+            }
+            if (latestTimer == null) {
+                handOverLatest();
             }
         } catch (IOException e) {
             // the records stay unacknowledged: Connect retries this batch (idempotent writes)
@@ -201,8 +254,8 @@ public class HBaseSinkTask extends SinkTask {
         }
         recordsWritten += mapped.size();
         statsRecords += mapped.size();
-        log.debug("Put {} records ({} rejected): {} history rows, {} latest rows", records.size(), rejected.size(),
-                historyPuts.size(), latestPuts.size());
+        log.debug("Put {} records ({} rejected): {} history rows", records.size(), rejected.size(),
+                historyPuts.size());
         maybeLogStats();
     }
 
@@ -244,6 +297,11 @@ public class HBaseSinkTask extends SinkTask {
             return;
         }
         IOException flushError = null;
+        try {
+            handOverLatest();
+        } catch (IOException e) {
+            flushError = e;
+        }
         for (BufferedMutator m : List.of(historyMutator, latestMutator)) {
             try {
                 m.flush();
@@ -280,8 +338,9 @@ public class HBaseSinkTask extends SinkTask {
         long now = System.currentTimeMillis();
         long elapsed = now - statsSince;
         if (elapsed >= STATS_INTERVAL_MS) {
-            log.info("HBase sink: {} records written in the last {} s ({} records/s); {} written, {} rejected since start",
-                    statsRecords, elapsed / 1000, String.format("%.1f", statsRecords * 1000.0 / elapsed),
+            log.info("HBase sink: {} records written in the last {} s ({} records/s, {} md:latest rows); {} written, "
+                    + "{} rejected since start", statsRecords, elapsed / 1000,
+                    String.format("%.1f", statsRecords * 1000.0 / elapsed), statsLatestRows.getAndSet(0),
                     recordsWritten, recordsRejected);
             statsRecords = 0;
             statsSince = now;
@@ -302,6 +361,10 @@ public class HBaseSinkTask extends SinkTask {
     }
 
     private void closeQuietly() {
+        if (latestTimer != null) {
+            latestTimer.shutdownNow();
+            latestTimer = null;
+        }
         for (AutoCloseable c : new AutoCloseable[] {latestMutator, historyMutator, connection}) {
             if (c == null) {
                 continue;

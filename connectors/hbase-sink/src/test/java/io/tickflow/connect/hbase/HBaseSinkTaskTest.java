@@ -11,6 +11,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -46,9 +47,10 @@ class HBaseSinkTaskTest {
 
     static final class FakeMutator implements BufferedMutator {
         final String table;
-        final List<Mutation> mutations = new ArrayList<>();
+        final List<Mutation> mutations = Collections.synchronizedList(new ArrayList<>());
         int flushes;
         IOException failNextFlush;
+        IOException failNextMutate;
 
         FakeMutator(String table) {
             this.table = table;
@@ -70,7 +72,12 @@ class HBaseSinkTaskTest {
         }
 
         @Override
-        public void mutate(List<? extends Mutation> ms) {
+        public void mutate(List<? extends Mutation> ms) throws IOException {
+            if (failNextMutate != null) {
+                IOException e = failNextMutate;
+                failNextMutate = null;
+                throw e;
+            }
             mutations.addAll(ms);
         }
 
@@ -148,7 +155,12 @@ class HBaseSinkTaskTest {
     private final List<SinkRecord> reported = new ArrayList<>();
     private final List<Throwable> reasons = new ArrayList<>();
 
+    /** A task that conflates md:latest within each put() call only: what most tests look at. */
     private HBaseSinkTask task(boolean withReporter, ConfluentAvroDecoder.SchemaSource source) {
+        return task(withReporter, source, 0);
+    }
+
+    private HBaseSinkTask task(boolean withReporter, ConfluentAvroDecoder.SchemaSource source, long conflateMs) {
         ErrantRecordReporter reporter = withReporter ? (record, error) -> {
             reported.add(record);
             reasons.add(error);
@@ -157,7 +169,8 @@ class HBaseSinkTaskTest {
         } : null;
         HBaseSinkTask task = new HBaseSinkTask();
         task.initialize(new FakeContext(reporter));
-        task.open(new HBaseSinkConfig(Map.of("schema.registry.url", "http://127.0.0.1:1")),
+        task.open(new HBaseSinkConfig(Map.of("schema.registry.url", "http://127.0.0.1:1",
+                        HBaseSinkConfig.LATEST_CONFLATE_MS, Long.toString(conflateMs))),
                 new ConfluentAvroDecoder(source), latest, history);
         return task;
     }
@@ -291,6 +304,56 @@ class HBaseSinkTaskTest {
         assertEquals(cells(history.mutations.get(0)), cells(history.mutations.get(2)));
         assertEquals(cells(history.mutations.get(1)), cells(history.mutations.get(3)));
         assertEquals(cells(latest.mutations.get(0)), cells(latest.mutations.get(1)));
+    }
+
+    private HBaseSinkTask conflatingTask(long conflateMs) {
+        return task(true, id -> SCHEMA, conflateMs);
+    }
+
+    @Test
+    void latestRowsAreConflatedAcrossPutCallsAndWrittenBeforeTheCommit() {
+        HBaseSinkTask task = conflatingTask(3_600_000);
+        task.put(List.of(record(5, good(INSTRUMENT, T0))));
+        task.put(List.of(record(6, good(INSTRUMENT, T0 + 5)), record(7, good("XLON:VOD", T0))));
+        assertEquals(3, history.mutations.size(), "history is handed over with each put");
+        assertTrue(latest.mutations.isEmpty(), "latest waits for the conflation interval or a commit");
+
+        Map<TopicPartition, OffsetAndMetadata> offsets = Map.of(TP, new OffsetAndMetadata(8));
+        assertSame(offsets, task.preCommit(offsets));
+        assertEquals(2, latest.mutations.size(), "one Put per instrument over both put() calls");
+        HBaseSinkTask single = task(true);
+        FakeMutator conflatedOnce = new FakeMutator("md:latest");
+        single.open(new HBaseSinkConfig(Map.of("schema.registry.url", "http://127.0.0.1:1",
+                HBaseSinkConfig.LATEST_CONFLATE_MS, "0")), new ConfluentAvroDecoder(id -> SCHEMA), conflatedOnce,
+                new FakeMutator("md:history"));
+        single.put(List.of(record(5, good(INSTRUMENT, T0)), record(6, good(INSTRUMENT, T0 + 5))));
+        assertEquals(cells(conflatedOnce.mutations.get(0)), cells(latest.mutations.get(0)),
+                "the same cells as conflating the records in one put() call");
+        task.stop();
+    }
+
+    @Test
+    void theTimerHandsConflatedRowsToHBaseWithoutACommit() throws InterruptedException {
+        HBaseSinkTask task = conflatingTask(20);
+        task.put(List.of(record(5, good(INSTRUMENT, T0))));
+        long deadline = System.currentTimeMillis() + 5_000;
+        while (latest.mutations.isEmpty() && System.currentTimeMillis() < deadline) {
+            Thread.sleep(10);
+        }
+        assertEquals(1, latest.mutations.size());
+        assertEquals(0, latest.flushes, "handed to the client's buffer, which flushes on its own period");
+        task.stop();
+    }
+
+    @Test
+    void aFailedHandOverKeepsTheOffsetsUncommitted() {
+        HBaseSinkTask task = conflatingTask(3_600_000);
+        task.put(List.of(record(5, good(INSTRUMENT, T0))));
+        latest.failNextMutate = new IOException("table disabled");
+        Map<TopicPartition, OffsetAndMetadata> offsets = Map.of(TP, new OffsetAndMetadata(6));
+        RetriableException e = assertThrows(RetriableException.class, () -> task.preCommit(offsets));
+        assertTrue(e.getMessage().contains("table disabled"), e.getMessage());
+        task.stop();
     }
 
     /** Every cell of a mutation as row/family:qualifier/timestamp=value, comparable across objects. */

@@ -23,7 +23,15 @@ DEMO_TRADES_RATE ?= 500
 # package (git-ignored): the page never loads anything from a CDN. Needs Node.js and npm.
 VENDOR  := src/tickflow/serving/static/vendor
 
-setup: $(STAMP) $(VENDOR)/.installed
+# The stream's JVM operators (decode, fill, dead letters), on every tickflow Spark session's classpath
+# (tickflow.spark.operator_jars); rebuilt when their sources change.
+STREAM_JAR := jvm/stream/target/tickflow-stream-0.1.0.jar
+
+setup: $(STAMP) $(VENDOR)/.installed $(STREAM_JAR)
+
+$(STREAM_JAR): jvm/stream/pom.xml $(shell find jvm/stream/src/main -name '*.java')
+	@command -v mvn >/dev/null || { echo "Maven is needed to build the stream's JVM operators: apt-get install maven."; exit 1; }
+	mvn -q -f jvm/stream/pom.xml package -DskipTests
 
 $(VENDOR)/.installed: web/package.json web/package-lock.json
 	@command -v npm >/dev/null || { echo "npm is needed for the serving page's chart library: apt-get install npm."; exit 1; }
@@ -63,12 +71,13 @@ demo: setup
 	  trap "kill $$sim $$book $$serve 2>/dev/null" EXIT INT TERM; \
 	  $(BIN)/tickflow stream --samples 2
 
-# The Connect plugins' JUnit tests, then pytest cheapest first (the DAG tests set AIRFLOW_HOME before anything
+# The Connect plugins' and the stream operators' JUnit tests, then pytest cheapest first (the DAG tests set AIRFLOW_HOME before anything
 # imports Airflow), tests/e2e after the DAGs they drive have run once (tests/e2e/test_airflow_ui.py), and the
 # fault suite last: it kills every service once and brings it back.
 test: setup
 	mvn -q -f connectors/hbase-sink/pom.xml test
 	mvn -q -f connectors/marketevent-connect/pom.xml test
+	mvn -q -f jvm/stream/pom.xml test
 	$(BIN)/pytest --durations=25 tests/dags tests/unit tests/integration tests/e2e tests/faults
 
 # The same suites against a secured stack (Kafka logins and ACLs, the serving token), in a state directory of

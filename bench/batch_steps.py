@@ -5,6 +5,8 @@ each into Spark's `noop` sink, cumulatively:
 
     read       the Kafka read
     decode     + decode.decoded_events (from_avro per writer, bytes-left-over check, validation)
+    decode jvm the read + decode.decoded_events_jvm instead of decode: the same output from one JVM
+               operator (jvm/stream; left out when its jar is not built), a contender the stream does not run
     to python  + mapInArrow of a function that hands the rows back (the Arrow round trip)
     fill       + the FillTask (dead letters, fill, state files in a scratch directory)
     batch      the whole EnrichmentBatch (+ enrichment join, to_avro, Kafka write to a scratch topic)
@@ -30,14 +32,15 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
+from python_fill import FillTask
 
 from tickflow.kafka_auth import Principal, kafka_client_config
 from tickflow.schemas import TOPIC_SCHEMAS, load
 from tickflow.settings import Settings
-from tickflow.spark import spark_session
+from tickflow.spark import operator_jars, spark_session
 from tickflow.stream.app import EnrichmentBatch, spark_conf
-from tickflow.stream.decode import Limits, decoded_events, registered_writers
-from tickflow.stream.fill_task import FillTask, spark_schema
+from tickflow.stream.decode import Limits, decoded_events, decoded_events_jvm, registered_writers
+from tickflow.stream.fill_step import spark_schema
 from tickflow.stream.settings import StreamSettings
 from tickflow.stream.state import FillState
 
@@ -93,6 +96,9 @@ def main() -> None:
     def decoded() -> Any:
         return decoded_events(raw().coalesce(tasks), reader, writers, Limits())
 
+    def decoded_jvm() -> Any:
+        return decoded_events_jvm(raw().coalesce(tasks), reader, writers, Limits())
+
     def noop(frame: Any) -> None:
         frame.write.format("noop").mode("overwrite").save()
 
@@ -117,6 +123,7 @@ def main() -> None:
     steps: dict[str, Callable[[], None]] = {
         "read": lambda: noop(raw().coalesce(tasks)),
         "decode": lambda: noop(decoded()),
+        **({"decode jvm": lambda: noop(decoded_jvm())} if operator_jars() else {}),
         "to python": lambda: noop(decoded().mapInArrow(handed_back, decoded_schema)),
         "fill": fill,
         "batch": lambda: batch(raw(), next(rounds)),

@@ -1,4 +1,5 @@
-"""The fill stage: one Spark task per input partition fills its events in Python, no shuffle.
+"""The stream's fill stage as it was in Python (``mapInArrow``), kept as a contender of the benches: the JVM
+operator (tickflow.stream.fill_step) replaced it. One Spark task per input partition fills its events, no shuffle.
 
 All events of an instrument arrive on one Kafka partition (key = instrument id), and Spark reads
 each Kafka partition of a micro-batch as one task. So the task that holds a partition's events
@@ -25,22 +26,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pyspark.accumulators import AccumulatorParam
 
-from tickflow.stream.fill import FILL_FIELDS, NEVER, fill_frame
-from tickflow.stream.state import VALUE_TYPES, FillState
-
-TIMESTAMP = pa.timestamp("us", tz="UTC")
-FILLED_SCHEMA = pa.schema(
-    [
-        pa.field("instrument_id", pa.string()),
-        pa.field("event_time", TIMESTAMP),
-        pa.field("event_count", pa.int32()),
-        pa.field("ingest_time", TIMESTAMP),
-        *(pa.field(name, VALUE_TYPES[name]) for name in FILL_FIELDS),
-        *(pa.field(f"{name}_as_of", TIMESTAMP) for name in FILL_FIELDS),
-    ]
-)
+from tickflow.stream.fill import NEVER, fill_frame
+from tickflow.stream.fill_step import FILLED_SCHEMA, TIMESTAMP
+from tickflow.stream.state import FillState
 
 _producers: dict[frozenset[tuple[str, str]], Any] = {}
 
@@ -53,23 +42,6 @@ def _producer(kafka_config: dict[str, str]) -> Any:
 
         _producers[key] = Producer({**kafka_config, "enable.idempotence": True, "linger.ms": 5})
     return _producers[key]
-
-
-class NewestParam(AccumulatorParam[int]):
-    """A Spark accumulator of the greatest value added (``AccumulatorParam``): the newest ingest time filled."""
-
-    def zero(self, _value: int) -> int:
-        return int(NEVER)
-
-    def addInPlace(self, first: int, second: int) -> int:  # Spark's name
-        return max(first, second)
-
-
-def spark_schema() -> Any:
-    """FILLED_SCHEMA as a Spark StructType (for mapInArrow and the enrichment SQL check)."""
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    return from_arrow_schema(FILLED_SCHEMA)
 
 
 def to_arrow(columns: dict[str, np.ndarray]) -> pa.RecordBatch:
@@ -90,9 +62,7 @@ class FillTask:
     """The function ``mapInArrow`` runs for micro-batch ``batch_id``; built on the driver, pickled to workers.
 
     ``kafka_config`` is where and as whom the dead-letter producer connects (``kafka_auth.kafka_client_config``).
-    ``counters`` are Spark accumulators (filled rows, dead letters) the driver reports; ``newest_ingest``, when
-    given, an accumulator of the newest ``ingest_time`` filled (:class:`NewestParam`), from which the stream
-    says how old its output is. Without a
+    ``counters`` are Spark accumulators (filled rows, dead letters) the driver reports. Without a
     ``dlq_topic`` rejected records are only counted: a backfill re-reads records the stream already
     sent to the dead-letter topic, and must not send them again."""
 
@@ -102,7 +72,6 @@ class FillTask:
     state: FillState
     batch_id: int
     counters: tuple[Any, Any]
-    newest_ingest: Any = None
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         received = [b for b in batches if b.num_rows]
@@ -130,8 +99,6 @@ class FillTask:
         states, columns = fill_frame(prior, events.rename(columns={"event_key": "event_id"}))
         self.state.write(partition, self.batch_id, {**prior, **states})
         self.counters[0].add(len(columns["event_time"]))
-        if self.newest_ingest is not None:
-            self.newest_ingest.add(int(events["ingest_time"].max()))
         return to_arrow(columns)
 
     def _dead_letters(self, dlq_topic: str, rejected: pd.DataFrame) -> None:

@@ -6,23 +6,35 @@ fills one micro-batch and discards the result (a noop write forces the work):
   decode   from_avro only, what every design pays
   a. JVM   the fill entirely in Spark SQL: shuffle by instrument, then per field the running
            max(struct(event_time, offset, value)) over (event_time, offset) -- exactly the per-field
-           last-writer-wins register -- and one row per (instrument, event_time)
+           last-writer-wins register -- and one row per (instrument, event_time); no state files
   b. Python per partition (what the stream runs): mapInArrow over each Kafka partition's events,
-           no shuffle, fill.fill_frame on whole columns (tickflow.stream.fill_task without its
-           state files and dead letters)
+           no shuffle, tickflow.stream.fill_task.FillTask: fill.fill_frame on whole columns, the
+           partition's registers read from and written to its state files (state.FillState)
+  c. JVM per partition: the same work in the JVM (jvm/stream, FillOperator.fill): mapPartitions
+           over each Kafka partition's events, PartitionFill, the same state files through Hadoop's
+           FileSystem API, no Python worker
+
+b and c run as micro-batch 1 on state written by an untimed batch 0 (so every repeat reads the
+partition's registers of every instrument and writes them back, a replay of batch 1, as a running
+stream does), neither sends dead letters (rejected records are only counted, as in the backfill),
+and after the timings their filled rows and state files are compared (they must be equal).
 
 CPU seconds are the Spark JVM's and its Python workers' (psutil, process tree): on a shared
 machine they move less than wall time. Prints µs of CPU per event and events/s, median of REPEATS.
 
     .venv/bin/python bench/stream_designs.py [--events 500000] [--repeats 3]
 
-Needs the stack (`tickflow stack up`); writes a scratch topic it deletes afterwards.
+Needs the stack (`tickflow stack up`), Maven (builds jvm/stream when its jar is missing or
+older than its sources); writes a scratch topic it deletes afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 import uuid
@@ -32,16 +44,17 @@ from typing import Any
 
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from python_fill import FillTask
 from stream_bench import spark_pid, tree_cpu_seconds
 
 from tickflow.kafka_auth import Principal, kafka_client_config
 from tickflow.schemas import load
-from tickflow.settings import Settings
+from tickflow.settings import REPO_ROOT, Settings
 from tickflow.sources.feed import FeedConfig, run_feed
-from tickflow.spark import kafka_reader, spark_session
+from tickflow.spark import connector_jars, kafka_reader, spark_session
 from tickflow.stream.decode import Limits, decoded_events
 from tickflow.stream.fill import FILL_FIELDS
-from tickflow.stream.fill_task import FillTask, spark_schema
+from tickflow.stream.fill_step import spark_schema
 from tickflow.stream.state import FillState
 from tickflow.topics import TopicSpec, create_topics
 
@@ -51,6 +64,18 @@ class Discard:
 
     def add(self, _: int) -> None:
         pass
+
+
+STREAM_FILL = REPO_ROOT / "jvm" / "stream"
+
+
+def stream_fill_jar() -> Path:
+    """The JVM fill's jar (c), built with Maven when missing or older than its sources."""
+    jar = STREAM_FILL / "target" / "tickflow-stream-0.1.0.jar"
+    sources = [STREAM_FILL / "pom.xml", *(STREAM_FILL / "src" / "main").rglob("*.java")]
+    if not jar.exists() or jar.stat().st_mtime < max(p.stat().st_mtime for p in sources):
+        subprocess.run(["mvn", "-q", "-f", str(STREAM_FILL / "pom.xml"), "package", "-DskipTests"], check=True)
+    return jar
 
 
 def measure(name: str, spark: Any, action: Callable[[], Any], events: int, repeats: int) -> None:
@@ -77,11 +102,17 @@ def main() -> None:
     schema_id = int(registry.register_schema(f"{topic}-value", Schema(schema.text, "AVRO")))
     run_feed(settings, FeedConfig(rate=1e9, count=args.events, topic=topic), schema_id)
 
-    from pyspark.sql import Window
+    from pyspark.sql import DataFrame, Window
     from pyspark.sql import functions as F
 
+    scratch = Path(tempfile.mkdtemp(prefix="tickflow-designs-"))  # c's jar, b's and c's state files
+    jar = shutil.copy2(stream_fill_jar(), scratch)  # a copy: a build of jvm/stream meanwhile cannot pull it away
+    jars = [*connector_jars(settings), jar]  # extra's spark.jars replaces spark_conf's own
     spark = spark_session(  # throughput figures: the stream's full tiered JIT, not a short app's C1
-        settings, "tickflow-bench-designs", extra={"spark.sql.shuffle.partitions": "2"}, java_options=""
+        settings,
+        "tickflow-bench-designs",
+        extra={"spark.sql.shuffle.partitions": "2", "spark.jars": ",".join(str(p) for p in jars)},
+        java_options="",
     )
     raw = (
         kafka_reader(
@@ -105,8 +136,12 @@ def main() -> None:
 
         running = Window.partitionBy("instrument_id").orderBy("event_time", "offset")
         last_of_time = Window.partitionBy("instrument_id").orderBy("event_time", "offset")
+        # observe() is a barrier to the optimizer: without it the filter on reason is pushed down through the
+        # decode's selects with every column substituted, from_avro 881 times in the plan, code past the JVM's
+        # 64 KB method limit and ms per event (a run of 300k events did not end in 25 minutes).
+        barrier = decoded.observe("decoded", F.count(F.lit(1)).alias("rows"))
         jvm = (
-            decoded.where("reason IS NULL")
+            barrier.where("reason IS NULL")
             .select(
                 "instrument_id",
                 "event_time",
@@ -118,19 +153,40 @@ def main() -> None:
         )
         measure("a. JVM window fill", spark, noop(jvm), args.events, args.repeats)
 
-        task = FillTask(
-            kafka_client_config(settings, Principal.ADMIN),
-            topic,
-            "unused",
-            FillState(Path(tempfile.mkdtemp())),
-            0,
-            (Discard(), Discard()),
+        state_b, state_c = scratch / "b", scratch / "c"
+        first = FillTask(  # no dead-letter topic: rejected records are only counted (none with these limits)
+            kafka_client_config(settings, Principal.ADMIN), topic, None, FillState(state_b), 0, (Discard(), Discard())
         )
-        python = decoded.mapInArrow(task, spark_schema())
+        noop(decoded.mapInArrow(first, spark_schema()))()  # batch 0, untimed: the state batch 1 starts from
+        python = decoded.mapInArrow(dataclasses.replace(first, batch_id=1), spark_schema())
         measure("b. Python per partition", spark, noop(python), args.events, args.repeats)
+
+        operator = spark._jvm.io.tickflow.stream.fill.FillOperator
+        rejected = spark.sparkContext._jsc.sc().longAccumulator("rejected")
+
+        def jvm_fill(batch_id: int) -> DataFrame:
+            return DataFrame(operator.fill(decoded._jdf, state_c.as_uri(), batch_id, None, rejected), spark)
+
+        noop(jvm_fill(0))()
+        per_partition = jvm_fill(1)
+        if per_partition.schema != spark_schema():
+            raise AssertionError(f"c's schema {per_partition.schema.simpleString()} is not FILLED_SCHEMA")
+        measure("c. JVM per partition", spark, noop(per_partition), args.events, args.repeats)
+
+        # b and c did the same work: the same rows and the same registers (read back by state.py)
+        differ = python.exceptAll(per_partition).count() + per_partition.exceptAll(python).count()
+        b_state, c_state = FillState(state_b).current(), FillState(state_c).current()
+        print(
+            f"b == c: {'yes' if differ == 0 and b_state == c_state else 'NO'} ({differ} rows differ; "
+            f"{len(c_state):,} instruments' registers {'equal' if b_state == c_state else 'DIFFER'}; "
+            f"{rejected.value()} rejected)",
+            flush=True,
+        )
     finally:
         spark.stop()
-        for future in AdminClient({"bootstrap.servers": settings.bootstrap_servers}).delete_topics([topic]).values():
+        shutil.rmtree(scratch, ignore_errors=True)
+        admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})  # kept alive until deleted
+        for future in admin.delete_topics([topic]).values():
             future.result(30)
 
 

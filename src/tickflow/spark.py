@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tickflow.kafka_auth import Principal, spark_kafka_options
-from tickflow.settings import Settings
+from tickflow.settings import REPO_ROOT, Settings
 from tickflow.stack.base import StackPaths
 from tickflow.stack.kafka import MAX_MESSAGE_BYTES
 from tickflow.stack.tooling import fetch_jars
@@ -34,6 +34,15 @@ CONNECTOR_EXTRAS = (
 # so one corrupt record would kill the JVM of the stream, again at every restart. Nothing in a Kafka record
 # is longer than the record: past that the decoder refuses, and the record is rejected as undecodable.
 AVRO_LIMITS = " ".join(f"-Dorg.apache.avro.limits.{kind}.maxLength={MAX_MESSAGE_BYTES}" for kind in ("string", "bytes"))
+
+
+# The JVM operators of jvm/stream (e.g. decode.decoded_events_jvm), on every session's classpath once built.
+STREAM_JAR = REPO_ROOT / "jvm" / "stream" / "target" / "tickflow-stream-0.1.0.jar"
+
+
+def operator_jars() -> list[Path]:
+    """tickflow's own JVM operators, when built (`mvn -f jvm/stream/pom.xml package`)."""
+    return [STREAM_JAR] if STREAM_JAR.exists() else []
 
 
 def connector_jars(settings: Settings) -> list[Path]:
@@ -91,7 +100,7 @@ def spark_conf(
     return {
         "spark.app.name": app_name,
         "spark.master": master or settings.spark_master,
-        "spark.jars": ",".join(str(p) for p in connector_jars(settings)),
+        "spark.jars": ",".join(str(p) for p in [*connector_jars(settings), *operator_jars()]),
         "spark.driver.bindAddress": settings.host,
         "spark.driver.host": settings.host,
         "spark.ui.port": str(settings.ports.spark_ui),

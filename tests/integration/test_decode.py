@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tickflow.avro_codec import compile_encoder, confluent_prefix, zigzag_varint
-from tickflow.stream.decode import Limits, decoded_events
+from tickflow.stream.decode import Limits, decoded_events, decoded_events_jvm
 
 pytestmark = pytest.mark.integration
 
@@ -21,6 +21,12 @@ WRITERS = {1: json.dumps(V1), 2: json.dumps(V2)}
 NOW = int(datetime.now(UTC).timestamp() * 1_000_000)
 QUOTE = {"event_id": "Q1-1", "instrument_id": "XNAS:AAPL", "source": "quotes", "event_time": NOW, "sequence": 1,
          "bid_price": 100.0, "bid_size": 5, "ask_price": 100.5, "ask_size": 7}  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=[decoded_events, decoded_events_jvm], ids=["sql", "jvm"])
+def decoder(request: pytest.FixtureRequest) -> Any:
+    """Each implementation: Spark SQL (what the stream runs) and the JVM operator (jvm/stream)."""
+    return request.param
 
 
 def framed(schema: dict[str, Any], schema_id: int, record: dict[str, Any]) -> bytes:
@@ -36,15 +42,17 @@ def kafka_records(spark: Any, records: list[tuple[bytes | None, bytes]]) -> Any:
     )
 
 
-def decode(spark: Any, records: list[tuple[str | None, bytes]], limits: Limits | None = None) -> list[dict[str, Any]]:
-    """Records with these keys through decoded_events."""
+def decode(
+    decoder: Any, spark: Any, records: list[tuple[str | None, bytes]], limits: Limits | None = None
+) -> list[dict[str, Any]]:
+    """Records with these keys through the decoder (decoded_events or decoded_events_jvm)."""
     raw = kafka_records(spark, [(key.encode() if key else None, value) for key, value in records])
-    return [r.asDict() for r in decoded_events(raw, V2, WRITERS, limits or Limits()).orderBy("offset").collect()]
+    return [r.asDict() for r in decoder(raw, V2, WRITERS, limits or Limits()).orderBy("offset").collect()]
 
 
-def test_v1_and_v2_records_decode_into_the_latest_reader_schema(spark) -> None:  # type: ignore[no-untyped-def]
+def test_v1_and_v2_records_decode_into_the_latest_reader_schema(spark, decoder) -> None:  # type: ignore[no-untyped-def]
     old, new = decode(
-        spark, [("XNAS:AAPL", framed(V1, 1, QUOTE)), ("XNAS:AAPL", framed(V2, 2, {**QUOTE, "venue": "X"}))]
+        decoder, spark, [("XNAS:AAPL", framed(V1, 1, QUOTE)), ("XNAS:AAPL", framed(V2, 2, {**QUOTE, "venue": "X"}))]
     )
     for row in (old, new):
         assert row["reason"] is None and row["value"] is None and row["kafka_key"] is None
@@ -62,17 +70,17 @@ def test_v1_and_v2_records_decode_into_the_latest_reader_schema(spark) -> None: 
         (framed(V1, 1, QUOTE) + b"\x00\x00", "2 bytes left over after the record (schema id 1)"),
     ],
 )
-def test_bad_bytes_are_rejected_with_a_reason_and_keep_their_bytes(spark, value: bytes, reason: str) -> None:  # type: ignore[no-untyped-def]
-    (row,) = decode(spark, [("XNAS:AAPL", value)])
+def test_bad_bytes_are_rejected_with_a_reason_and_keep_their_bytes(spark, decoder, value: bytes, reason: str) -> None:  # type: ignore[no-untyped-def]
+    (row,) = decode(decoder, spark, [("XNAS:AAPL", value)])
     assert reason in row["reason"]
     assert bytes(row["value"]) == value and bytes(row["kafka_key"]) == b"XNAS:AAPL" and row["instrument_id"] is None
 
 
-def test_a_corrupt_length_prefix_is_rejected_not_allocated(spark) -> None:  # type: ignore[no-untyped-def]
+def test_a_corrupt_length_prefix_is_rejected_not_allocated(spark, decoder) -> None:  # type: ignore[no-untyped-def]
     """A string that claims 1.5 GB in a 9-byte body: the JVM refuses to allocate it (AVRO_LIMITS) instead of
     dying of it, and the record is rejected like any undecodable one."""
     value = confluent_prefix(1) + zigzag_varint(1_500_000_000) + b"Q1-1"
-    (row,) = decode(spark, [("XNAS:AAPL", value)])
+    (row,) = decode(decoder, spark, [("XNAS:AAPL", value)])
     assert row["reason"] == "undecodable Avro body for schema id 1" and bytes(row["value"]) == value
 
 
@@ -93,19 +101,21 @@ def test_a_corrupt_length_prefix_is_rejected_not_allocated(spark) -> None:  # ty
     ],
 )
 def test_impossible_events_are_rejected_with_a_reason(
-    spark, change: dict[str, Any], key: str | None, reason: str
+    spark, decoder, change: dict[str, Any], key: str | None, reason: str
 ) -> None:  # type: ignore[no-untyped-def]
-    (row,) = decode(spark, [(key, framed(V1, 1, {**QUOTE, **change}))])
+    (row,) = decode(decoder, spark, [(key, framed(V1, 1, {**QUOTE, **change}))])
     assert row["reason"] is not None and reason in row["reason"]
 
 
-def test_a_valid_event_passes_and_crossed_tolerance_is_a_setting(spark) -> None:  # type: ignore[no-untyped-def]
+def test_a_valid_event_passes_and_crossed_tolerance_is_a_setting(spark, decoder) -> None:  # type: ignore[no-untyped-def]
     crossed = framed(V1, 1, {**QUOTE, "bid_price": 100.6})
-    rows = decode(spark, [("XNAS:AAPL", framed(V1, 1, QUOTE)), ("XNAS:AAPL", crossed)], Limits(crossed_tolerance=0.01))
+    rows = decode(
+        decoder, spark, [("XNAS:AAPL", framed(V1, 1, QUOTE)), ("XNAS:AAPL", crossed)], Limits(crossed_tolerance=0.01)
+    )
     assert [r["reason"] for r in rows] == [None, None]
 
 
-def test_bytes_that_are_not_utf8_are_rejected_and_reach_pandas_as_they_came(spark) -> None:  # type: ignore[no-untyped-def]
+def test_bytes_that_are_not_utf8_are_rejected_and_reach_pandas_as_they_came(spark, decoder) -> None:  # type: ignore[no-untyped-def]
     """A key or an event string that is not UTF-8 gets a reason, and every row converts from Arrow to pandas
     as the fill task converts it (a string column that is not UTF-8 fails there, and the stream with it)."""
     good = framed(V1, 1, QUOTE)
@@ -113,7 +123,7 @@ def test_bytes_that_are_not_utf8_are_rejected_and_reach_pandas_as_they_came(spar
     bad_trade = framed(V1, 1, {**QUOTE, "trade_id": "T-1"}).replace(b"T-1", b"T-\xff")
     records = [(b"\xffXNAS:AAPL", good), (b"XNAS:AAP\xff", bad_instrument), (b"XNAS:AAPL", bad_trade)]
     raw = kafka_records(spark, records)
-    rows = decoded_events(raw, V2, WRITERS, Limits()).toArrow().to_pandas().sort_values("offset")
+    rows = decoder(raw, V2, WRITERS, Limits()).toArrow().to_pandas().sort_values("offset")
     assert list(rows["reason"]) == [
         "message key '\ufffdXNAS:AAPL' is not the instrument_id 'XNAS:AAPL'",
         "instrument_id is not valid UTF-8",

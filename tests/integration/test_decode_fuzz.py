@@ -31,7 +31,16 @@ from tickflow.avro_codec import compile_encoder, confluent_prefix, zigzag_varint
 from tickflow.settings import Settings
 from tickflow.sources.feed import FeedConfig, run_feed
 from tickflow.stream.app import build_query
-from tickflow.stream.decode import MAX_SIZE, NOT_FRAMED, PRICES, SIZES, TEXTS, Limits, decoded_events
+from tickflow.stream.decode import (
+    MAX_SIZE,
+    NOT_FRAMED,
+    PRICES,
+    SIZES,
+    TEXTS,
+    Limits,
+    decoded_events,
+    decoded_events_jvm,
+)
 from tickflow.stream.fill import FILL_FIELDS, FILL_TYPES
 
 pytestmark = pytest.mark.integration
@@ -53,6 +62,12 @@ BATCHES = settings(
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
 )
+
+
+@pytest.fixture(scope="module", params=[decoded_events, decoded_events_jvm], ids=["sql", "jvm"])
+def decoder(request: pytest.FixtureRequest) -> Any:
+    """Each implementation: Spark SQL (what the stream runs) and the JVM operator (jvm/stream)."""
+    return request.param
 
 
 def abridged(data: bytes | None) -> str:
@@ -238,14 +253,15 @@ def batches(draw: st.DrawFn, records: st.SearchStrategy[Sent]) -> list[Sent]:
     return batch
 
 
-def decode(spark: Any, sent: list[Sent]) -> list[dict[str, Any]]:
-    """The records through decoded_events, fetched as the fill task gets them: Arrow, then pandas."""
+def decode(decoder: Any, spark: Any, sent: list[Sent]) -> list[dict[str, Any]]:
+    """The records through the decoder (decoded_events or decoded_events_jvm), fetched as the fill task gets them:
+    Arrow, then pandas."""
     now = datetime.now(UTC).replace(tzinfo=None)
     raw = spark.createDataFrame(
         [(record.key, record.value, "md.events", 0, offset, now) for offset, record in enumerate(sent)],
         "key binary, value binary, topic string, partition int, offset long, timestamp timestamp",
     )
-    table = decoded_events(raw, V2, WRITERS, Limits()).toArrow()
+    table = decoder(raw, V2, WRITERS, Limits()).toArrow()
     table.to_pandas()
     return sorted(table.to_pylist(), key=lambda row: row["offset"])
 
@@ -275,18 +291,18 @@ def check(sent: list[Sent], rows: list[dict[str, Any]]) -> None:
 
 @BATCHES
 @given(sent=batches(records))
-def test_every_record_comes_out_once_valid_or_with_its_reason(spark: Any, sent: list[Sent]) -> None:
+def test_every_record_comes_out_once_valid_or_with_its_reason(spark: Any, decoder: Any, sent: list[Sent]) -> None:
     """Random, damaged and impossible records beside valid ones: nothing raises, nothing is lost or invented,
     a rejected record keeps its key and bytes, and each kind of damage gets the reason it deserves."""
-    check(sent, decode(spark, sent))
+    check(sent, decode(decoder, spark, sent))
 
 
 @settings(BATCHES, max_examples=8)
 @given(sent=batches(valid_records()))
-def test_valid_events_all_come_out_valid_and_intact(spark: Any, sent: list[Sent]) -> None:
+def test_valid_events_all_come_out_valid_and_intact(spark: Any, decoder: Any, sent: list[Sent]) -> None:
     """Any valid event, of either schema version, with texts up to 100k characters and the extremes of every
     number, passes validation with its instrument, time and fields as sent."""
-    rows = decode(spark, sent)
+    rows = decode(decoder, spark, sent)
     check(sent, rows)
     assert all(row["reason"] is None for row in rows)
 

@@ -4,7 +4,7 @@ Per chunk of offsets (``plan``), one Spark job: the Kafka records of the chosen 
 key, which the transform requires to be the instrument id anyway) go through
 ``tickflow.stream.transform.Transform.enrich`` exactly as a micro-batch of the stream does, with
 
-- a ``FillTask`` whose state lives in a temporary directory (never the stream's checkpoint), and which
+- a ``FillStep`` whose state lives in a temporary directory (never the stream's checkpoint), and which
   only counts rejected records: the stream already sent them to md.dlq. Its registers start from the
   newest state snapshot taken before the range (``plan.choose_snapshot``, the requested instruments'
   registers from ``ops.state_snapshots``), and the read from the snapshot's input offsets; without one
@@ -49,7 +49,7 @@ from tickflow.backfill.plan import (
     warm_from,
 )
 from tickflow.backfill.request import BackfillRequest, BackfillSettings, InvalidBackfill
-from tickflow.kafka_auth import BACKFILL_GROUPS, Principal, kafka_client_config
+from tickflow.kafka_auth import BACKFILL_GROUPS, Principal
 from tickflow.settings import Settings
 
 if TYPE_CHECKING:
@@ -207,7 +207,7 @@ def run_backfill(
     from pyspark.sql import functions as F
 
     from tickflow.spark import kafka_reader
-    from tickflow.stream.fill_task import FillTask
+    from tickflow.stream.fill_step import FillCounters, FillStep
     from tickflow.stream.publish import bind_reference, check_enrichment_sql, reference_history, register_output_schema
     from tickflow.stream.settings import StreamSettings
     from tickflow.stream.state import FillState
@@ -236,8 +236,7 @@ def run_backfill(
     schema_id, schema_text = register_output_schema(settings, stream)
     columns = [f["name"] for f in json.loads(schema_text)["fields"]]
     check_enrichment_sql(spark, transform.sql, transform.filled_schema, columns)
-    context = spark.sparkContext
-    filled, rejected = context.accumulator(0), context.accumulator(0)
+    counters = FillCounters.create(spark)
     read = written = 0
     try:
         with tempfile.TemporaryDirectory(prefix="tickflow-backfill-") as scratch_dir:
@@ -263,9 +262,8 @@ def run_backfill(
                 )
                 if request.instruments:
                     raw = raw.where(F.col("key").cast("string").isin(list(request.instruments)))
-                login = kafka_client_config(settings, Principal.BACKFILL)  # no dead letters: never used
-                task = FillTask(login, topic, None, state, number, (filled, rejected))
-                enriched = transform.enrich(raw, task)
+                fill = FillStep(state.directory.as_uri(), number, topic, None, {}, counters)  # no dead letters
+                enriched = transform.enrich(raw, fill)
                 path = scratch / "staged" / f"chunk={number}"
                 _selected(enriched, request, schema_id, schema_text).write.parquet(str(path))  # the one action
                 staged = spark.read.parquet(str(path))
@@ -291,6 +289,6 @@ def run_backfill(
     finally:
         for frame in reference:
             frame.unpersist()
-    report = BackfillReport(read, written, int(rejected.value), len(chunks), time.monotonic() - started)
+    report = BackfillReport(read, written, counters.dlq, len(chunks), time.monotonic() - started)
     progress(f"backfill done: {report.summary()}")
     return report

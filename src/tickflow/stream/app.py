@@ -5,8 +5,8 @@ as a single Spark job, one task per Kafka partition, no shuffle:
 
     Kafka source (md.events, at most max_offsets_per_trigger records)
       -> from_avro per writer schema registered under md.events-value    (decode.decoded_events, JVM)
-      -> mapInArrow(FillTask)          validate, dead letters -> md.dlq, fill with the partition's
-                                       registers, state file per partition and batch  (fill_task, state)
+      -> FillOperator (JVM)            dead letters -> md.dlq, fill with the partition's registers,
+                                       state file per partition and batch  (fill_step, state)
       -> enrichment SQL with the reference snapshot -> to_avro -> md.enriched           (publish)
 
 The first three steps are ``transform.Transform.enrich``, which the backfill runs too.
@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tickflow.errors import TickflowError
-from tickflow.kafka_auth import Principal, kafka_client_config
+from tickflow.kafka_auth import Principal, java_client_properties
 from tickflow.settings import Settings
-from tickflow.stream.fill import NEVER
-from tickflow.stream.fill_task import NewestParam
+from tickflow.stream.fill_step import FillCounters, FillStep
 from tickflow.stream.settings import SPARK_APP_NAME, StreamSettings
 from tickflow.stream.state import FillState
 from tickflow.stream.transform import Transform
@@ -55,26 +54,10 @@ def spark_conf(stream: StreamSettings) -> dict[str, str]:
 
 
 @dataclass
-class Counters:
-    """Totals across micro-batches: accumulators the fill tasks add to, and the state's size."""
+class Counters(FillCounters):
+    """Totals across micro-batches: the fill tasks' accumulators, and the state's size."""
 
-    filled_acc: Any
-    dlq_acc: Any
-    newest_ingest_acc: Any  # the newest input record's Kafka timestamp filled so far (µs)
     instruments: int = 0
-
-    @property
-    def filled(self) -> int:
-        return int(self.filled_acc.value)
-
-    @property
-    def dlq(self) -> int:
-        return int(self.dlq_acc.value)
-
-    def output_age_s(self, now_s: float) -> float | None:
-        """How old, at ``now_s``, the newest event published is (from its input record's Kafka timestamp)."""
-        newest = int(self.newest_ingest_acc.value)
-        return None if newest == NEVER else max(0.0, now_s - newest / 1e6)
 
 
 class EnrichmentBatch:
@@ -92,29 +75,20 @@ class EnrichmentBatch:
         self.publisher = Publisher(settings, stream, schema_id, schema_text)
         self.publisher.reference.refresh(spark)
         check_enrichment_sql(spark, self.transform.sql, self.transform.filled_schema, self.publisher.columns)
-        self.dlq_login = kafka_client_config(settings, Principal.STREAM)  # read once, not per micro-batch
-        context = spark.sparkContext
-        self.counters = Counters(
-            context.accumulator(0),
-            context.accumulator(0),
-            context.accumulator(int(NEVER), NewestParam()),
-            self.state.instrument_count(),
-        )
+        self.dlq_login = java_client_properties(settings, Principal.STREAM)  # read once, not per micro-batch
+        self.counters = Counters(**vars(FillCounters.create(spark)), instruments=self.state.instrument_count())
 
     def __call__(self, raw: DataFrame, batch_id: int) -> None:
-        from tickflow.stream.fill_task import FillTask
-
-        task = FillTask(
-            self.dlq_login,
+        fill = FillStep(
+            self.state.directory.as_uri(),
+            batch_id,
             self.stream.input_topic,
             self.stream.dlq_topic,
-            self.state,
-            batch_id,
-            (self.counters.filled_acc, self.counters.dlq_acc),
-            self.counters.newest_ingest_acc,
+            self.dlq_login,
+            self.counters,
         )
         self.publisher.reference.refresh(raw.sparkSession)
-        self.publisher.publish(self.transform.enrich(raw, task))
+        self.publisher.publish(self.transform.enrich(raw, fill))
         self.state.prune(self.stream.state_versions)
         self.counters.instruments = self.state.instrument_count()
 

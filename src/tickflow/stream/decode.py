@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
+from tickflow.errors import TickflowError
 from tickflow.settings import Settings
 from tickflow.stream.fill import FILL_FIELDS, FILL_TYPES
 
@@ -91,6 +92,33 @@ def decoded_events(raw: DataFrame, reader: dict[str, Any], writers: dict[int, st
     """
     stages = _decode_stages(json.dumps(reader), tuple(sorted(writers.items())), limits)
     return reduce(lambda frame, columns: frame.select(*columns), stages, raw)
+
+
+def decoded_events_jvm(raw: DataFrame, reader: dict[str, Any], writers: dict[int, str], limits: Limits) -> DataFrame:
+    """``decoded_events`` as one JVM operator (jvm/stream, ``io.tickflow.stream.decode.DecodeOperator``): a
+    mapPartitions that reads each record with Avro schema resolution and applies the same rules in the same order,
+    giving the same columns and, record for record, the same reason or the same fields; "now" of the future-time
+    rule is read once per task. Needs the module's jar on the session's classpath (tickflow.spark adds it once built).
+    """
+    from py4j.java_gateway import JavaClass
+    from pyspark.sql import DataFrame
+
+    spark = raw.sparkSession
+    operator = spark._jvm.io.tickflow.stream.decode.DecodeOperator  # type: ignore[union-attr]
+    if not isinstance(operator, JavaClass):
+        raise TickflowError(
+            "The JVM decoder is not on this Spark session's classpath: build it with "
+            "`mvn -f jvm/stream/pom.xml package` (-DskipTests to skip its tests) and start a new session."
+        )
+    jdf = operator.decode(
+        raw._jdf,
+        json.dumps(reader),
+        {int(writer_id): text for writer_id, text in writers.items()},
+        list(FILL_FIELDS),
+        int(limits.max_future_us),
+        float(limits.crossed_tolerance),
+    )
+    return DataFrame(jdf, spark)
 
 
 @lru_cache(maxsize=4)

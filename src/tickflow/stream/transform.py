@@ -1,12 +1,12 @@
 """The one transform of the stream and the backfill: raw Kafka records -> enriched events.
 
     raw md.events records
-      -> decode and validate per writer schema (decode.decoded_events, JVM)
-      -> mapInArrow(FillTask): dead letters out, fill with the partition's registers (fill_task, state)
+      -> decode and validate per writer schema (decode.decoded_events_jvm, a JVM operator)
+      -> FillStep: dead letters out, fill with the partition's registers (fill_step, a JVM operator, state)
       -> enrichment SQL (spark_apps/enrichment.sql) with the bound ``ref_instruments`` / ``ref_fx_rates``
 
-What differs between the callers is only what they hand in: the stream a FillTask on its checkpoint's
-state that sends dead letters to md.dlq and the current reference views; the backfill a FillTask on a
+What differs between the callers is only what they hand in: the stream a FillStep on its checkpoint's
+state that sends dead letters to md.dlq and the current reference views; the backfill a FillStep on a
 temporary state that only counts dead letters, and the SCD2 history (``publish.reference_history``).
 The result is EnrichedEvent rows before Avro; the stream frames them for md.enriched, the backfill
 for md:history and JSON for the archive.
@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 from tickflow.errors import TickflowError
 from tickflow.schemas import TOPIC_SCHEMAS, load
 from tickflow.settings import Settings
-from tickflow.stream.decode import Limits, decoded_events, registered_writers
+from tickflow.stream.decode import Limits, decoded_events_jvm, registered_writers
 from tickflow.stream.settings import StreamSettings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-    from tickflow.stream.fill_task import FillTask
+    from tickflow.stream.fill_step import FillStep
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Transform:
 
     @classmethod
     def build(cls, settings: Settings, stream: StreamSettings) -> Transform:
-        from tickflow.stream.fill_task import spark_schema
+        from tickflow.stream.fill_step import spark_schema
 
         if not stream.enrichment_sql.exists():
             raise TickflowError(
@@ -58,8 +58,8 @@ class Transform:
             filled_schema=spark_schema(),
         )
 
-    def enrich(self, raw: DataFrame, task: FillTask) -> DataFrame:
-        """Raw Kafka records (the Kafka source's columns) -> EnrichedEvent rows, batch id ``task.batch_id``.
+    def enrich(self, raw: DataFrame, fill: FillStep) -> DataFrame:
+        """Raw Kafka records (the Kafka source's columns) -> EnrichedEvent rows, batch id ``fill.batch_id``.
 
         Lazy: the fill runs (and writes its state) when the result is computed, once per action, so a caller
         that needs the rows twice materialises them first."""
@@ -68,9 +68,8 @@ class Transform:
         # Read after the caller fixed the batch's offsets: every schema id in it is registered by now.
         writers = registered_writers(self.settings, self.subject)
         # One task per core, each over several Kafka partitions (a narrow coalesce, no shuffle): a task
-        # carries a fixed cost (Python worker round trip, Avro and Arrow set-up) that a task per
-        # partition paid twelve times per batch.
+        # carries a fixed cost (Avro set-up, the state files' open and list) that a task per partition paid
+        # twelve times per batch.
         tasks = raw.sparkSession.sparkContext.defaultParallelism
-        events = decoded_events(raw.coalesce(tasks), self.reader_schema, writers, self.limits)
-        filled = events.mapInArrow(task, self.filled_schema)
-        return enriched_events(filled, task.batch_id, self.sql)
+        events = decoded_events_jvm(raw.coalesce(tasks), self.reader_schema, writers, self.limits)
+        return enriched_events(fill(events), fill.batch_id, self.sql)

@@ -1,11 +1,9 @@
-"""How far behind the stream is, read off a micro-batch's progress and the fill's newest-ingest accumulator."""
+"""How far behind the stream is, read off a micro-batch's progress."""
 
 from __future__ import annotations
 
 import json
 
-from tickflow.stream.fill import NEVER
-from tickflow.stream.fill_task import NewestParam
 from tickflow.stream.progress import events_behind
 
 
@@ -25,11 +23,3 @@ def test_a_partition_without_an_end_offset_is_not_counted_and_no_source_says_not
     progress = {"sources": [{"endOffset": {"md.events": {"0": 10}}, "latestOffset": {"md.events": {"0": 10, "1": 7}}}]}
     assert events_behind(progress) == 0  # Spark gives every partition an end offset; one without is not counted
     assert events_behind({"sources": []}) is None
-
-
-def test_the_newest_ingest_accumulator_keeps_the_greatest_value() -> None:
-    param = NewestParam()
-    total = param.zero(0)
-    for value in (5, 3, 9, 1):
-        total = param.addInPlace(total, value)
-    assert param.zero(0) == NEVER and total == 9

@@ -1,0 +1,123 @@
+package io.tickflow.stream.fill;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The forward fill of one Kafka partition's micro-batch, no Spark: the semantics of
+ * {@code tickflow.stream.fill.fill_columns} / {@code fill_frame} (DESIGN §4).
+ *
+ * <ol>
+ *   <li>Events are de-duplicated by their event key (a hash of event_id): the first copy in input order
+ *       wins, over the whole partition, as {@code fill_frame} drops {@code event_id.duplicated()}.
+ *   <li>Each instrument's events are applied one by one in (event_time, offset) order to its registers,
+ *       starting from the prior ones: a non-null (and, for doubles, non-NaN) value replaces a register when
+ *       its (event_time, offset) is greater or equal ({@link InstrumentState#offer}). A late event therefore
+ *       only replaces older registers, and a prior register newer than the batch stays.
+ *   <li>After the last event of each distinct (instrument, event_time), one output row: the registers then
+ *       (value and as-of per field, null when never set), how many events had that time and the newest
+ *       ingest time among them. Rows come per instrument in order of first appearance, times ascending.
+ * </ol>
+ *
+ * Applying the events in (event_time, offset) order gives after time t exactly, per field, the greater of
+ * the prior register and the batch's events at or before t: the contract, and what {@code fill_frame}
+ * computes with whole columns.
+ */
+public final class PartitionFill {
+  private PartitionFill() {}
+
+  /** One valid decoded event: what {@code decode.decoded_events} gives for a row whose reason is null. */
+  public static final class Event {
+    final String instrumentId;
+    final Long eventKey;
+    final long eventTime;
+    final long offset;
+    final long ingestTime;
+    final Object[] values;
+
+    /**
+     * @param eventKey the 64-bit hash of event_id (null compares equal to null, as pandas does)
+     * @param values one per fill field, null (or NaN) where the event says nothing
+     */
+    public Event(String instrumentId, Long eventKey, long eventTime, long offset, long ingestTime, Object[] values) {
+      this.instrumentId = instrumentId;
+      this.eventKey = eventKey;
+      this.eventTime = eventTime;
+      this.offset = offset;
+      this.ingestTime = ingestTime;
+      this.values = values;
+    }
+
+    public String instrumentId() {
+      return instrumentId;
+    }
+  }
+
+  /**
+   * One filled row: the registers after every event of the instrument at or before {@code eventTime}.
+   * {@code asOf[f]} is {@link InstrumentState#NEVER} (null in the output) where field f was never set.
+   */
+  public record FilledRow(
+      String instrumentId, long eventTime, int eventCount, long ingestTime, Object[] values, long[] asOf) {}
+
+  /** The output rows and the new registers of every instrument of the batch (copies: the priors are kept). */
+  public record Result(List<FilledRow> rows, Map<String, InstrumentState> states) {}
+
+  private static final Comparator<Event> TIME_THEN_OFFSET =
+      Comparator.<Event>comparingLong(e -> e.eventTime).thenComparingLong(e -> e.offset);
+
+  /**
+   * Fills {@code events} (one partition, input order) on {@code prior} (at least the registers of the
+   * instruments in it, more allowed). {@code fieldCount} values per event.
+   */
+  public static Result fill(int fieldCount, List<Event> events, Map<String, InstrumentState> prior) {
+    Map<String, List<Event>> byInstrument = new LinkedHashMap<>();
+    Set<Long> seen = new HashSet<>(Math.max(16, events.size() * 2));
+    for (Event event : events) {
+      if (seen.add(event.eventKey)) {
+        byInstrument.computeIfAbsent(event.instrumentId, id -> new ArrayList<>()).add(event);
+      }
+    }
+    List<FilledRow> rows = new ArrayList<>(events.size());
+    Map<String, InstrumentState> states = new HashMap<>(byInstrument.size() * 2);
+    for (Map.Entry<String, List<Event>> entry : byInstrument.entrySet()) {
+      List<Event> mine = entry.getValue();
+      mine.sort(TIME_THEN_OFFSET); // stable: equal (time, offset) keep input order, like numpy's lexsort
+      InstrumentState known = prior.get(entry.getKey());
+      InstrumentState registers = known != null ? known.copy() : new InstrumentState(fieldCount);
+      int count = 0;
+      long newestIngest = InstrumentState.NEVER;
+      for (int i = 0; i < mine.size(); i++) {
+        Event event = mine.get(i);
+        for (int f = 0; f < fieldCount; f++) {
+          Object value = event.values[f];
+          if (value != null && !(value instanceof Double d && d.isNaN())) {
+            registers.offer(f, value, event.eventTime, event.offset);
+          }
+        }
+        count++;
+        newestIngest = Math.max(newestIngest, event.ingestTime);
+        if (i + 1 < mine.size() && mine.get(i + 1).eventTime == event.eventTime) {
+          continue;
+        }
+        Object[] values = new Object[fieldCount];
+        long[] asOf = new long[fieldCount];
+        for (int f = 0; f < fieldCount; f++) {
+          values[f] = registers.value(f);
+          asOf[f] = registers.asOf(f);
+        }
+        rows.add(new FilledRow(entry.getKey(), event.eventTime, count, newestIngest, values, asOf));
+        count = 0;
+        newestIngest = InstrumentState.NEVER;
+      }
+      states.put(entry.getKey(), registers);
+    }
+    return new Result(rows, states);
+  }
+}

@@ -1,12 +1,13 @@
-"""The enrichment query: md.events -> decode (JVM) -> fill per partition (Python) -> enrich -> md.enriched.
+"""The enrichment query: md.events -> decode -> fill per partition -> enrich -> md.enriched, all in the JVM.
 
 ``build_query`` wires one Structured Streaming query whose foreachBatch runs each micro-batch
 as a single Spark job, one task per Kafka partition, no shuffle:
 
     Kafka source (md.events, at most max_offsets_per_trigger records)
-      -> from_avro per writer schema registered under md.events-value    (decode.decoded_events, JVM)
-      -> FillOperator (JVM)            dead letters -> md.dlq, fill with the partition's registers,
-                                       state file per partition and batch  (fill_step, state)
+      -> DecodeOperator: each writer schema registered under md.events-value resolved into the reader,
+                         validation, the reason of a rejected record      (decode.decoded_events_jvm)
+      -> FillOperator:   dead letters -> md.dlq, fill with the partition's registers,
+                         state file per partition and batch (Hadoop FileSystem)     (fill_step, state)
       -> enrichment SQL with the reference snapshot -> to_avro -> md.enriched           (publish)
 
 The first three steps are ``transform.Transform.enrich``, which the backfill runs too.

@@ -6,7 +6,8 @@
   broker. 7 days of retention: the backfill DAG reprocesses from Kafka by timestamp,
   so a week is the window in which a backfill needs no other archive.
   ``cleanup.policy=delete``: every event counts, compaction would drop history.
-- ``md.enriched``: 12 partitions (same key, same spread as the input), 3 days; HBase
+- ``md.enriched``: 12 partitions (same key, same partition number as the input: the stream chooses
+  it as librdkafka does, ``stream.publish.framed``), 3 days; HBase
   holds the history consumers query, the topic is for live consumers and replays.
 - ``md.dlq``: 3 partitions (low volume), 30 days, so a person has time to look at
   rejected input and replay it after a fix.
@@ -74,6 +75,10 @@ class TopicState:
     created: bool
 
 
+def _admin(settings: Settings) -> AdminClient:
+    return AdminClient({**kafka_client_config(settings, Principal.ADMIN), "log_level": 0})
+
+
 def _existing(admin: AdminClient, settings: Settings) -> dict[str, Any]:
     try:
         topics: dict[str, Any] = admin.list_topics(timeout=10).topics
@@ -86,7 +91,7 @@ def _existing(admin: AdminClient, settings: Settings) -> dict[str, Any]:
 
 def require_topics(settings: Settings, names: Iterable[str]) -> None:
     """Fail with one sentence when any of these topics does not exist (say, before a Spark app starts on them)."""
-    existing = _existing(AdminClient({**kafka_client_config(settings, Principal.ADMIN), "log_level": 0}), settings)
+    existing = _existing(_admin(settings), settings)
     if absent := [name for name in names if name not in existing]:
         raise TickflowError(
             f"Kafka at {settings.bootstrap_servers} has no topic {', '.join(absent)}: create the platform's topics "
@@ -94,9 +99,17 @@ def require_topics(settings: Settings, names: Iterable[str]) -> None:
         )
 
 
+def topic_partitions(settings: Settings, name: str) -> int:
+    """How many partitions topic ``name`` has; one sentence when it does not exist."""
+    existing = _existing(_admin(settings), settings)
+    if name not in existing:
+        raise TickflowError(f"Kafka at {settings.bootstrap_servers} has no topic {name}: create it first.")
+    return len(existing[name].partitions)
+
+
 def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS, replication: int = 1) -> list[TopicState]:
     """Create the topics that do not exist yet; leave existing ones alone (idempotent)."""
-    admin = AdminClient({**kafka_client_config(settings, Principal.ADMIN), "log_level": 0})
+    admin = _admin(settings)
     existing = _existing(admin, settings)
     missing = [spec for spec in specs if spec.name not in existing]
     created = set()

@@ -136,6 +136,13 @@ def test_output_equals_an_independent_computation_and_bad_input_goes_to_the_dlq(
         if record["enriched"] and record["bid_price"] is not None and record["ask_price"] is not None:
             assert record["mid"] == pytest.approx((record["bid_price"] + record["ask_price"]) / 2)
 
+    # An instrument keeps its partition number from md.events to md.enriched (the sink's tasks share it evenly).
+    inputs: dict[bytes, set[int]] = {}
+    for message in read_topic(stack, topics["events"]):
+        inputs.setdefault(message.key(), set()).add(message.partition())
+    outputs = {(m.key(), m.partition()) for m in read_topic(stack, topics["enriched"])}
+    assert outputs and all(partition in inputs[key] for key, partition in outputs)
+
     dlq = read_topic(stack, topics["dlq"])
     assert len(dlq) >= rejected  # a re-sent corrupt message is rejected twice
     reasons = [dict(m.headers())["reason"].decode() for m in dlq]

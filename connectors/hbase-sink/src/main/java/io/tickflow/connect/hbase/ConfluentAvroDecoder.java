@@ -54,40 +54,10 @@ public final class ConfluentAvroDecoder {
     private static final class Entry {
         final Schema schema;
         final DatumReader<Object> reader;
-        /** Readers of single top-level fields, for {@link #header}. */
-        final Map<String, DatumReader<Object>> fieldReaders = new ConcurrentHashMap<>();
 
         Entry(Schema schema) {
             this.schema = schema;
             this.reader = new GenericDatumReader<>(schema);
-        }
-    }
-
-    /** Two top-level fields of a record, read by {@link #header} without building the record. */
-    public static final class Header {
-        private final Schema schema;
-        private final Object first;
-        private final Object second;
-
-        Header(Schema schema, Object first, Object second) {
-            this.schema = schema;
-            this.first = first;
-            this.second = second;
-        }
-
-        /** The writer schema of the value. */
-        public Schema schema() {
-            return schema;
-        }
-
-        /** The value of the first field asked for (null when the schema has no such field or it is null). */
-        public Object first() {
-            return first;
-        }
-
-        /** The value of the second field asked for. */
-        public Object second() {
-            return second;
         }
     }
 
@@ -104,78 +74,6 @@ public final class ConfluentAvroDecoder {
 
     /** Decodes one framed value into the record it holds. */
     public GenericRecord decode(byte[] value) {
-        Entry entry = entry(value);
-        BinaryDecoder decoder = bodyDecoder(value);
-        Object datum;
-        try {
-            datum = entry.reader.read(null, decoder);
-        } catch (IOException | RuntimeException e) {
-            throw malformed(value, entry, e);
-        }
-        requireEnd(value, entry, decoder);
-        return (GenericRecord) datum;
-    }
-
-    /**
-     * Reads the top-level fields {@code first} and {@code second} of one framed value and skips the rest of
-     * its body without building anything ({@link GenericDatumReader#skip}): several times cheaper than
-     * {@link #decode}, and it rejects what {@code decode} rejects (framing, unknown schema, a malformed or
-     * truncated body, bytes left over), since skipping walks every field the writer schema has.
-     */
-    public Header header(byte[] value, String first, String second) {
-        Entry entry = entry(value);
-        BinaryDecoder decoder = bodyDecoder(value);
-        Object a = null;
-        Object b = null;
-        try {
-            for (Schema.Field field : entry.schema.getFields()) {
-                String name = field.name();
-                if (name.equals(first) || name.equals(second)) {
-                    Object read = entry.fieldReaders
-                            .computeIfAbsent(name, n -> new GenericDatumReader<>(field.schema()))
-                            .read(null, decoder);
-                    if (name.equals(first)) {
-                        a = read;
-                    } else {
-                        b = read;
-                    }
-                } else {
-                    GenericDatumReader.skip(field.schema(), decoder);
-                }
-            }
-        } catch (IOException | RuntimeException e) {
-            throw malformed(value, entry, e);
-        }
-        requireEnd(value, entry, decoder);
-        return new Header(entry.schema, a, b);
-    }
-
-    private static BinaryDecoder bodyDecoder(byte[] value) {
-        return DecoderFactory.get().binaryDecoder(value, HEADER_BYTES, value.length - HEADER_BYTES, null);
-    }
-
-    private static RecordRejectedException malformed(byte[] value, Entry entry, Exception e) {
-        // malformed bodies surface as EOF, bad union/enum indexes, negative lengths, ...
-        return new RecordRejectedException("Avro body (" + (value.length - HEADER_BYTES)
-                + " bytes) does not decode with schema id " + schemaId(value) + " (" + entry.schema.getFullName()
-                + "): " + e, e);
-    }
-
-    private static void requireEnd(byte[] value, Entry entry, BinaryDecoder decoder) {
-        int left = remaining(decoder);
-        if (left != 0) {
-            throw new RecordRejectedException((left > 0 ? left + " bytes" : "bytes") + " left over after the "
-                    + entry.schema.getFullName() + " record (schema id " + schemaId(value)
-                    + "): the body does not match its writer schema");
-        }
-    }
-
-    private static int schemaId(byte[] value) {
-        return ByteBuffer.wrap(value, 1, 4).getInt();
-    }
-
-    /** The cached entry of a framed value's writer schema, after checking the framing. */
-    private Entry entry(byte[] value) {
         if (value == null) {
             throw new RecordRejectedException("value is null (a tombstone), expected a Confluent-framed Avro record");
         }
@@ -187,13 +85,29 @@ public final class ConfluentAvroDecoder {
             throw new RecordRejectedException(String.format(
                     "value starts with magic byte 0x%02x, expected 0x00 (not Confluent-framed Avro)", value[0] & 0xff));
         }
-        int id = schemaId(value);
+        int id = ByteBuffer.wrap(value, 1, 4).getInt();
         Entry entry = entry(id);
         if (entry.schema.getType() != Schema.Type.RECORD) {
             throw new RecordRejectedException("schema id " + id + " is an Avro " + entry.schema.getType()
                     + ", expected a record");
         }
-        return entry;
+        BinaryDecoder decoder = DecoderFactory.get().binaryDecoder(value, HEADER_BYTES, value.length - HEADER_BYTES, null);
+        Object datum;
+        try {
+            datum = entry.reader.read(null, decoder);
+        } catch (IOException | RuntimeException e) {
+            // malformed bodies surface as EOF, bad union/enum indexes, negative lengths, ...
+            throw new RecordRejectedException("Avro body (" + (value.length - HEADER_BYTES)
+                    + " bytes) does not decode with schema id " + id + " (" + entry.schema.getFullName() + "): "
+                    + e, e);
+        }
+        int left = remaining(decoder);
+        if (left != 0) {
+            throw new RecordRejectedException((left > 0 ? left + " bytes" : "bytes") + " left over after the "
+                    + entry.schema.getFullName() + " record (schema id " + id
+                    + "): the body does not match its writer schema");
+        }
+        return (GenericRecord) datum;
     }
 
     /** The writer schema with that id, fetched once and then served from the cache. */

@@ -4,7 +4,6 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.Collection;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Queue;
@@ -13,8 +12,8 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.stream.IntStream;
 
+import org.apache.avro.generic.GenericRecord;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.hbase.HBaseConfiguration;
 import org.apache.hadoop.hbase.TableName;
@@ -201,45 +200,23 @@ public class HBaseSinkTask extends SinkTask {
         if (records.isEmpty()) {
             return;
         }
-        // Read and check the whole batch first: a registry outage (retriable) then throws before
+        // Decode and map the whole batch first: a registry outage (retriable) then throws before
         // anything is written or reported, so the retried batch does not report records twice.
+        List<RecordMapper.Mapped> mapped = new ArrayList<>(records.size());
         List<SinkRecord> rejected = new ArrayList<>();
         List<RecordRejectedException> reasons = new ArrayList<>();
-        List<SinkRecord> kept = new ArrayList<>(records.size());
-        List<byte[]> values = new ArrayList<>(records.size());
-        List<RecordMapper.Key> keys = new ArrayList<>(records.size());
-        Map<String, Newest> newest = new HashMap<>();
-        List<RecordMapper.Mapped> mapped = new ArrayList<>();
-        try {
-            for (SinkRecord record : records) {
-                try {
-                    // every record's history row needs only its key and time; the rest of the body is skipped
-                    byte[] raw = valueBytes(record);
-                    ConfluentAvroDecoder.Header header =
-                            decoder.header(raw, RecordMapper.INSTRUMENT_ID, RecordMapper.EVENT_TIME);
-                    RecordMapper.Key key = RecordMapper.key(header.first(), header.second());
-                    newest.computeIfAbsent(key.instrumentId(), id -> new Newest()).offer(keys.size(), key);
-                    kept.add(record);
-                    values.add(raw);
-                    keys.add(key);
-                } catch (RecordRejectedException e) {
-                    rejected.add(record);
-                    reasons.add(e);
-                }
+        for (SinkRecord record : records) {
+            try {
+                byte[] raw = valueBytes(record);
+                GenericRecord value = decoder.decode(raw);
+                mapped.add(mapper.map(value, raw)); // history stores raw as it is: nothing re-encoded
+            } catch (RecordRejectedException e) {
+                rejected.add(record);
+                reasons.add(e);
+            } catch (RetriableException e) {
+                context.timeout(REGISTRY_RETRY_BACKOFF_MS);
+                throw e;
             }
-            // md:latest needs only each instrument's newest records decoded whole (see Newest)
-            for (int i : Newest.chosen(newest.values())) {
-                try {
-                    mapped.add(mapper.map(decoder.decode(values.get(i)), values.get(i)));
-                } catch (RecordRejectedException e) {
-                    rejected.add(kept.get(i));
-                    reasons.add(e);
-                    values.set(i, null); // not written to history either
-                }
-            }
-        } catch (RetriableException e) {
-            context.timeout(REGISTRY_RETRY_BACKOFF_MS);
-            throw e;
         }
         for (int i = 0; i < rejected.size(); i++) {
             SinkRecord record = rejected.get(i);
@@ -253,11 +230,9 @@ public class HBaseSinkTask extends SinkTask {
             recordsRejected++;
         }
 
-        List<Put> historyPuts = new ArrayList<>(kept.size());
-        for (int i = 0; i < kept.size(); i++) {
-            if (values.get(i) != null) {
-                historyPuts.add(LatestBatch.historyPut(keys.get(i), values.get(i))); // the bytes as received
-            }
+        List<Put> historyPuts = new ArrayList<>(mapped.size());
+        for (RecordMapper.Mapped m : mapped) {
+            historyPuts.add(LatestBatch.historyPut(m));
         }
         try {
             if (!historyPuts.isEmpty()) {
@@ -274,41 +249,14 @@ public class HBaseSinkTask extends SinkTask {
         } catch (IOException e) {
             // the records stay unacknowledged: Connect retries this batch (idempotent writes)
             context.timeout(REGISTRY_RETRY_BACKOFF_MS);
-            throw new RetriableException("Could not hand " + historyPuts.size() + " records to the HBase client: "
+            throw new RetriableException("Could not hand " + mapped.size() + " records to the HBase client: "
                     + e.getMessage(), e);
         }
-        recordsWritten += historyPuts.size();
-        statsRecords += historyPuts.size();
+        recordsWritten += mapped.size();
+        statsRecords += mapped.size();
         log.debug("Put {} records ({} rejected): {} history rows", records.size(), rejected.size(),
                 historyPuts.size());
         maybeLogStats();
-    }
-
-    /**
-     * The records of one instrument in a put() call whose whole decoding md:latest needs: the last one (the
-     * stream publishes an instrument's full state, and its registers only move forward, so the last record
-     * holds every filled field's newest value) and the one with the greatest event time (family e is written
-     * at the event time; on a tie the later record, as {@link LatestBatch} keeps it). Usually the same record.
-     * Conflating just these gives md:latest the same cells as conflating every record, for a fraction of the
-     * decoding.
-     */
-    private static final class Newest {
-        int last = -1;
-        int latestEvent = -1;
-        long latestEventMicros = Long.MIN_VALUE;
-
-        void offer(int index, RecordMapper.Key key) {
-            last = index;
-            if (key.eventTimeMicros() >= latestEventMicros) {
-                latestEvent = index;
-                latestEventMicros = key.eventTimeMicros();
-            }
-        }
-
-        /** The chosen records of every instrument, in the order they came (LatestBatch keeps the later on ties). */
-        static int[] chosen(Collection<Newest> all) {
-            return all.stream().flatMapToInt(n -> IntStream.of(n.latestEvent, n.last)).distinct().sorted().toArray();
-        }
     }
 
     private static byte[] valueBytes(SinkRecord record) {

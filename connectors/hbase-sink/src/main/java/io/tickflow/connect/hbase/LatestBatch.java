@@ -70,12 +70,7 @@ public final class LatestBatch {
      * record's Kafka value as received, handed over without a copy or a re-encoding.
      */
     public static Put historyPut(RecordMapper.Mapped mapped) {
-        return historyPut(new RecordMapper.Key(mapped.instrumentId(), mapped.eventTimeMicros()), mapped.historyValue());
-    }
-
-    /** The same Put from the row key parts and the value, for a record that was not decoded whole. */
-    public static Put historyPut(RecordMapper.Key key, byte[] value) {
-        return new Put(RecordMapper.historyRowKey(key.instrumentId(), key.eventTimeMicros())).addColumn(
-                HISTORY_FAMILY, HISTORY_QUALIFIER, Math.floorDiv(key.eventTimeMicros(), 1000L), value);
+        return new Put(mapped.historyRow()).addColumn(HISTORY_FAMILY, HISTORY_QUALIFIER,
+                Math.floorDiv(mapped.eventTimeMicros(), 1000L), mapped.historyValue());
     }
 }

@@ -167,9 +167,17 @@ public final class RecordMapper {
         Schema schema = record.getSchema();
         Layout layout = layouts.computeIfAbsent(schema, Layout::new);
 
-        Key key = key(record.get(layout.keyPos), record.get(layout.eventTimePos));
-        String instrumentId = key.instrumentId();
-        long eventTimeMicros = key.eventTimeMicros();
+        Object keyValue = record.get(layout.keyPos);
+        if (!(keyValue instanceof CharSequence)) {
+            throw new RecordRejectedException(INSTRUMENT_ID + " is " + (keyValue == null ? "null" : "not a string")
+                    + ", cannot build the row key");
+        }
+        String instrumentId = keyValue.toString();
+        if (instrumentId.isEmpty() || instrumentId.indexOf('\0') >= 0) {
+            throw new RecordRejectedException(INSTRUMENT_ID + " '" + instrumentId.replace('\0', '?')
+                    + "' is empty or holds a 0x00 byte, which the history row key uses as separator");
+        }
+        long eventTimeMicros = timestampMicros(record.get(layout.eventTimePos), EVENT_TIME, false);
         long eventTimeMs = Math.floorDiv(eventTimeMicros, 1000L);
 
         List<HCell> latest = new ArrayList<>();
@@ -198,29 +206,6 @@ public final class RecordMapper {
         }
         return new Mapped(instrumentId, eventTimeMicros, latest, historyRowKey(instrumentId, eventTimeMicros),
                 value);
-    }
-
-    /** What a record's rows are keyed by: its instrument id and event time (µs). */
-    public record Key(String instrumentId, long eventTimeMicros) {
-    }
-
-    /**
-     * The row key parts of a record from its {@code instrument_id} and {@code event_time} values, checked as
-     * {@link #map} checks them (a string without 0x00, a timestamp not before 1970).
-     *
-     * @throws RecordRejectedException when they cannot key a row
-     */
-    public static Key key(Object instrumentId, Object eventTime) {
-        if (!(instrumentId instanceof CharSequence)) {
-            throw new RecordRejectedException(INSTRUMENT_ID + " is " + (instrumentId == null ? "null" : "not a string")
-                    + ", cannot build the row key");
-        }
-        String id = instrumentId.toString();
-        if (id.isEmpty() || id.indexOf('\0') >= 0) {
-            throw new RecordRejectedException(INSTRUMENT_ID + " '" + id.replace('\0', '?')
-                    + "' is empty or holds a 0x00 byte, which the history row key uses as separator");
-        }
-        return new Key(id, timestampMicros(eventTime, EVENT_TIME, false));
     }
 
     /** instrument id (UTF-8) + 0x00 + (Long.MAX_VALUE - eventTimeMicros) as 8 big-endian bytes. */

@@ -94,28 +94,6 @@ class ConfluentAvroDecoderTest {
     }
 
     @Test
-    void readsTwoFieldsOfARecordWithoutDecodingTheRest() {
-        ConfluentAvroDecoder.Header header = localDecoder().header(
-                TestRecords.framed(ID, TestRecords.full(SCHEMA, INSTRUMENT, T0)), "instrument_id", "event_time");
-        assertEquals(INSTRUMENT, header.first().toString());
-        assertEquals(T0, header.second());
-        assertEquals(SCHEMA, header.schema());
-    }
-
-    @Test
-    void theHeaderRejectsWhatDecodingRejects() {
-        ConfluentAvroDecoder decoder = localDecoder();
-        byte[] good = TestRecords.framed(ID, TestRecords.full(SCHEMA, INSTRUMENT, T0));
-        for (byte[] bad : List.of(Arrays.copyOf(good, good.length + 3), Arrays.copyOf(good, good.length - 4),
-                new byte[] {1, 0, 0, 0, 7, 2}, new byte[] {0, 0, 0})) {
-            String decoding = rejection(decoder, bad);
-            RecordRejectedException e = assertThrows(RecordRejectedException.class,
-                    () -> decoder.header(bad, "instrument_id", "event_time"));
-            assertEquals(decoding, e.getMessage());
-        }
-    }
-
-    @Test
     void rejectsBadFraming() {
         ConfluentAvroDecoder decoder = localDecoder();
         byte[] good = TestRecords.framed(ID, TestRecords.full(SCHEMA, INSTRUMENT, T0));

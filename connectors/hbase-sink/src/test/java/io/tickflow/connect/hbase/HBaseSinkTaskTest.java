@@ -19,14 +19,12 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Future;
 
 import org.apache.avro.Schema;
-import org.apache.avro.generic.GenericRecord;
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.hbase.Cell;
 import org.apache.hadoop.hbase.CellUtil;
 import org.apache.hadoop.hbase.TableName;
 import org.apache.hadoop.hbase.client.BufferedMutator;
 import org.apache.hadoop.hbase.client.Mutation;
-import org.apache.hadoop.hbase.client.Put;
 import org.apache.hadoop.hbase.client.RetriesExhaustedWithDetailsException;
 import org.apache.hadoop.hbase.util.Bytes;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
@@ -306,37 +304,6 @@ class HBaseSinkTaskTest {
         assertEquals(cells(history.mutations.get(0)), cells(history.mutations.get(2)));
         assertEquals(cells(history.mutations.get(1)), cells(history.mutations.get(3)));
         assertEquals(cells(latest.mutations.get(0)), cells(latest.mutations.get(1)));
-    }
-
-    @Test
-    void latestGetsTheSameCellsAsConflatingEveryRecordThoughOnlyTheNewestAreDecoded() {
-        // as the stream publishes them: each record the instrument's whole state, registers moving forward;
-        // the last record is a late event (older event time, newest registers)
-        GenericRecord first = TestRecords.full(SCHEMA, INSTRUMENT, T0);
-        GenericRecord newestEvent = TestRecords.full(SCHEMA, INSTRUMENT, T0 + 5_000);
-        GenericRecord late = TestRecords.full(SCHEMA, INSTRUMENT, T0 + 1_000);
-        late.put("bid_price", 99.0);
-        late.put("bid_price_as_of", T0 + 6_000);
-        late.put("close_price", 98.0);
-        late.put("close_price_as_of", T0 + 1_000);
-        List<GenericRecord> all = List.of(first, newestEvent, late, TestRecords.full(SCHEMA, "XLON:VOD", T0));
-        List<SinkRecord> batch = new ArrayList<>();
-        LatestBatch everyRecord = new LatestBatch();
-        RecordMapper mapper = new RecordMapper();
-        for (int i = 0; i < all.size(); i++) {
-            byte[] value = TestRecords.framed(ID, all.get(i));
-            batch.add(record(5 + i, value));
-            everyRecord.add(mapper.map(all.get(i), value));
-        }
-        HBaseSinkTask task = task(true);
-        task.put(batch);
-
-        assertEquals(4, history.mutations.size(), "every record goes to history");
-        List<Put> expected = everyRecord.toPuts();
-        assertEquals(expected.size(), latest.mutations.size());
-        for (int i = 0; i < expected.size(); i++) {
-            assertEquals(cells(expected.get(i)), cells(latest.mutations.get(i)));
-        }
     }
 
     private HBaseSinkTask conflatingTask(long conflateMs) {

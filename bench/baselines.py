@@ -1,4 +1,4 @@
-"""Two baselines the enrichment stream is measured against (DESIGN §9), on the same Kafka backlog.
+"""Two baselines the enrichment stream is measured against (targets in docs/performance.md), on the same Kafka backlog.
 
 Both read Confluent-framed MarketEvents keyed by instrument id, forward-fill, enrich with the
 Hive reference data and write Confluent-framed EnrichedEvents (registered under

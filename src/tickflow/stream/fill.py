@@ -1,4 +1,4 @@
-"""Forward-fill semantics, one instrument at a time (the contract of DESIGN §4).
+"""Forward-fill semantics, one instrument at a time (the fill contract of docs/architecture.md).
 
 The state of an instrument is, per field, a last-writer-wins register: the value, the
 event time it was observed at, and the Kafka offset of the event that set it (an
@@ -34,7 +34,7 @@ from tickflow.settings import REPO_ROOT
 
 def _optional_fields() -> dict[str, str]:
     """Every optional field of MarketEvent, with its Avro type ("enum" for enums): the fields that are
-    forward-filled (DESIGN §4). One list, from the schema the code ships with."""
+    forward-filled (the fill contract, docs/architecture.md). One list, from the schema the code ships with."""
     event = load(TOPIC_SCHEMAS["md.events"], REPO_ROOT / "schemas").definition
     fields = {}
     for spec in event["fields"]:

@@ -1,4 +1,4 @@
-"""Forward-fill semantics one instrument at a time (DESIGN §4)."""
+"""Forward-fill semantics one instrument at a time (the fill contract, docs/architecture.md)."""
 
 from __future__ import annotations
 

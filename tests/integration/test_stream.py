@@ -1,4 +1,4 @@
-"""The enrichment stream end to end through Kafka, against an independent reading of the fill contract, docs/architecture.md."""
+"""The enrichment stream end to end through Kafka, against an independent reading of the fill contract."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""An independent reading of the fill contract, docs/architecture.md for the stream tests: decode a topic with confluent-kafka,
+"""An independent reading of the fill contract for the stream tests: decode a topic with confluent-kafka,
 drop what must be rejected, and take per field the non-null value with the greatest (event_time, offset)."""
 
 from __future__ import annotations

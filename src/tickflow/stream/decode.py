@@ -1,4 +1,4 @@
-"""Decoding the Confluent wire format and validating market events, in the JVM (bad input, docs/architecture.md).
+"""Decoding the Confluent wire format and validating market events, in the JVM (docs/architecture.md).
 
 Every Kafka record either decodes into the latest reader schema of ``MarketEvent`` (records of
 any registered version resolve into it, Avro schema resolution) and passes validation, or it
@@ -209,7 +209,7 @@ def _decode_stages(reader_text: str, writers: tuple[tuple[int, str], ...], limit
 
 
 def _validation_rules(limits: Limits) -> list[tuple[Column, Column]]:
-    """Why a decoded event must not be filled, the first failing rule first (bad input, docs/architecture.md)."""
+    """Why a decoded event must not be filled, the first failing rule first (docs/architecture.md)."""
     from pyspark.sql import functions as F
 
     def blank(name: str) -> Column:

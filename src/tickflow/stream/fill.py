@@ -34,7 +34,7 @@ from tickflow.settings import REPO_ROOT
 
 def _optional_fields() -> dict[str, str]:
     """Every optional field of MarketEvent, with its Avro type ("enum" for enums): the fields that are
-    forward-filled (the fill contract, docs/architecture.md). One list, from the schema the code ships with."""
+    forward-filled (docs/architecture.md). One list, from the schema the code ships with."""
     event = load(TOPIC_SCHEMAS["md.events"], REPO_ROOT / "schemas").definition
     fields = {}
     for spec in event["fields"]:

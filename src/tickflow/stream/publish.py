@@ -9,7 +9,7 @@ swapped in is one metastore call per view and batch, so a refresh shows at the n
 Both reference tables carry a validity, ``in_force_from`` (inclusive) and ``in_force_to`` (exclusive),
 NULL meaning open-ended, and the SQL joins a row only where the event time lies inside it. The live
 stream's tables (:func:`current_reference`) are open-ended on both sides: the current attributes apply
-to every event, late ones included (enrichment as of event time, docs/architecture.md). A backfill binds the same names to the SCD2 history
+to every event, late ones included (docs/architecture.md). A backfill binds the same names to the SCD2 history
 (:func:`reference_history`), so the same SQL enriches each event as of its own time.
 """
 
@@ -49,7 +49,7 @@ def current_reference(spark: SparkSession) -> dict[str, DataFrame]:
 
 
 def reference_history(spark: SparkSession) -> dict[str, DataFrame]:
-    """The reference data as it was at any time, for backfills (as of event time, enrichment as of event time, docs/architecture.md).
+    """The reference data as it was at any time, for backfills (as of event time, docs/architecture.md).
 
     ``ref_instruments``: every SCD2 row of ``ref.instruments_history`` (the latest good load), in force
     from ``valid_from`` until ``valid_to``; ``reference_version`` is that load's version, as the current

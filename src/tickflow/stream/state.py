@@ -1,4 +1,4 @@
-"""The forward-fill state, durable per input partition and micro-batch (the fill contract, docs/architecture.md).
+"""The forward-fill state, durable per input partition and micro-batch (docs/architecture.md).
 
 An instrument's events all arrive on one Kafka partition (key = instrument id), so the task
 that fills a partition's events owns its instruments' registers. It keeps them in small

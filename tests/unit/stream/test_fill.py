@@ -1,4 +1,4 @@
-"""Forward-fill semantics one instrument at a time (the fill contract, docs/architecture.md)."""
+"""Forward-fill semantics one instrument at a time (docs/architecture.md)."""
 
 from __future__ import annotations
 

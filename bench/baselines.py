@@ -175,6 +175,7 @@ class SeedDesignBatch:
                 *as_of,
                 "ingest_time",
                 F.lit(batch_id).cast("long").alias("batch_id"),
+                F.current_timestamp().alias("processed_time"),
             ).createOrReplaceTempView("filled_events")
             record = F.struct(*(F.col(c) for c in self.output_columns))
             enriched = spark.sql(self.sql).select(

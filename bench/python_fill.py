@@ -19,6 +19,7 @@ Spark's state server per instrument; see docs/performance.md for the measurement
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -98,7 +99,10 @@ class FillTask:
         prior = self.state.prior(partition, self.batch_id, events["instrument_id"].unique())
         states, columns = fill_frame(prior, events.rename(columns={"event_key": "event_id"}))
         self.state.write(partition, self.batch_id, {**prior, **states})
-        self.counters[0].add(len(columns["event_time"]))
+        rows = len(columns["event_time"])
+        self.counters[0].add(rows)
+        columns["batch_id"] = np.full(rows, self.batch_id, dtype=np.int64)
+        columns["processed_time"] = np.full(rows, time.time_ns() // 1000, dtype=np.int64)
         return to_arrow(columns)
 
     def _dead_letters(self, dlq_topic: str, rejected: pd.DataFrame) -> None:

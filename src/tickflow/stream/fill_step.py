@@ -10,7 +10,9 @@ a ``mapPartitions``) therefore fills each task's partitions alone:
      read from and written back to the state files of ``state`` under the batch id, through Hadoop's
      FileSystem API (a local path here, HDFS or S3A on a cluster), so a replayed batch reads what its first
      attempt read;
-  3. the filled rows come back in FILLED_SCHEMA for the enrichment SQL.
+  3. the filled rows come back in FILLED_SCHEMA for the enrichment SQL, with the batch id and the time the
+     task ran as columns: as literals of the SQL they would change the generated code every batch, which
+     Spark then compiled and the JIT optimised again (docs/performance.md).
 
 It replaced a Python task (``mapInArrow``, now ``bench/python_fill.py``) that did the same with pandas:
 the JVM operator saves the rows' trip to Python and back (docs/performance.md).
@@ -39,6 +41,8 @@ FILLED_SCHEMA = pa.schema(
         pa.field("ingest_time", TIMESTAMP),
         *(pa.field(name, VALUE_TYPES[name]) for name in FILL_FIELDS),
         *(pa.field(f"{name}_as_of", TIMESTAMP) for name in FILL_FIELDS),
+        pa.field("batch_id", pa.int64()),
+        pa.field("processed_time", TIMESTAMP),  # when the fill task ran
     ]
 )
 

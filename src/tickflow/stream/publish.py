@@ -128,9 +128,7 @@ class ReferenceSnapshot:
 
 def check_enrichment_sql(spark: SparkSession, sql: str, filled_schema: StructType, expected_columns: list[str]) -> None:
     """Analyse the enrichment SQL against an empty batch, so a broken query fails at start-up."""
-    from pyspark.sql import functions as F
-
-    empty = spark.createDataFrame([], filled_schema).withColumn("batch_id", F.lit(0).cast("long"))
+    empty = spark.createDataFrame([], filled_schema)
     empty.createOrReplaceTempView("filled_events")
     try:
         columns = spark.sql(sql).columns
@@ -163,12 +161,10 @@ def register_output_schema(settings: Settings, stream: StreamSettings) -> tuple[
     return int(schema_id), schema.text
 
 
-def enriched_events(filled: DataFrame, batch_id: int, sql: str) -> DataFrame:
-    """Filled rows -> EnrichedEvent rows (the schema's columns, before Avro) through the enrichment SQL,
-    joined with whatever ``ref_instruments`` / ``ref_fx_rates`` the caller bound."""
-    from pyspark.sql import functions as F
-
-    filled.withColumn("batch_id", F.lit(batch_id).cast("long")).createOrReplaceTempView("filled_events")
+def enriched_events(filled: DataFrame, sql: str) -> DataFrame:
+    """Filled rows (FILLED_SCHEMA) -> EnrichedEvent rows (the schema's columns, before Avro) through the
+    enrichment SQL, joined with whatever ``ref_instruments`` / ``ref_fx_rates`` the caller bound."""
+    filled.createOrReplaceTempView("filled_events")
     return filled.sparkSession.sql(sql)
 
 

@@ -72,4 +72,4 @@ class Transform:
         # twelve times per batch.
         tasks = raw.sparkSession.sparkContext.defaultParallelism
         events = decoded_events_jvm(raw.coalesce(tasks), self.reader_schema, writers, self.limits)
-        return enriched_events(fill(events), fill.batch_id, self.sql)
+        return enriched_events(fill(events), self.sql)

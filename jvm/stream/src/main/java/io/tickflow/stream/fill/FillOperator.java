@@ -101,12 +101,17 @@ public final class FillOperator {
     for (int f = 0; f < fields.size(); f++) {
       columns.add(DataTypes.createStructField(fields.name(f) + "_as_of", DataTypes.LongType, true));
     }
+    columns.add(DataTypes.createStructField("batch_id", DataTypes.LongType, true));
+    columns.add(DataTypes.createStructField("processed_time", DataTypes.LongType, true));
     return DataTypes.createStructType(columns);
   }
 
   /**
    * The filled rows of micro-batch {@code batchId}: instrument_id, event_time, event_count, ingest_time, the
-   * fill fields and their {@code _as_of} times, FILLED_SCHEMA. Lazy, like {@code mapInArrow}: the state is
+   * fill fields and their {@code _as_of} times, batch_id and processed_time (when the task filled them),
+   * FILLED_SCHEMA. Both are columns, not literals of the enrichment SQL: a literal is compiled into Spark's
+   * generated code, which a new value per batch made Spark compile, and the JIT optimise, again every batch
+   * (docs/performance.md). Lazy, like {@code mapInArrow}: the state is
    * read and written when the result is computed, once per action.
    *
    * @param decoded {@code decode.decoded_events} of the batch's Kafka records
@@ -167,6 +172,8 @@ public final class FillOperator {
       String asOf = fields.name(f) + "_as_of";
       typed.add(functions.timestamp_micros(functions.col(asOf)).alias(asOf));
     }
+    typed.add(functions.col("batch_id"));
+    typed.add(functions.timestamp_micros(functions.col("processed_time")).alias("processed_time"));
     return rows.select(typed.toArray(new Column[0]));
   }
 
@@ -263,6 +270,7 @@ public final class FillOperator {
         return List.<Row>of().iterator();
       }
       StateFiles files = new StateFiles(new Path(stateDir), conf.value(), fields);
+      long processed = System.currentTimeMillis() * 1000;
       List<Row> out = new ArrayList<>();
       for (Map.Entry<Integer, List<PartitionFill.Event>> part : byPartition.entrySet()) {
         List<PartitionFill.Event> events = part.getValue();
@@ -276,7 +284,7 @@ public final class FillOperator {
         after.putAll(result.states());
         files.write(part.getKey(), batchId, after);
         for (PartitionFill.FilledRow filled : result.rows()) {
-          Object[] cells = new Object[4 + 2 * n];
+          Object[] cells = new Object[6 + 2 * n];
           cells[0] = filled.instrumentId();
           cells[1] = filled.eventTime();
           cells[2] = filled.eventCount();
@@ -286,6 +294,8 @@ public final class FillOperator {
             long asOf = filled.asOf()[f];
             cells[4 + n + f] = asOf == InstrumentState.NEVER ? null : asOf;
           }
+          cells[4 + 2 * n] = batchId;
+          cells[5 + 2 * n] = processed;
           out.add(RowFactory.create(cells));
         }
       }

@@ -18,6 +18,7 @@ import org.apache.hadoop.fs.ChecksumFileSystem;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
+import org.apache.parquet.conf.HadoopParquetConfiguration;
 import org.apache.parquet.hadoop.ParquetReader;
 import org.apache.parquet.hadoop.ParquetWriter;
 import org.apache.parquet.hadoop.api.InitContext;
@@ -181,7 +182,7 @@ public final class StateFiles {
     }
     Map<String, InstrumentState> states = new HashMap<>();
     try (ParquetReader<Map.Entry<String, InstrumentState>> reader =
-        new ReaderBuilder(new FsInputFile(fs, status), fields).withConf(conf).build()) {
+        new ReaderBuilder(new FsInputFile(fs, status), conf, fields).build()) {
       for (Map.Entry<String, InstrumentState> row = reader.read(); row != null; row = reader.read()) {
         states.put(row.getKey(), row.getValue());
       }
@@ -368,8 +369,10 @@ public final class StateFiles {
   private static final class ReaderBuilder extends ParquetReader.Builder<Map.Entry<String, InstrumentState>> {
     private final FillFields fields;
 
-    ReaderBuilder(InputFile file, FillFields fields) {
-      super(file);
+    ReaderBuilder(InputFile file, Configuration conf, FillFields fields) {
+      // With the task's configuration from the start: the builder without one makes a new Configuration and
+      // reads an option from it, which parses Hadoop's default XML resources again for every state file.
+      super(file, new HadoopParquetConfiguration(conf));
       this.fields = fields;
     }
 

@@ -86,7 +86,7 @@ def test_output_equals_an_independent_computation_and_bad_input_goes_to_the_dlq(
     rejected = feed(stack, topics["events"], 8_000, seed=5)
     stream = stream_settings(topics, tmp_path)
     query, batch = build_query(spark, stack, stream)
-    reporter = attach_progress(spark, stack, stream, batch.counters)
+    reporter = attach_progress(query, stack, stream, batch.counters)
     try:
 
         def processed() -> dict[str, int]:
@@ -98,7 +98,7 @@ def test_output_equals_an_independent_computation_and_bad_input_goes_to_the_dlq(
         query.stop()
 
     # Offsets are committed to the app's consumer group, so standard lag tools see its lag.
-    # The listener runs asynchronously after each batch: allow it a moment to commit the last one.
+    # The reporter polls the query's progress: allow it a moment to commit the last batch.
     def committed() -> dict[str, int]:
         partitions = [TopicPartition(topics["events"], p) for p in range(3)]
         return {str(tp.partition): tp.offset for tp in reporter.consumer.committed(partitions, timeout=10)}
@@ -112,7 +112,7 @@ def test_output_equals_an_independent_computation_and_bad_input_goes_to_the_dlq(
     ):
         time.sleep(0.5)
     assert committed() == processed()
-    reporter.close(spark)
+    reporter.close()
     latest = health()
     assert latest["state_rows"] == len({iid for iid, _ in expected_from_input(stack, topics["events"])[1]})
     assert latest["dlq_total"] >= rejected

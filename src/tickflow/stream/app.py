@@ -12,7 +12,7 @@ as a single Spark job, one task per Kafka partition, no shuffle:
 
 The first three steps are ``transform.Transform.enrich``, which the backfill runs too.
 
-A listener writes the query's progress for supervisors and commits the processed offsets to a
+A poller writes the query's progress for supervisors and commits the processed offsets to a
 Kafka consumer group, so standard lag tools see the app's lag (progress).
 """
 
@@ -142,7 +142,7 @@ def run_stream(
 ) -> None:
     """Run the enrichment app until SIGTERM/SIGINT or a failure; stops the query cleanly.
 
-    ``on_progress(progress, reporter)`` is called for every new batch (the CLI prints a line)."""
+    ``on_progress(progress, counters)`` is called for every new batch (the CLI prints a line)."""
     import signal
     import threading
 
@@ -163,14 +163,9 @@ def run_stream(
     reporter: ProgressReporter | None = None
     try:
         query, batch = build_query(spark, settings, stream)
-        reporter = attach_progress(spark, settings, stream, batch.counters)
-        last_batch = None
+        reporter = attach_progress(query, settings, stream, batch.counters, on_progress)
         while query.isActive and not stopping.is_set():
             query.awaitTermination(0.5)  # type: ignore[arg-type]  # seconds; a float works
-            progress = query.lastProgress
-            if on_progress and progress and progress.get("batchId") != last_batch:
-                last_batch = progress.get("batchId")
-                on_progress(progress, batch.counters)
         if query.isActive:
             query.stop()
         failure = query.exception()
@@ -180,5 +175,5 @@ def run_stream(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if reporter is not None:
-            reporter.close(spark)
+            reporter.close()
         spark.stop()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +17,7 @@ from tickflow.settings import Settings
 from tickflow.stream.settings import StreamSettings
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql.streaming.query import StreamingQuery
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ class StreamProgress(BaseModel):
     input_rows_per_second: float | None = None
     processed_rows_per_second: float | None = None
     batch_duration_ms: int | None = None
+    durations_ms: dict[str, int] | None = None  # Spark's phases of the batch (addBatch, walCommit, ...)
     state_rows: int = 0
     dlq_total: int = 0
     filled_total: int = 0
@@ -67,15 +70,30 @@ def events_behind(progress: dict[str, Any]) -> int | None:
 
 
 class ProgressReporter:
-    """Writes each batch's progress to a JSON file and commits its end offsets to the consumer group."""
+    """Writes each batch's progress to a JSON file and commits its end offsets to the consumer group.
 
-    def __init__(self, settings: Settings, stream: StreamSettings, counters: Any) -> None:
+    A thread polls the query's last progress as JSON (two JVM calls) rather than registering a Python
+    StreamingQueryListener: PySpark converts every event for a Python listener field by field, some forty
+    Py4J calls and class look-ups per batch on the driver. A batch that starts and ends between two polls is
+    reported with the next one; its offsets are committed by then anyway."""
+
+    def __init__(
+        self,
+        query: StreamingQuery,
+        settings: Settings,
+        stream: StreamSettings,
+        counters: Any,
+        on_progress: Callable[[dict[str, Any], Any], None] | None = None,
+        interval_s: float = 0.2,
+    ) -> None:
         from confluent_kafka import Consumer
 
-        self.listener: Any = None  # set by attach_progress
+        self.query = query
         self.path = stream.progress(settings)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.counters = counters
+        self.on_progress = on_progress
+        self.interval_s = interval_s
         self.consumer = Consumer(
             {
                 **kafka_client_config(settings, Principal.STREAM),
@@ -83,6 +101,29 @@ class ProgressReporter:
                 "enable.auto.commit": False,
             }
         )
+        self.last: tuple[str, int] | None = None  # run id and batch id of the batch reported last
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._poll, name="stream-progress", daemon=True)
+
+    def _poll(self) -> None:
+        while not self.stopping.wait(self.interval_s):
+            try:
+                self.check()
+            except Exception as error:  # noqa: BLE001 - reporting must never stop the stream
+                if self.stopping.is_set():
+                    return
+                log.warning("reporting the stream's progress failed: %s", error)
+
+    def check(self) -> None:
+        """Report the query's last batch if it is new."""
+        progress = self.query._jsq.lastProgress()
+        if progress is None or (str(progress.runId()), progress.batchId()) == self.last:
+            return
+        self.last = (str(progress.runId()), progress.batchId())
+        info = json.loads(progress.json())
+        self.report(info)
+        if self.on_progress is not None:
+            self.on_progress(info, self.counters)
 
     def report(self, progress: dict[str, Any]) -> StreamProgress:
         from confluent_kafka import TopicPartition
@@ -108,6 +149,7 @@ class ProgressReporter:
             input_rows_per_second=progress.get("inputRowsPerSecond"),
             processed_rows_per_second=progress.get("processedRowsPerSecond"),
             batch_duration_ms=(progress.get("durationMs") or {}).get("triggerExecution"),
+            durations_ms=progress.get("durationMs") or None,
             state_rows=self.counters.instruments,
             dlq_total=self.counters.dlq,
             filled_total=self.counters.filled,
@@ -120,33 +162,28 @@ class ProgressReporter:
         partial.replace(self.path)
         return report
 
-    def close(self, spark: SparkSession | None = None) -> None:
-        """Stop reporting: remove the listener, close the consumer (it would retry a stopped broker forever)."""
-        if spark is not None and self.listener is not None:
-            spark.streams.removeListener(self.listener)
-            self.listener = None
+    def close(self) -> None:
+        """Stop reporting, the last batch reported: stop the poller, close the consumer (it would retry a stopped
+        broker forever)."""
+        self.stopping.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=5)
+        try:
+            self.check()
+        except Exception as error:  # noqa: BLE001 - the JVM may be gone
+            log.warning("reporting the stream's last progress failed: %s", error)
         self.consumer.close()
 
 
-def attach_progress(spark: SparkSession, settings: Settings, stream: StreamSettings, counters: Any) -> ProgressReporter:
-    """Register a listener that reports every batch of this session's queries."""
-    from pyspark.sql.streaming.listener import StreamingQueryListener
-
-    reporter = ProgressReporter(settings, stream, counters)
-
-    class Listener(StreamingQueryListener):
-        def onQueryStarted(self, event: Any) -> None:
-            pass
-
-        def onQueryProgress(self, event: Any) -> None:
-            reporter.report(json.loads(event.progress.json))
-
-        def onQueryIdle(self, event: Any) -> None:
-            pass
-
-        def onQueryTerminated(self, event: Any) -> None:
-            pass
-
-    reporter.listener = Listener()
-    spark.streams.addListener(reporter.listener)
+def attach_progress(
+    query: StreamingQuery,
+    settings: Settings,
+    stream: StreamSettings,
+    counters: Any,
+    on_progress: Callable[[dict[str, Any], Any], None] | None = None,
+) -> ProgressReporter:
+    """Report every batch of ``query`` (``on_progress(progress, counters)`` too, e.g. the CLI's line) until
+    ``close()``."""
+    reporter = ProgressReporter(query, settings, stream, counters, on_progress)
+    reporter.thread.start()
     return reporter

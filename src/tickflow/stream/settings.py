@@ -42,9 +42,11 @@ class StreamSettings(BaseSettings):
         default=5, ge=1, description="Fill-state files kept per input partition (newest first)."
     )
     java_options: str = Field(
-        default="",
-        description="JVM options of the stream app's driver. Empty: the JVM's full tiered JIT, which a long-running "
-        "query's throughput needs (C1 only, as short-lived apps use, makes the stream slower once warm).",
+        default="-XX:-DontCompileHugeMethods",
+        description="JVM options of the stream app's driver. The JVM's full tiered JIT, which a long-running "
+        "query's throughput needs (C1 only, as short-lived apps use, makes the stream slower once warm), and "
+        "allowed to compile methods over 8,000 bytes: Spark's generated code for the fill's ~50 output columns "
+        "is one, and ran interpreted otherwise (docs/performance.md).",
     )
     producer_batch_bytes: int = Field(
         default=512 * 1024, ge=0, description="Kafka producer batch.size for md.enriched."

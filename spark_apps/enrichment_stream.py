@@ -19,6 +19,7 @@ def main() -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("py4j").setLevel(logging.WARNING)  # one INFO line per gateway call otherwise
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per registry request (every batch)
     try:
         run_stream(Settings(), StreamSettings())
     except TickflowError as error:

@@ -40,11 +40,13 @@ public final class HBaseSinkConfig extends AbstractConfig {
     /**
      * HBase client settings the sink changes from HBase's own defaults; any of them can be overridden
      * by giving the key to the connector. Buffered cells reach HBase within a second instead of waiting
-     * for the next offset commit, and a write to an unreachable cluster fails after two minutes (well
-     * inside the consumer's max.poll.interval.ms) instead of twenty.
+     * for the next offset commit (the client checks the buffer's age every timer tick, 1 s by its own
+     * default, which would add up to a second to any shorter timeout), and a write to an unreachable
+     * cluster fails after two minutes (well inside the consumer's max.poll.interval.ms) instead of twenty.
      */
     public static final Map<String, String> HBASE_CLIENT_DEFAULTS = Map.of(
             "hbase.client.write.buffer.periodicflush.timeout.ms", "1000",
+            "hbase.client.write.buffer.periodicflush.timertick.ms", "50",
             "hbase.client.operation.timeout", "120000");
 
     private static final String GROUP_HBASE = "HBase";

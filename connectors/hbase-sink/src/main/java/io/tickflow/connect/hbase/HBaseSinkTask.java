@@ -133,24 +133,32 @@ public class HBaseSinkTask extends SinkTask {
      * Hands the conflated md:latest rows to the HBase client. Called by the timer, by {@link #put} when
      * conflation is off, and before every flush, so committed offsets never run ahead of md:latest.
      */
-    private void handOverLatest() throws IOException {
+    private boolean handOverLatest() throws IOException {
         List<Put> puts;
         synchronized (this) {
             if (pendingLatest.isEmpty()) {
-                return;
+                return false;
             }
             puts = pendingLatest.toPuts();
             pendingLatest = new LatestBatch();
         }
-        if (!puts.isEmpty()) {
-            latestMutator.mutate(puts);
-            statsLatestRows.addAndGet(puts.size());
+        if (puts.isEmpty()) {
+            return false;
         }
+        latestMutator.mutate(puts);
+        statsLatestRows.addAndGet(puts.size());
+        return true;
     }
 
+    /**
+     * The timer's hand-over also writes the rows at once: md:latest is what readers see, and its rows are few
+     * (one per instrument and interval), so waiting for the client's periodic flush would only add to their age.
+     */
     private void handOverLatestOnTimer() {
         try {
-            handOverLatest();
+            if (handOverLatest()) {
+                latestMutator.flush();
+            }
         } catch (IOException | RuntimeException e) {
             // the rows' offsets are not committed: preCommit fails, Connect delivers the records again
             writeFailures.add(new RetriesExhaustedWithDetailsException("md:latest hand-over failed: " + e));

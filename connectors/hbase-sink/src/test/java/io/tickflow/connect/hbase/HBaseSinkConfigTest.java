@@ -64,6 +64,7 @@ class HBaseSinkConfigTest {
         assertEquals("5000", client.get("hbase.rpc.timeout"));
         assertEquals("30000", client.get("hbase.client.operation.timeout"), "the connector overrides sink defaults");
         assertEquals("1000", client.get("hbase.client.write.buffer.periodicflush.timeout.ms"));
+        assertEquals("50", client.get("hbase.client.write.buffer.periodicflush.timertick.ms"));
         assertFalse(client.containsKey("hbase.table.latest"));
         assertFalse(client.containsKey("hbase.write.buffer.bytes"));
         assertFalse(client.containsKey("topics"));

@@ -10,17 +10,19 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.apache.hadoop.fs.Path;
-import org.apache.spark.api.java.function.MapPartitionsFunction;
+import org.apache.spark.api.java.JavaRDD;
+import org.apache.spark.api.java.function.FlatMapFunction;
 import org.apache.spark.sql.Column;
 import org.apache.spark.sql.Dataset;
-import org.apache.spark.sql.Encoders;
 import org.apache.spark.sql.Row;
-import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.catalyst.InternalRow;
+import org.apache.spark.sql.catalyst.expressions.GenericInternalRow;
 import org.apache.spark.sql.functions;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
+import org.apache.spark.unsafe.types.UTF8String;
 import org.apache.spark.util.LongAccumulator;
 import org.apache.spark.util.SerializableConfiguration;
 
@@ -82,13 +84,16 @@ public final class FillOperator {
     return new FillFields(names, kinds);
   }
 
-  /** Filled rows with times as µs (longs): what the task returns before the times become timestamps. */
-  static StructType taskSchema(FillFields fields) {
+  /**
+   * FILLED_SCHEMA: what the task returns, as Spark's internal rows (a timestamp is its µs since the epoch there, so
+   * the task's times need no conversion).
+   */
+  static StructType filledSchema(FillFields fields) {
     List<StructField> columns = new ArrayList<>();
     columns.add(DataTypes.createStructField("instrument_id", DataTypes.StringType, true));
-    columns.add(DataTypes.createStructField("event_time", DataTypes.LongType, true));
+    columns.add(DataTypes.createStructField("event_time", DataTypes.TimestampType, true));
     columns.add(DataTypes.createStructField("event_count", DataTypes.IntegerType, true));
-    columns.add(DataTypes.createStructField("ingest_time", DataTypes.LongType, true));
+    columns.add(DataTypes.createStructField("ingest_time", DataTypes.TimestampType, true));
     for (int f = 0; f < fields.size(); f++) {
       DataType type =
           switch (fields.kind(f)) {
@@ -99,10 +104,10 @@ public final class FillOperator {
       columns.add(DataTypes.createStructField(fields.name(f), type, true));
     }
     for (int f = 0; f < fields.size(); f++) {
-      columns.add(DataTypes.createStructField(fields.name(f) + "_as_of", DataTypes.LongType, true));
+      columns.add(DataTypes.createStructField(fields.name(f) + "_as_of", DataTypes.TimestampType, true));
     }
     columns.add(DataTypes.createStructField("batch_id", DataTypes.LongType, true));
-    columns.add(DataTypes.createStructField("processed_time", DataTypes.LongType, true));
+    columns.add(DataTypes.createStructField("processed_time", DataTypes.TimestampType, true));
     return DataTypes.createStructType(columns);
   }
 
@@ -159,26 +164,18 @@ public final class FillOperator {
     Map<String, String> producer = dlqConfig == null ? null : new HashMap<>(dlqConfig);
     Task task = new Task(fields, stateDir, batchId, conf, producer, dlqTopic, sourceTopic, filledRows, deadLetters,
         newestIngest);
-    Dataset<Row> rows = decoded.select(needed.toArray(new Column[0])).mapPartitions(task, Encoders.row(taskSchema(fields)));
-    List<Column> typed = new ArrayList<>();
-    typed.add(functions.col("instrument_id"));
-    typed.add(functions.timestamp_micros(functions.col("event_time")).alias("event_time"));
-    typed.add(functions.col("event_count"));
-    typed.add(functions.timestamp_micros(functions.col("ingest_time")).alias("ingest_time"));
-    for (int f = 0; f < fields.size(); f++) {
-      typed.add(functions.col(fields.name(f)));
-    }
-    for (int f = 0; f < fields.size(); f++) {
-      String asOf = fields.name(f) + "_as_of";
-      typed.add(functions.timestamp_micros(functions.col(asOf)).alias(asOf));
-    }
-    typed.add(functions.col("batch_id"));
-    typed.add(functions.timestamp_micros(functions.col("processed_time")).alias("processed_time"));
-    return rows.select(typed.toArray(new Column[0]));
+    // Spark's internal rows in and out, as the decode does: a Row in and out of a mapPartitions costs two
+    // generated conversions of ~50 columns per row, which were a third of the stream's task time
+    // (docs/performance.md).
+    org.apache.spark.sql.classic.Dataset<Row> selected =
+        (org.apache.spark.sql.classic.Dataset<Row>) decoded.select(needed.toArray(new Column[0]));
+    StructType output = filledSchema(fields);
+    JavaRDD<InternalRow> filled = selected.queryExecution().toRdd().toJavaRDD().mapPartitions(task);
+    return selected.sparkSession().internalCreateDataFrame(filled.rdd(), output, false);
   }
 
-  /** What each task runs: rows of the selected decoded columns in, filled rows (times as µs) out. */
-  static final class Task implements MapPartitionsFunction<Row, Row> {
+  /** What each task runs: rows of the selected decoded columns in, filled rows out. */
+  static final class Task implements FlatMapFunction<Iterator<InternalRow>, InternalRow> {
     private static final long serialVersionUID = 1L;
     // positions in the selection made by fill()
     private static final int PARTITION = 0;
@@ -225,31 +222,39 @@ public final class FillOperator {
     }
 
     @Override
-    public Iterator<Row> call(Iterator<Row> input) throws IOException {
+    public Iterator<InternalRow> call(Iterator<InternalRow> input) throws IOException {
       int n = fields.size();
       Map<Integer, List<PartitionFill.Event>> byPartition = new LinkedHashMap<>();
       long rejected = 0;
       long newest = Long.MIN_VALUE;
       DeadLetters letters = dlqTopic == null ? null : new DeadLetters(dlqConfig, dlqTopic, sourceTopic);
       while (input.hasNext()) {
-        Row row = input.next();
+        InternalRow row = input.next();
         if (!row.isNullAt(REASON)) {
           rejected++;
           if (letters != null) {
-            letters.send(row.isNullAt(FIRST_FIELD + n) ? null : (byte[]) row.get(FIRST_FIELD + n),
-                (byte[]) row.get(FIRST_FIELD + n + 1), row.getString(REASON), row.getInt(PARTITION),
-                row.getLong(OFFSET));
+            letters.send(row.isNullAt(FIRST_FIELD + n) ? null : row.getBinary(FIRST_FIELD + n),
+                row.isNullAt(FIRST_FIELD + n + 1) ? null : row.getBinary(FIRST_FIELD + n + 1),
+                row.getUTF8String(REASON).toString(), row.getInt(PARTITION), row.getLong(OFFSET));
           }
           continue;
         }
         newest = Math.max(newest, row.getLong(INGEST_TIME));
         Object[] values = new Object[n];
         for (int f = 0; f < n; f++) {
-          values[f] = row.get(FIRST_FIELD + f);
+          int column = FIRST_FIELD + f;
+          values[f] =
+              row.isNullAt(column)
+                  ? null
+                  : switch (fields.kind(f)) {
+                    case DOUBLE -> row.getDouble(column);
+                    case LONG -> row.getLong(column);
+                    case STRING -> row.getUTF8String(column).toString();
+                  };
         }
         PartitionFill.Event event =
             new PartitionFill.Event(
-                row.getString(INSTRUMENT_ID),
+                row.getUTF8String(INSTRUMENT_ID).toString(),
                 row.isNullAt(EVENT_KEY) ? null : row.getLong(EVENT_KEY),
                 row.getLong(EVENT_TIME),
                 row.getLong(OFFSET),
@@ -267,11 +272,11 @@ public final class FillOperator {
         newestIngest.add(newest);
       }
       if (byPartition.isEmpty()) {
-        return List.<Row>of().iterator();
+        return List.<InternalRow>of().iterator();
       }
       StateFiles files = new StateFiles(new Path(stateDir), conf.value(), fields);
       long processed = System.currentTimeMillis() * 1000;
-      List<Row> out = new ArrayList<>();
+      List<InternalRow> out = new ArrayList<>();
       for (Map.Entry<Integer, List<PartitionFill.Event>> part : byPartition.entrySet()) {
         List<PartitionFill.Event> events = part.getValue();
         Set<String> instruments = new LinkedHashSet<>();
@@ -285,18 +290,19 @@ public final class FillOperator {
         files.write(part.getKey(), batchId, after);
         for (PartitionFill.FilledRow filled : result.rows()) {
           Object[] cells = new Object[6 + 2 * n];
-          cells[0] = filled.instrumentId();
+          cells[0] = UTF8String.fromString(filled.instrumentId());
           cells[1] = filled.eventTime();
           cells[2] = filled.eventCount();
           cells[3] = filled.ingestTime();
           for (int f = 0; f < n; f++) {
-            cells[4 + f] = filled.values()[f];
+            Object value = filled.values()[f];
+            cells[4 + f] = value instanceof String text ? UTF8String.fromString(text) : value;
             long asOf = filled.asOf()[f];
             cells[4 + n + f] = asOf == InstrumentState.NEVER ? null : asOf;
           }
           cells[4 + 2 * n] = batchId;
           cells[5 + 2 * n] = processed;
-          out.add(RowFactory.create(cells));
+          out.add(new GenericInternalRow(cells));
         }
       }
       if (filledRows != null) {

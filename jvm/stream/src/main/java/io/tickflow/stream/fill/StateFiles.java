@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.UUID;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.apache.hadoop.conf.Configuration;
@@ -59,10 +60,25 @@ import org.apache.parquet.schema.Types;
  * <p>A file is written under a temporary name in its folder and renamed over the final one, so a reader sees
  * a whole file or none. A checksummed file system (Hadoop's {@code file:}) is used through its raw one: no
  * {@code .crc} files beside the state, which pyarrow would neither write nor update.
+ *
+ * <p>The registers of each partition's file last written by this JVM are kept in memory: the partition's next
+ * batch on the same executor (with a steady stream, nearly every batch) takes them from there instead of reading
+ * the file back, when the newest file before the batch is still that one (same name, length and modification
+ * time). Any other executor, a restart or a replay reads the file. It cost a Parquet read per partition and batch.
  */
 public final class StateFiles {
   public static final String INITIAL = "initial.parquet";
   private static final Pattern BATCH_FILE = Pattern.compile("^(-?\\d+)\\.parquet$");
+
+  /** The registers last written per partition folder by this JVM, and the file that holds them. */
+  private static final Map<Path, Written> LAST_WRITTEN = new ConcurrentHashMap<>();
+
+  private record Written(Path file, long length, long modificationTime, Map<String, InstrumentState> states) {
+    boolean isFile(FileStatus status) {
+      return file.equals(status.getPath()) && length == status.getLen()
+          && modificationTime == status.getModificationTime();
+    }
+  }
 
   private final FileSystem fs;
   private final Path directory;
@@ -118,21 +134,27 @@ public final class StateFiles {
 
   /** The batch ids with a file for {@code partition}, ascending. */
   public List<Long> batches(int partition) throws IOException {
+    List<Long> ids = new ArrayList<>(batchFiles(partition).keySet());
+    ids.sort(null);
+    return ids;
+  }
+
+  /** The partition's batch files by batch id. */
+  private Map<Long, FileStatus> batchFiles(int partition) throws IOException {
     FileStatus[] listed;
     try {
       listed = fs.listStatus(partitionDir(partition));
     } catch (FileNotFoundException missing) {
-      return List.of();
+      return Map.of();
     }
-    List<Long> ids = new ArrayList<>();
+    Map<Long, FileStatus> files = new HashMap<>();
     for (FileStatus status : listed) {
       Matcher match = BATCH_FILE.matcher(status.getPath().getName());
       if (match.matches()) {
-        ids.add(Long.parseLong(match.group(1)));
+        files.put(Long.parseLong(match.group(1)), status);
       }
     }
-    ids.sort(null);
-    return ids;
+    return files;
   }
 
   /**
@@ -143,13 +165,20 @@ public final class StateFiles {
   public Map<String, InstrumentState> prior(int partition, long batchId, Collection<String> instruments)
       throws IOException {
     Long older = null;
-    for (long id : batches(partition)) {
-      if (id < batchId) {
+    Map<Long, FileStatus> files = batchFiles(partition);
+    for (long id : files.keySet()) {
+      if (id < batchId && (older == null || id > older)) {
         older = id;
       }
     }
-    Map<String, InstrumentState> states =
-        older != null ? read(batchPath(partition, older)) : new HashMap<>();
+    Map<String, InstrumentState> states;
+    if (older == null) {
+      states = new HashMap<>();
+    } else {
+      FileStatus file = files.get(older);
+      Written written = LAST_WRITTEN.get(partitionDir(partition));
+      states = written != null && written.isFile(file) ? new HashMap<>(written.states()) : read(file);
+    }
     Map<String, InstrumentState> initial = read(initialPath());
     if (!initial.isEmpty()) {
       for (String id : instruments) {
@@ -164,7 +193,12 @@ public final class StateFiles {
 
   /** Writes the partition's registers after {@code batchId} (replacing the file of an earlier attempt). */
   public void write(int partition, long batchId, Map<String, InstrumentState> states) throws IOException {
-    writeAtomically(batchPath(partition, batchId), states);
+    Path file = batchPath(partition, batchId);
+    Map<String, InstrumentState> kept = Map.copyOf(states);
+    writeAtomically(file, kept);
+    FileStatus status = fs.getFileStatus(file);
+    LAST_WRITTEN.put(partitionDir(partition),
+        new Written(status.getPath(), status.getLen(), status.getModificationTime(), kept));
   }
 
   /** The registers a new checkpoint starts from. */
@@ -180,6 +214,10 @@ public final class StateFiles {
     } catch (FileNotFoundException missing) {
       return new HashMap<>();
     }
+    return read(status);
+  }
+
+  private Map<String, InstrumentState> read(FileStatus status) throws IOException {
     Map<String, InstrumentState> states = new HashMap<>();
     try (ParquetReader<Map.Entry<String, InstrumentState>> reader =
         new ReaderBuilder(new FsInputFile(fs, status), conf, fields).build()) {

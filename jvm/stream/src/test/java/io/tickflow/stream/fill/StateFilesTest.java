@@ -76,6 +76,22 @@ class StateFilesTest {
   }
 
   @Test
+  void theRegistersKeptInMemoryGiveWayToAFileReplacedBehindTheirBack() throws IOException {
+    StateFiles files = files();
+    files.write(3, 7, states("A", state("last_price", 1.0, T0, 10)));
+    assertEquals(1.0, files.prior(3, 8, List.of("A")).get("A").value(f("last_price")), "kept in memory");
+    files.prior(3, 8, List.of("A")).remove("A");
+    assertEquals(1.0, files.prior(3, 8, List.of("A")).get("A").value(f("last_price")), "a copy each time");
+    // another executor (or the Python tools) writes batch 7 of the partition again, with other registers
+    files.write(4, 7, states("A", state("last_price", 9.0, T0, 10), "B", state("bid_size", 5, T0, 11)));
+    Files.move(tmp.resolve("p4").resolve("7.parquet"), tmp.resolve("p3").resolve("7.parquet"),
+        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    Map<String, InstrumentState> prior = files.prior(3, 8, List.of("A", "B"));
+    assertEquals(9.0, prior.get("A").value(f("last_price")), "the file, not the registers this JVM wrote");
+    assertEquals(Set.of("A", "B"), prior.keySet());
+  }
+
+  @Test
   void aBatchRunTwiceReadsTheSamePriorAndWritesTheSameFile() throws IOException {
     StateFiles files = files();
     files.write(0, 4, states("X", state("bid_price", 1.0, 5, 1), "Y", state("last_price", 3.0, 5, 2)));

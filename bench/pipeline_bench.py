@@ -40,7 +40,7 @@ and where the two cores go, then each stage beside its ceiling.
      HBase's memstores are flushed and HBase idle before each contender -> ratio.
 
     .venv/bin/python bench/pipeline_bench.py [--rates 5000,20000,30000,40000] [--seconds 60]
-        [--warmup 5] [--backlog 1000000] [--sink-backlog 200000] [--all-rates]
+        [--warmup 5] [--prime 20] [--backlog 1000000] [--sink-backlog 200000] [--all-rates]
         [--skip path,stream-ceiling,sink-ceiling] [--plot docs/pipeline.png]
 
 Needs the stack up with topics, schemas, reference data (refreshed into Hive) and the sink plugin. Prints the
@@ -101,7 +101,9 @@ CATCH_UP_S = 10.0
 CONNECT_COMMIT_S = 5.0  # offset.flush.interval.ms of the stack's Connect worker (tickflow.stack.connect)
 FLOOR_S = 2 * CONNECT_COMMIT_S  # lags are saw-tooths (per batch, per commit): slopes are fitted to their floor
 CATCH_UP_WAIT_S = 60.0  # how long to watch the lags after the offer stops (beyond CATCH_UP_S: to say how long)
-PRIME_RATE, PRIME_S = 2000, 20  # before the first rate: every component has run batches (JIT, first fetches)
+# Before the first rate: every component has run batches (first fetches). The stream's JVM compiles Spark's
+# per-batch driver code for minutes (docs/performance.md): --prime 600 measures it warm.
+PRIME_RATE, PRIME_S = 2000, 20
 IDLE_S = 15  # then, with no offer: what each component costs doing nothing
 SETTLE_TIMEOUT_S = 900.0
 PUT_CEILING = "io.tickflow.connect.hbase.PutCeiling"
@@ -585,11 +587,11 @@ def settle(settings: Settings, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
         time.sleep(1)
 
 
-def prime(settings: Settings, url: str, instruments: list[str]) -> None:
-    """A short offer, so that no measured window holds a component's first batch; then every sampled
-    instrument must be on the page."""
-    note(f"priming: {PRIME_RATE:,}/s for {PRIME_S} s")
-    with simulator(StreamSettings().input_topic, PRIME_RATE, PRIME_S) as feed:
+def prime(settings: Settings, url: str, instruments: list[str], seconds: int) -> None:
+    """An offer before the measured ones, so that no measured window holds a component's first batch; then
+    every sampled instrument must be on the page."""
+    note(f"priming: {PRIME_RATE:,}/s for {seconds} s")
+    with simulator(StreamSettings().input_topic, PRIME_RATE, seconds) as feed:
         feed.wait()
     settle(settings)
     answer = httpx.get(f"{url}/api/latest", params={"ids": ",".join(instruments)}, timeout=30)
@@ -685,14 +687,15 @@ def idle(meter: CpuMeter) -> tuple[dict[str, float], dict[str, float]]:
     return cores, busiest
 
 
-def whole_path(settings: Settings, rates: list[int], seconds: int, warmup_s: float, all_rates: bool) -> PathResult:
+def whole_path(settings: Settings, rates: list[int], seconds: int, warmup_s: float, all_rates: bool,
+               prime_s: int = PRIME_S) -> PathResult:  # fmt: skip
     instruments = most_active(SAMPLED)
     results: list[RateResult] = []
     with live_stream(settings), serving_api(settings) as (url, serving_pid):
         sink = HBaseSinkSettings()
         note(f"deploying the HBase sink ({sink.name}: {sink.topic} -> {LATEST}, {HISTORY})")
         deploy(settings, sink)
-        prime(settings, url, instruments)
+        prime(settings, url, instruments, prime_s)
         meter = CpuMeter(settings, serving_pid)
         idle_cores, idle_outside = idle(meter)
         for rate in rates:
@@ -966,6 +969,12 @@ def main() -> None:
     parser.add_argument("--rates", default="5000,20000,30000,40000")
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of each offer left out of the figures")
+    parser.add_argument(
+        "--prime",
+        type=int,
+        default=PRIME_S,
+        help=f"seconds of {PRIME_RATE:,}/s before the first rate (the JVMs' JIT warms for minutes)",
+    )
     parser.add_argument("--all-rates", action="store_true", help="go on after a rate that is not held")
     parser.add_argument("--backlog", type=int, default=1_000_000, help="events the stream's ceiling drains")
     parser.add_argument("--sink-backlog", type=int, default=200_000, help="records the sink's ceiling drains")
@@ -977,7 +986,8 @@ def main() -> None:
         parser.error(f"unknown sections {sorted(unknown)}: choose from {','.join(SECTIONS)}")
     settings = Settings()
     stream, sink = StreamSettings(), HBaseSinkSettings()
-    config = {"rates": args.rates, "seconds": args.seconds, "warmup_s": args.warmup, "backlog": args.backlog,
+    config = {"rates": args.rates, "seconds": args.seconds, "warmup_s": args.warmup, "prime_s": args.prime,
+              "backlog": args.backlog,
               "sink_backlog": args.sink_backlog, "cores": psutil.cpu_count(), "spark_master": settings.spark_master,
               "stream": stream.model_dump(include={"trigger_interval", "max_offsets_per_trigger"}),
               "sink": sink.model_dump(include={"tasks", "max_poll_records", "flush_interval_ms",
@@ -986,7 +996,8 @@ def main() -> None:
     path: PathResult | None = None
     ceilings: list[Ceiling] = []
     if "path" not in skip:
-        path = whole_path(settings, [int(r) for r in args.rates.split(",")], args.seconds, args.warmup, args.all_rates)
+        rates = [int(r) for r in args.rates.split(",")]
+        path = whole_path(settings, rates, args.seconds, args.warmup, args.all_rates, args.prime)
         if args.plot and path.rates:
             plot(path.rates, args.plot)
     if "stream-ceiling" not in skip:

@@ -27,20 +27,14 @@ import org.apache.spark.util.LongAccumulator;
 import org.apache.spark.util.SerializableConfiguration;
 
 /**
- * The fill stage in the JVM (a prototype of {@code tickflow.stream.fill_task.FillTask} without Python): one
- * {@code mapPartitions} over the decoded events ({@code decode.decoded_events}), no shuffle. All events of an
- * instrument are on one Kafka partition and Spark reads each Kafka partition's range in one task, so a task
- * fills its partitions alone: it groups its rows by {@code partition} (a task may hold several, after the
- * stream's coalesce), and per partition reads the registers before the batch ({@link StateFiles#prior}),
- * fills ({@link PartitionFill}) and writes the registers after it ({@link StateFiles#write}) under the batch
- * id, so a replayed batch reads what its first attempt read.
- *
- * <p><b>Not in this prototype: dead letters.</b> Rejected rows (reason not null) are only counted into the
- * {@code deadLetters} accumulator, as the backfill's FillTask does (it has no dead-letter topic); nothing is
- * sent to md.dlq. The stream would still need them sent, from this task (a Kafka producer, delivered before
- * the task ends) or as a Kafka write of {@code decoded.where("reason IS NOT NULL")} before the fill. Nor is
- * the accumulator of the newest ingest time filled ({@code fill_task.NewestParam}), from which the stream
- * reports how old its output is.
+ * The fill stage in the JVM: one {@code mapPartitions} over the decoded events ({@code decode.decoded_events}),
+ * no shuffle. All events of an instrument are on one Kafka partition and Spark reads each Kafka partition's
+ * range in one task, so a task fills its partitions alone: it groups its rows by {@code partition} (a task may
+ * hold several, after the stream's coalesce), and per partition reads the registers before the batch
+ * ({@link StateFiles#prior}), fills ({@link PartitionFill}) and writes the registers after it
+ * ({@link StateFiles#write}) under the batch id, so a replayed batch reads what its first attempt read.
+ * Rejected rows (reason not null) are counted and, given a dead-letter topic, sent there from the task
+ * ({@link DeadLetters}); the backfill, which has none, only counts them.
  *
  * <p>From PySpark:
  *
@@ -50,7 +44,7 @@ import org.apache.spark.util.SerializableConfiguration;
  * </pre>
  *
  * with {@code filled}/{@code dead} JVM {@link LongAccumulator}s ({@code spark.sparkContext._jsc.sc().longAccumulator(name)})
- * or None. The result has exactly the schema of {@code fill_task.spark_schema()} (FILLED_SCHEMA).
+ * or None. The result has exactly the schema of {@code fill_step.FILLED_SCHEMA}.
  */
 public final class FillOperator {
   private FillOperator() {}

@@ -15,6 +15,7 @@ import pytest
 from tickflow.hbase.layout import HISTORY, HISTORY_COLUMN, LATEST, history_row_key
 from tickflow.hbase.store import MarketDataStore
 from tickflow.settings import Settings
+from tickflow.stack.hbase import HBaseThrift
 
 pytestmark = pytest.mark.integration
 
@@ -61,6 +62,26 @@ def test_tables_and_families_are_as_specified(connection: happybase.Connection, 
     assert history["time_to_live"] == hbase_stack.hbase_history_ttl_s
     assert history["compression"] == hbase_stack.hbase_history_compression.encode()
     assert history["bloom_filter_type"] == b"ROW"
+
+
+def test_what_thrift_1_does_not_show_is_set_too(hbase_stack: Settings) -> None:
+    """Block encoding and in-memory compaction, through the Thrift 2 admin the stack sets them with."""
+    with HBaseThrift(hbase_stack).thrift2_admin() as (thrift2, client):
+
+        def families(table: str) -> dict[bytes, dict[bytes, bytes]]:
+            namespace, _, qualifier = table.partition(":")
+            descriptor = client.getTableDescriptor(
+                thrift2.TTableName(ns=namespace.encode(), qualifier=qualifier.encode())
+            )
+            return {column.name: column.attributes for column in descriptor.columns}
+
+        latest, history = families(LATEST), families(HISTORY)
+    assert {name: attributes[b"IN_MEMORY_COMPACTION"] for name, attributes in latest.items()} == {
+        b"f": b"EAGER",
+        b"e": b"EAGER",
+    }
+    assert history[b"h"][b"DATA_BLOCK_ENCODING"] == b"FAST_DIFF"
+    assert history[b"h"][b"IN_MEMORY_COMPACTION"] == b"NONE"
 
 
 def test_latest_round_trip_through_the_codec(store: MarketDataStore, instrument: str) -> None:

@@ -206,9 +206,11 @@ def test_bytes_left_over_after_the_record_are_refused(layout: EventLayout, defin
 def test_tables_are_as_the_contract_says() -> None:
     latest, history = table_specs(Settings(hbase_history_ttl_s=3600))
     assert latest.name == "md:latest"
-    assert [(f.name, f.max_versions, f.ttl_s, f.in_memory, f.bloom) for f in latest.families] == [
-        ("f", 1, None, True, "ROW"),
-        ("e", 1, None, True, "ROW"),
+    assert [
+        (f.name, f.max_versions, f.ttl_s, f.in_memory, f.bloom, f.in_memory_compaction) for f in latest.families
+    ] == [
+        ("f", 1, None, True, "ROW", "EAGER"),
+        ("e", 1, None, True, "ROW", "EAGER"),
     ]
     (family,) = history.families
     assert history.name == "md:history"

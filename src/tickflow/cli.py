@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from tickflow.errors import TickflowError
-from tickflow.kafka_auth import Principal, kafka_client_config
+from tickflow.kafka_auth import HEALTH_GROUP, Principal, kafka_client_config
 from tickflow.settings import Settings, explain_invalid
 from tickflow.sinks.connect import ConnectorStatus
 from tickflow.stack import supervisor
@@ -28,7 +29,21 @@ from tickflow.stack.base import StackError, StackPaths
 from tickflow.stack.supervisor import ServiceStatus, State
 from tickflow.topics import EVENTS
 
-console = Console(stderr=True, soft_wrap=True)
+console = Console(stderr=True, soft_wrap=True)  # logs, progress, errors
+out = Console(soft_wrap=True)  # data: the tables and lines a status command answers with (`| grep` works)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print the status as JSON on stdout (for scripts and jq).")]
+
+
+def _jsonable(value: Any) -> Any:
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(value)
+
+
+def _print_json(value: Any) -> None:
+    """``value`` (dataclasses, enums, paths and addresses included) as JSON on stdout, without Rich's markup."""
+    sys.stdout.write(json.dumps(_jsonable(value), indent=2) + "\n")
 
 
 @contextmanager
@@ -189,8 +204,8 @@ def exposure_sentence(rows: list[ServiceStatus]) -> str | None:
     )
 
 
-def _print_status(rows: list[ServiceStatus]) -> None:
-    console.print(_status_table(rows))
+def _print_status(rows: list[ServiceStatus], to: Console = console) -> None:
+    to.print(_status_table(rows))
     if sentence := exposure_sentence(rows):
         console.print(f"[red]{escape(sentence)}[/]")
 
@@ -226,11 +241,14 @@ def down(services: ServiceNames = None) -> None:
 
 
 @stack_app.command()
-def status(services: ServiceNames = None) -> None:
-    """Show what runs where; exits 1 when a service is not healthy or listens beyond loopback."""
+def status(services: ServiceNames = None, as_json: JsonFlag = False) -> None:
+    """Show what runs where (on stdout); exits 1 when a service is not healthy or listens beyond loopback."""
     stack = supervisor(Settings())
     rows = [stack.status(s.name) for s in stack.ordered(services)]
-    _print_status(rows)
+    if as_json:
+        _print_json(rows)
+    else:
+        _print_status(rows, to=out)
     if any(row.state is not State.HEALTHY or row.exposed for row in rows):
         raise typer.Exit(1)
 
@@ -466,12 +484,15 @@ def trades_prepare() -> None:
 
 
 @trades_app.command("status")
-def trades_status() -> None:
+def trades_status(as_json: JsonFlag = False) -> None:
     """The replication slot: read by the connector or not, WAL it keeps; exits 1 unless streaming."""
     from tickflow.sources.trade_capture import slot_state
 
     state = slot_state(Settings())
-    console.print(state.line())
+    if as_json:
+        _print_json({**_jsonable(state), "healthy": state.healthy})
+    else:
+        out.print(state.line())
     if not state.healthy:
         raise typer.Exit(1)
 
@@ -671,7 +692,7 @@ def stream_stop() -> None:
 
 
 @stream_app.command("status")
-def stream_status() -> None:
+def stream_status(as_json: JsonFlag = False) -> None:
     """The stream's health in one line (as the DAG's sensor sees it); exits 1 unless healthy or starting."""
     from confluent_kafka import Consumer
 
@@ -679,12 +700,15 @@ def stream_status() -> None:
 
     settings = Settings()
     _require(settings, "kafka")
-    consumer = Consumer({**kafka_client_config(settings, Principal.ADMIN), "group.id": "tickflow-health"})
+    consumer = Consumer({**kafka_client_config(settings, Principal.ADMIN), "group.id": HEALTH_GROUP})
     try:
         health = EnrichmentStream(settings).health(consumer)
     finally:
         consumer.close()
-    console.print(health.line())
+    if as_json:
+        _print_json(health)
+    else:
+        out.print(health.line())
     if health.verdict not in (Verdict.HEALTHY, Verdict.STARTING):
         raise typer.Exit(1)
 
@@ -775,14 +799,14 @@ def backfill(
     console.print(f"[green]backfill done[/]: {report.summary()}")
 
 
-def _print_connector(status: ConnectorStatus) -> None:
+def _print_connector(status: ConnectorStatus, to: Console = console) -> None:
     colours = {"RUNNING": "green", "FAILED": "red", "PAUSED": "yellow", "UNASSIGNED": "yellow"}
     table = Table(title=f"connector {status.name}" + (f" ({status.type})" if status.type else ""))
     for column in ("part", "state", "worker", "trace (first line)"):
         table.add_column(column)
     for part, state, worker, trace in status.rows():
         table.add_row(part, f"[{colours.get(state, 'dim')}]{state}[/]", worker, trace)
-    console.print(table)
+    to.print(table)
 
 
 class Connector(StrEnum):
@@ -831,6 +855,7 @@ def connect_deploy(which: ConnectorArgument = Connector.HBASE) -> None:
 @connect_app.command("status")
 def connect_status(
     which: Annotated[Connector | None, typer.Argument(help="One connector (default: all of them).")] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """The connectors' and their tasks' states; exits 1 unless every one asked about is deployed and runs."""
     from tickflow.sinks.connect import ConnectClient
@@ -840,9 +865,13 @@ def connect_status(
     names = {_connector_name(settings, w): w for w in wanted}
     found = {s.name: s for s in ConnectClient(settings.connect_url).statuses()}
     shown = [s for name, s in found.items() if name in names or which is None]
-    for status in shown:
-        _print_connector(status)
     missing = [(name, w) for name, w in names.items() if name not in found]
+    if as_json:
+        connectors = [{**_jsonable(s), "running": s.running} for s in shown]
+        _print_json({"connectors": connectors, "missing": [name for name, _ in missing]})
+    else:
+        for status in shown:
+            _print_connector(status, to=out)
     for name, w in missing:
         console.print(f"connector {name} is not deployed: `tickflow connect deploy {w.value}` creates it")
     if missing or not all(s.running for s in shown):

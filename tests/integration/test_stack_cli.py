@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
@@ -10,7 +11,10 @@ import pytest
 
 from tests.support.stack import tickflow
 from tickflow.settings import Settings
+from tickflow.sinks.hbase import HBaseSinkSettings
+from tickflow.sources.trades_connector import TradesSourceSettings
 from tickflow.stack import SERVICES, supervisor
+from tickflow.stream.control import Verdict
 
 pytestmark = pytest.mark.integration
 
@@ -18,9 +22,37 @@ pytestmark = pytest.mark.integration
 def test_status_lists_every_service_healthy(stack: Settings) -> None:
     result = tickflow("stack", "status", check=False)
     assert result.returncode == 0, result.stderr
-    for service in SERVICES:
-        assert service.name in result.stderr
-    assert "beyond loopback" not in result.stderr
+    for service in SERVICES:  # on stdout: `tickflow stack status | grep kafka` finds Kafka's row
+        assert service.name in result.stdout
+    assert "beyond loopback" not in result.stdout + result.stderr
+
+
+def test_status_as_json(stack: Settings) -> None:
+    result = tickflow("stack", "status", "--json", check=False)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {row["name"]: row["state"] for row in rows} == {service.name: "healthy" for service in SERVICES}
+    kafka = next(row for row in rows if row["name"] == "kafka")
+    assert kafka["address"] == f"127.0.0.1:{stack.ports.kafka}" and kafka["pid"] > 0 and kafka["exposed"] == []
+
+
+def test_the_other_status_commands_answer_in_json_as_their_exit_code_says(stack: Settings) -> None:
+    """connect, stream and trades status: JSON on stdout with --json, whatever runs at the moment."""
+    connect = tickflow("connect", "status", "--json", check=False)
+    answer = json.loads(connect.stdout)
+    shown = {c["name"]: c["running"] for c in answer["connectors"]}
+    assert {HBaseSinkSettings().name, TradesSourceSettings().name} <= set(shown) | set(answer["missing"])
+    assert connect.returncode == (0 if not answer["missing"] and all(shown.values()) else 1), connect.stderr
+
+    stream = tickflow("stream", "status", "--json", check=False)
+    health = json.loads(stream.stdout)
+    assert health["verdict"] in {verdict.value for verdict in Verdict}
+    assert stream.returncode == (0 if health["verdict"] in ("healthy", "starting") else 1), stream.stderr
+
+    trades = tickflow("trades", "status", "--json", check=False)
+    slot = json.loads(trades.stdout)
+    assert set(slot) == {"exists", "active", "lag_bytes", "wal_status", "healthy"}
+    assert trades.returncode == (0 if slot["healthy"] else 1), trades.stderr
 
 
 def test_no_service_listens_beyond_loopback(stack: Settings) -> None:

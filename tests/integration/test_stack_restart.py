@@ -48,7 +48,7 @@ def test_tables_schemas_and_records_survive_a_stack_restart(stack: Settings, tmp
     down = tickflow("stack", "down", *DATA_SERVICES, check=False)
     assert down.returncode == 0, down.stderr
     status = tickflow("stack", "status", check=False)
-    assert status.returncode == 1 and "stopped" in status.stderr
+    assert status.returncode == 1 and "stopped" in status.stdout
     for service in ("registry", "connect", "thriftserver"):  # they need what was stopped
         assert supervisor(stack).status(service).state is State.STOPPED
     up = tickflow("stack", "up", check=False)

@@ -7,6 +7,7 @@ state at an empty directory, so these tests never reach a stack running on the d
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -284,6 +285,17 @@ def test_stack_status_shows_every_service_stopped(stack_down: dict[str, str]) ->
     assert "Traceback" not in output
     assert output.count("stopped") == len(SERVICES), output
     assert seconds < FAST_S
+
+
+def test_status_commands_answer_on_stdout_and_in_json(stack_down: dict[str, str]) -> None:
+    """Data on stdout (a table, or JSON with --json), so a script or `| grep` gets it; exit codes as without."""
+    result = CliRunner().invoke(app, ["stack", "status"])
+    assert result.exit_code == 1 and result.stdout.count("stopped") == len(SERVICES), result.output
+    result = CliRunner().invoke(app, ["stack", "status", "--json"])
+    assert result.exit_code == 1, result.output
+    assert [(row["name"], row["state"]) for row in json.loads(result.stdout)] == [
+        (service.name, "stopped") for service in SERVICES
+    ]
 
 
 @pytest.mark.parametrize(

@@ -82,6 +82,7 @@ from stream_bench import percentile, simulator, slope, tree_cpu_seconds
 
 from tickflow.hbase.layout import HISTORY, HISTORY_COLUMN, LATEST, event_layout, history_cells
 from tickflow.hbase.store import MarketDataStore
+from tickflow.kafka_auth import HEALTH_GROUP
 from tickflow.settings import Settings
 from tickflow.sinks.hbase import HBaseSinkSettings, deploy
 from tickflow.sources.feed import FeedConfig
@@ -517,7 +518,7 @@ def live_stream(settings: Settings) -> Iterator[None]:
 
 
 def wait_healthy(settings: Settings, stream: EnrichmentStream, timeout_s: float = 600.0) -> None:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "tickflow-health"})
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": HEALTH_GROUP})
     deadline = time.monotonic() + timeout_s
     try:
         while (health := stream.health(consumer)).verdict is not Verdict.HEALTHY:

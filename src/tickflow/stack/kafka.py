@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tickflow.kafka_auth import (
+    HEALTH_GROUP,
     SASL_MECHANISM,
     SCRAM_ITERATIONS,
     Principal,
@@ -231,7 +232,7 @@ def round_trip(client_config: Mapping[str, str], timeout_s: float = 10.0) -> Non
     producer.flush(timeout_s)
     if not delivered:
         raise StackError("kafka did not acknowledge the health-check message")
-    consumer = Consumer({**quiet, "group.id": "tickflow-health", "enable.auto.commit": False})
+    consumer = Consumer({**quiet, "group.id": HEALTH_GROUP, "enable.auto.commit": False})
     try:
         consumer.assign([TopicPartition(HEALTH_TOPIC, 0, delivered[0])])
         message = consumer.poll(timeout_s)

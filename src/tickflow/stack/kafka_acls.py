@@ -26,7 +26,7 @@ from confluent_kafka.admin._scram import (
     UserScramCredentialUpsertion,
 )
 
-from tickflow.kafka_auth import BACKFILL_GROUPS, SCRAM_ITERATIONS, Principal, kafka_password
+from tickflow.kafka_auth import BACKFILL_GROUPS, HEALTH_GROUP, SCRAM_ITERATIONS, Principal, kafka_password
 from tickflow.settings import Settings
 from tickflow.stack.connect import CONNECT_GROUP
 from tickflow.stack.registry import REGISTRY_GROUPS
@@ -98,7 +98,7 @@ def grants() -> list[Grant]:
         Grant(airflow, TOPIC, "md.", (READ, DESCRIBE), PREFIXED),
         Grant(airflow, GROUP, "tickflow", (DESCRIBE,), PREFIXED),
         Grant(airflow, GROUP, "tickflow-airflow", (READ, DESCRIBE)),
-        Grant(airflow, GROUP, "tickflow-health", (READ, DESCRIBE)),
+        Grant(airflow, GROUP, HEALTH_GROUP, (READ, DESCRIBE)),
         Grant(airflow, TOPIC, TEST_TOPICS, (READ, DESCRIBE), PREFIXED),
         # The backfill reads md.events (Spark's batch source, offsets-for-times) and writes HBase and Hive only.
         Grant(backfill, TOPIC, EVENTS.name, (READ, DESCRIBE)),

@@ -30,10 +30,10 @@ class EnrichmentStreamHook(BaseHook):
     def _consumer(stream: EnrichmentStream) -> Any:
         from confluent_kafka import Consumer
 
-        from tickflow.kafka_auth import Principal, kafka_client_config
+        from tickflow.kafka_auth import HEALTH_GROUP, Principal, kafka_client_config
 
         return Consumer(
-            {**kafka_client_config(stream.settings, Principal.AIRFLOW), "group.id": "tickflow-health", "log_level": 3}
+            {**kafka_client_config(stream.settings, Principal.AIRFLOW), "group.id": HEALTH_GROUP, "log_level": 3}
         )
 
     def health(self, stream: EnrichmentStream | None = None) -> StreamHealth:

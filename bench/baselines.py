@@ -50,7 +50,7 @@ from tickflow.settings import REPO_ROOT, Settings
 from tickflow.sources.feed import FeedConfig, producer_config, run_feed
 from tickflow.stream.fill import FILL_FIELDS, InstrumentState, fill_columns
 from tickflow.stream.publish import current_reference
-from tickflow.topics import TopicSpec, create_topics
+from tickflow.topics import ENRICHED, EVENTS, TopicSpec, create_topics
 from tickflow.warehouse import run_statements
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ POLL_TIMEOUT_S = 0.05
 
 def register_output_schema(settings: Settings, output_topic: str) -> tuple[int, AvroSchema]:
     """EnrichedEvent under ``<output topic>-value``: (schema id, schema)."""
-    schema = load(TOPIC_SCHEMAS["md.enriched"], settings.schemas_dir)
+    schema = load(TOPIC_SCHEMAS[ENRICHED.name], settings.schemas_dir)
     client = SchemaRegistryClient(settings.registry_client_config)
     return int(client.register_schema(f"{output_topic}-value", Schema(schema.text, "AVRO"))), schema
 
@@ -504,7 +504,7 @@ def main() -> None:
     print(f"configuration: {vars(args)}; {PARTITIONS} partitions; seed on local[2]; topics {topics}")
     print("load average before: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     try:
-        schema = load(TOPIC_SCHEMAS["md.events"], settings.schemas_dir)
+        schema = load(TOPIC_SCHEMAS[EVENTS.name], settings.schemas_dir)
         registry = SchemaRegistryClient(settings.registry_client_config)
         schema_id = int(registry.register_schema(f"{topics['events']}-value", Schema(schema.text, "AVRO")))
         fed = run_feed(settings, FeedConfig(rate=1e9, count=args.backlog, topic=topics["events"]), schema_id)

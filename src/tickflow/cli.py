@@ -900,7 +900,7 @@ def _prepare_feed(settings: Settings, topic: str) -> int:
     from tickflow.schemas import TOPIC_SCHEMAS, load
     from tickflow.topics import SHOWCASE, TOPICS, create_topics
 
-    schema = load(TOPIC_SCHEMAS["md.events"], settings.schemas_dir)
+    schema = load(TOPIC_SCHEMAS[EVENTS.name], settings.schemas_dir)
     _require(settings, "kafka", "registry")
     create_topics(settings, (*TOPICS, SHOWCASE) if topic == SHOWCASE.name else TOPICS)
     client = SchemaRegistryClient(settings.registry_client_config)

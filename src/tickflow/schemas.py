@@ -18,12 +18,10 @@ import fastavro
 
 from tickflow.errors import TickflowError
 from tickflow.settings import Settings
+from tickflow.topics import TOPICS
 
 # Which schema each topic's values use. The stream and the sinks read this too.
-TOPIC_SCHEMAS = {
-    "md.events": "tickflow.md.MarketEvent",
-    "md.enriched": "tickflow.md.EnrichedEvent",
-}
+TOPIC_SCHEMAS = {topic.name: topic.schema for topic in TOPICS if topic.schema is not None}
 # Records that are not the value of a topic, registered under their full name.
 RECORD_SCHEMAS = ("tickflow.ref.Instrument", "tickflow.ref.FxRate")
 

@@ -48,6 +48,7 @@ class TopicSpec:
     partitions: int
     retention_ms: int
     config: dict[str, str] = field(default_factory=dict)
+    schema: str | None = None  # the Avro record of its values (schemas/), registered as <name>-value
 
     def new_topic(self, replication: int) -> NewTopic:
         config = {
@@ -60,8 +61,8 @@ class TopicSpec:
         return NewTopic(self.name, self.partitions, replication, config=config)
 
 
-EVENTS = TopicSpec("md.events", 12, 7 * DAY_MS)
-ENRICHED = TopicSpec("md.enriched", 12, 3 * DAY_MS)
+EVENTS = TopicSpec("md.events", 12, 7 * DAY_MS, schema="tickflow.md.MarketEvent")
+ENRICHED = TopicSpec("md.enriched", 12, 3 * DAY_MS, schema="tickflow.md.EnrichedEvent")
 DLQ = TopicSpec("md.dlq", 3, 30 * DAY_MS)
 SINK_DLQ = TopicSpec("md.enriched.dlq", 3, 30 * DAY_MS)
 TOPICS = (EVENTS, ENRICHED, DLQ, SINK_DLQ)

@@ -109,7 +109,7 @@ def run_feed(
     stop: Callable[[], bool] | None = None,
 ) -> FeedStats:
     """Produce events until ``count`` or ``duration_s`` is reached, or ``stop`` says so (or forever)."""
-    schema = load(TOPIC_SCHEMAS["md.events"], settings.schemas_dir)
+    schema = load(TOPIC_SCHEMAS[EVENTS.name], settings.schemas_dir)
     encode = compile_encoder(schema.definition, ("instrument_id",), confluent_prefix(schema_id))
     start_us = config.start_us if config.start_us is not None else time.time_ns() // 1000
     rates = split_rate(config.rate, config.source_rates)

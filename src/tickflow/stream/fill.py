@@ -30,12 +30,13 @@ import pandas as pd
 
 from tickflow.schemas import TOPIC_SCHEMAS, load
 from tickflow.settings import REPO_ROOT
+from tickflow.topics import EVENTS
 
 
 def _optional_fields() -> dict[str, str]:
     """Every optional field of MarketEvent, with its Avro type ("enum" for enums): the fields that are
     forward-filled (docs/architecture.md). One list, from the schema the code ships with."""
-    event = load(TOPIC_SCHEMAS["md.events"], REPO_ROOT / "schemas").definition
+    event = load(TOPIC_SCHEMAS[EVENTS.name], REPO_ROOT / "schemas").definition
     fields = {}
     for spec in event["fields"]:
         if isinstance(spec["type"], list) and "null" in spec["type"]:

@@ -25,7 +25,7 @@ from tickflow.errors import TickflowError
 from tickflow.kafka_auth import Principal, spark_kafka_options
 from tickflow.settings import Settings
 from tickflow.stream.settings import StreamSettings
-from tickflow.topics import topic_partitions
+from tickflow.topics import ENRICHED, topic_partitions
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -149,7 +149,7 @@ def register_output_schema(settings: Settings, stream: StreamSettings) -> tuple[
 
     from tickflow.schemas import TOPIC_SCHEMAS, load
 
-    schema = load(TOPIC_SCHEMAS["md.enriched"], settings.schemas_dir)
+    schema = load(TOPIC_SCHEMAS[ENRICHED.name], settings.schemas_dir)
     try:
         client = SchemaRegistryClient(settings.registry_client_config)
         schema_id = client.register_schema(f"{stream.output_topic}-value", Schema(schema.text, "AVRO"))

@@ -22,6 +22,7 @@ from tickflow.schemas import TOPIC_SCHEMAS, load
 from tickflow.settings import Settings
 from tickflow.stream.decode import Limits, decoded_events_jvm, registered_writers
 from tickflow.stream.settings import StreamSettings
+from tickflow.topics import EVENTS
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -52,7 +53,7 @@ class Transform:
         return cls(
             settings=settings,
             subject=f"{stream.input_topic}-value",
-            reader_schema=load(TOPIC_SCHEMAS["md.events"], settings.schemas_dir).definition,
+            reader_schema=load(TOPIC_SCHEMAS[EVENTS.name], settings.schemas_dir).definition,
             limits=Limits(max_future_us=int(stream.max_future_s * 1e6), crossed_tolerance=stream.crossed_tolerance),
             sql=stream.enrichment_sql.read_text(),
             filled_schema=spark_schema(),

@@ -46,16 +46,23 @@ class Problem(StrEnum):
     DIFFERS = "differs"  # same timestamp, other bytes
 
 
+class Expectation(StrEnum):
+    """What a difference was found against."""
+
+    TOPIC = "topic"  # the newest record of the instrument on md.enriched
+    SNAPSHOT = "snapshot"  # the fill state's registers in a snapshot
+
+
 @dataclass(frozen=True)
 class Difference:
     column: str
     problem: Problem
-    against: str  # "topic" | "snapshot"
+    against: Expectation
     expected_ms: int
     found_ms: int | None
 
     def as_json(self) -> dict[str, Any]:
-        return {"column": self.column, "problem": self.problem.value, "against": self.against,
+        return {"column": self.column, "problem": self.problem.value, "against": self.against.value,
                 "expected_ms": self.expected_ms, "found_ms": self.found_ms}  # fmt: skip
 
 
@@ -96,7 +103,7 @@ def snapshot_cells(layout: EventLayout, state: InstrumentState, until_us: int | 
     return cells
 
 
-def compare(expected: Mapping[bytes, Cell], row: Row, against: str) -> list[Difference]:
+def compare(expected: Mapping[bytes, Cell], row: Row, against: Expectation) -> list[Difference]:
     """What the row lacks or holds older than ``expected`` (a newer cell in HBase is fine)."""
     differences = []
     for column, (value, timestamp) in sorted(expected.items()):
@@ -126,7 +133,10 @@ def classify(
         return Finding(instrument_id, Status.MISSING)
     if topic is None and snapshot is None:
         return Finding(instrument_id, Status.EXTRA)
-    differences = [*compare(topic or {}, row, "topic"), *compare(snapshot or {}, row, "snapshot")]
+    differences = [
+        *compare(topic or {}, row, Expectation.TOPIC),
+        *compare(snapshot or {}, row, Expectation.SNAPSHOT),
+    ]
     if any(d.problem is Problem.ABSENT for d in differences):
         return Finding(instrument_id, Status.MISSING, tuple(differences))
     if differences:
@@ -234,7 +244,7 @@ def masked(after_repair: Mapping[str, Finding]) -> list[str]:
     return sorted(
         i
         for i, f in after_repair.items()
-        if any(d.problem is Problem.ABSENT and d.against == "topic" for d in f.differences)
+        if any(d.problem is Problem.ABSENT and d.against is Expectation.TOPIC for d in f.differences)
         or (f.status is Status.MISSING and not f.differences)
     )
 

@@ -53,6 +53,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
+from stream_bench import percentile  # bench/ is on sys.path when a script of it runs
 
 from tickflow.avro_codec import compile_encoder, confluent_prefix, to_micros
 from tickflow.errors import TickflowError
@@ -153,11 +154,6 @@ class Busy:
         return [(self.seconds(pid) - cpu) / elapsed for pid, cpu in zip(self.pids, self.cpu, strict=True)]
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else None
-
-
 def measure(settings: Settings, label: str, topic: str, rate: int | None, pids: tuple[int | None, int | None],
             args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
     """Book at ``rate`` (None: unthrottled) for ``--seconds`` while the pipeline (``pids``: its process and
@@ -194,9 +190,10 @@ def measure(settings: Settings, label: str, topic: str, rate: int | None, pids: 
     shift = state["started_us"] - start_us  # book()'s connection and DDL before its first slice
     latencies = [(seen - event_time - shift) / 1000 for event_time, seen in reader.seen] if rate else []
     drain = None if done is None else max(0.0, done - stopped)
+    p50, p99 = (percentile(latencies, 0.5), percentile(latencies, 0.99)) if latencies else (None, None)
     row = {"label": label, "offered": rate, "booked": stats.rate, "delivered": reader.count_at(stopped) / stats.seconds,
-           "lag": stats.booked - reader.count_at(stopped), "drain": drain, "p50": percentile(latencies, 0.5),
-           "p99": percentile(latencies, 0.99), "cores": cores, "pg_cores": pg_cores,
+           "lag": stats.booked - reader.count_at(stopped), "drain": drain, "p50": p50,
+           "p99": p99, "cores": cores, "pg_cores": pg_cores,
            "per_txn": reader.per_transaction()}  # fmt: skip
     row["kept"] = drain is not None and drain <= 2.0 and (rate is None or stats.rate >= 0.95 * rate)
     latency = f"; p50 {row['p50']:,.0f} ms, p99 {row['p99']:,.0f} ms ({len(latencies):,} samples)" if latencies else ""

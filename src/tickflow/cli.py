@@ -204,8 +204,11 @@ def exposure_sentence(rows: list[ServiceStatus]) -> str | None:
     )
 
 
-def _print_status(rows: list[ServiceStatus], to: Console = console) -> None:
-    to.print(_status_table(rows))
+def _print_status(rows: list[ServiceStatus], to: Console = console, as_json: bool = False) -> None:
+    if as_json:
+        _print_json(rows)
+    else:
+        to.print(_status_table(rows))
     if sentence := exposure_sentence(rows):
         console.print(f"[red]{escape(sentence)}[/]")
 
@@ -245,10 +248,7 @@ def status(services: ServiceNames = None, as_json: JsonFlag = False) -> None:
     """Show what runs where (on stdout); exits 1 when a service is not healthy or listens beyond loopback."""
     stack = supervisor(Settings())
     rows = [stack.status(s.name) for s in stack.ordered(services)]
-    if as_json:
-        _print_json(rows)
-    else:
-        _print_status(rows, to=out)
+    _print_status(rows, to=out, as_json=as_json)
     if any(row.state is not State.HEALTHY or row.exposed for row in rows):
         raise typer.Exit(1)
 

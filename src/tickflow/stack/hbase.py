@@ -232,10 +232,11 @@ class HBaseThrift(_HBaseJvm):
         # Thrift 1 does not show every setting of a family (block encoding, in-memory compaction): the specs
         # last applied are kept beside the service's files, and all are applied again when they change.
         applied = self.home / "tables.applied"
-        if not outdated and applied.is_file() and applied.read_text() == repr(specs):
+        changed = not applied.is_file() or applied.read_text() != repr(specs)
+        if not outdated and not changed:
             return
         with self.thrift2_admin() as (thrift2, client):
-            _ensure_tables(thrift2, client, outdated or specs)
+            _ensure_tables(thrift2, client, specs if changed else outdated)
         still = [spec.name for spec in outdated if not _table_matches(self.settings.hbase_thrift_address, spec)]
         if still:
             raise StackError(f"hbase-thrift could not set up {', '.join(still)}: read {self.log_path} for the cause.")

@@ -74,8 +74,8 @@ class ProgressReporter:
 
     A thread polls the query's last progress as JSON (two JVM calls) rather than registering a Python
     StreamingQueryListener: PySpark converts every event for a Python listener field by field, some forty
-    Py4J calls and class look-ups per batch on the driver. A batch that starts and ends between two polls is
-    reported with the next one; its offsets are committed by then anyway."""
+    Py4J calls and class look-ups per batch on the driver. A batch that starts and ends between two polls gets
+    no report of its own: the next one's end offsets and running totals include it."""
 
     def __init__(
         self,

@@ -13,7 +13,7 @@ timestamp, so produce -> output latency is the output's Kafka timestamp minus ``
    ``spark_apps/enrichment.sql`` and writes ``to_avro`` behind the 5-byte Confluent prefix. It has
    no per-field as-of times: the ``*_as_of`` columns are null.
 2. :func:`run_python_peer`: a plain-Python consumer. One confluent_kafka Consumer, fastavro
-   decode, ``tickflow.stream.fill.fill_columns`` per instrument per poll batch (state in a dict),
+   decode, ``tickflow.fill.semantics.fill_columns`` per instrument per poll batch (state in a dict),
    dict-based enrichment (reference rows read once from HiveServer2), the compiled Avro encoder
    and one Producer. Its state is in memory too; it is a speed reference, not a design.
 
@@ -45,10 +45,10 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from tickflow.avro_codec import compile_encoder, confluent_prefix
+from tickflow.fill.semantics import FILL_FIELDS, InstrumentState, fill_columns
 from tickflow.schemas import TOPIC_SCHEMAS, AvroSchema, load
 from tickflow.settings import REPO_ROOT, Settings
 from tickflow.sources.feed import FeedConfig, producer_config, run_feed
-from tickflow.stream.fill import FILL_FIELDS, InstrumentState, fill_columns
 from tickflow.stream.publish import current_reference
 from tickflow.topics import ENRICHED, EVENTS, TopicSpec, create_topics
 from tickflow.warehouse import run_statements

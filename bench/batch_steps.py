@@ -34,6 +34,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from python_fill import FillTask
 
+from tickflow.fill.state import FillState
 from tickflow.kafka_auth import Principal, kafka_client_config
 from tickflow.schemas import TOPIC_SCHEMAS, load
 from tickflow.settings import Settings
@@ -42,7 +43,6 @@ from tickflow.stream.app import EnrichmentBatch, spark_conf
 from tickflow.stream.decode import Limits, decoded_events, decoded_events_jvm, registered_writers
 from tickflow.stream.fill_step import spark_schema
 from tickflow.stream.settings import StreamSettings
-from tickflow.stream.state import FillState
 
 
 def offset_ranges(settings: Settings, topic: str, events: int) -> tuple[str, str]:

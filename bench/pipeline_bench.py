@@ -83,13 +83,13 @@ from stream_bench import percentile, simulator, slope, tree_cpu_seconds
 from tickflow.hbase.layout import HISTORY, HISTORY_COLUMN, LATEST, event_layout, history_cells
 from tickflow.hbase.store import MarketDataStore
 from tickflow.kafka_auth import HEALTH_GROUP
+from tickflow.runtime.tooling import find_java, run_mvn
 from tickflow.settings import Settings
 from tickflow.sinks.hbase import HBaseSinkSettings, deploy
 from tickflow.sources.feed import FeedConfig
 from tickflow.sources.simulator import MarketState
 from tickflow.sources.universe import build_universe
 from tickflow.stack import supervisor
-from tickflow.stack.tooling import find_java, run_mvn
 from tickflow.stream.control import EnrichmentStream, Verdict
 from tickflow.stream.settings import StreamSettings
 

@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from tickflow.stream.fill import NEVER, fill_frame
+from tickflow.fill.semantics import NEVER, fill_frame
+from tickflow.fill.state import FillState
 from tickflow.stream.fill_step import FILLED_SCHEMA, TIMESTAMP
-from tickflow.stream.state import FillState
 
 _producers: dict[frozenset[tuple[str, str]], Any] = {}
 

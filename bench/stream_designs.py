@@ -47,15 +47,15 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from python_fill import FillTask
 from stream_bench import spark_pid, tree_cpu_seconds
 
+from tickflow.fill.semantics import FILL_FIELDS
+from tickflow.fill.state import FillState
 from tickflow.kafka_auth import Principal, kafka_client_config
 from tickflow.schemas import load
 from tickflow.settings import REPO_ROOT, Settings
 from tickflow.sources.feed import FeedConfig, run_feed
 from tickflow.spark import connector_jars, kafka_reader, spark_session
 from tickflow.stream.decode import Limits, decoded_events
-from tickflow.stream.fill import FILL_FIELDS
 from tickflow.stream.fill_step import spark_schema
-from tickflow.stream.state import FillState
 from tickflow.topics import TopicSpec, create_topics
 
 
@@ -161,7 +161,7 @@ def main() -> None:
         python = decoded.mapInArrow(dataclasses.replace(first, batch_id=1), spark_schema())
         measure("b. Python per partition", spark, noop(python), args.events, args.repeats)
 
-        operator = spark._jvm.io.tickflow.stream.fill.FillOperator
+        operator = spark._jvm.io.tickflow.fill.semantics.FillOperator
         rejected = spark.sparkContext._jsc.sc().longAccumulator("rejected")
 
         def jvm_fill(batch_id: int) -> DataFrame:

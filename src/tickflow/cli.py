@@ -20,12 +20,12 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from tickflow.errors import TickflowError
+from tickflow.errors import StackError, TickflowError
 from tickflow.kafka_auth import HEALTH_GROUP, Principal, kafka_client_config
+from tickflow.runtime.paths import StatePaths
 from tickflow.settings import Settings, explain_invalid
 from tickflow.sinks.connect import ConnectorStatus
 from tickflow.stack import supervisor
-from tickflow.stack.base import StackError, StackPaths
 from tickflow.stack.supervisor import ServiceStatus, State
 from tickflow.topics import EVENTS
 
@@ -326,7 +326,7 @@ def hbase_reconcile(
 ) -> None:
     """Compare md:latest with md.enriched and the latest state snapshot; report to ops.hbase_reconciliation.
     Exits 1 when instruments remain missing or stale."""
-    from tickflow.hbase.reconciliation import reconcile
+    from tickflow.reconcile.run import reconcile
 
     report = reconcile(Settings(), repair=repair, snapshot_id=snapshot_id, prefix=prefix)
     console.print(report.line())
@@ -631,7 +631,7 @@ def stream(
     settings = Settings()
     stream_settings = StreamSettings(trigger_interval=trigger) if trigger else StreamSettings()
     control = EnrichmentStream(settings, stream_settings).control
-    log = StackPaths(settings.root).log("stream-stdout")
+    log = StatePaths(settings.root).log("stream-stdout")
     claimed = control.claim(sys.argv, log)
     watcher = _OutputSamples(settings, stream_settings.output_topic) if samples else None
 
@@ -741,8 +741,8 @@ def snapshot_take(
     snapshot_id: Annotated[str | None, typer.Option(help="Default: the current UTC time.")] = None,
 ) -> None:
     """Export the stream's forward-fill state (as of its last committed micro-batch) to ops.state_snapshots."""
+    from tickflow.fill.snapshot import export_snapshot
     from tickflow.stream.settings import StreamSettings
-    from tickflow.stream.snapshot import export_snapshot
 
     settings, stream_settings = Settings(), StreamSettings()
     info = export_snapshot(settings, stream_settings.checkpoint(settings), stream_settings.input_topic, snapshot_id)
@@ -752,7 +752,7 @@ def snapshot_take(
 @snapshot_app.command("list")
 def snapshot_list() -> None:
     """The state snapshots in ops.state_snapshot_index, newest first."""
-    from tickflow.stream.snapshot import list_snapshots
+    from tickflow.fill.snapshot import list_snapshots
 
     snapshots = list_snapshots(Settings())
     table = Table("snapshot", "taken (UTC)", "micro-batch", "instruments", "registers", "topic")

@@ -3,3 +3,7 @@
 
 class TickflowError(RuntimeError):
     """Raised at the boundary where the cause is known; the CLI prints it without a traceback."""
+
+
+class StackError(TickflowError):
+    """The local stack (or what it provides: a password, a tool, a server setting) is missing or wrong."""

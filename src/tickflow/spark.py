@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tickflow.kafka_auth import Principal, spark_kafka_options
+from tickflow.runtime.paths import StatePaths
+from tickflow.runtime.tooling import fetch_jars
 from tickflow.settings import REPO_ROOT, Settings
-from tickflow.stack.base import StackPaths
-from tickflow.stack.kafka import MAX_MESSAGE_BYTES
-from tickflow.stack.tooling import fetch_jars
+from tickflow.topics import MAX_MESSAGE_BYTES
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -54,7 +54,7 @@ def connector_jars(settings: Settings) -> list[Path]:
         f"org.apache.spark:spark-avro_2.13:{version}",
         *CONNECTOR_EXTRAS,
     ]
-    paths = StackPaths(settings.root)
+    paths = StatePaths(settings.root)
     dest = fetch_jars(coordinates, paths.lib / "spark-connectors", paths.log("spark-connectors"), transitive=False)
     return sorted(dest.glob("*.jar"))
 
@@ -75,7 +75,7 @@ logger.tickflow.level=INFO
 
 def _log_config(settings: Settings, app_name: str) -> Path:
     """A log4j2 config sending this application's JVM log to <state>/logs/spark-<app>.log."""
-    paths = StackPaths(settings.root)
+    paths = StatePaths(settings.root)
     config = paths.root / "spark" / f"log4j2-{app_name}.properties"
     config.parent.mkdir(parents=True, exist_ok=True)
     paths.logs.mkdir(parents=True, exist_ok=True)
@@ -92,7 +92,7 @@ def spark_conf(
 ) -> dict[str, str]:
     """Everything a tickflow Spark application needs, as ``spark.*`` properties. ``java_options`` of the
     driver JVM: by default ``settings.spark_java_options`` (short-lived apps); the stream passes its own."""
-    derby_log = StackPaths(settings.root).logs / "spark-derby.log"
+    derby_log = StatePaths(settings.root).logs / "spark-derby.log"
     log_config = _log_config(settings, app_name)
     jvm = settings.spark_java_options if java_options is None else java_options
     java_options = f"{jvm} {AVRO_LIMITS} -Dderby.stream.error.file={derby_log}"

@@ -40,6 +40,7 @@ from tickflow.kafka_auth import Principal, kafka_client_config
 from tickflow.settings import Settings
 
 DAY_MS = 24 * 3600 * 1000
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # the broker's message.max.bytes: no record is larger
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from tests.support.fill import expected_from_input, read_topic, rejected_values
 from tests.support.kafka import as_admin
 from tests.support.stack import tickflow
 from tests.support.stream import published, stream_env, stream_settings
+from tickflow.fill.snapshot import batch_end_offsets, committed, last_committed_batch
 from tickflow.hbase.store import MarketDataStore
 from tickflow.schemas import load
 from tickflow.settings import Settings
@@ -56,7 +57,6 @@ from tickflow.sources.trades_connector import TradesSourceSettings
 from tickflow.sources.trades_connector import deploy as deploy_trades
 from tickflow.stack import supervisor
 from tickflow.stack.supervisor import State
-from tickflow.stream.snapshot import batch_end_offsets, committed, last_committed_batch
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

@@ -21,11 +21,11 @@ from tests.support.airflow_api import AirflowApi
 from tests.support.fill import expected_from_input
 from tests.support.kafka import as_admin
 from tests.support.stack import tickflow
+from tickflow.fill.snapshot import committed, find_snapshot, snapshot_state
 from tickflow.processes import session_members
 from tickflow.settings import Settings
 from tickflow.stack import supervisor
 from tickflow.stream.control import EnrichmentStream, Verdict, high_watermarks, lag_of
-from tickflow.stream.snapshot import committed, find_snapshot, snapshot_state
 
 pytestmark = pytest.mark.integration
 DAG = "enrichment_stream"

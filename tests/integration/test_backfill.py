@@ -18,13 +18,13 @@ from tests.support.reference import reset_secmaster
 from tickflow.avro_codec import compile_encoder, confluent_prefix
 from tickflow.backfill.job import ARCHIVE, run_backfill
 from tickflow.backfill.request import BackfillRequest, BackfillSettings, InvalidBackfill
+from tickflow.fill.semantics import FILL_FIELDS, InstrumentState, fill_columns
+from tickflow.fill.snapshot import INDEX_TABLE, SNAPSHOT_TABLE, CommittedState, write_snapshot
 from tickflow.hbase.store import MarketDataStore
 from tickflow.reference.refresh import refresh_all
 from tickflow.reference.sources import secmaster_connection
 from tickflow.schemas import load
 from tickflow.settings import Settings
-from tickflow.stream.fill import FILL_FIELDS, InstrumentState, fill_columns
-from tickflow.stream.snapshot import INDEX_TABLE, SNAPSHOT_TABLE, CommittedState, write_snapshot
 from tickflow.warehouse import run_statements
 
 pytestmark = pytest.mark.integration

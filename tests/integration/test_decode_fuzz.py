@@ -28,6 +28,7 @@ from tests.support.fill import read_topic
 from tests.support.kafka import as_admin
 from tests.support.stream import progress_offsets, stream_settings, wait_until_caught_up
 from tickflow.avro_codec import compile_encoder, confluent_prefix, zigzag_varint
+from tickflow.fill.semantics import FILL_FIELDS, FILL_TYPES
 from tickflow.settings import Settings
 from tickflow.sources.feed import FeedConfig, run_feed
 from tickflow.stream.app import build_query
@@ -41,7 +42,6 @@ from tickflow.stream.decode import (
     decoded_events,
     decoded_events_jvm,
 )
-from tickflow.stream.fill import FILL_FIELDS, FILL_TYPES
 
 pytestmark = pytest.mark.integration
 

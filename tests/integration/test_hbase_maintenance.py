@@ -24,8 +24,8 @@ from tests.support.kafka import as_admin
 from tests.support.stack import hive_query
 from tickflow.hbase.compaction import compact, compacted
 from tickflow.hbase.layout import LATEST
-from tickflow.hbase.reconciliation import reconcile
 from tickflow.hbase.store import MarketDataStore
+from tickflow.reconcile.run import reconcile
 from tickflow.settings import Settings
 
 pytestmark = pytest.mark.integration

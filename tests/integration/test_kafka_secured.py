@@ -20,8 +20,8 @@ from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from tests.support.stack import tickflow
 from tickflow.kafka_auth import Principal, credential_file, kafka_client_config
+from tickflow.runtime.paths import StatePaths
 from tickflow.settings import Settings
-from tickflow.stack.base import StackPaths
 from tickflow.topics import DLQ, ENRICHED, EVENTS, create_topics
 
 pytestmark = pytest.mark.integration
@@ -52,7 +52,7 @@ def link_jars(cached: Path, lib: Path) -> None:
 @pytest.fixture(scope="module")
 def secured(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     state = tmp_path_factory.mktemp("secured-state")
-    link_jars(StackPaths(settings.root).lib / "kafka", StackPaths(state).lib / "kafka")
+    link_jars(StatePaths(settings.root).lib / "kafka", StatePaths(state).lib / "kafka")
     kafka, controller = free_port(), free_port()
     ports = {"TICKFLOW_PORT_KAFKA": str(kafka), "TICKFLOW_PORT_KAFKA_CONTROLLER": str(controller)}
     env = {**os.environ, "TICKFLOW_STATE_DIR": str(state), "TICKFLOW_SECURED": "1", **ports}

@@ -27,13 +27,13 @@ from tests.support.stream import (
 )
 from tickflow.avro_codec import compile_encoder, confluent_prefix
 from tickflow.errors import TickflowError
+from tickflow.fill.semantics import FILL_FIELDS
+from tickflow.fill.snapshot import committed, export_snapshot, install_restore, snapshot_state
 from tickflow.schemas import load
 from tickflow.settings import Settings
 from tickflow.sources.feed import FeedConfig, run_feed
 from tickflow.stream.app import build_query
-from tickflow.stream.fill import FILL_FIELDS
 from tickflow.stream.progress import attach_progress
-from tickflow.stream.snapshot import committed, export_snapshot, install_restore, snapshot_state
 
 pytestmark = pytest.mark.integration
 

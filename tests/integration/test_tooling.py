@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tickflow.runtime.tooling import fetch_jars, find_java
 from tickflow.stack.base import StackError
-from tickflow.stack.tooling import fetch_jars, find_java
 
 pytestmark = pytest.mark.integration
 

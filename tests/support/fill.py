@@ -14,8 +14,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 
 from tests.support.kafka import as_admin
+from tickflow.fill.semantics import FILL_FIELDS, InstrumentState
 from tickflow.settings import Settings
-from tickflow.stream.fill import FILL_FIELDS, InstrumentState
 
 LEFT_OVER = "left-over-bytes"  # confluent-kafka's deserializer ignores bytes after the record; the stream must not
 

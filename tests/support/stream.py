@@ -16,8 +16,8 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 
 from tests.support.fill import read_topic
 from tests.support.kafka import as_admin
+from tickflow.fill.semantics import FILL_FIELDS
 from tickflow.settings import Settings
-from tickflow.stream.fill import FILL_FIELDS
 from tickflow.stream.settings import SPARK_APP_NAME, StreamSettings
 
 

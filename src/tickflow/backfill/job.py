@@ -55,7 +55,7 @@ from tickflow.settings import Settings
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
-    from tickflow.stream.fill import InstrumentState
+    from tickflow.fill.semantics import InstrumentState
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def warm_up(
 ) -> tuple[list[PartitionRange], dict[str, InstrumentState]]:
     """Where the read starts and the registers the fill starts from: the chosen snapshot's, or the earliest
     offsets and none (module docstring). Says which in one line."""
-    from tickflow.stream.snapshot import INDEX_TABLE, indexed_snapshots, snapshot_state
+    from tickflow.fill.snapshot import INDEX_TABLE, indexed_snapshots, snapshot_state
 
     snapshots = indexed_snapshots(settings)
     if snapshots is None:
@@ -206,11 +206,11 @@ def run_backfill(
     """Validate against the data (instruments, a range with records), then run the chunks and write."""
     from pyspark.sql import functions as F
 
+    from tickflow.fill.state import FillState
     from tickflow.spark import kafka_reader
     from tickflow.stream.fill_step import FillCounters, FillStep
     from tickflow.stream.publish import bind_reference, check_enrichment_sql, reference_history, register_output_schema
     from tickflow.stream.settings import StreamSettings
-    from tickflow.stream.state import FillState
     from tickflow.stream.transform import Transform
 
     options = options or BackfillSettings()

@@ -36,7 +36,7 @@ from tickflow.kafka_auth import BACKFILL_GROUPS, Principal, kafka_client_config
 from tickflow.settings import Settings
 
 if TYPE_CHECKING:
-    from tickflow.stream.snapshot import SnapshotInfo
+    from tickflow.fill.snapshot import SnapshotInfo
 
 
 @dataclass(frozen=True)

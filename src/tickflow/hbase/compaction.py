@@ -12,7 +12,7 @@ start, once a day.
 
 **Knowing when it finished.** Nothing over Thrift says so, and the info ports (JMX over HTTP) are
 disabled. But the standalone cluster's root dir is on the local file system
-(``tickflow.stack.hbase.root_dir``), and a store's committed files are the files in
+(``StatePaths.hbase_root``), and a store's committed files are the files in
 ``data/<namespace>/<table>/<region>/<family>/`` (a compaction writes into the region's ``.tmp`` and
 moves the result in, then archives the inputs). A major compaction ends with one file per store (none
 for an empty store), so "finished" is: every store has at most one file, and the listing stayed the same
@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tickflow.errors import TickflowError
+from tickflow.runtime.paths import StatePaths
+from tickflow.runtime.tooling import ADD_OPENS, find_java
 from tickflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -134,10 +136,8 @@ def compact(
     request: Callable[[Sequence[str]], None] | None = None,
 ) -> CompactionResult:
     """Request a major compaction of each table (default: the md tables) and wait until all finished."""
-    from tickflow.stack.hbase import root_dir
-
     tables = tuple(tables or md_tables(settings))
-    root = root or root_dir(settings)
+    root = root or StatePaths(settings.root).hbase_root
 
     def read() -> Stores:
         found: Stores = {}
@@ -156,18 +156,29 @@ def compact(
 
 
 def _admin_request(settings: Settings) -> Callable[[Sequence[str]], None]:
-    def request(tables: Sequence[str]) -> None:
-        from tickflow.stack.hbase import HBase
+    paths = StatePaths(settings.root)
+    home, log_path = paths.home("hbase"), paths.log("hbase")
+    java = find_java(17, settings.java_home, "HBase's admin client")
+    command = [
+        str(java),
+        "-Xmx128m",
+        "-Djava.net.preferIPv4Stack=true",
+        f"-Dlog4j.configuration=file:{home / 'log4j.properties'}",
+        *ADD_OPENS,
+        *("-cp", f"{home}:{paths.lib / 'hbase'}/*"),  # the stack's HBase jars and its hbase-site.xml
+        str(Path(__file__).with_name("MajorCompaction.java")),
+    ]
 
-        hbase = HBase(settings)
-        command = [*hbase.java_command("128m"), str(Path(__file__).with_name("MajorCompaction.java")), *tables]
+    def request(tables: Sequence[str]) -> None:
         names = ", ".join(tables)
         try:
-            done = subprocess.run(command, cwd=hbase.home, capture_output=True, text=True, timeout=300, check=False)
+            done = subprocess.run(
+                [*command, *tables], cwd=home, capture_output=True, text=True, timeout=300, check=False
+            )
         except subprocess.TimeoutExpired as error:
             raise TickflowError(f"Requesting a major compaction of {names} took over 300s: is HBase up?") from error
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise TickflowError(f"Requesting a major compaction of {names} failed ({last}): read {hbase.log_path}.")
+            raise TickflowError(f"Requesting a major compaction of {names} failed ({last}): read {log_path}.")
 
     return request

@@ -18,6 +18,7 @@ import pandas as pd
 
 from tickflow.reference import quality, scd2
 from tickflow.reference.sources import read_fx_file
+from tickflow.runtime.postgres import postgres_password
 from tickflow.settings import Settings
 
 if TYPE_CHECKING:
@@ -97,8 +98,6 @@ def refresh_fx(spark: SparkSession, settings: Settings, load_version: int, max_d
 
 def read_security_master(spark: SparkSession, settings: Settings) -> pd.DataFrame:
     """The security master's instruments table, read over JDBC."""
-    from tickflow.stack.postgres import postgres_password
-
     frame = spark.read.jdbc(
         settings.postgres_url,
         "instruments",

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from tickflow.errors import TickflowError
+from tickflow.runtime.postgres import connect
 from tickflow.settings import Settings
 from tickflow.sources.landing import fx_dir, universe_file, write_fx_file
 from tickflow.sources.universe import SECTORS, tick_size_for
@@ -45,17 +46,7 @@ COLUMNS = ["instrument_id", "symbol", "isin", "name", "exchange", "currency", "a
 
 
 def secmaster_connection(settings: Settings) -> Any:
-    from tickflow.stack.postgres import Postgres
-
-    try:
-        return Postgres(settings).connect("secmaster")
-    except TickflowError:  # no password yet: says so itself
-        raise
-    except Exception as error:
-        raise TickflowError(
-            f"The security master (PostgreSQL at {settings.host}:{settings.ports.postgres}) is not reachable "
-            f"({str(error).strip().splitlines()[0]}): start it with `tickflow stack up postgres`."
-        ) from error
+    return connect(settings, "secmaster", "The security master")
 
 
 def seed_secmaster(settings: Settings) -> int:

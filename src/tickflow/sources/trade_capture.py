@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from tickflow.errors import TickflowError
+from tickflow.runtime.postgres import check_wal_level, connect
 from tickflow.settings import Settings
 from tickflow.sources.simulator import Event, Source, SourceGenerator, generators
 from tickflow.sources.universe import build_universe
@@ -69,18 +70,7 @@ CANCEL_SQL = f"DELETE FROM {TABLE} WHERE trade_id = ANY(%s)"
 
 
 def trades_connection(settings: Settings) -> Any:
-    from tickflow.stack.postgres import Postgres
-
-    try:
-        return Postgres(settings).connect(DATABASE)
-    except TickflowError:  # no password yet: says so itself
-        raise
-    except Exception as error:
-        raise TickflowError(
-            f"The trade capture database (PostgreSQL at {settings.host}:{settings.ports.postgres}, database "
-            f"{DATABASE}) is not reachable ({str(error).strip().splitlines()[0]}): start it with "
-            "`tickflow stack up postgres`."
-        ) from error
+    return connect(settings, DATABASE, "The trade capture database")
 
 
 def create_schema(connection: Any) -> bool:
@@ -100,8 +90,6 @@ def create_slot(connection: Any) -> bool:
     Created by tickflow rather than the connector so that WAL is kept from now on, before the connector
     is deployed: with ``snapshot.mode=no_data`` nothing booked in between is lost and nothing is re-read.
     """
-    from tickflow.stack.postgres import check_wal_level
-
     check_wal_level(connection)
     found = connection.execute(
         "SELECT plugin, database FROM pg_replication_slots WHERE slot_name = %s", (SLOT,)

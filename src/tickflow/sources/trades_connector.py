@@ -23,6 +23,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tickflow.runtime.postgres import postgres_password
 from tickflow.settings import Settings
 from tickflow.sinks.connect import ConnectClient, ConnectorStatus
 from tickflow.sources.trade_capture import DATABASE, PUBLICATION, SLOT, TABLE
@@ -74,8 +75,6 @@ def secrets_file(settings: Settings) -> Path:
 
 
 def write_secrets(settings: Settings) -> Path:
-    from tickflow.stack.postgres import postgres_password
-
     path = secrets_file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(mode=0o600)

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from tickflow.kafka_auth import Principal, kafka_client_config
+from tickflow.runtime.postgres import postgres_password
 from tickflow.settings import REPO_ROOT, Settings
-from tickflow.stack.base import Service, StackError, StackPaths
-from tickflow.stack.postgres import postgres_password
+from tickflow.stack.base import Service, StackError, StatePaths
 
 ADMIN_USER = "admin"
 VIEWER_USER = "viewer"  # sees DAGs, runs and logs; cannot trigger, clear or pause (the simple auth manager's role)
@@ -165,7 +165,7 @@ def airflow_environment(settings: Settings) -> dict[str, str]:
         # within a minute instead of five; running tasks heartbeat every few seconds, so none is cut short.
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
         "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
-        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(StackPaths(settings.root).logs / "airflow-tasks"),
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(StatePaths(settings.root).logs / "airflow-tasks"),
         "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
     }
     for conn_id, connection in connections(settings).items():

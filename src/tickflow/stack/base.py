@@ -10,44 +10,13 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from tickflow.errors import TickflowError
+from tickflow.errors import StackError
+from tickflow.runtime.paths import StatePaths
 from tickflow.settings import Settings
 
-
-class StackError(TickflowError):
-    """A problem with the local stack, worded as one sentence for the person at the terminal."""
-
-
-@dataclass(frozen=True)
-class StackPaths:
-    """The layout of the state directory (default ``.tickflow/``)."""
-
-    root: Path
-
-    @property
-    def lib(self) -> Path:
-        return self.root / "lib"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def run(self) -> Path:
-        return self.root / "run"
-
-    def home(self, service: str) -> Path:
-        """Config and data of one service."""
-        return self.root / service
-
-    def log(self, service: str) -> Path:
-        return self.logs / f"{service}.log"
-
-    def pidfile(self, service: str) -> Path:
-        return self.run / f"{service}.json"
+__all__ = ["Service", "StackError", "StatePaths"]
 
 
 class Service(ABC):
@@ -58,7 +27,7 @@ class Service(ABC):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.paths = StackPaths(settings.root)
+        self.paths = StatePaths(settings.root)
 
     @property
     def home(self) -> Path:

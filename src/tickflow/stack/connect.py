@@ -25,11 +25,11 @@ from pathlib import Path
 import httpx
 
 from tickflow.kafka_auth import Principal, java_client_properties
+from tickflow.runtime.tooling import fetch_jars, run_mvn
 from tickflow.secret_file import write_private
 from tickflow.settings import Settings
 from tickflow.stack.base import StackError
 from tickflow.stack.jvm import ADD_OPENS, CONSOLE_LOG4J2, JvmService
-from tickflow.stack.tooling import fetch_jars, run_mvn
 
 # The workers' group.id: kafka_acls grants it, and it starts the transactional ids of exactly-once source tasks.
 CONNECT_GROUP = "tickflow-connect"

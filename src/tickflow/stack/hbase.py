@@ -48,8 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tickflow.processes import spawn, stop_session
-from tickflow.settings import Settings
-from tickflow.stack.base import StackError, StackPaths
+from tickflow.stack.base import StackError
 from tickflow.stack.jvm import ADD_OPENS, JvmService, hadoop_xml
 
 if TYPE_CHECKING:
@@ -123,7 +122,7 @@ class _HBaseJvm(JvmService):
         host, ports = self.settings.host, self.settings.ports
         site: dict[str, object] = {
             "hbase.cluster.distributed": "false",
-            "hbase.rootdir": root_dir(self.settings).as_uri(),
+            "hbase.rootdir": self.paths.hbase_root.as_uri(),
             "hbase.tmp.dir": self.data / "tmp",
             # The local file system cannot hflush/hsync; standalone HBase accepts that (as its shipped conf).
             "hbase.unsafe.stream.capability.enforce": "false",
@@ -277,12 +276,6 @@ class HBaseThrift(_HBaseJvm):
                 client.close()
         finally:
             stop_session(pid, 10.0)
-
-
-def root_dir(settings: Settings) -> Path:
-    """``hbase.rootdir`` of the standalone cluster, on the local file system: a table's store files are under
-    ``data/<namespace>/<table>/<region>/<family>/`` (what the maintenance DAG counts around a compaction)."""
-    return StackPaths(settings.root).home(HBase.name) / "data"
 
 
 def _zookeeper_command(host: str, port: int, command: bytes, timeout_s: float = 5.0) -> bytes:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from tickflow.runtime.tooling import ADD_OPENS, fetch_jars, find_java
 from tickflow.stack.base import Service
-from tickflow.stack.tooling import fetch_jars, find_java
+
+__all__ = ["ADD_OPENS", "CONSOLE_LOG4J2", "JvmService", "hadoop_xml"]
 
 # Everything goes to stdout, which the supervisor sends to <state>/logs/<service>.log.
 CONSOLE_LOG4J2 = """\
@@ -23,26 +25,6 @@ logger.kafkaapache.level=WARN
 logger.statechange.name=state.change.logger
 logger.statechange.level=WARN
 """
-
-# The module openings Spark's launcher passes on Java 17 (JavaModuleOptions); Hive and HBase need them too.
-ADD_OPENS = [
-    f"--add-opens=java.base/{pkg}=ALL-UNNAMED"
-    for pkg in (
-        "java.lang",
-        "java.lang.invoke",
-        "java.lang.reflect",
-        "java.io",
-        "java.net",
-        "java.nio",
-        "java.util",
-        "java.util.concurrent",
-        "java.util.concurrent.atomic",
-        "sun.nio.ch",
-        "sun.nio.cs",
-        "sun.security.action",
-        "sun.util.calendar",
-    )
-]
 
 
 def hadoop_xml(properties: Mapping[str, object]) -> str:

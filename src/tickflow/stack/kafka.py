@@ -36,9 +36,9 @@ from tickflow.kafka_auth import (
 from tickflow.secret_file import write_private
 from tickflow.stack.base import StackError
 from tickflow.stack.jvm import CONSOLE_LOG4J2, JvmService
+from tickflow.topics import MAX_MESSAGE_BYTES
 
 HEALTH_TOPIC = "_tickflow.health"
-MAX_MESSAGE_BYTES = 8 * 1024 * 1024  # the broker's message.max.bytes: no record is larger
 PLAIN_LOGIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
 
 

@@ -18,9 +18,9 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from tickflow.runtime.tooling import java_home, pyspark_home
 from tickflow.stack.base import StackError
 from tickflow.stack.jvm import ADD_OPENS, JvmService, hadoop_xml
-from tickflow.stack.tooling import java_home, pyspark_home
 
 # WARN only: the metastore's INFO is a line or more per call (every health check), and the launcher prints the
 # address it serves on. (HiveMetaStore.main replaced this with Hive's own log4j2 file, logging under /tmp.)

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tickflow.runtime.postgres import check_wal_level, connect, password_file, postgres_password
 from tickflow.secret_file import generated_secret
-from tickflow.settings import Settings
 from tickflow.stack.base import Service, StackError
 
 DATABASES = ("secmaster", "trades", "airflow")
@@ -42,20 +42,6 @@ def postgres_bin() -> Path:
             "(Debian's package) and start the stack again."
         )
     return candidates[-1]
-
-
-def password_file(settings: Settings) -> Path:
-    return settings.root / "postgres" / "password"
-
-
-def postgres_password(settings: Settings) -> str:
-    """The tickflow role's password: from TICKFLOW_POSTGRES_PASSWORD, else the stack's generated one."""
-    if settings.postgres_password is not None:
-        return settings.postgres_password.get_secret_value()
-    path = password_file(settings)
-    if not path.exists():
-        raise StackError(f"There is no PostgreSQL password at {path}: start the stack with `tickflow stack up`.")
-    return path.read_text().strip()
 
 
 class Postgres(Service):
@@ -154,39 +140,17 @@ class Postgres(Service):
             "-c", f"max_slot_wal_keep_size={MAX_SLOT_WAL_KEEP}",
         ]  # fmt: skip
 
-    def connect(self, database: str = "postgres") -> object:
-        import psycopg
-
-        return psycopg.connect(
-            host=self.settings.host,
-            port=self.settings.ports.postgres,
-            user="tickflow",
-            password=postgres_password(self.settings),
-            dbname=database,
-            connect_timeout=5,
-            autocommit=True,
-        )
+    def connect(self, database: str = "postgres") -> Any:
+        return connect(self.settings, database)
 
     def check_health(self) -> None:
-        with self.connect() as connection:  # type: ignore[attr-defined]
+        with self.connect() as connection:
             connection.execute("SELECT 1").fetchone()
 
     def bootstrap(self) -> None:
-        with self.connect() as connection:  # type: ignore[attr-defined]
+        with self.connect() as connection:
             existing = {row[0] for row in connection.execute("SELECT datname FROM pg_database").fetchall()}
             for database in DATABASES:
                 if database not in existing:
                     connection.execute(f'CREATE DATABASE "{database}"')
             check_wal_level(connection)
-
-
-def check_wal_level(connection: Any) -> None:
-    """Fail unless the server decodes logically: a cluster started before the flag was added keeps
-    ``replica`` until it restarts, and Debezium's slot cannot be created there."""
-    level = connection.execute("SHOW wal_level").fetchone()[0]
-    if level != "logical":
-        raise StackError(
-            f"PostgreSQL runs with wal_level={level}, but Debezium's logical decoding needs wal_level=logical, "
-            "which takes effect only at server start: restart it with "
-            "`tickflow stack down postgres && tickflow stack up` (Airflow stops and starts with it)."
-        )

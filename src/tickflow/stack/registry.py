@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 
 from tickflow.kafka_auth import Principal, java_client_properties
+from tickflow.runtime.tooling import fetch_archive, find_java
 from tickflow.secret_file import write_private
 from tickflow.stack.base import StackError
 from tickflow.stack.jvm import JvmService
-from tickflow.stack.tooling import fetch_archive, find_java
 
 # KafkaSQL joins a new consumer group at every start (to replay the whole journal), named with this prefix.
 REGISTRY_GROUPS = "tickflow-registry-"

@@ -27,7 +27,7 @@ from tickflow.processes import (
     wait_session,
 )
 from tickflow.settings import Settings
-from tickflow.stack.base import Service, StackError, StackPaths
+from tickflow.stack.base import Service, StackError, StatePaths
 from tickflow.stack.listeners import Listener, beyond_loopback, session_listeners
 
 STACK_LOCK_TIMEOUT_S = 1800.0
@@ -66,7 +66,7 @@ class Supervisor:
 
     def __init__(self, settings: Settings, services: Sequence[Service]) -> None:
         self.settings = settings
-        self.paths = StackPaths(settings.root)
+        self.paths = StatePaths(settings.root)
         self.services = {s.name: s for s in services}
 
     # -- bookkeeping -------------------------------------------------------------

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tickflow.errors import TickflowError
+from tickflow.fill.state import FillState
 from tickflow.kafka_auth import Principal, java_client_properties
 from tickflow.settings import Settings
 from tickflow.stream.fill_step import FillCounters, FillStep
 from tickflow.stream.settings import SPARK_APP_NAME, StreamSettings
-from tickflow.stream.state import FillState
 from tickflow.stream.transform import Transform
 
 if TYPE_CHECKING:
@@ -100,9 +100,9 @@ def build_query(
     stream: StreamSettings,
 ) -> tuple[StreamingQuery, EnrichmentBatch]:
     """Start the enrichment query on the stream's checkpoint. A checkpoint a restore prepared
-    (``tickflow.stream.snapshot.install_restore``) starts at the snapshot's offsets with its registers."""
+    (``tickflow.fill.snapshot.install_restore``) starts at the snapshot's offsets with its registers."""
+    from tickflow.fill.snapshot import restored_starting_offsets
     from tickflow.spark import kafka_reader
-    from tickflow.stream.snapshot import restored_starting_offsets
 
     for key, value in spark_conf(stream).items():
         spark.conf.set(key, value)

@@ -33,7 +33,7 @@ from tickflow.stream.progress import StreamProgress
 from tickflow.stream.settings import SPARK_APP_NAME, StreamSettings
 
 if TYPE_CHECKING:
-    from tickflow.stream.snapshot import SnapshotInfo
+    from tickflow.fill.snapshot import SnapshotInfo
 
 APP_NAME = "enrichment-stream"
 ENTRY_POINT = REPO_ROOT / "spark_apps" / "enrichment_stream.py"
@@ -200,17 +200,17 @@ class EnrichmentStream:
 
     @property
     def log_path(self) -> Path:
-        from tickflow.stack.base import StackPaths
+        from tickflow.runtime.paths import StatePaths
 
-        return StackPaths(self.settings.root).log(APP_NAME)
+        return StatePaths(self.settings.root).log(APP_NAME)
 
     @property
     def progress_path(self) -> Path:
         return self.stream.progress(self.settings)
 
     def command(self) -> list[str]:
+        from tickflow.runtime.tooling import pyspark_home
         from tickflow.spark import submit_args
-        from tickflow.stack.tooling import pyspark_home
         from tickflow.stream.app import spark_conf as stream_conf
 
         spark_submit = pyspark_home() / "bin" / "spark-submit"
@@ -251,8 +251,8 @@ class EnrichmentStream:
 
     def restore(self, snapshot_id: str, grace_s: float | None = None) -> RestoreResult:
         """Stop the app, replace its checkpoint with one that starts from the snapshot, start it: one step
-        under the app's lock, so no other start slips in between (see tickflow.stream.snapshot)."""
-        from tickflow.stream.snapshot import find_snapshot, install_restore, snapshot_state
+        under the app's lock, so no other start slips in between (see tickflow.fill.snapshot)."""
+        from tickflow.fill.snapshot import find_snapshot, install_restore, snapshot_state
 
         snapshot = find_snapshot(self.settings, snapshot_id)
         if snapshot.input_topic != self.stream.input_topic:

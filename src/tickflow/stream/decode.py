@@ -23,8 +23,8 @@ import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
 from tickflow.errors import TickflowError
+from tickflow.fill.semantics import FILL_FIELDS, FILL_TYPES
 from tickflow.settings import Settings
-from tickflow.stream.fill import FILL_FIELDS, FILL_TYPES
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame

@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from tickflow.airflow.operators.hbase import HBaseCompactionOperator, HBaseReconciliationOperator
 from tickflow.hbase.compaction import CompactionTimeout
-from tickflow.hbase.reconcile import Report, Status
+from tickflow.reconcile.compare import Report, Status
 
 
 def report(remaining: int) -> Report:
@@ -33,7 +33,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         seen.append(kwargs)
         return report(remaining=2 if kwargs["snapshot_id"] == "bad" else 0)
 
-    monkeypatch.setattr("tickflow.hbase.reconciliation.reconcile", reconcile)
+    monkeypatch.setattr("tickflow.reconcile.run.reconcile", reconcile)
     return seen
 
 

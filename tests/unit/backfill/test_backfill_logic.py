@@ -19,7 +19,7 @@ from tickflow.backfill.plan import (
     warm_from,
 )
 from tickflow.backfill.request import BackfillRequest, InvalidBackfill, Target, parse_instruments
-from tickflow.stream.snapshot import SnapshotInfo
+from tickflow.fill.snapshot import SnapshotInfo
 
 NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 

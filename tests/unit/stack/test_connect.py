@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from tickflow.kafka_auth import Principal, credential_file
+from tickflow.runtime import tooling
 from tickflow.settings import Settings
-from tickflow.stack import connect, tooling
+from tickflow.stack import connect
 from tickflow.stack.base import StackError
 
 

@@ -1,5 +1,5 @@
 """HBase maintenance: major compaction of the md tables, and reconciliation of md:latest (see
-tickflow.hbase.compaction and tickflow.hbase.reconciliation; this only templates and delegates)."""
+tickflow.hbase.compaction and tickflow.reconcile.run; this only templates and delegates)."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ class HBaseReconciliationOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from tickflow.hbase.reconciliation import reconcile
+        from tickflow.reconcile.run import reconcile
         from tickflow.settings import Settings
 
         # reconcile logs the report's line

@@ -33,9 +33,9 @@ class StateSnapshotOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from tickflow.errors import TickflowError
+        from tickflow.fill.snapshot import apply_retention, export_snapshot
         from tickflow.settings import Settings
         from tickflow.stream.settings import StreamSettings
-        from tickflow.stream.snapshot import apply_retention, export_snapshot
 
         settings, stream = Settings(), StreamSettings()
         try:

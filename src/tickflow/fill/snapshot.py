@@ -1,6 +1,6 @@
 """State snapshots: export the forward-fill state to Hive, keep a few, and restore the stream from one.
 
-A snapshot is read from the query's fill-state files (``tickflow.stream.state``) as of the last
+A snapshot is read from the query's fill-state files (``tickflow.fill.state``) as of the last
 micro-batch the checkpoint committed, so the running query is not disturbed, together with that
 batch's end offsets from the checkpoint's offset log: the registers are exactly the fill of every
 input record before those offsets. Two tables hold it (hive_ddl/V004, V005, V007):
@@ -33,9 +33,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tickflow.errors import TickflowError
+from tickflow.fill.semantics import FILL_FIELDS, InstrumentState
+from tickflow.fill.state import FillState
 from tickflow.settings import Settings
-from tickflow.stream.fill import FILL_FIELDS, InstrumentState
-from tickflow.stream.state import FillState
 from tickflow.warehouse import hive_cursor
 
 SNAPSHOT_TABLE = "ops.state_snapshots"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tickflow.runtime.tooling import _pom, find_java
 from tickflow.stack.base import StackError
-from tickflow.stack.tooling import _pom, find_java
 
 
 def test_missing_java_says_what_to_install() -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from tickflow.fill.semantics import InstrumentState
 from tickflow.hbase.layout import EventLayout, encode
-from tickflow.hbase.reconcile import (
+from tickflow.reconcile.compare import (
     Problem,
     Status,
     build_report,
@@ -18,10 +19,9 @@ from tickflow.hbase.reconcile import (
     snapshot_cells,
     to_repair,
 )
-from tickflow.hbase.reconciliation import sql_string
+from tickflow.reconcile.run import sql_string
 from tickflow.schemas import load
 from tickflow.settings import REPO_ROOT
-from tickflow.stream.fill import InstrumentState
 
 LAYOUT = EventLayout.from_schema(load("tickflow.md.EnrichedEvent", REPO_ROOT / "schemas"))
 T = 1_790_000_000_000_000  # µs

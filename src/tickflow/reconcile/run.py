@@ -1,7 +1,7 @@
 """Reconcile ``md:latest`` with the latest state snapshot and the last record per instrument in md.enriched;
 report one row per run to ``ops.hbase_reconciliation``; optionally repair from the topic.
 
-The comparison itself is pure (tickflow.hbase.reconcile); this module does the reading and writing:
+The comparison itself is pure (tickflow.reconcile.compare); this module does the reading and writing:
 
 - **HBase**: every md:latest row (one per instrument) with cell timestamps, through Thrift.
 - **Snapshot**: ``ops.state_snapshots`` through HiveServer2 (the stack's Spark Thrift Server): a query of
@@ -32,8 +32,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tickflow.errors import TickflowError
+from tickflow.fill.semantics import InstrumentState
+from tickflow.fill.snapshot import SnapshotInfo, find_snapshot, list_snapshots, snapshot_state
 from tickflow.hbase.layout import UndecodableCell, read_framed
-from tickflow.hbase.reconcile import (
+from tickflow.kafka_auth import Principal, kafka_client_config
+from tickflow.reconcile.compare import (
     REPORT_TABLE,
     Report,
     Status,
@@ -45,10 +48,7 @@ from tickflow.hbase.reconcile import (
     snapshot_cells,
     to_repair,
 )
-from tickflow.kafka_auth import Principal, kafka_client_config
 from tickflow.settings import Settings
-from tickflow.stream.fill import InstrumentState
-from tickflow.stream.snapshot import SnapshotInfo, find_snapshot, list_snapshots, snapshot_state
 from tickflow.topics import ENRICHED, EVENTS
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,27 @@ from functools import cache
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from tickflow.stack.base import StackError
+from tickflow.errors import StackError
+
+# The module openings Spark's launcher passes on Java 17 (JavaModuleOptions); Hive and HBase need them too.
+ADD_OPENS = [
+    f"--add-opens=java.base/{pkg}=ALL-UNNAMED"
+    for pkg in (
+        "java.lang",
+        "java.lang.invoke",
+        "java.lang.reflect",
+        "java.io",
+        "java.net",
+        "java.nio",
+        "java.util",
+        "java.util.concurrent",
+        "java.util.concurrent.atomic",
+        "sun.nio.ch",
+        "sun.nio.cs",
+        "sun.security.action",
+        "sun.util.calendar",
+    )
+]
 
 JVM_DIRS = (Path("/usr/lib/jvm"), Path("/opt/java"), Path("/usr/local/lib/jvm"))
 

@@ -24,8 +24,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from tickflow.fill.semantics import InstrumentState
 from tickflow.hbase.layout import FILLED_FAMILY, EventLayout, encode
-from tickflow.stream.fill import InstrumentState
 
 Cell = tuple[bytes, int]  # value, timestamp (ms)
 Row = Mapping[bytes, Cell]  # b"family:qualifier" -> cell

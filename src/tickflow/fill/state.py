@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tickflow.stream.fill import FILL_FIELDS, FILL_TYPES, NEVER, InstrumentState
+from tickflow.fill.semantics import FILL_FIELDS, FILL_TYPES, NEVER, InstrumentState
 
 ARROW_TYPES = {"double": pa.float64(), "long": pa.int64(), "string": pa.string(), "enum": pa.string()}
 VALUE_TYPES = {name: ARROW_TYPES[kind] for name, kind in FILL_TYPES.items()}

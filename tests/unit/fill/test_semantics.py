@@ -9,8 +9,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tickflow.stream import fill
-from tickflow.stream.fill import FILL_FIELDS, NEVER, InstrumentState
+from tickflow.fill import semantics as fill
+from tickflow.fill.semantics import FILL_FIELDS, NEVER, InstrumentState
 
 Fill = Callable[[InstrumentState | None, pd.DataFrame], tuple[InstrumentState, pd.DataFrame]]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tickflow.stream.fill import InstrumentState
-from tickflow.stream.state import FillState, from_table, merge, to_table
+from tickflow.fill.semantics import InstrumentState
+from tickflow.fill.state import FillState, from_table, merge, to_table
 
 T0 = 1_795_793_405_000_000
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tickflow.errors import TickflowError
-from tickflow.stream.fill import InstrumentState
-from tickflow.stream.snapshot import (
+from tickflow.fill.semantics import InstrumentState
+from tickflow.fill.snapshot import (
     SnapshotInfo,
     batch_end_offsets,
     check_snapshot_id,
@@ -19,7 +19,7 @@ from tickflow.stream.snapshot import (
     restored_starting_offsets,
     snapshots_to_drop,
 )
-from tickflow.stream.state import FillState
+from tickflow.fill.state import FillState
 
 NOW = datetime(2026, 11, 30, 12, 30)
 

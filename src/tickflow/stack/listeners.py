@@ -23,7 +23,7 @@ TCP_LISTEN = "0A"
 PROC_NET_TCP = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class Listener:
     """A listening TCP socket: the address it is bound to and its port."""
 
@@ -99,7 +99,9 @@ def session_listeners(sid: int) -> list[Listener]:
     held: set[int] = set()
     for pid in session_members(sid):
         held |= socket_inodes(pid)
-    return sorted({listening[inode] for inode in held if inode in listening})
+    # IPv4 and IPv6 addresses do not compare with each other: sort by version first (a process may hold both)
+    found = {listening[inode] for inode in held if inode in listening}
+    return sorted(found, key=lambda listener: (listener.address.version, listener.address, listener.port))
 
 
 def beyond_loopback(listeners: Iterable[Listener]) -> list[Listener]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tickflow.cli import exposure_sentence
+from tickflow.stack import listeners
 from tickflow.stack.listeners import Listener, beyond_loopback, parse_proc_net_tcp
 from tickflow.stack.supervisor import ServiceStatus, State
 
@@ -111,3 +112,12 @@ def test_status_names_every_service_listening_beyond_loopback() -> None:
     )
     assert sentence is not None
     assert sentence.startswith("metastore (0.0.0.0:9083) and hbase (0.0.0.0:16010, [::]:16030) listen beyond loopback")
+
+
+def test_a_process_holding_ipv4_and_ipv6_sockets_is_listed_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A JVM without preferIPv4Stack binds ``::ffff:127.0.0.1`` beside another process's 127.0.0.1."""
+    found = {1: Listener(ip_address("::ffff:127.0.0.1"), 10000), 2: Listener(ip_address("127.0.0.1"), 4040)}
+    monkeypatch.setattr(listeners, "listening_sockets", lambda: found)
+    monkeypatch.setattr(listeners, "session_members", lambda sid: [sid])
+    monkeypatch.setattr(listeners, "socket_inodes", lambda pid: {1, 2})
+    assert listeners.session_listeners(7) == [found[2], found[1]]

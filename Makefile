@@ -55,6 +55,7 @@ demo: setup
 	$(BIN)/tickflow smoke
 	$(BIN)/tickflow topics create
 	$(BIN)/tickflow schemas register
+	$(BIN)/tickflow hbase migrate
 	$(BIN)/tickflow connect deploy
 	$(BIN)/tickflow connect deploy trades
 	$(BIN)/tickflow hive migrate

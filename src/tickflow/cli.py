@@ -276,6 +276,18 @@ def logs(
     subprocess.run(["tail", f"-n{lines}", *(["-f"] if follow else []), str(chosen.log_path)], check=False)
 
 
+@hbase_app.command("migrate")
+def hbase_migrate() -> None:
+    """Create the md namespace and tables, or change them to the layout (tickflow.hbase.layout); idempotent."""
+    from tickflow.hbase.layout import table_specs
+    from tickflow.hbase.tables import migrate
+
+    settings = Settings()
+    applied = migrate(settings)
+    for spec in table_specs(settings):
+        console.print(f"[green]applied[/] {spec.name}" if spec.name in applied else f"[dim]as specified[/] {spec.name}")
+
+
 @hbase_app.command("tables")
 def hbase_tables() -> None:
     """List the tables with their column families (versions, TTL, compression, bloom filter, in-memory)."""

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tickflow.errors import TickflowError
+from tickflow.hbase.jvm import hbase_home, hbase_java, hbase_log
 from tickflow.runtime.paths import StatePaths
-from tickflow.runtime.tooling import ADD_OPENS, find_java
 from tickflow.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -156,29 +156,20 @@ def compact(
 
 
 def _admin_request(settings: Settings) -> Callable[[Sequence[str]], None]:
-    paths = StatePaths(settings.root)
-    home, log_path = paths.home("hbase"), paths.log("hbase")
-    java = find_java(17, settings.java_home, "HBase's admin client")
-    command = [
-        str(java),
-        "-Xmx128m",
-        "-Djava.net.preferIPv4Stack=true",
-        f"-Dlog4j.configuration=file:{home / 'log4j.properties'}",
-        *ADD_OPENS,
-        *("-cp", f"{home}:{paths.lib / 'hbase'}/*"),  # the stack's HBase jars and its hbase-site.xml
-        str(Path(__file__).with_name("MajorCompaction.java")),
-    ]
+    command = [*hbase_java(settings), str(Path(__file__).with_name("MajorCompaction.java"))]
 
     def request(tables: Sequence[str]) -> None:
         names = ", ".join(tables)
         try:
             done = subprocess.run(
-                [*command, *tables], cwd=home, capture_output=True, text=True, timeout=300, check=False
+                [*command, *tables], cwd=hbase_home(settings), capture_output=True, text=True, timeout=300, check=False
             )
         except subprocess.TimeoutExpired as error:
             raise TickflowError(f"Requesting a major compaction of {names} took over 300s: is HBase up?") from error
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise TickflowError(f"Requesting a major compaction of {names} failed ({last}): read {log_path}.")
+            raise TickflowError(
+                f"Requesting a major compaction of {names} failed ({last}): read {hbase_log(settings)}."
+            )
 
     return request

@@ -1,6 +1,6 @@
 """Per-event cost of encoding MarketEvent: fastavro's schemaless_writer vs the compiled encoder.
 
-    .venv/bin/python bench/avro_encode.py [--events 200000] [--repeats 5]
+    .venv/bin/python -m bench.avro_encode [--events 200000] [--repeats 5]
 
 Both encode the same simulated events (all three sources) to identical bytes (checked);
 prints the median µs per event of each and their ratio. No services needed.

@@ -20,7 +20,7 @@ timestamp, so produce -> output latency is the output's Kafka timestamp minus ``
 Standalone, on fresh topics it deletes afterwards: feed a backlog, drain it with each baseline,
 print events/s and CPU seconds:
 
-    .venv/bin/python bench/baselines.py [--backlog 200000] [--trigger "10 seconds"] [--max-offsets N]
+    .venv/bin/python -m bench.baselines [--backlog 200000] [--trigger "10 seconds"] [--max-offsets N]
 
 Needs the stack (`tickflow stack up`) with reference data loaded (ref.instruments, ref.fx_rates).
 """
@@ -40,24 +40,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import fastavro
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka import OFFSET_BEGINNING, Producer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from bench.common import BENCH_PRINCIPAL, PARTITIONS, consumer, fresh_topics, register_value_schema, spark_kafka
 from tickflow.avro_codec import compile_encoder, confluent_prefix
 from tickflow.fill.semantics import FILL_FIELDS, InstrumentState, fill_columns
 from tickflow.schemas import TOPIC_SCHEMAS, AvroSchema, load
 from tickflow.settings import REPO_ROOT, Settings
 from tickflow.sources.feed import FeedConfig, producer_config, run_feed
 from tickflow.stream.publish import current_reference
-from tickflow.topics import ENRICHED, EVENTS, TopicSpec, create_topics
+from tickflow.topics import ENRICHED, EVENTS
 from tickflow.warehouse import run_statements
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, Row, SparkSession
     from pyspark.sql.streaming.query import StreamingQuery
 
-PARTITIONS = 12
 ENRICHMENT_SQL = REPO_ROOT / "spark_apps" / "enrichment.sql"
 # The reference attributes an EnrichedEvent carries, in ref.instruments' column names.
 INSTRUMENT_COLUMNS = (
@@ -85,13 +84,13 @@ POLL_BATCH = 10_000
 # consume() waits until POLL_BATCH messages or this timeout: short, so a live (not backlog) run
 # does not hold events back for latency's sake; a backlog fills the batch at once anyway.
 POLL_TIMEOUT_S = 0.05
+KINDS = ("events", "seed", "peer")  # the standalone run's topics: the backlog, the seed's output, the peer's
 
 
 def register_output_schema(settings: Settings, output_topic: str) -> tuple[int, AvroSchema]:
     """EnrichedEvent under ``<output topic>-value``: (schema id, schema)."""
     schema = load(TOPIC_SCHEMAS[ENRICHED.name], settings.schemas_dir)
-    client = SchemaRegistryClient(settings.registry_client_config)
-    return int(client.register_schema(f"{output_topic}-value", Schema(schema.text, "AVRO"))), schema
+    return register_value_schema(settings, output_topic, schema), schema
 
 
 # ---- 1. the seed's design, literally -------------------------------------------------------------
@@ -114,7 +113,7 @@ class SeedDesignBatch:
         self.output_columns = [f["name"] for f in json.loads(output_schema)["fields"]]
         self.sql = ENRICHMENT_SQL.read_text()
         self.producer_options = {  # the batching the Python peer's producer (and the feed's) uses
-            "kafka.bootstrap.servers": settings.bootstrap_servers,
+            **spark_kafka(settings),
             "kafka.linger.ms": "20",
             "kafka.batch.size": "1000000",
             "kafka.compression.type": "lz4",
@@ -217,7 +216,6 @@ def start_seed_design(
     Decodes with the latest schema registered under ``<input topic>-value``: the seed has one
     writer schema, so records of any other schema id are misread or fail the query.
     """
-    from tickflow.kafka_auth import Principal
     from tickflow.spark import kafka_reader
 
     registry = SchemaRegistryClient(settings.registry_client_config)
@@ -225,7 +223,7 @@ def start_seed_design(
     schema_id, schema = register_output_schema(settings, output_topic)
     foreach = SeedDesignBatch(settings, output_topic, writer, schema_id, schema.text)
     reader = kafka_reader(
-        spark, settings, input_topic, principal=Principal.ADMIN, group_id_prefix="tickflow-bench", streaming=True
+        spark, settings, input_topic, principal=BENCH_PRINCIPAL, group_id_prefix="tickflow-bench", streaming=True
     ).option("failOnDataLoss", "true")
     if max_offsets is not None:
         reader = reader.option("maxOffsetsPerTrigger", max_offsets)
@@ -340,18 +338,13 @@ def run_python_peer(
     )
     reference = load_reference(settings)
     writers = WriterSchemas(settings.registry_url)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.bootstrap_servers,
-            "group.id": f"bench-peer-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "log_level": 3,
-            **CONSUMER_FETCH,
-        }
+    reader = consumer(
+        settings,
+        f"bench-peer-{uuid.uuid4().hex[:8]}",
+        **{"enable.auto.commit": False, "enable.auto.offset.store": False, "log_level": 3, **CONSUMER_FETCH},
     )
-    partitions = sorted(consumer.list_topics(input_topic, timeout=10).topics[input_topic].partitions)
-    consumer.assign([TopicPartition(input_topic, p, OFFSET_BEGINNING) for p in partitions])
+    partitions = sorted(reader.list_topics(input_topic, timeout=10).topics[input_topic].partitions)
+    reader.assign([TopicPartition(input_topic, p, OFFSET_BEGINNING) for p in partitions])
     producer = Producer(producer_config(settings))
     produce, poll = producer.produce, producer.poll
     remaining = {p: end for p, end in (stop_at_offsets or {}).items() if end > 0}
@@ -366,7 +359,7 @@ def run_python_peer(
                 break
             if duration_s is not None and time.monotonic() - started >= duration_s:
                 break
-            messages = consumer.consume(POLL_BATCH, POLL_TIMEOUT_S)
+            messages = reader.consume(POLL_BATCH, POLL_TIMEOUT_S)
             if not messages:
                 continue
             by_instrument: dict[str, list[dict[str, Any]]] = {}
@@ -411,7 +404,7 @@ def run_python_peer(
             poll(0)
             batch_id += 1
             if stop_at_offsets is not None:
-                for tp in consumer.position([TopicPartition(input_topic, p) for p in list(remaining)]):
+                for tp in reader.position([TopicPartition(input_topic, p) for p in list(remaining)]):
                     if tp.offset >= remaining[tp.partition]:
                         del remaining[tp.partition]
             now = time.monotonic()
@@ -422,7 +415,7 @@ def run_python_peer(
         if left:
             raise RuntimeError(f"{left} enriched records were not delivered to {output_topic}")
     finally:
-        consumer.close()
+        reader.close()
     seconds = time.monotonic() - started
     return {
         "events": events,
@@ -444,11 +437,11 @@ def jvm_cpu_seconds(spark: SparkSession) -> float:
 
 
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "bench-baselines"})
+    watermarks = consumer(settings, "bench-baselines")
     try:
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(PARTITIONS)}
+        return {p: watermarks.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(PARTITIONS)}
     finally:
-        consumer.close()
+        watermarks.close()
 
 
 def processed_offsets(query: StreamingQuery, topic: str) -> dict[int, int]:
@@ -472,80 +465,66 @@ def wait_drained(query: StreamingQuery, topic: str, target: Mapping[int, int], t
     raise TimeoutError(f"the query had not drained {topic} after {timeout_s:.0f}s")
 
 
-def delete_scratch(settings: Settings, topics: list[str]) -> None:
-    """Delete the run's topics and their registry subjects."""
-    from confluent_kafka.schema_registry.error import SchemaRegistryError
+def drain_both(settings: Settings, args: argparse.Namespace, topics: dict[str, str], checkpoint: Path) -> None:
+    """Feed the backlog into ``topics["events"]``, then drain it with the Python peer and the seed's design."""
+    from tickflow.spark import spark_session
 
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    for deleted in admin.delete_topics(topics).values():
-        deleted.result(30)  # without waiting, the client can be gone before the request is sent
-    registry = SchemaRegistryClient(settings.registry_client_config)
-    for subject in (f"{topic}-value" for topic in topics):
+    schema = load(TOPIC_SCHEMAS[EVENTS.name], settings.schemas_dir)
+    schema_id = register_value_schema(settings, topics["events"], schema)
+    fed = run_feed(settings, FeedConfig(rate=1e9, count=args.backlog, topic=topics["events"]), schema_id)
+    backlog = end_offsets(settings, topics["events"])
+    print(f"backlog: {sum(backlog.values()):,} events produced at {fed.rate:,.0f}/s")
+
+    peer = run_python_peer(settings, topics["events"], topics["peer"], stop_at_offsets=backlog, duration_s=None)
+    cpu = peer["cpu_seconds"]
+    print(
+        f"[python peer] drained {peer['events']:,} events in {peer['seconds']:.1f}s = {peer['rate']:,.0f} "
+        f"events/s; CPU {cpu:.1f}s ({cpu / peer['seconds']:.2f} cores, {cpu / peer['events'] * 1e6:.0f} µs/event); "
+        f"{sum(end_offsets(settings, topics['peer']).values()):,} records out"
+    )
+
+    # Measured against the stream: the same JIT as the stream's driver (full tiered), not a short app's C1.
+    spark = spark_session(settings, "tickflow-bench-baselines", java_options="")
+    try:
+        for view in ("ref.instruments", "ref.fx_rates"):  # the first metastore round trips, not timed
+            spark.table(view).count()
+        cpu_before, driver_before = jvm_cpu_seconds(spark), time.process_time()
+        query = start_seed_design(
+            spark, settings, topics["events"], topics["seed"], checkpoint / "seed", args.trigger, args.max_offsets
+        )
         try:
-            registry.delete_subject(subject)
-            registry.delete_subject(subject, permanent=True)
-        except SchemaRegistryError:  # never registered (the run stopped early)
-            pass
+            seconds = wait_drained(query, topics["events"], backlog, timeout_s=3600)
+        finally:
+            query.stop()
+        cpu = jvm_cpu_seconds(spark) - cpu_before + time.process_time() - driver_before
+        batches = [p for p in query.recentProgress if p["numInputRows"]]
+        busy = sum(p["durationMs"]["triggerExecution"] for p in batches) / 1000
+        events = sum(backlog.values())
+        print(
+            f"[seed design] drained {events:,} events in {seconds:.1f}s = {events / seconds:,.0f} events/s "
+            f"from query start ({len(batches)} batches taking {busy:.1f}s = {events / busy:,.0f} events/s); "
+            f"CPU {cpu:.1f}s ({cpu / seconds:.2f} cores, {cpu / events * 1e6:.0f} µs/event); "
+            f"{sum(end_offsets(settings, topics['seed']).values()):,} records out"
+        )
+    finally:
+        spark.stop()
 
 
 def main() -> None:
-    from tickflow.spark import spark_session
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backlog", type=int, default=200_000)
     parser.add_argument("--trigger", default="10 seconds", help="the seed's micro-batch interval")
     parser.add_argument("--max-offsets", type=int, default=None, help="maxOffsetsPerTrigger of the seed's query")
     args = parser.parse_args()
     settings = Settings()
-    tag = uuid.uuid4().hex[:6]
-    topics = {name: f"bench.baselines.{name}.{tag}" for name in ("events", "seed", "peer")}
-    create_topics(settings, tuple(TopicSpec(t, PARTITIONS, 3_600_000) for t in topics.values()))
     checkpoint = Path(tempfile.mkdtemp(prefix="tickflow-baselines-"))
-    print(f"configuration: {vars(args)}; {PARTITIONS} partitions; seed on local[2]; topics {topics}")
-    print("load average before: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     try:
-        schema = load(TOPIC_SCHEMAS[EVENTS.name], settings.schemas_dir)
-        registry = SchemaRegistryClient(settings.registry_client_config)
-        schema_id = int(registry.register_schema(f"{topics['events']}-value", Schema(schema.text, "AVRO")))
-        fed = run_feed(settings, FeedConfig(rate=1e9, count=args.backlog, topic=topics["events"]), schema_id)
-        backlog = end_offsets(settings, topics["events"])
-        print(f"backlog: {sum(backlog.values()):,} events produced at {fed.rate:,.0f}/s")
-
-        peer = run_python_peer(settings, topics["events"], topics["peer"], stop_at_offsets=backlog, duration_s=None)
-        cpu = peer["cpu_seconds"]
-        print(
-            f"[python peer] drained {peer['events']:,} events in {peer['seconds']:.1f}s = {peer['rate']:,.0f} "
-            f"events/s; CPU {cpu:.1f}s ({cpu / peer['seconds']:.2f} cores, {cpu / peer['events'] * 1e6:.0f} µs/event); "
-            f"{sum(end_offsets(settings, topics['peer']).values()):,} records out"
-        )
-
-        # Measured against the stream: the same JIT as the stream's driver (full tiered), not a short app's C1.
-        spark = spark_session(settings, "tickflow-bench-baselines", java_options="")
-        try:
-            for view in ("ref.instruments", "ref.fx_rates"):  # the first metastore round trips, not timed
-                spark.table(view).count()
-            cpu_before, driver_before = jvm_cpu_seconds(spark), time.process_time()
-            query = start_seed_design(
-                spark, settings, topics["events"], topics["seed"], checkpoint / "seed", args.trigger, args.max_offsets
-            )
-            try:
-                seconds = wait_drained(query, topics["events"], backlog, timeout_s=3600)
-            finally:
-                query.stop()
-            cpu = jvm_cpu_seconds(spark) - cpu_before + time.process_time() - driver_before
-            batches = [p for p in query.recentProgress if p["numInputRows"]]
-            busy = sum(p["durationMs"]["triggerExecution"] for p in batches) / 1000
-            events = sum(backlog.values())
-            print(
-                f"[seed design] drained {events:,} events in {seconds:.1f}s = {events / seconds:,.0f} events/s "
-                f"from query start ({len(batches)} batches taking {busy:.1f}s = {events / busy:,.0f} events/s); "
-                f"CPU {cpu:.1f}s ({cpu / seconds:.2f} cores, {cpu / events * 1e6:.0f} µs/event); "
-                f"{sum(end_offsets(settings, topics['seed']).values()):,} records out"
-            )
-        finally:
-            spark.stop()
+        with fresh_topics(settings, *KINDS, prefix="bench.baselines") as scratch:
+            topics = {kind: scratch[kind] for kind in KINDS}
+            print(f"configuration: {vars(args)}; {PARTITIONS} partitions; seed on local[2]; topics {topics}")
+            print("load average before: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
+            drain_both(settings, args, topics, checkpoint)
     finally:
-        delete_scratch(settings, list(topics.values()))
         shutil.rmtree(checkpoint, ignore_errors=True)
     print(
         "load average after: {:.1f} {:.1f} {:.1f} (other processes on this machine share its 2 cores)".format(

@@ -14,7 +14,7 @@ each into Spark's `noop` sink, cumulatively:
 Each step runs ROUNDS times; the first round warms the JVM up and is not counted; the median of the
 rest is printed. Needs the stack up, md.events filled (`tickflow simulate`) and reference data.
 
-    .venv/bin/python bench/batch_steps.py [--events 100000] [--rounds 4]
+    .venv/bin/python -m bench.batch_steps [--events 100000] [--rounds 4]
 """
 
 from __future__ import annotations
@@ -24,18 +24,15 @@ import json
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
-from python_fill import FillTask
+from confluent_kafka import TopicPartition
 
+from bench.common import consumer, fresh_topics, kafka_config, spark_kafka
+from bench.python_fill import FillTask
 from tickflow.fill.state import FillState
-from tickflow.kafka_auth import Principal, kafka_client_config
 from tickflow.schemas import TOPIC_SCHEMAS, load
 from tickflow.settings import Settings
 from tickflow.spark import operator_jars, spark_session
@@ -47,12 +44,12 @@ from tickflow.stream.settings import StreamSettings
 
 def offset_ranges(settings: Settings, topic: str, events: int) -> tuple[str, str]:
     """startingOffsets / endingOffsets JSON for the newest ``events`` records of ``topic``."""
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "tickflow-bench"})
+    watermarks = consumer(settings, "tickflow-bench")
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
+        partitions = watermarks.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {p: watermarks.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in partitions}
     finally:
-        consumer.close()
+        watermarks.close()
     share = events // len(ends)
     start = {str(p): max(low, high - share) for p, (low, high) in ends.items()}
     end = {str(p): high for p, (_low, high) in ends.items()}
@@ -77,7 +74,7 @@ def main() -> None:
     def raw() -> Any:
         return (
             spark.read.format("kafka")
-            .option("kafka.bootstrap.servers", settings.bootstrap_servers)
+            .options(**spark_kafka(settings))
             .option("kafka.fetch.max.wait.ms", "10")  # as tickflow.spark.kafka_reader
             .option("subscribe", stream.input_topic)
             .option("startingOffsets", start)
@@ -102,45 +99,38 @@ def main() -> None:
     def noop(frame: Any) -> None:
         frame.write.format("noop").mode("overwrite").save()
 
-    output = f"bench.steps.{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    admin.create_topics([NewTopic(output, 12, 1)])[output].result(30)
-    batch_stream = stream.model_copy(update={"output_topic": output, "checkpoint_dir": scratch / "checkpoint"})
-    batch = EnrichmentBatch(spark, settings, batch_stream)
-    rounds = iter(range(10**9))
+    with fresh_topics(settings, "steps") as topics:
+        output = topics["steps"]
+        batch_stream = stream.model_copy(update={"output_topic": output, "checkpoint_dir": scratch / "checkpoint"})
+        batch = EnrichmentBatch(spark, settings, batch_stream)
+        rounds = iter(range(10**9))
 
-    def fill() -> None:
-        task = FillTask(
-            kafka_client_config(settings, Principal.ADMIN),
-            stream.input_topic,
-            output,
-            FillState(scratch / "fill"),
-            next(rounds),
-            counters,
-        )
-        noop(decoded().mapInArrow(task, spark_schema()))
+        def fill() -> None:
+            task = FillTask(
+                kafka_config(settings), stream.input_topic, output, FillState(scratch / "fill"), next(rounds), counters
+            )
+            noop(decoded().mapInArrow(task, spark_schema()))
 
-    steps: dict[str, Callable[[], None]] = {
-        "read": lambda: noop(raw().coalesce(tasks)),
-        "decode": lambda: noop(decoded()),
-        **({"decode jvm": lambda: noop(decoded_jvm())} if operator_jars() else {}),
-        "to python": lambda: noop(decoded().mapInArrow(handed_back, decoded_schema)),
-        "fill": fill,
-        "batch": lambda: batch(raw(), next(rounds)),
-    }
-    print(f"{count:,} records of {stream.input_topic}, local[{tasks}], {args.rounds - 1} timed rounds", flush=True)
-    try:
-        for name, step in steps.items():
-            times = []
-            for _ in range(args.rounds):
-                started = time.perf_counter()
-                step()
-                times.append(time.perf_counter() - started)
-            median = statistics.median(times[1:])
-            print(f"  {name:<10} {median:6.2f} s  ({median / count * 1e6:5.1f} µs/event)", flush=True)
-    finally:
-        admin.delete_topics([output])[output].result(30)
-        spark.stop()
+        steps: dict[str, Callable[[], None]] = {
+            "read": lambda: noop(raw().coalesce(tasks)),
+            "decode": lambda: noop(decoded()),
+            **({"decode jvm": lambda: noop(decoded_jvm())} if operator_jars() else {}),
+            "to python": lambda: noop(decoded().mapInArrow(handed_back, decoded_schema)),
+            "fill": fill,
+            "batch": lambda: batch(raw(), next(rounds)),
+        }
+        print(f"{count:,} records of {stream.input_topic}, local[{tasks}], {args.rounds - 1} timed rounds", flush=True)
+        try:
+            for name, step in steps.items():
+                times = []
+                for _ in range(args.rounds):
+                    started = time.perf_counter()
+                    step()
+                    times.append(time.perf_counter() - started)
+                median = statistics.median(times[1:])
+                print(f"  {name:<10} {median:6.2f} s  ({median / count * 1e6:5.1f} µs/event)", flush=True)
+        finally:
+            spark.stop()
 
 
 if __name__ == "__main__":

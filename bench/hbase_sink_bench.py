@@ -20,7 +20,7 @@ With the stack up (Kafka, registry, HBase, Thrift, Connect with the plugin), on 
      records carry event_time = produce time, a sample of them is polled for in md:history; p50/p99
      from produce to the row being readable.
 
-    .venv/bin/python bench/hbase_sink_bench.py [--backlog 200000] [--rates 5000,10000] [--seconds 20]
+    .venv/bin/python -m bench.hbase_sink_bench [--backlog 200000] [--rates 5000,10000] [--seconds 20]
 """
 
 from __future__ import annotations
@@ -41,11 +41,10 @@ from typing import Any
 import fastavro
 import happybase
 import psutil
-from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka import Producer
 
+from bench.common import PARTITIONS, FreshTopics, consumer, fresh_topics, percentile, register_value_schema
+from bench.common import producer as bench_producer
 from tickflow.avro_codec import compile_encoder, confluent_prefix
 from tickflow.hbase.layout import HISTORY, HISTORY_COLUMN, LATEST, event_layout, history_cells, history_row_key
 from tickflow.schemas import load
@@ -54,7 +53,6 @@ from tickflow.sinks.connect import ConnectClient
 from tickflow.sinks.hbase import HBaseSinkSettings, connector_config
 from tickflow.stack import supervisor
 
-PARTITIONS = 12
 INSTRUMENTS = 500
 FILLED = {"bid_price": 1, "ask_price": 1, "last_price": 1, "close_price": 1, "reference_price": 1,
           "trade_price": 1, "bid_size": 2, "ask_size": 2, "trade_size": 2, "trade_id": 3, "trade_side": 4}  # fmt: skip
@@ -78,32 +76,28 @@ def record(instrument: str, event_time: int, n: int) -> dict[str, Any]:
 
 
 class Run:
-    """Per-run topics, instruments and connectors, all removed at the end."""
+    """Per-run instruments, topics (``topics``: deleted when the block of :func:`per_run` is left) and connectors
+    (deleted by :meth:`close`)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, topics: FreshTopics) -> None:
         self.settings = settings
         self.id = uuid.uuid4().hex[:8]
         self.instruments = [f"XBENCH:{self.id}-{n}" for n in range(INSTRUMENTS)]
-        self.admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
         self.schema = load("tickflow.md.EnrichedEvent", settings.schemas_dir)
-        self.topics: list[str] = []
+        self.topics = topics
         self.connectors: list[str] = []
         self.client = ConnectClient(settings.connect_url)
 
     def topic(self, kind: str) -> tuple[str, Any]:
-        name = f"bench.hbase.{kind}.{self.id}"
-        self.admin.create_topics([NewTopic(name, PARTITIONS, 1)])[name].result(30)
-        self.topics.append(name)
-        schema_id = SchemaRegistryClient(self.settings.registry_client_config).register_schema(
-            f"{name}-value", Schema(self.schema.text, "AVRO")
-        )
-        return name, compile_encoder(self.schema.definition, prefix=confluent_prefix(int(schema_id)))
+        name = self.topics.new(kind)
+        schema_id = register_value_schema(self.settings, name, self.schema)
+        return name, compile_encoder(self.schema.definition, prefix=confluent_prefix(schema_id))
 
     def deploy(self, topic: str) -> HBaseSinkSettings:
         sink = HBaseSinkSettings(name=f"bench-hbase-sink-{topic}", topic=topic, dlq_topic=f"{topic}.dlq")
         config = connector_config(self.settings, sink)
         self.connectors.append(sink.name)
-        self.topics.append(sink.dlq_topic)
+        self.topics.adopt(sink.dlq_topic)
         self.client.put_config(sink.name, config)
         self.client.wait_running(sink.name, config, sink.tasks, sink.deploy_timeout_s)
         return sink
@@ -111,13 +105,22 @@ class Run:
     def close(self) -> None:
         for name in self.connectors:
             self.client.delete(name)
-        if self.topics:
-            self.admin.delete_topics(self.topics)
+
+
+@contextmanager
+def per_run(settings: Settings) -> Iterator[Run]:
+    """A :class:`Run`: its connectors deleted, then its topics, when the block is left."""
+    with fresh_topics(settings, prefix="bench.hbase") as topics:
+        run = Run(settings, topics)
+        try:
+            yield run
+        finally:
+            run.close()
 
 
 def producer(settings: Settings) -> Producer:
-    return Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 20, "batch.size": 1 << 20,
-                     "compression.type": "lz4", "enable.idempotence": True})  # fmt: skip
+    return bench_producer(settings, **{"linger.ms": 20, "batch.size": 1 << 20, "compression.type": "lz4",
+                                       "enable.idempotence": True})  # fmt: skip
 
 
 def backlog(run: Run, events: int) -> tuple[str, list[tuple[dict[str, Any], bytes]], dict[int, bytes]]:
@@ -228,14 +231,14 @@ def drain_python(run: Run, topic: str, sample: int) -> dict[str, Any]:
     settings = run.settings
     layout = event_layout(settings)
     parsed = fastavro.parse_schema(run.schema.definition)
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"bench-python-{run.id}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})  # fmt: skip
-    consumer.subscribe([topic])
+    reader = consumer(settings, f"bench-python-{run.id}", **{"auto.offset.reset": "earliest",
+                                                             "enable.auto.commit": False})  # fmt: skip
+    reader.subscribe([topic])
     connection = happybase.Connection(*settings.hbase_thrift_address, timeout=60_000)
     latest, history = connection.table(LATEST), connection.table(HISTORY)
     done, start = 0, time.monotonic()
     while done < sample:
-        for message in consumer.consume(500, 1.0):
+        for message in reader.consume(500, 1.0):
             if message.error() or done >= sample:
                 continue
             value = message.value() or b""
@@ -249,7 +252,7 @@ def drain_python(run: Run, topic: str, sample: int) -> dict[str, Any]:
             history.put(key, cells, timestamp=ts)
             done += 1
     seconds = time.monotonic() - start
-    consumer.close()
+    reader.close()
     connection.close()
     return {"events": done, "seconds": seconds, "rate": done / seconds}
 
@@ -258,8 +261,7 @@ def latency(run: Run, rate: int, seconds: int) -> dict[str, Any]:
     """Offer ``rate`` records/s to a running connector; sample ~20 records/s and time their history rows."""
     topic, encode = run.topic(f"latency{rate}")
     run.deploy(topic)
-    out = Producer({"bootstrap.servers": run.settings.bootstrap_servers, "linger.ms": 5,
-                    "compression.type": "lz4", "enable.idempotence": True})  # fmt: skip
+    out = bench_producer(run.settings, **{"linger.ms": 5, "compression.type": "lz4", "enable.idempotence": True})
     connection = happybase.Connection(*run.settings.hbase_thrift_address, timeout=30_000)
     table = connection.table(HISTORY)
     # A running connector is what is measured: wait until its tasks have joined the group and write
@@ -314,7 +316,7 @@ def latency(run: Run, rate: int, seconds: int) -> dict[str, Any]:
     lost = sum(1 for key, _ in warm if key not in found)
     return {"rate": rate, "offered": produced[0] if produced else 0, "samples": len(lat), "not_seen": lost,
             "p50_ms": statistics.median(lat) if lat else None,
-            "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else None}  # fmt: skip
+            "p99_ms": percentile(lat, 0.99) if lat else None}  # fmt: skip
 
 
 def main() -> None:
@@ -332,8 +334,7 @@ def main() -> None:
           f"sink tasks {sink.tasks}, max.poll.records {sink.max_poll_records}, "
           f"flush every {sink.flush_interval_ms} ms, write buffer {sink.write_buffer_bytes} B; "
           f"{os.cpu_count()} cores shared with the whole stack")  # fmt: skip
-    run = Run(settings)
-    try:
+    with per_run(settings) as run:
         topic, records, last_rows = backlog(run, args.backlog)
         print(f"produced {len(records)} records to {topic}")
         result = drain_sink(run, topic, len(records), last_rows)
@@ -358,8 +359,6 @@ def main() -> None:
                 f"Connect+HBase {cpu['cpu_s'] / max(1.0, lat['offered'] * args.seconds) * 1000:.3f} CPU s per 1k "
                 "events (warm-up included)"
             )
-    finally:
-        run.close()
 
 
 if __name__ == "__main__":

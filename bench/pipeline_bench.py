@@ -39,7 +39,7 @@ and where the two cores go, then each stage beside its ceiling.
      the deploy's write buffer and periodic flush, WAL as the tables say, a quarter untimed to warm its JVM.
      HBase's memstores are flushed and HBase idle before each contender -> ratio.
 
-    .venv/bin/python bench/pipeline_bench.py [--rates 5000,20000,30000,40000] [--seconds 60]
+    .venv/bin/python -m bench.pipeline_bench [--rates 5000,20000,30000,40000] [--seconds 60]
         [--warmup 5] [--prime 20] [--backlog 1000000] [--sink-backlog 200000] [--all-rates]
         [--skip path,stream-ceiling,sink-ceiling] [--plot docs/pipeline.png]
 
@@ -68,18 +68,18 @@ from pathlib import Path
 from typing import Any
 
 import happybase
-import hbase_sink_bench  # bench/ is on sys.path when a script of it runs
 import httpx
 import numpy as np
 import psutil
-import stream_bench
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec  # type: ignore[attr-defined]
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
-from serving_bench import free_port
-from stream_bench import percentile, simulator, slope, tree_cpu_seconds
 
+from bench import hbase_sink_bench, stream_bench
+from bench.common import PARTITIONS, admin_client, consumer, fresh_topics, percentile
+from bench.serving_bench import free_port
+from bench.stream_bench import simulator, slope, tree_cpu_seconds
 from tickflow.hbase.layout import HISTORY, HISTORY_COLUMN, LATEST, event_layout, history_cells
 from tickflow.hbase.store import MarketDataStore
 from tickflow.kafka_auth import HEALTH_GROUP
@@ -334,7 +334,7 @@ class Lags:
     """A consumer group's lag: the topic's end offsets minus the group's committed ones."""
 
     def __init__(self, settings: Settings) -> None:
-        self.admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+        self.admin = admin_client(settings)
         self.partitions: dict[str, list[TopicPartition]] = {}
 
     def _partitions(self, topic: str) -> list[TopicPartition]:
@@ -381,8 +381,7 @@ class EnrichedTap(threading.Thread):
 
     def __init__(self, settings: Settings, topic: str, instruments: list[str], every: int) -> None:
         super().__init__(name="md.enriched tap", daemon=True)
-        self.consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "enable.auto.commit": False,
-                                  "group.id": f"bench-pipeline-{uuid.uuid4().hex[:8]}"})  # fmt: skip
+        self.consumer = consumer(settings, f"bench-pipeline-{uuid.uuid4().hex[:8]}", **{"enable.auto.commit": False})
         partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
         ends = [self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions]
         self.consumer.assign([TopicPartition(topic, p, end) for p, end in zip(partitions, ends, strict=True)])
@@ -518,15 +517,15 @@ def live_stream(settings: Settings) -> Iterator[None]:
 
 
 def wait_healthy(settings: Settings, stream: EnrichmentStream, timeout_s: float = 600.0) -> None:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": HEALTH_GROUP})
+    checks = consumer(settings, HEALTH_GROUP)
     deadline = time.monotonic() + timeout_s
     try:
-        while (health := stream.health(consumer)).verdict is not Verdict.HEALTHY:
+        while (health := stream.health(checks)).verdict is not Verdict.HEALTHY:
             if health.verdict in (Verdict.DEAD, Verdict.STOPPED) or time.monotonic() > deadline:
                 raise RuntimeError(f"{health.line()} (log: {stream.log_path})")
             time.sleep(2)
     finally:
-        consumer.close()
+        checks.close()
     note(f"  {health.line()}")
 
 
@@ -718,16 +717,15 @@ def stream_ceiling(settings: Settings, backlog: int) -> Ceiling:
 
     stream = StreamSettings()
     note(f"stream against Spark's pass-through on a {backlog:,}-event backlog")
-    topics = stream_bench.Topics(settings)
-    spark = spark_session(settings, "tickflow-bench-pipeline", master=settings.spark_master,
-                          extra=spark_conf(stream), java_options=stream.java_options)  # fmt: skip
-    try:
-        events, _ = topics.events(backlog)
-        ceiling = stream_bench.drain_ceiling(spark, settings, topics, events, backlog)
-        drained = stream_bench.drain_stream(spark, settings, topics, events, backlog)
-    finally:
-        spark.stop()
-        topics.delete()
+    with fresh_topics(settings) as topics:
+        spark = spark_session(settings, "tickflow-bench-pipeline", master=settings.spark_master,
+                              extra=spark_conf(stream), java_options=stream.java_options)  # fmt: skip
+        try:
+            events, _ = stream_bench.events_topic(settings, topics, backlog)
+            ceiling = stream_bench.drain_ceiling(spark, settings, topics, events, backlog)
+            drained = stream_bench.drain_stream(spark, settings, topics, events, backlog)
+        finally:
+            spark.stop()
     result = Ceiling("stream", drained["rate"], ceiling["rate"], drained["rate"] / ceiling["rate"],
                      {"stream": drained, "ceiling": ceiling})  # fmt: skip
     print(f"  stream drains at {result.ratio:.2f} of Spark's pass-through", flush=True)
@@ -750,7 +748,7 @@ def sink_puts(run: hbase_sink_bench.Run, records: list[tuple[dict[str, Any], byt
     (it writes one row per instrument per conflation interval, latest.conflate.ms, whose count depends on its
     timing). So the client writes a subset of the sink's cells: a true ceiling."""
     layout = event_layout(run.settings)
-    partitions = hbase_sink_bench.PARTITIONS
+    partitions = PARTITIONS
     task_of = {instrument: (n % partitions) * tasks // partitions for n, instrument in enumerate(run.instruments)}
     latest: list[dict[bytes, dict[bytes, tuple[int, bytes]]]] = [{} for _ in range(tasks)]
     puts: list[Put] = []
@@ -837,15 +835,6 @@ def put_ceiling(settings: Settings, command: list[str], cells: Path, sink: HBase
     return result
 
 
-def wait_deleted(settings: Settings, topics: list[str], timeout_s: float = 60.0) -> None:
-    """hbase_sink_bench.Run.close() does not wait for its topic deletions: wait here, or an exit right after
-    may never send them."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-    deadline = time.monotonic() + timeout_s
-    while set(topics) & set(admin.list_topics(timeout=10).topics) and time.monotonic() < deadline:
-        time.sleep(0.5)
-
-
 def forget_latest(settings: Settings, instruments: list[str]) -> None:
     """Delete the run's md:latest rows: the page lists every instrument md:latest holds, and hbase_sink_bench's
     per-run instruments would stay there for good (their md:history rows go with the TTL)."""
@@ -887,9 +876,7 @@ class FirstWrite(threading.Thread):
 def drain_sink(run: hbase_sink_bench.Run, topic: str, records: list[tuple[dict[str, Any], bytes]],
                last_rows: dict[int, bytes]) -> dict[str, Any]:  # fmt: skip
     """hbase_sink_bench.drain_sink, with the rate from the first history row written to the last."""
-    first = FirstWrite(
-        run.settings, [history_cells(rec, value)[0] for rec, value in records[: hbase_sink_bench.PARTITIONS]]
-    )
+    first = FirstWrite(run.settings, [history_cells(rec, value)[0] for rec, value in records[:PARTITIONS]])
     first.start()
     drained = hbase_sink_bench.drain_sink(run, topic, len(records), last_rows)
     done = time.monotonic()
@@ -903,23 +890,23 @@ def sink_ceiling(settings: Settings, events: int) -> Ceiling:
     flushed and idle before each."""
     sink = HBaseSinkSettings()
     note(f"sink against HBase's own client on a {events:,}-record backlog")
-    run = hbase_sink_bench.Run(settings)
     work = Path(tempfile.mkdtemp(prefix="tickflow-bench-putceiling-"))
+    run: hbase_sink_bench.Run | None = None
     try:
-        command = build_put_ceiling(settings, work)
-        topic, records, last_rows = hbase_sink_bench.backlog(run, events)
-        write_puts(sink_puts(run, records, sink.tasks), sink.tasks, work / "cells.bin")
-        quiet_hbase(settings, command)
-        drained = drain_sink(run, topic, records, last_rows)
-        print(f"  drain sink     {drained['rate_writing']:>9,.0f} events/s from its first md:history row to its last "
-              f"({drained['rate']:,.0f}/s from the deploy; Connect+HBase+Thrift "
-              f"{drained['cpu_s'] / events * 1000:.3f} CPU s per 1,000 events)", flush=True)  # fmt: skip
-        quiet_hbase(settings, command)
-        ceiling = put_ceiling(settings, command, work / "cells.bin", sink)
+        with hbase_sink_bench.per_run(settings) as run:  # its connectors, then its topics, deleted at the end
+            command = build_put_ceiling(settings, work)
+            topic, records, last_rows = hbase_sink_bench.backlog(run, events)
+            write_puts(sink_puts(run, records, sink.tasks), sink.tasks, work / "cells.bin")
+            quiet_hbase(settings, command)
+            drained = drain_sink(run, topic, records, last_rows)
+            print(f"  drain sink     {drained['rate_writing']:>9,.0f} events/s from its first md:history row to its "
+                  f"last ({drained['rate']:,.0f}/s from the deploy; Connect+HBase+Thrift "
+                  f"{drained['cpu_s'] / events * 1000:.3f} CPU s per 1,000 events)", flush=True)  # fmt: skip
+            quiet_hbase(settings, command)
+            ceiling = put_ceiling(settings, command, work / "cells.bin", sink)
     finally:
-        run.close()
-        wait_deleted(settings, run.topics)
-        forget_latest(settings, run.instruments)
+        if run is not None:
+            forget_latest(settings, run.instruments)
         shutil.rmtree(work, ignore_errors=True)
     print(f"  drain HBase    {ceiling['rate']:>9,.0f} events/s (PutCeiling: {ceiling['puts']:,} Puts, "
           f"{ceiling['cells']:,} cells: every md:history cell, each instrument's final md:latest row; "

@@ -7,7 +7,7 @@ For each run it prints events/s, the producer's CPU (process user+sys time over 
 time, librdkafka's threads included) and bytes per event on the wire (librdkafka's
 tx_bytes, i.e. compressed batches plus protocol overhead, divided by events).
 
-    .venv/bin/python bench/producer_throughput.py [--runs 5] [--count 1000000] [--sustain 30]
+    .venv/bin/python -m bench.producer_throughput [--runs 5] [--count 1000000] [--sustain 30]
 
 Needs the stack (`tickflow stack up`); writes to a scratch topic it deletes afterwards.
 """
@@ -19,15 +19,12 @@ import json
 import resource
 import statistics
 import time
-import uuid
 
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-
+from bench.common import fresh_topics, register_value_schema
 from tickflow.schemas import load
 from tickflow.settings import Settings
 from tickflow.sources.feed import FeedConfig, producer_config, run_feed
-from tickflow.topics import EVENTS, TopicSpec, create_topics
+from tickflow.topics import EVENTS
 
 
 def cpu_seconds() -> float:
@@ -63,17 +60,11 @@ def main() -> None:
     args = parser.parse_args()
 
     settings = Settings()
-    topic = f"bench.events.{uuid.uuid4().hex[:8]}"
-    create_topics(settings, (TopicSpec(topic, EVENTS.partitions, 3_600_000),))
-    schema = load("tickflow.md.MarketEvent", settings.schemas_dir)
-    schema_id = int(
-        SchemaRegistryClient(settings.registry_client_config).register_schema(
-            f"{topic}-value", Schema(schema.text, "AVRO")
-        )
-    )
-    config = {k: v for k, v in producer_config(settings).items() if k != "bootstrap.servers"}
-    print(f"topic {topic} ({EVENTS.partitions} partitions), producer {config}")
-    try:
+    with fresh_topics(settings, "events", partitions=EVENTS.partitions) as topics:
+        topic = topics["events"]
+        schema_id = register_value_schema(settings, topic, load("tickflow.md.MarketEvent", settings.schemas_dir))
+        config = {k: v for k, v in producer_config(settings).items() if k != "bootstrap.servers"}
+        print(f"topic {topic} ({EVENTS.partitions} partitions), producer {config}")
         rows = []
         for run in range(args.runs):
             row = measure(settings, FeedConfig(rate=1e9, count=args.count, topic=topic), schema_id)
@@ -93,8 +84,6 @@ def main() -> None:
             f"{sustained['events_per_s']:,.0f} events/s, CPU {sustained['cpu_cores']:.2f} cores, "
             f"{sustained['wire_bytes_per_event']:.1f} B/event on the wire"
         )
-    finally:
-        AdminClient({"bootstrap.servers": settings.bootstrap_servers}).delete_topics([topic])
 
 
 if __name__ == "__main__":

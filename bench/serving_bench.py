@@ -6,7 +6,7 @@
      shown in the open page (the live feed polls md:latest every ``--poll-ms``, then the page renders).
 Prints each run and the medians, with the configuration used.
 
-    .venv/bin/python bench/serving_bench.py [--runs 5] [--updates 20] [--poll-ms 300]
+    .venv/bin/python -m bench.serving_bench [--runs 5] [--updates 20] [--poll-ms 300]
 
 Needs HBase, its Thrift server and the schema registry (`tickflow stack up hbase-thrift registry`: history
 cells are framed with registry ids) and Chromium; serves the app in this process on a free port and writes

@@ -19,7 +19,7 @@ On fresh topics (12 partitions, deleted afterwards), with the stack up and refer
      the seed's design and the Python peer;
   4. scaling: the stream's drain with local[1] (a second Spark application) against local[2].
 
-    .venv/bin/python bench/stream_bench.py [--backlog 1000000] [--rates 20000,30000,40000]
+    .venv/bin/python -m bench.stream_bench [--backlog 1000000] [--rates 20000,30000,40000]
         [--seconds 60] [--latency-rate 5000] [--plot docs/performance.png]
 
 Prints the configuration and every figure; --plot writes throughput and latency per design.
@@ -42,23 +42,30 @@ from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
-import baselines  # bench/ is on sys.path when a script of it runs
 import psutil
-from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka import TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from tickflow.kafka_auth import Principal
+from bench import baselines
+from bench.common import (
+    BENCH_PRINCIPAL,
+    PARTITIONS,
+    FreshTopics,
+    consumer,
+    fresh_topics,
+    percentile,
+    register_value_schema,
+    spark_kafka,
+)
 from tickflow.schemas import load
-from tickflow.settings import Settings
+from tickflow.settings import REPO_ROOT, Settings
 from tickflow.sources.feed import FeedConfig, run_feed
 from tickflow.spark import kafka_reader, spark_session
 from tickflow.stream.app import build_query, spark_conf
 from tickflow.stream.publish import current_reference
 from tickflow.stream.settings import StreamSettings
 
-PARTITIONS = 12
+MARKET_EVENT = "tickflow.md.MarketEvent"
 SINK_OPTIONS = {"kafka.linger.ms": "20", "kafka.batch.size": str(512 * 1024), "kafka.compression.type": "lz4"}
 
 
@@ -79,36 +86,13 @@ def spark_pid(spark: Any) -> int:
     return int(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
 
 
-class Topics:
-    """Fresh topics for one contender, deleted at the end of the run."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
-        self.created: list[str] = []
-        self.schema = load("tickflow.md.MarketEvent", settings.schemas_dir)
-
-    def new(self, kind: str) -> str:
-        name = f"bench.{kind}.{uuid.uuid4().hex[:6]}"
-        for future in self.admin.create_topics([NewTopic(name, PARTITIONS, 1)]).values():
-            future.result(30)
-        self.created.append(name)
-        return name
-
-    def events(self, backlog: int) -> tuple[str, int]:
-        """A new input topic with ``backlog`` simulated events already in it; returns (topic, schema id)."""
-        topic = self.new("events")
-        registry = SchemaRegistryClient(self.settings.registry_client_config)
-        schema_id = int(registry.register_schema(f"{topic}-value", Schema(self.schema.text, "AVRO")))
-        if backlog:
-            run_feed(self.settings, FeedConfig(rate=1e9, count=backlog, topic=topic), schema_id)
-        return topic, schema_id
-
-    def delete(self) -> None:
-        """Delete the topics and wait: an unawaited delete may never happen when the process exits."""
-        if self.created:
-            for future in self.admin.delete_topics(self.created).values():
-                future.result(30)
+def events_topic(settings: Settings, topics: FreshTopics, backlog: int) -> tuple[str, int]:
+    """A new input topic of the run with ``backlog`` simulated events already in it; returns (topic, schema id)."""
+    topic = topics.new("events")
+    schema_id = register_value_schema(settings, topic, load(MARKET_EVENT, settings.schemas_dir))
+    if backlog:
+        run_feed(settings, FeedConfig(rate=1e9, count=backlog, topic=topic), schema_id)
+    return topic, schema_id
 
 
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
@@ -123,7 +107,7 @@ def wait_for(query: Any, topic: str, target: dict[int, int], timeout_s: float) -
     return baselines.wait_drained(query, topic, target, timeout_s)
 
 
-def stream_settings(topics: Topics, events: str, trigger: str | None = None) -> StreamSettings:
+def stream_settings(topics: FreshTopics, events: str, trigger: str | None = None) -> StreamSettings:
     folder = Path(tempfile.mkdtemp(prefix="tickflow-bench-"))
     return StreamSettings(
         input_topic=events, output_topic=topics.new("enriched"), dlq_topic=topics.new("dlq"),
@@ -140,18 +124,18 @@ def drained(name: str, events: int, seconds: float, cpu: float) -> dict[str, Any
     return result
 
 
-def drain_ceiling(spark: Any, settings: Settings, topics: Topics, events: str, backlog: int) -> dict[str, Any]:
+def drain_ceiling(spark: Any, settings: Settings, topics: FreshTopics, events: str, backlog: int) -> dict[str, Any]:
     from pyspark.sql import functions as F
     from pyspark.sql.avro.functions import from_avro, to_avro
 
-    text = topics.schema.text
+    text = load(MARKET_EVENT, settings.schemas_dir).text
     out = topics.new("ceiling")
     raw = kafka_reader(
-        spark, settings, events, principal=Principal.ADMIN, group_id_prefix="tickflow-bench", streaming=False
+        spark, settings, events, principal=BENCH_PRINCIPAL, group_id_prefix="tickflow-bench", streaming=False
     ).load()
     record = from_avro(F.expr("substring(value, 6)"), text)
     frame = raw.select("key", F.concat(F.expr("substring(value, 1, 5)"), to_avro(record, text)).alias("value"))
-    writer = frame.write.format("kafka").option("kafka.bootstrap.servers", settings.bootstrap_servers)
+    writer = frame.write.format("kafka").options(**spark_kafka(settings))
     for key, value in SINK_OPTIONS.items():
         writer = writer.option(key, value)
     cpu, started = tree_cpu_seconds(spark_pid(spark)), time.monotonic()
@@ -159,7 +143,7 @@ def drain_ceiling(spark: Any, settings: Settings, topics: Topics, events: str, b
     return drained("ceiling", backlog, time.monotonic() - started, tree_cpu_seconds(spark_pid(spark)) - cpu)
 
 
-def drain_stream(spark: Any, settings: Settings, topics: Topics, events: str, backlog: int) -> dict[str, Any]:
+def drain_stream(spark: Any, settings: Settings, topics: FreshTopics, events: str, backlog: int) -> dict[str, Any]:
     stream = stream_settings(topics, events)
     target = end_offsets(settings, events)
     cpu = tree_cpu_seconds(spark_pid(spark))
@@ -171,7 +155,7 @@ def drain_stream(spark: Any, settings: Settings, topics: Topics, events: str, ba
     return drained("stream", backlog, seconds, tree_cpu_seconds(spark_pid(spark)) - cpu)
 
 
-def seed_query(spark: Any, settings: Settings, topics: Topics, events: str) -> Any:
+def seed_query(spark: Any, settings: Settings, topics: FreshTopics, events: str) -> Any:
     # The seed reads the Hive views every batch; the shared enrichment SQL names them ref_instruments/ref_fx_rates.
     for view, frame in current_reference(spark).items():
         frame.createOrReplaceTempView(view)
@@ -179,7 +163,7 @@ def seed_query(spark: Any, settings: Settings, topics: Topics, events: str) -> A
     return baselines.start_seed_design(spark, settings, events, topics.new("seed"), folder)
 
 
-def drain_seed(spark: Any, settings: Settings, topics: Topics, events: str, backlog: int) -> dict[str, Any]:
+def drain_seed(spark: Any, settings: Settings, topics: FreshTopics, events: str, backlog: int) -> dict[str, Any]:
     target = end_offsets(settings, events)
     cpu = tree_cpu_seconds(spark_pid(spark))
     query = seed_query(spark, settings, topics, events)
@@ -190,7 +174,7 @@ def drain_seed(spark: Any, settings: Settings, topics: Topics, events: str, back
     return drained("seed", backlog, seconds, tree_cpu_seconds(spark_pid(spark)) - cpu)
 
 
-def drain_python(settings: Settings, topics: Topics, events: str, backlog: int) -> dict[str, Any]:
+def drain_python(settings: Settings, topics: FreshTopics, events: str, backlog: int) -> dict[str, Any]:
     target = end_offsets(settings, events)
     me = psutil.Process()
     cpu = sum(me.cpu_times()[:2])
@@ -218,35 +202,29 @@ def latencies_ms(settings: Settings, topic: str, skip_first_s: float = 5.0) -> l
     from confluent_kafka.schema_registry.avro import AvroDeserializer
 
     deserialize = AvroDeserializer(SchemaRegistryClient(settings.registry_client_config))
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"bench-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest"})  # fmt: skip
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    reader = consumer(settings, f"bench-{uuid.uuid4().hex}", **{"auto.offset.reset": "earliest"})
+    reader.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
     pairs: list[tuple[float, float]] = []
     idle = 0
     while idle < 3:
-        batch = consumer.consume(10_000, 1.0)
+        batch = reader.consume(10_000, 1.0)
         idle = 0 if batch else idle + 1
         for message in batch:
             if message.error() is None:
                 ingest = deserialize(message.value(), None)["ingest_time"].timestamp() * 1000
                 pairs.append((ingest, message.timestamp()[1] - ingest))
-    consumer.close()
+    reader.close()
     if not pairs:
         return []
     first = min(p[0] for p in pairs)
     return [latency for ingest, latency in pairs if ingest - first >= skip_first_s * 1000]
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
-
-
 def measure_latency(
-    name: str, settings: Settings, topics: Topics, rate: int, seconds: int, start: Callable[[str], tuple[str, Any]]
+    name: str, settings: Settings, topics: FreshTopics, rate: int, seconds: int, start: Callable[[str], tuple[str, Any]]
 ) -> dict[str, Any]:
     """``start(events topic)`` starts a contender and returns (its output topic, a stop function)."""
-    events, _ = topics.events(0)
+    events, _ = events_topic(settings, topics, 0)
     output, stop = start(events)
     time.sleep(15)  # the contender is up and idle
     with simulator(events, rate, seconds) as feed:
@@ -275,11 +253,13 @@ def slope(points: list[tuple[float, float]]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else 0.0
 
 
-def sustained(spark: Any, settings: Settings, topics: Topics, rates: list[int], seconds: int) -> list[dict[str, Any]]:
+def sustained(
+    spark: Any, settings: Settings, topics: FreshTopics, rates: list[int], seconds: int
+) -> list[dict[str, Any]]:
     """Each rate on a fresh topic against a running stream; held when the lag does not grow."""
     results = []
     for rate in rates:
-        events, _ = topics.events(0)
+        events, _ = events_topic(settings, topics, 0)
         query, _ = build_query(spark, settings, stream_settings(topics, events))
         time.sleep(10)
         samples: list[tuple[float, float]] = []
@@ -310,8 +290,8 @@ def sustained(spark: Any, settings: Settings, topics: Topics, rates: list[int], 
 def drain_in_child(master: str, backlog: int) -> dict[str, Any]:
     """The stream's drain in a separate Spark application with another master (local[1])."""
     output = subprocess.run(
-        [sys.executable, __file__, "--only-drain", "--master", master, "--backlog", str(backlog)],
-        capture_output=True, text=True, check=True,
+        [sys.executable, "-m", "bench.stream_bench", "--only-drain", "--master", master, "--backlog", str(backlog)],
+        capture_output=True, text=True, check=True, cwd=REPO_ROOT,
     )  # fmt: skip
     return dict(json.loads(output.stdout.strip().splitlines()[-1]))
 
@@ -356,58 +336,57 @@ def main() -> None:
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     settings = Settings()
-    topics = Topics(settings)
-    spark = spark_session(
-        settings,
-        "tickflow-bench",
-        master=args.master,
-        extra=spark_conf(StreamSettings()),
-        java_options=StreamSettings().java_options,
-    )
-    results: dict[str, Any] = {"drain": [], "latency": [], "sustained": []}
-    try:
-        if args.only_drain:
-            events, _ = topics.events(args.backlog)
-            with open(os.devnull, "w") as quiet, redirect_stdout(quiet):
-                result = drain_stream(spark, settings, topics, events, args.backlog)
-            print(json.dumps(result))
-            return
-        print(f"configuration: backlog {args.backlog:,}, {args.master}, {PARTITIONS} partitions, "
-              f"stream {StreamSettings().model_dump(include={'trigger_interval', 'max_offsets_per_trigger'})}, "
-              f"sink {SINK_OPTIONS}, machine {psutil.cpu_count()} cores", flush=True)  # fmt: skip
-        events, _ = topics.events(args.backlog)
-        results["drain"].append(drain_ceiling(spark, settings, topics, events, args.backlog))
-        results["drain"].append(drain_stream(spark, settings, topics, events, args.backlog))
-        if "baselines" not in skip:
-            results["drain"].append(drain_seed(spark, settings, topics, events, args.backlog))
-            results["drain"].append(drain_python(settings, topics, events, args.backlog))
-        ceiling = results["drain"][0]["rate"]
-        for d in results["drain"][1:]:
-            print(f"  {d['name']:8s} drains at {d['rate'] / ceiling:.2f} of the ceiling")
-        if "latency" not in skip:
-            results["latency"].append(latency_stream(spark, settings, topics, args))
+    with fresh_topics(settings) as topics:
+        spark = spark_session(
+            settings,
+            "tickflow-bench",
+            master=args.master,
+            extra=spark_conf(StreamSettings()),
+            java_options=StreamSettings().java_options,
+        )
+        results: dict[str, Any] = {"drain": [], "latency": [], "sustained": []}
+        try:
+            if args.only_drain:
+                events, _ = events_topic(settings, topics, args.backlog)
+                with open(os.devnull, "w") as quiet, redirect_stdout(quiet):
+                    result = drain_stream(spark, settings, topics, events, args.backlog)
+                print(json.dumps(result))
+                return
+            print(f"configuration: backlog {args.backlog:,}, {args.master}, {PARTITIONS} partitions, "
+                  f"stream {StreamSettings().model_dump(include={'trigger_interval', 'max_offsets_per_trigger'})}, "
+                  f"sink {SINK_OPTIONS}, machine {psutil.cpu_count()} cores", flush=True)  # fmt: skip
+            events, _ = events_topic(settings, topics, args.backlog)
+            results["drain"].append(drain_ceiling(spark, settings, topics, events, args.backlog))
+            results["drain"].append(drain_stream(spark, settings, topics, events, args.backlog))
             if "baselines" not in skip:
-                results["latency"].append(latency_seed(spark, settings, topics, args))
-                results["latency"].append(latency_python(settings, topics, args))
-        if "sustain" not in skip:
-            rates = [int(r) for r in args.rates.split(",")]
-            results["sustained"] = sustained(spark, settings, topics, rates, args.seconds)
-        if "scaling" not in skip:
-            one = drain_in_child("local[1]", args.backlog)
-            two = results["drain"][1]
-            print(f"  scaling: local[1] {one['rate']:,.0f}/s, local[2] {two['rate']:,.0f}/s "
-                  f"({two['rate'] / one['rate']:.2f}x); at {two['cpu_per_1000']:.3f} CPU s per 1,000 events, "
-                  f"100k events/s needs {two['cpu_per_1000'] * 100:.1f} cores busy")  # fmt: skip
-            results["scaling"] = {"local[1]": one, "local[2]": two}
-    finally:
-        spark.stop()
-        topics.delete()
+                results["drain"].append(drain_seed(spark, settings, topics, events, args.backlog))
+                results["drain"].append(drain_python(settings, topics, events, args.backlog))
+            ceiling = results["drain"][0]["rate"]
+            for d in results["drain"][1:]:
+                print(f"  {d['name']:8s} drains at {d['rate'] / ceiling:.2f} of the ceiling")
+            if "latency" not in skip:
+                results["latency"].append(latency_stream(spark, settings, topics, args))
+                if "baselines" not in skip:
+                    results["latency"].append(latency_seed(spark, settings, topics, args))
+                    results["latency"].append(latency_python(settings, topics, args))
+            if "sustain" not in skip:
+                rates = [int(r) for r in args.rates.split(",")]
+                results["sustained"] = sustained(spark, settings, topics, rates, args.seconds)
+            if "scaling" not in skip:
+                one = drain_in_child("local[1]", args.backlog)
+                two = results["drain"][1]
+                print(f"  scaling: local[1] {one['rate']:,.0f}/s, local[2] {two['rate']:,.0f}/s "
+                      f"({two['rate'] / one['rate']:.2f}x); at {two['cpu_per_1000']:.3f} CPU s per 1,000 events, "
+                      f"100k events/s needs {two['cpu_per_1000'] * 100:.1f} cores busy")  # fmt: skip
+                results["scaling"] = {"local[1]": one, "local[2]": two}
+        finally:
+            spark.stop()
     if args.plot:
         plot(results, args.plot)
     print(json.dumps(results, default=str))
 
 
-def latency_stream(spark: Any, settings: Settings, topics: Topics, args: argparse.Namespace) -> dict[str, Any]:
+def latency_stream(spark: Any, settings: Settings, topics: FreshTopics, args: argparse.Namespace) -> dict[str, Any]:
     def start(events: str) -> tuple[str, Any]:
         stream = stream_settings(topics, events)
         query, _ = build_query(spark, settings, stream)
@@ -416,15 +395,15 @@ def latency_stream(spark: Any, settings: Settings, topics: Topics, args: argpars
     return measure_latency("stream", settings, topics, args.latency_rate, args.latency_seconds, start)
 
 
-def latency_seed(spark: Any, settings: Settings, topics: Topics, args: argparse.Namespace) -> dict[str, Any]:
+def latency_seed(spark: Any, settings: Settings, topics: FreshTopics, args: argparse.Namespace) -> dict[str, Any]:
     def start(events: str) -> tuple[str, Any]:
         query = seed_query(spark, settings, topics, events)
-        return topics.created[-1], query.stop
+        return topics.names[-1], query.stop
 
     return measure_latency("seed", settings, topics, args.latency_rate, args.latency_seconds, start)
 
 
-def latency_python(settings: Settings, topics: Topics, args: argparse.Namespace) -> dict[str, Any]:
+def latency_python(settings: Settings, topics: FreshTopics, args: argparse.Namespace) -> dict[str, Any]:
     def start(events: str) -> tuple[str, Any]:
         output = topics.new("python")
         duration = 15 + args.latency_seconds + 10

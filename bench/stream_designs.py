@@ -22,7 +22,7 @@ and after the timings their filled rows and state files are compared (they must 
 CPU seconds are the Spark JVM's and its Python workers' (psutil, process tree): on a shared
 machine they move less than wall time. Prints µs of CPU per event and events/s, median of REPEATS.
 
-    .venv/bin/python bench/stream_designs.py [--events 500000] [--repeats 3]
+    .venv/bin/python -m bench.stream_designs [--events 500000] [--repeats 3]
 
 Needs the stack (`tickflow stack up`), Maven (builds jvm/stream when its jar is missing or
 older than its sources); writes a scratch topic it deletes afterwards.
@@ -37,26 +37,21 @@ import statistics
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from python_fill import FillTask
-from stream_bench import spark_pid, tree_cpu_seconds
-
+from bench.common import BENCH_PRINCIPAL, fresh_topics, kafka_config, register_value_schema
+from bench.python_fill import FillTask
+from bench.stream_bench import spark_pid, tree_cpu_seconds
 from tickflow.fill.semantics import FILL_FIELDS
 from tickflow.fill.state import FillState
-from tickflow.kafka_auth import Principal, kafka_client_config
 from tickflow.schemas import load
 from tickflow.settings import REPO_ROOT, Settings
 from tickflow.sources.feed import FeedConfig, run_feed
 from tickflow.spark import connector_jars, kafka_reader, spark_session
 from tickflow.stream.decode import Limits, decoded_events
 from tickflow.stream.fill_step import spark_schema
-from tickflow.topics import TopicSpec, create_topics
 
 
 class Discard:
@@ -89,18 +84,11 @@ def measure(name: str, spark: Any, action: Callable[[], Any], events: int, repea
     print(f"{name:28s} {cpu / events * 1e6:6.1f} µs CPU/event  {events / wall:>10,.0f} events/s", flush=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, default=500_000)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    settings = Settings()
-    topic = f"bench.designs.{uuid.uuid4().hex[:6]}"
-    create_topics(settings, (TopicSpec(topic, 12, 3_600_000),))
+def compare(settings: Settings, topic: str, events: int, repeats: int) -> None:
+    """Feed ``events`` simulated events into ``topic``, then measure each design on them."""
     schema = load("tickflow.md.MarketEvent", settings.schemas_dir)
-    registry = SchemaRegistryClient(settings.registry_client_config)
-    schema_id = int(registry.register_schema(f"{topic}-value", Schema(schema.text, "AVRO")))
-    run_feed(settings, FeedConfig(rate=1e9, count=args.events, topic=topic), schema_id)
+    schema_id = register_value_schema(settings, topic, schema)
+    run_feed(settings, FeedConfig(rate=1e9, count=events, topic=topic), schema_id)
 
     from pyspark.sql import DataFrame, Window
     from pyspark.sql import functions as F
@@ -116,19 +104,19 @@ def main() -> None:
     )
     raw = (
         kafka_reader(
-            spark, settings, topic, principal=Principal.ADMIN, group_id_prefix="tickflow-bench", streaming=False
+            spark, settings, topic, principal=BENCH_PRINCIPAL, group_id_prefix="tickflow-bench", streaming=False
         )
         .load()
         .cache()
     )
-    print(f"{raw.count():,} messages cached from {topic}; local[2]; median of {args.repeats}")
+    print(f"{raw.count():,} messages cached from {topic}; local[2]; median of {repeats}")
     try:
         decoded = decoded_events(raw, schema.definition, {schema_id: schema.text}, Limits(max_future_us=10**18))
 
         def noop(frame: Any) -> Callable[[], None]:
             return lambda: frame.write.format("noop").mode("overwrite").save()
 
-        measure("decode", spark, noop(decoded), args.events, args.repeats)
+        measure("decode", spark, noop(decoded), events, repeats)
 
         def register(name: str) -> Any:
             value = F.struct(F.col("event_time").alias("t"), F.col("offset").alias("o"), F.col(name).alias("v"))
@@ -151,17 +139,17 @@ def main() -> None:
             .where("next_time IS NULL OR next_time != event_time")
             .select("instrument_id", "event_time", *(F.col(f"{n}.v").alias(n) for n in FILL_FIELDS))
         )
-        measure("a. JVM window fill", spark, noop(jvm), args.events, args.repeats)
+        measure("a. JVM window fill", spark, noop(jvm), events, repeats)
 
         state_b, state_c = scratch / "b", scratch / "c"
         first = FillTask(  # no dead-letter topic: rejected records are only counted (none with these limits)
-            kafka_client_config(settings, Principal.ADMIN), topic, None, FillState(state_b), 0, (Discard(), Discard())
+            kafka_config(settings), topic, None, FillState(state_b), 0, (Discard(), Discard())
         )
         noop(decoded.mapInArrow(first, spark_schema()))()  # batch 0, untimed: the state batch 1 starts from
         python = decoded.mapInArrow(dataclasses.replace(first, batch_id=1), spark_schema())
-        measure("b. Python per partition", spark, noop(python), args.events, args.repeats)
+        measure("b. Python per partition", spark, noop(python), events, repeats)
 
-        operator = spark._jvm.io.tickflow.fill.semantics.FillOperator
+        operator = spark._jvm.io.tickflow.stream.fill.FillOperator
         rejected = spark.sparkContext._jsc.sc().longAccumulator("rejected")
 
         def jvm_fill(batch_id: int) -> DataFrame:
@@ -171,7 +159,7 @@ def main() -> None:
         per_partition = jvm_fill(1)
         if per_partition.schema != spark_schema():
             raise AssertionError(f"c's schema {per_partition.schema.simpleString()} is not FILLED_SCHEMA")
-        measure("c. JVM per partition", spark, noop(per_partition), args.events, args.repeats)
+        measure("c. JVM per partition", spark, noop(per_partition), events, repeats)
 
         # b and c did the same work: the same rows and the same registers (read back by state.py)
         differ = python.exceptAll(per_partition).count() + per_partition.exceptAll(python).count()
@@ -185,9 +173,16 @@ def main() -> None:
     finally:
         spark.stop()
         shutil.rmtree(scratch, ignore_errors=True)
-        admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})  # kept alive until deleted
-        for future in admin.delete_topics([topic]).values():
-            future.result(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=500_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    settings = Settings()
+    with fresh_topics(settings, "designs") as topics:
+        compare(settings, topics["designs"], args.events, args.repeats)
 
 
 if __name__ == "__main__":

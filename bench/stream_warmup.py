@@ -7,7 +7,7 @@ Spark's per-batch driver code (analysis, planning, closure cleaning, task serial
 second, so the JIT compiles it for minutes: a figure taken a minute after start is not the stream's steady
 state (docs/performance.md).
 
-    .venv/bin/python bench/stream_warmup.py [--rate 5000] [--minutes 10]
+    .venv/bin/python -m bench.stream_warmup [--rate 5000] [--minutes 10]
 
 Needs the stack up with topics, schemas and reference data. Restarts the stream if it runs (the figures start
 from a cold JVM) and stops it at the end. One line per minute on stdout, then all of them as JSON; progress on
@@ -25,9 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline_bench import CpuMeter, cli, note, wait_healthy  # bench/ is on sys.path when a script of it runs
-from stream_bench import simulator
-
+from bench.pipeline_bench import CpuMeter, cli, note, wait_healthy
+from bench.stream_bench import simulator
 from tickflow.settings import Settings
 from tickflow.stream.control import EnrichmentStream
 from tickflow.stream.settings import StreamSettings

@@ -27,7 +27,7 @@ Every consumer reads read_committed from the end offsets taken before its run.
 process (the walsender, the poller's queries, but also the booking and anybody else's queries), over the run.
 "per txn": trades per Kafka transaction, estimated from the gaps that transaction markers leave in the offsets.
 
-    .venv/bin/python bench/trades_bench.py [--rates 2000,5000,10000] [--seconds 20] [--backlog 100000]
+    .venv/bin/python -m bench.trades_bench [--rates 2000,5000,10000] [--seconds 20] [--backlog 100000]
         [--sample 10] [--timeout 300]
 """
 
@@ -49,12 +49,9 @@ from typing import Any
 import fastavro
 import httpx
 import psutil
-from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from confluent_kafka.schema_registry.error import SchemaRegistryError
-from stream_bench import percentile  # bench/ is on sys.path when a script of it runs
+from confluent_kafka import Producer, TopicPartition
 
+from bench.common import consumer, fresh_topics, percentile, register_value_schema
 from tickflow.avro_codec import compile_encoder, confluent_prefix, to_micros
 from tickflow.errors import TickflowError
 from tickflow.schemas import TOPIC_SCHEMAS, load
@@ -66,7 +63,7 @@ from tickflow.sources.trade_capture import COPY_SQL, SCHEMA, TABLE, Booker, Book
 from tickflow.sources.trades_connector import TradesSourceSettings
 from tickflow.sources.universe import build_universe
 from tickflow.stack import supervisor
-from tickflow.topics import DAY_MS, EVENTS, TopicSpec, create_topics
+from tickflow.topics import EVENTS
 
 UNTHROTTLED = 1e9  # trades/s offered to book(): every transaction takes max_batch trades
 MARKET_EVENT = TOPIC_SCHEMAS[EVENTS.name]
@@ -79,8 +76,8 @@ class Reader:
     """A read_committed consumer from the topic's current end: counts one run's records, samples latencies."""
 
     def __init__(self, settings: Settings, topic: str, run: int, sample: int) -> None:
-        self.consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": f"bench-{uuid.uuid4()}",
-                                  "isolation.level": "read_committed", "enable.auto.commit": False})  # fmt: skip
+        self.consumer = consumer(settings, f"bench-{uuid.uuid4()}", **{"isolation.level": "read_committed",
+                                                                        "enable.auto.commit": False})  # fmt: skip
         partitions = self.consumer.list_topics(topic, timeout=10).topics[topic].partitions
         ends = {p: self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
         self.consumer.assign([TopicPartition(topic, p, offset) for p, offset in ends.items()])
@@ -308,14 +305,10 @@ def last_change_seq(settings: Settings) -> int:
 
 def baseline(settings: Settings, backlog_run: int, after: int, postgres: int | None,
              args: argparse.Namespace) -> list[dict[str, Any]]:  # fmt: skip
-    topic = f"bench.trades.poller.{uuid.uuid4().hex[:6]}"
-    create_topics(settings, (TopicSpec(topic, EVENTS.partitions, DAY_MS),))
-    registry, admin = SchemaRegistryClient(settings.registry_client_config), AdminClient({
-        "bootstrap.servers": settings.bootstrap_servers})  # fmt: skip
     rows: list[dict[str, Any]] = []
-    try:
-        schema = Schema(load(MARKET_EVENT, settings.schemas_dir).text, "AVRO")
-        schema_id = registry.register_schema(f"{topic}-value", schema)
+    with fresh_topics(settings, "poller", prefix="bench.trades", partitions=EVENTS.partitions) as topics:
+        topic = topics["poller"]
+        schema_id = register_value_schema(settings, topic, load(MARKET_EVENT, settings.schemas_dir))
         with poller(topic, schema_id, after) as (go, _, pid):
             reader = Reader(settings, topic, backlog_run, args.sample)
             busy = Busy(pid, postgres)
@@ -330,10 +323,6 @@ def baseline(settings: Settings, backlog_run: int, after: int, postgres: int | N
             with poller(topic, schema_id, last_change_seq(settings)) as (go, _, pid):
                 go.set()
                 rows.append(measure(settings, f"baseline poller {rate or 'max'}", topic, rate, (pid, postgres), args))
-    finally:
-        admin.delete_topics([topic])[topic].result(30)
-        with suppress(SchemaRegistryError):
-            registry.delete_subject(f"{topic}-value")
     return rows
 
 

@@ -1,7 +1,7 @@
 """The fill stage in the JVM: decoded events -> one filled row per (instrument, event time), no shuffle.
 
 All events of an instrument arrive on one Kafka partition (key = instrument id), and Spark reads each
-Kafka partition of a micro-batch in one task. ``io.tickflow.fill.semantics.FillOperator`` (``jvm/stream``,
+Kafka partition of a micro-batch in one task. ``io.tickflow.stream.fill.FillOperator`` (``jvm/stream``,
 a ``mapPartitions``) therefore fills each task's partitions alone:
 
   1. the rejected records go to the dead-letter topic, original key and bytes with the reason and source

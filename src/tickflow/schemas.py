@@ -82,23 +82,29 @@ class Registration:
     version: int
 
 
-def register_all(settings: Settings) -> list[Registration]:
-    """Register each schema under its subject with BACKWARD compatibility (idempotent)."""
+def register(
+    settings: Settings, subject: str, schema: AvroSchema, compatibility: str | None = "BACKWARD"
+) -> Registration:
+    """Register ``schema`` under ``subject`` (idempotent: the same schema keeps its id) and set the subject's
+    compatibility; the registry's refusal is said in one sentence."""
     from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
     from confluent_kafka.schema_registry.error import SchemaRegistryError
 
     client = SchemaRegistryClient(settings.registry_client_config)
-    done = []
-    for subject, schema in subjects(settings.schemas_dir).items():
-        try:
-            schema_id = client.register_schema(subject, Schema(schema.text, "AVRO"))
-            client.set_compatibility(subject, "BACKWARD")
-            version = client.lookup_schema(subject, Schema(schema.text, "AVRO")).version
-        except SchemaRegistryError as error:
-            raise TickflowError(
-                f"The schema registry at {settings.registry_url} refused {subject} (HTTP {error.http_status_code}: "
-                f"{error.error_message}): fix {settings.schemas_dir / schema.full_name}.avsc, or read "
-                "`tickflow stack logs registry`."
-            ) from error
-        done.append(Registration(subject, schema_id, int(version or 0)))
-    return done
+    try:
+        schema_id = client.register_schema(subject, Schema(schema.text, "AVRO"))
+        if compatibility:
+            client.set_compatibility(subject, compatibility)
+        version = client.lookup_schema(subject, Schema(schema.text, "AVRO")).version
+    except SchemaRegistryError as error:
+        raise TickflowError(
+            f"The schema registry at {settings.registry_url} refused {subject} (HTTP {error.http_status_code}: "
+            f"{error.error_message}): fix {settings.schemas_dir / schema.full_name}.avsc, or read "
+            "`tickflow stack logs registry`."
+        ) from error
+    return Registration(subject, int(schema_id), int(version or 0))
+
+
+def register_all(settings: Settings) -> list[Registration]:
+    """Register each schema under its subject with BACKWARD compatibility (idempotent)."""
+    return [register(settings, subject, schema) for subject, schema in subjects(settings.schemas_dir).items()]

@@ -154,4 +154,4 @@ def test_the_cli_lists_the_tables(hbase_stack: Settings) -> None:
 
     result = tickflow("hbase", "tables", check=False)
     assert result.returncode == 0, result.stderr
-    assert "md:history" in result.stderr and "md:latest" in result.stderr
+    assert "md:history" in result.stdout and "md:latest" in result.stdout

@@ -169,7 +169,7 @@ def test_the_refresh_command_reports_its_load_and_the_running_app_sees_it_at_its
             )
         refreshed = tickflow("reference", "refresh", check=False)  # another Spark application
         assert refreshed.returncode == 0, refreshed.stderr
-        assert "instruments load" in refreshed.stderr and f"{INSTRUMENTS} rows in" in refreshed.stderr
+        assert "instruments load" in refreshed.stdout and f"{INSTRUMENTS} rows in" in refreshed.stdout
         assert "reference refresh done in" in refreshed.stderr
         assert len(current_view(reference_data)) == INSTRUMENTS
         send_and_wait(2.0, "Refreshed")

@@ -196,6 +196,22 @@ def warm_up(
     return warm_from(ranges, snapshot), states
 
 
+def backfill_with_session(
+    settings: Settings,
+    request: BackfillRequest,
+    options: BackfillSettings | None = None,
+    progress: Callable[[str], None] = log.info,
+) -> BackfillReport:
+    """:func:`run_backfill` in a Spark session of its own, stopped at the end (the command line's backfill)."""
+    from tickflow.spark import spark_session
+
+    spark = spark_session(settings, "tickflow-backfill")
+    try:
+        return run_backfill(spark, settings, request, options, progress)
+    finally:
+        spark.stop()
+
+
 def run_backfill(
     spark: SparkSession,
     settings: Settings,

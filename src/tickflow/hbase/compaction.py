@@ -45,7 +45,7 @@ class CompactionTimeout(TickflowError):
 
 
 def md_tables(settings: Settings) -> tuple[str, ...]:
-    """The tables the stack creates in the ``md`` namespace: ``md:latest`` and ``md:history``."""
+    """The tables of the ``md`` namespace (``tickflow hbase migrate``): ``md:latest`` and ``md:history``."""
     from tickflow.hbase.layout import table_specs
 
     return tuple(spec.name for spec in table_specs(settings))

@@ -22,6 +22,7 @@ import socket
 import zipfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,50 @@ def migrate(settings: Settings) -> list[str]:
         raise TickflowError(f"HBase did not set up {', '.join(still)}: read {hbase_log(settings)} for the cause.")
     applied.write_text(repr(specs))
     return [spec.name for spec in chosen]
+
+
+@dataclass(frozen=True)
+class FamilyDescription:
+    """A column family as Thrift 1 shows it (``tickflow hbase tables``)."""
+
+    table: str
+    family: str
+    versions: int
+    ttl_s: int | None  # None: forever
+    compression: str
+    bloom: str
+    in_memory: bool
+
+
+def describe(settings: Settings) -> list[FamilyDescription]:
+    """Every table's column families, as the Thrift server reports them."""
+    import happybase
+
+    host, port = settings.hbase_thrift_address
+    try:
+        connection = happybase.Connection(host, port, timeout=10_000)
+        try:
+            found = [(name, sorted(connection.table(name).families().items())) for name in connection.tables()]
+        finally:
+            connection.close()
+    except Exception as error:
+        raise TickflowError(
+            f"HBase's Thrift server at {host}:{port} did not answer ({type(error).__name__}): start it with "
+            "`tickflow stack up hbase-thrift`."
+        ) from error
+    return [
+        FamilyDescription(
+            name.decode(),
+            family.decode(),
+            spec["max_versions"],
+            None if spec["time_to_live"] == FOREVER else spec["time_to_live"],
+            spec["compression"].decode(),
+            spec["bloom_filter_type"].decode(),
+            bool(spec["in_memory"]),
+        )
+        for name, families in found
+        for family, spec in families
+    ]
 
 
 @contextmanager

@@ -137,6 +137,17 @@ def refresh_instruments(spark: SparkSession, settings: Settings, load_version: i
                       time.monotonic() - started)  # fmt: skip
 
 
+def refresh_with_session(settings: Settings, max_drop: float = 0.2) -> list[LoadReport]:
+    """:func:`refresh_all` in a Spark session of its own, stopped at the end (the command line's refresh)."""
+    from tickflow.spark import spark_session
+
+    spark = spark_session(settings, "tickflow-reference-refresh")
+    try:
+        return refresh_all(spark, settings, max_drop=max_drop)
+    finally:
+        spark.stop()
+
+
 def refresh_all(
     spark: SparkSession, settings: Settings, max_drop: float = 0.2, keep_loads: int = 10
 ) -> list[LoadReport]:

@@ -99,6 +99,17 @@ def producer_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def prepare_feed(settings: Settings, topic: str) -> int:
+    """The platform's topics (and ``md.showcase`` when that is the target) exist, and MarketEvent is registered
+    under ``<topic>-value``; returns the schema id to frame the events with."""
+    from tickflow.schemas import register
+    from tickflow.topics import SHOWCASE, TOPICS, create_topics
+
+    schema = load(TOPIC_SCHEMAS[EVENTS.name], settings.schemas_dir)
+    create_topics(settings, (*TOPICS, SHOWCASE) if topic == SHOWCASE.name else TOPICS)
+    return register(settings, f"{topic}-value", schema, compatibility=None).schema_id
+
+
 def run_feed(
     settings: Settings,
     config: FeedConfig,

@@ -9,7 +9,6 @@ did not start (pids get reused) and ``status`` can tell a crash from a stop.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -20,6 +19,7 @@ from pathlib import Path
 from tickflow.processes import (
     clear_leftovers,
     exclusive,
+    port_in_use,
     session_rss_mb,
     spawn,
     start_ticks,
@@ -53,12 +53,6 @@ class ServiceStatus:
     log: Path
     # Ports its processes listen on beyond loopback (any interface, or one other machines reach).
     exposed: tuple[Listener, ...] = ()
-
-
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex((host, port)) == 0
 
 
 class Supervisor:

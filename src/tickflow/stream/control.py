@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from tickflow.appctl import AppControl, AppRecord, StartResult
 from tickflow.errors import TickflowError
+from tickflow.kafka_auth import HEALTH_GROUP, Principal, kafka_client_config
 from tickflow.settings import REPO_ROOT, Settings
 from tickflow.stream.progress import StreamProgress
 from tickflow.stream.settings import SPARK_APP_NAME, StreamSettings
@@ -276,6 +277,17 @@ class EnrichmentStream:
     def progress(self) -> StreamProgress | None:
         """The app's last micro-batch (None before the first, or when the file is unreadable)."""
         return StreamProgress.read(self.progress_path)
+
+    def health_with_lag(self, principal: Principal) -> StreamHealth:
+        """:meth:`health` with the input's lag, read through a consumer logged in as ``principal`` (the health
+        group, which commits nothing)."""
+        from confluent_kafka import Consumer
+
+        consumer = Consumer({**kafka_client_config(self.settings, principal), "group.id": HEALTH_GROUP, "log_level": 3})
+        try:
+            return self.health(consumer)
+        finally:
+            consumer.close()
 
     def health(self, consumer: WatermarkSource | None = None, limits: HealthLimits = HealthLimits()) -> StreamHealth:
         progress = self.progress()

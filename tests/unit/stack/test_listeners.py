@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tickflow.cli import exposure_sentence
+from tickflow.cli.stack import exposure_sentence
 from tickflow.stack import listeners
 from tickflow.stack.listeners import Listener, beyond_loopback, parse_proc_net_tcp
 from tickflow.stack.supervisor import ServiceStatus, State

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tickflow import cli
+from tickflow.cli import app as cli_app
+from tickflow.cli import stack as cli_stack
 from tickflow.processes import session_members
 from tickflow.settings import Settings
 from tickflow.stack.base import Service, StackError
@@ -145,8 +146,8 @@ def test_status_names_the_ports_a_service_listens_on_beyond_loopback(
         port = int((service.home / "wildcard").read_text())
         assert [str(listener) for listener in status.exposed] == [f"0.0.0.0:{port}"]
         # `tickflow stack status` names it and exits 1, healthy as the service is.
-        monkeypatch.setattr(cli, "supervisor", lambda _settings: stack)
-        result = CliRunner().invoke(cli.app, ["stack", "status"], env={"COLUMNS": "200"})
+        monkeypatch.setattr(cli_stack, "supervisor", lambda _settings: stack)
+        result = CliRunner().invoke(cli_app, ["stack", "status"], env={"COLUMNS": "200"})
         assert result.exit_code == 1
         assert f"flag (0.0.0.0:{port}) listens beyond loopback" in " ".join(result.output.split())
     finally:

@@ -6,7 +6,7 @@ connections are written from the same settings, for Airflow's own providers)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow.sdk import BaseHook
 
@@ -26,20 +26,7 @@ class EnrichmentStreamHook(BaseHook):
 
         return EnrichmentStream(Settings())
 
-    @staticmethod
-    def _consumer(stream: EnrichmentStream) -> Any:
-        from confluent_kafka import Consumer
-
-        from tickflow.kafka_auth import HEALTH_GROUP, Principal, kafka_client_config
-
-        return Consumer(
-            {**kafka_client_config(stream.settings, Principal.AIRFLOW), "group.id": HEALTH_GROUP, "log_level": 3}
-        )
-
     def health(self, stream: EnrichmentStream | None = None) -> StreamHealth:
-        stream = stream or self.get_conn()
-        consumer = self._consumer(stream)
-        try:
-            return stream.health(consumer)
-        finally:
-            consumer.close()
+        from tickflow.kafka_auth import Principal
+
+        return (stream or self.get_conn()).health_with_lag(Principal.AIRFLOW)

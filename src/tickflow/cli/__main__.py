@@ -1,0 +1,5 @@
+"""``python -m tickflow.cli``: the ``tickflow`` command."""
+
+from tickflow.cli import main
+
+main()

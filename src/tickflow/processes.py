@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tickflow.errors import TickflowError
+from tickflow.retry import wait_for, within
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -114,13 +115,12 @@ def _reap(pid: int) -> None:
 
 def wait_session(sid: int, timeout_s: float) -> bool:
     """Wait until every process of the session has exited; False when some are left after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def gone() -> bool:
         _reap(sid)
-        if not _members(sid):
-            return True
-        time.sleep(0.3)
-    return False
+        return not _members(sid)
+
+    return within(gone, timeout_s, interval_s=0.3)
 
 
 def clear_leftovers(sid: int, grace_s: float) -> bool:
@@ -131,11 +131,12 @@ def clear_leftovers(sid: int, grace_s: float) -> bool:
     """
     if start_ticks(sid) is not None or not session_members(sid, zombies=True):
         return False  # the leader runs (or its pid now belongs to another process), or nothing is left
-    deadline = time.monotonic() + grace_s
-    while (left := session_members(sid, zombies=True)) and time.monotonic() < deadline:
+
+    def gone() -> bool:
         _reap(sid)
-        time.sleep(0.2)
-    if left:
+        return not session_members(sid, zombies=True)
+
+    if not within(gone, grace_s, interval_s=0.2):
         _signal_session(sid, signal.SIGKILL)
         wait_session(sid, grace_s)
     return True
@@ -144,13 +145,9 @@ def clear_leftovers(sid: int, grace_s: float) -> bool:
 def stop_session(sid: int, grace_s: float) -> bool:
     """SIGTERM every process of the session, wait, then SIGKILL what is left. True when TERM was enough."""
     _signal_session(sid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        _reap(sid)
-        if not _members(sid):
-            _reap(sid)  # it may have exited between the two looks
-            return True
-        time.sleep(0.3)
+    if wait_session(sid, grace_s):
+        _reap(sid)  # it may have exited between the two looks
+        return True
     while _members(sid):
         _signal_session(sid, signal.SIGKILL)
         _reap(sid)
@@ -167,18 +164,21 @@ def exclusive(lock: Path, timeout_s: float, what: str) -> Iterator[None]:
     """
     lock.parent.mkdir(parents=True, exist_ok=True)
     with lock.open("a+") as handle:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TickflowError(
-                        f"Another process has held the lock of {what} for {timeout_s:.0f}s: "
-                        f"find it with `fuser {lock}` and let it finish or stop it."
-                    ) from None
-                time.sleep(0.2)
+
+        def locked() -> bool:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+
+        wait_for(
+            locked,
+            timeout_s,
+            interval_s=0.2,
+            retry_if=lambda error: isinstance(error, BlockingIOError),
+            timed_out=lambda _: TickflowError(
+                f"Another process has held the lock of {what} for {timeout_s:.0f}s: "
+                f"find it with `fuser {lock}` and let it finish or stop it."
+            ),
+        )
         try:
             yield
         finally:

@@ -26,7 +26,6 @@ All of them use ``compression.type=producer`` (keep what the producer chose, lz4
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +36,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from tickflow.errors import TickflowError
 from tickflow.kafka_auth import Principal, kafka_client_config
+from tickflow.retry import wait_for
 from tickflow.settings import Settings
 
 DAY_MS = 24 * 3600 * 1000
@@ -124,11 +124,16 @@ def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS, rep
             except KafkaException as error:
                 if "TOPIC_ALREADY_EXISTS" not in str(error):
                     raise TickflowError(f"Creating topic {name} failed: {error}.") from error
+
         # The controller acknowledges a creation before every broker's metadata has it: list until it does.
-        deadline = time.monotonic() + 30
-        while not all(spec.name in (existing := admin.list_topics(timeout=10).topics) for spec in specs):
-            if time.monotonic() > deadline:
-                absent = ", ".join(spec.name for spec in specs if spec.name not in existing)
-                raise TickflowError(f"Kafka created {absent} but does not list it after 30 s: see its log.")
-            time.sleep(0.2)
+        def listed() -> dict[str, Any] | None:
+            found = admin.list_topics(timeout=10).topics
+            return found if all(spec.name in found for spec in specs) else None
+
+        def unlisted(_: Exception | None) -> Exception:
+            found = admin.list_topics(timeout=10).topics
+            absent = ", ".join(spec.name for spec in specs if spec.name not in found)
+            return TickflowError(f"Kafka created {absent} but does not list it after 30 s: see its log.")
+
+        existing = wait_for(listed, 30, interval_s=0.2, timed_out=unlisted)
     return [TopicState(spec.name, len(existing[spec.name].partitions), spec.name in created) for spec in specs]

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from tickflow.errors import TickflowError
 from tickflow.hbase.jvm import hbase_home, hbase_java, hbase_log
+from tickflow.retry import wait_for
 from tickflow.runtime.paths import StatePaths
 from tickflow.settings import Settings
 
@@ -109,22 +110,25 @@ def wait_compacted(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Stores:
     """Poll ``read`` until every store has at most one file and nothing changed for ``settle_s``."""
-    deadline = clock() + timeout_s
-    stable_since, last = clock(), read()
-    while True:
-        now = clock()
-        if compacted(last) and now - stable_since >= settle_s:
-            return last
-        if now > deadline:
-            crowded = {f"{table} {family}": len(files) for (table, _, family), files in last.items() if len(files) > 1}
-            raise CompactionTimeout(
-                f"The major compaction did not finish within {timeout_s:.0f}s (stores still holding several files: "
-                f"{crowded or 'none, but still changing'}): read the hbase log, or raise the timeout."
-            )
-        sleep(poll_s)
-        current = read()
-        if current != last:
-            stable_since, last = clock(), current
+    since, last, first = clock(), read(), True
+
+    def settled() -> Stores | None:
+        nonlocal since, last, first
+        if not first:  # the first look is the one above
+            current = read()
+            if current != last:
+                since, last = clock(), current
+        first = False
+        return last if compacted(last) and clock() - since >= settle_s else None
+
+    def timed_out(_: Exception | None) -> Exception:
+        crowded = {f"{table} {family}": len(files) for (table, _, family), files in last.items() if len(files) > 1}
+        return CompactionTimeout(
+            f"The major compaction did not finish within {timeout_s:.0f}s (stores still holding several files: "
+            f"{crowded or 'none, but still changing'}): read the hbase log, or raise the timeout."
+        )
+
+    return wait_for(settled, timeout_s, interval_s=poll_s, timed_out=timed_out, clock=clock, sleep=sleep)
 
 
 def compact(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -44,6 +43,7 @@ from tickflow.hbase.layout import (
     history_row_key,
     parse_history_row_key,
 )
+from tickflow.retry import wait_for
 from tickflow.schemas import load
 from tickflow.settings import Settings
 from tickflow.topics import ENRICHED
@@ -179,22 +179,19 @@ class MarketDataStore:
         self._pool: happybase.ConnectionPool | None = None  # made at first use: making it connects
 
     def _call(self, action: Callable[[happybase.Connection], T]) -> T:
-        deadline = time.monotonic() + self.retry_s
-        while True:
-            try:
-                if self._pool is None:
-                    self._pool = happybase.ConnectionPool(**self._pool_args)
-                with self._pool.connection() as connection:
-                    return action(connection)
-            except Exception as error:
-                if not _transient(error):
-                    raise
-                if time.monotonic() > deadline:
-                    raise HBaseUnavailable(
-                        f"HBase's Thrift server at {self.address} did not answer within {self.retry_s:.0f}s "
-                        f"({type(error).__name__}): start it with `tickflow stack up hbase-thrift`."
-                    ) from error
-                time.sleep(1.0)
+        def attempt() -> tuple[T]:
+            if self._pool is None:
+                self._pool = happybase.ConnectionPool(**self._pool_args)
+            with self._pool.connection() as connection:
+                return (action(connection),)  # in a tuple: an action may answer None or False
+
+        def unavailable(error: Exception | None) -> Exception:
+            return HBaseUnavailable(
+                f"HBase's Thrift server at {self.address} did not answer within {self.retry_s:.0f}s "
+                f"({type(error).__name__}): start it with `tickflow stack up hbase-thrift`."
+            )
+
+        return wait_for(attempt, self.retry_s, interval_s=1.0, retry_if=_transient, timed_out=unavailable)[0]
 
     def framed(self, event: Mapping[str, Any]) -> bytes:
         """The event as the stream publishes it on md.enriched: Confluent framing (EnrichedEvent's registered

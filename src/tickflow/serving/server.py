@@ -4,7 +4,6 @@ given port (the browser test and the benchmark, which write to HBase while the p
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -12,6 +11,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from tickflow.errors import TickflowError
+from tickflow.retry import wait_for
 
 
 @contextmanager
@@ -20,11 +20,14 @@ def running(app: FastAPI, host: str, port: int, timeout_s: float = 60.0) -> Iter
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name=f"tickflow-serve-{port}", daemon=True)
     thread.start()
-    deadline = time.monotonic() + timeout_s
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise TickflowError(f"The serving app did not start on {host}:{port}: is the port taken?")
-        time.sleep(0.02)
+    not_started = TickflowError(f"The serving app did not start on {host}:{port}: is the port taken?")
+
+    def started() -> bool:
+        if not thread.is_alive():
+            raise not_started
+        return bool(server.started)
+
+    wait_for(started, timeout_s, interval_s=0.02, timed_out=lambda _: not_started)
     try:
         yield f"http://{host}:{port}"
     finally:

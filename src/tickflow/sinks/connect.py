@@ -7,7 +7,6 @@ one sentence naming the worker and what to do.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import httpx
 
 from tickflow.errors import TickflowError
+from tickflow.retry import WaitTimeout, wait_for
 
 RUNNING = "RUNNING"
 FAILED = "FAILED"
@@ -98,18 +98,24 @@ class ConnectClient:
         self.rebalance_wait_s = rebalance_wait_s
 
     def _request(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        deadline = time.monotonic() + self.rebalance_wait_s
-        while True:
+        last: httpx.Response | None = None
+
+        def answered() -> httpx.Response | None:
+            nonlocal last
             try:
-                response = httpx.request(method, f"{self.url}{path}", json=body, timeout=self.timeout_s)
+                last = httpx.request(method, f"{self.url}{path}", json=body, timeout=self.timeout_s)
             except httpx.HTTPError as error:
                 raise ConnectError(
                     f"Kafka Connect at {self.url} did not answer ({type(error).__name__}): "
                     "start it with `tickflow stack up connect`."
                 ) from error
-            if response.status_code != 409 or time.monotonic() > deadline:
-                return response
-            time.sleep(0.5)  # rebalancing: the herder takes requests again in a moment
+            return None if last.status_code == 409 else last  # rebalancing: it takes requests again in a moment
+
+        try:
+            return wait_for(answered, self.rebalance_wait_s, interval_s=0.5)
+        except WaitTimeout:
+            assert last is not None
+            return last  # still 409 after the wait: the caller says what it could not do
 
     @staticmethod
     def _message(response: httpx.Response) -> str:
@@ -180,29 +186,32 @@ class ConnectClient:
         self, name: str, config: Mapping[str, str], tasks: int, timeout_s: float, poll_s: float = 0.5
     ) -> ConnectorStatus:
         """Wait until the connector and ``tasks`` tasks run with ``config``; fail at the first failed part."""
-        deadline = time.monotonic() + timeout_s
         last: ConnectorStatus | None = None
-        while True:
+
+        def running() -> ConnectorStatus | None:
+            nonlocal last
             last = self.status(name)
-            if last is not None:
-                if last.failures:
-                    raise ConnectError(
-                        f"Connector {name} failed on worker {last.worker_id or '?'}: {'; '.join(last.failures)} "
-                        f"(the worker's log has the whole trace: `tickflow stack logs connect`)."
-                    )
-                if last.running and len(last.tasks) == tasks and self._tasks_have(name, config):
-                    return last
-            if time.monotonic() > deadline:
-                states = (
-                    "not created"
-                    if last is None
-                    else f"{last.state}, tasks " + (", ".join(f"{t.id} {t.state}" for t in last.tasks) or "none")
-                )
+            if last is not None and last.failures:
                 raise ConnectError(
-                    f"Connector {name} was not running with {tasks} task(s) within {timeout_s:.0f}s ({states}): "
-                    "read the worker's log (`tickflow stack logs connect`)."
+                    f"Connector {name} failed on worker {last.worker_id or '?'}: {'; '.join(last.failures)} "
+                    f"(the worker's log has the whole trace: `tickflow stack logs connect`)."
                 )
-            time.sleep(poll_s)
+            if last is not None and last.running and len(last.tasks) == tasks and self._tasks_have(name, config):
+                return last
+            return None
+
+        def not_running(_: Exception | None) -> Exception:
+            states = (
+                "not created"
+                if last is None
+                else f"{last.state}, tasks " + (", ".join(f"{t.id} {t.state}" for t in last.tasks) or "none")
+            )
+            return ConnectError(
+                f"Connector {name} was not running with {tasks} task(s) within {timeout_s:.0f}s ({states}): "
+                "read the worker's log (`tickflow stack logs connect`)."
+            )
+
+        return wait_for(running, timeout_s, interval_s=poll_s, timed_out=not_running)
 
     def _tasks_have(self, name: str, config: Mapping[str, str]) -> bool:
         """True when every task was configured from ``config`` (not a previous version still running)."""

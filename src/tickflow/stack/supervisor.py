@@ -26,6 +26,7 @@ from tickflow.processes import (
     stop_session,
     wait_session,
 )
+from tickflow.retry import wait_for
 from tickflow.settings import Settings
 from tickflow.stack.base import Service, StackError, StatePaths
 from tickflow.stack.listeners import Listener, beyond_loopback, session_listeners
@@ -213,20 +214,19 @@ class Supervisor:
 
     def _wait_healthy(self, service: Service, on_event: Callable[[str, str], None]) -> bool:
         """True once the service answers its health check; False if its process exits first."""
-        deadline = time.monotonic() + self.settings.health_timeout_s
-        started = time.monotonic()
-        while True:
+        started, timeout_s = time.monotonic(), self.settings.health_timeout_s
+
+        def answered() -> str | None:
             if service.healthy():
-                on_event(service.name, f"healthy after {time.monotonic() - started:.1f}s")
-                return True
-            if self.running_pid(service.name) is None:
-                return False
-            if time.monotonic() > deadline:
-                raise StackError(
-                    f"{service.name} did not become healthy within {self.settings.health_timeout_s:.0f}s: "
-                    f"read {service.log_path} for the cause."
-                )
-            time.sleep(1.0)
+                return "healthy"
+            return "exited" if self.running_pid(service.name) is None else None
+
+        outcome = wait_for(answered, timeout_s, interval_s=1.0, timed_out=lambda _: StackError(
+            f"{service.name} did not become healthy within {timeout_s:.0f}s: read {service.log_path} for the cause."
+        ))  # fmt: skip
+        if outcome == "healthy":
+            on_event(service.name, f"healthy after {time.monotonic() - started:.1f}s")
+        return outcome == "healthy"
 
     # -- down ----------------------------------------------------------------------
 

@@ -46,10 +46,10 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from bench.common import BENCH_PRINCIPAL, PARTITIONS, consumer, fresh_topics, register_value_schema, spark_kafka
 from tickflow.avro_codec import compile_encoder, confluent_prefix
 from tickflow.fill.semantics import FILL_FIELDS, InstrumentState, fill_columns
+from tickflow.reference.views import current_reference
 from tickflow.schemas import TOPIC_SCHEMAS, AvroSchema, load
 from tickflow.settings import REPO_ROOT, Settings
 from tickflow.sources.feed import FeedConfig, producer_config, run_feed
-from tickflow.stream.publish import current_reference
 from tickflow.topics import ENRICHED, EVENTS
 from tickflow.warehouse import run_statements
 

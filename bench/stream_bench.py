@@ -57,12 +57,12 @@ from bench.common import (
     register_value_schema,
     spark_kafka,
 )
+from tickflow.reference.views import current_reference
 from tickflow.schemas import load
 from tickflow.settings import REPO_ROOT, Settings
 from tickflow.sources.feed import FeedConfig, run_feed
 from tickflow.spark import kafka_reader, spark_session
 from tickflow.stream.app import build_query, spark_conf
-from tickflow.stream.publish import current_reference
 from tickflow.stream.settings import StreamSettings
 
 MARKET_EVENT = "tickflow.md.MarketEvent"

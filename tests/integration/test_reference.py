@@ -15,10 +15,10 @@ from tests.support.kafka import as_admin
 from tests.support.reference import INSTRUMENTS, reset_secmaster
 from tests.support.stack import hive_query, tickflow
 from tickflow.avro_codec import compile_encoder, confluent_prefix
-from tickflow.reference.lookup import instruments_as_of
 from tickflow.reference.quality import QualityGateFailed
 from tickflow.reference.refresh import refresh_all
 from tickflow.reference.sources import secmaster_connection
+from tickflow.reference.views import reference_history
 from tickflow.schemas import load
 from tickflow.settings import Settings
 from tickflow.stream.app import build_query
@@ -72,8 +72,12 @@ def test_a_change_in_the_security_master_closes_the_old_row_and_opens_a_new_one(
         assert rows[-2].valid_to == rows[-1].valid_from and rows[-1].valid_to is None
         assert dict((r[0], r[1]) for r in current_view(reference_data))[target] == "Test Sector"
 
-        # The as-of lookup gives the attributes in force at a past time, for backfills.
-        past = {r.instrument_id: r.sector for r in instruments_as_of(spark, before_change).collect()}
+        # The history a backfill binds gives the attributes in force at a past time.
+        moment = before_change.strftime("%Y-%m-%d %H:%M:%S.%f")
+        in_force = reference_history(spark)["ref_instruments"].where(
+            f"in_force_from <= TIMESTAMP '{moment}' AND (in_force_to IS NULL OR TIMESTAMP '{moment}' < in_force_to)"
+        )
+        past = {r.instrument_id: r.sector for r in in_force.collect()}
         assert past[target] == old_sector
         assert len(past) == INSTRUMENTS
     finally:

@@ -9,7 +9,7 @@ key, which the transform requires to be the instrument id anyway) go through
   newest state snapshot taken before the range (``plan.choose_snapshot``, the requested instruments'
   registers from ``ops.state_snapshots``), and the read from the snapshot's input offsets; without one
   that fits, from empty registers and the earliest retained offsets;
-- ``ref_instruments`` / ``ref_fx_rates`` bound to the SCD2 history (``publish.reference_history``), so
+- ``ref_instruments`` / ``ref_fx_rates`` bound to the SCD2 history (``tickflow.reference.views.reference_history``), so
   the enrichment SQL joins each event with the attributes valid at its event time.
 
 The enriched rows with event times in ``[start, end)`` are staged once as Parquet (so the fill runs once
@@ -223,9 +223,10 @@ def run_backfill(
     from pyspark.sql import functions as F
 
     from tickflow.fill.state import FillState
+    from tickflow.reference.views import bind_reference, reference_history
     from tickflow.spark import kafka_reader
     from tickflow.stream.fill_step import FillCounters, FillStep
-    from tickflow.stream.publish import bind_reference, check_enrichment_sql, reference_history, register_output_schema
+    from tickflow.stream.publish import check_enrichment_sql, register_output_schema
     from tickflow.stream.settings import StreamSettings
     from tickflow.stream.transform import Transform
 

@@ -7,7 +7,7 @@
 
 What differs between the callers is only what they hand in: the stream a FillStep on its checkpoint's
 state that sends dead letters to md.dlq and the current reference views; the backfill a FillStep on a
-temporary state that only counts dead letters, and the SCD2 history (``publish.reference_history``).
+temporary state that only counts dead letters, and the SCD2 history (``tickflow.reference.views.reference_history``).
 The result is EnrichedEvent rows before Avro; the stream frames them for md.enriched, the backfill
 for md:history and JSON for the archive.
 """

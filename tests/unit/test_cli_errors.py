@@ -365,6 +365,19 @@ def test_a_refused_connection_without_an_address_points_at_stack_status(
     assert_one_sentence(1, output, "ConnectionRefusedError", "`tickflow stack status`", "`tickflow stack up`")
 
 
+@pytest.mark.parametrize("library", ["thrift", "thriftpy2"])
+def test_a_thrift_server_that_does_not_answer_points_at_stack_status(
+    library: str, stack_down: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pyhive (HiveServer2) and happybase (HBase) each raise their own library's transport error."""
+    if library == "thrift":
+        from thrift.transport.TTransport import TTransportException
+    else:
+        from thriftpy2.transport import TTransportException  # type: ignore[assignment]
+    output = raised_in_cli(TTransportException(message="Could not connect"), capsys)
+    assert_one_sentence(1, output, "TTransportException", "`tickflow stack status`", "`tickflow stack up`")
+
+
 @pytest.mark.parametrize("error", [ValueError("a bug"), KeyError("another")], ids=["value-error", "key-error"])
 def test_a_bug_keeps_its_trace(error: Exception) -> None:
     from tickflow.cli import speaking_errors

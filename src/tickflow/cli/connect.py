@@ -11,7 +11,7 @@ from rich.table import Table
 
 from tickflow.cli.output import JsonFlag, console, jsonable, out, print_json
 from tickflow.settings import Settings
-from tickflow.sinks.connect import ConnectorStatus
+from tickflow.sinks.connect import ConnectorState, ConnectorStatus
 
 app = typer.Typer(
     help="Kafka Connect connectors: the HBase sink of md.enriched, the trades source into md.events.",
@@ -39,7 +39,8 @@ def _connector_name(which: Connector) -> str:
 
 
 def _print_connector(status: ConnectorStatus, to: Console = out) -> None:
-    colours = {"RUNNING": "green", "FAILED": "red", "PAUSED": "yellow", "UNASSIGNED": "yellow"}
+    colours = {ConnectorState.RUNNING: "green", ConnectorState.FAILED: "red", ConnectorState.PAUSED: "yellow",
+               ConnectorState.UNASSIGNED: "yellow"}  # fmt: skip
     table = Table(title=f"connector {status.name}" + (f" ({status.type})" if status.type else ""))
     for column in ("part", "state", "worker", "trace (first line)"):
         table.add_column(column)

@@ -17,10 +17,16 @@ from tickflow.errors import TickflowError
 from tickflow.settings import Settings, explain_invalid
 from tickflow.stack import supervisor
 
-# What a client raises when it reaches no server: librdkafka's codes, and the thrift transports' class name
-# (pyhive's thrift and happybase's thriftpy2 each have their own TTransportException).
+# What a client raises when it reaches no server: librdkafka's codes, and the thrift transports' errors.
 KAFKA_UNREACHABLE = ("_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_RESOLVE")
-THRIFT_UNREACHABLE = "TTransportException"
+
+
+def _thrift_unreachable() -> tuple[type[BaseException], ...]:
+    """pyhive's thrift and happybase's thriftpy2 each have their own TTransportException."""
+    from thrift.transport.TTransport import TTransportException as HiveTransportError
+    from thriftpy2.transport import TTransportException as HBaseTransportError
+
+    return HiveTransportError, HBaseTransportError
 
 
 @contextmanager
@@ -62,9 +68,7 @@ def _unreachable(error: BaseException) -> str | None:
         if isinstance(cause, KafkaException) and cause.args and cause.args[0].name() in KAFKA_UNREACHABLE:
             settings = Settings()
             return _down(settings.host, settings.ports.kafka, cause.args[0].str())
-        if isinstance(cause, httpx.TransportError | ConnectionError | TimeoutError) or (
-            type(cause).__name__ == THRIFT_UNREACHABLE
-        ):
+        if isinstance(cause, (httpx.TransportError, ConnectionError, TimeoutError, *_thrift_unreachable())):
             return (
                 f"A service did not answer ({type(cause).__name__}: {cause}): `tickflow stack status` shows which "
                 "is down, `tickflow stack up` starts it."

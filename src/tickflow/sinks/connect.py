@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import httpx
@@ -16,8 +17,16 @@ import httpx
 from tickflow.errors import TickflowError
 from tickflow.retry import WaitTimeout, wait_for
 
-RUNNING = "RUNNING"
-FAILED = "FAILED"
+
+class ConnectorState(StrEnum):
+    """A connector's or a task's state as Kafka Connect's REST API reports it."""
+
+    UNASSIGNED = "UNASSIGNED"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    STOPPED = "STOPPED"
+    FAILED = "FAILED"
+    RESTARTING = "RESTARTING"
 
 
 class ConnectError(TickflowError):
@@ -27,7 +36,7 @@ class ConnectError(TickflowError):
 @dataclass(frozen=True)
 class TaskState:
     id: int
-    state: str
+    state: ConnectorState
     worker_id: str
     trace: str | None = None
 
@@ -40,7 +49,7 @@ class TaskState:
 @dataclass(frozen=True)
 class ConnectorStatus:
     name: str
-    state: str
+    state: ConnectorState
     worker_id: str
     tasks: tuple[TaskState, ...]
     trace: str | None = None
@@ -50,30 +59,36 @@ class ConnectorStatus:
     def from_json(cls, body: Mapping[str, Any]) -> ConnectorStatus:
         connector = body["connector"]
         tasks = tuple(
-            TaskState(int(t["id"]), t["state"], t.get("worker_id", ""), t.get("trace"))
+            TaskState(int(t["id"]), ConnectorState(t["state"]), t.get("worker_id", ""), t.get("trace"))
             for t in sorted(body.get("tasks", []), key=lambda t: int(t["id"]))
         )
-        return cls(body["name"], connector["state"], connector.get("worker_id", ""), tasks, connector.get("trace"),
-                   body.get("type", ""))  # fmt: skip
+        state = ConnectorState(connector["state"])
+        return cls(
+            body["name"], state, connector.get("worker_id", ""), tasks, connector.get("trace"), body.get("type", "")
+        )
 
     @property
     def running(self) -> bool:
-        return self.state == RUNNING and bool(self.tasks) and all(t.state == RUNNING for t in self.tasks)
+        return (
+            self.state == ConnectorState.RUNNING
+            and bool(self.tasks)
+            and all(t.state == ConnectorState.RUNNING for t in self.tasks)
+        )
 
     @property
     def failures(self) -> list[str]:
         """One line per failed part: the connector or a task, with the first line of its trace."""
         lines = []
-        if self.state == FAILED:
+        if self.state == ConnectorState.FAILED:
             first = self.trace.strip().splitlines()[0] if self.trace and self.trace.strip() else "no trace"
             lines.append(f"connector {self.name}: {first}")
-        lines += [f"task {t.id}: {t.reason or 'no trace'}" for t in self.tasks if t.state == FAILED]
+        lines += [f"task {t.id}: {t.reason or 'no trace'}" for t in self.tasks if t.state == ConnectorState.FAILED]
         return lines
 
-    def rows(self) -> list[tuple[str, str, str, str]]:
+    def rows(self) -> list[tuple[str, ConnectorState, str, str]]:
         """What a person reads: (part, state, worker, first line of the trace), the connector first."""
         first = self.trace.strip().splitlines()[0] if self.trace and self.trace.strip() else ""
-        parts = [("connector", self.state, self.worker_id, first if self.state == FAILED else "")]
+        parts = [("connector", self.state, self.worker_id, first if self.state == ConnectorState.FAILED else "")]
         parts += [(f"task {t.id}", t.state, t.worker_id, t.reason or "") for t in self.tasks]
         return parts
 

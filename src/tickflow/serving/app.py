@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -78,18 +78,18 @@ def create_app(
     if catalogue is None:
         hive = (lambda: instruments_from_hive(settings)) if serving.reference_from_hive else None
         catalogue = Catalogue(hive, lambda: instruments_from_hbase(store))
-    layout = store.layout
+    known: Catalogue = catalogue  # not None from here on, for the closure below
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         missing = [name for name in VENDOR_FILES if not (STATIC / "vendor" / name).exists()]
         if missing:
             log.warning("static/vendor lacks %s: the page shows no chart until `make setup` fetches uPlot.", missing)
-        await anyio.to_thread.run_sync(catalogue.start, serving.reference_refresh_s)
+        await anyio.to_thread.run_sync(known.start, serving.reference_refresh_s)
         try:
             yield
         finally:
-            catalogue.stop()
+            known.stop()
 
     app = FastAPI(title="tickflow serving", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -97,6 +97,13 @@ def create_app(
         app.add_middleware(
             TokenGate, token=serving_token(settings, serving), where=where_the_token_is(settings, serving)
         )
+    _answer_errors_in_one_sentence(app)
+    app.include_router(_routes(MarketView(store, catalogue, serving)))
+    return app
+
+
+def _answer_errors_in_one_sentence(app: FastAPI) -> None:
+    """Every error as ``{"error": "<one sentence>"}`` with its status."""
 
     @app.exception_handler(RequestError)
     async def refused(_: Request, error: RequestError) -> JSONResponse:
@@ -123,93 +130,69 @@ def create_app(
         where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "the request"
         return _error(400, f"{where}: {first.get('msg', 'invalid')}.")
 
-    def lookup(ids: list[str]) -> dict[str, Latest]:
+
+class MarketView:
+    """What the routes answer from: md:latest and md:history through the store, the catalogue of instruments."""
+
+    def __init__(self, store: MarketDataStore, catalogue: Catalogue, serving: ServingSettings) -> None:
+        self.store, self.catalogue, self.serving = store, catalogue, serving
+        self.layout = store.layout
+
+    def lookup(self, ids: list[str]) -> dict[str, Latest]:
         """The newest state of each id; 404 for an id neither reference data nor md:latest knows."""
-        found = store.latest(ids)
-        unknown = [i for i in ids if i not in found and catalogue.get(i) is None]
+        found = self.store.latest(ids)
+        unknown = [i for i in ids if i not in found and self.catalogue.get(i) is None]
         if unknown:
             raise RequestError(
                 f"Unknown instrument{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}: "
                 "find ids with /api/instruments?q=<symbol or name>.",
                 status=404,
             )
-        new = [i for i in found if catalogue.get(i) is None]
+        new = [i for i in found if self.catalogue.get(i) is None]
         if new:
-            catalogue.add([Instrument.seen(i, found[i].values) for i in new])
+            self.catalogue.add([Instrument.seen(i, found[i].values) for i in new])
         return found
 
-    def snapshot(ids: list[str], found: dict[str, Latest]) -> dict[str, Any]:
+    def snapshot(self, ids: list[str], found: dict[str, Latest]) -> dict[str, Any]:
         now = now_ms()
         return {
             "now": now,
-            "instruments": [with_staleness(i, row_state(found[i], layout), now) for i in ids if i in found],
+            "instruments": [with_staleness(i, row_state(found[i], self.layout), now) for i in ids if i in found],
             "missing": [i for i in ids if i not in found],  # known, but nothing stored for it yet
         }
 
-    @app.get("/", include_in_schema=False)
-    def page() -> FileResponse:
-        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
-
-    @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        store.ping()
-        return {"status": "ok", "hbase": store.address, "instruments": len(catalogue), "catalogue": catalogue.source}
-
-    @app.get("/api/instruments")
-    def instruments(
-        q: Annotated[str, Query(max_length=100)] = "", limit: Annotated[int, Query(ge=1, le=200)] = 20
-    ) -> dict[str, Any]:
-        return {"instruments": [i.as_json() for i in catalogue.search(q, limit)], "catalogue": catalogue.source}
-
-    @app.get("/api/latest")
-    def latest(ids: str | None = None) -> dict[str, Any]:
-        selection = parse_selection(ids, serving.max_selection)
-        return snapshot(selection, lookup(selection))
-
-    @app.get("/api/history/{instrument_id}")
-    def history(
-        instrument_id: str, start: str | None = None, end: str | None = None, limit: int | None = None
-    ) -> dict[str, Any]:
+    def history(self, instrument_id: str, start: str | None, end: str | None, limit: int | None) -> dict[str, Any]:
         check_instrument_id(instrument_id)
+        serving = self.serving
         query = history_query(start, end, limit, serving.history_limit, serving.history_max_limit)
-        records = store.history(instrument_id, query.since_us, query.until_us, query.limit)
+        records = self.store.history(instrument_id, query.since_us, query.until_us, query.limit)
         if not records:
-            lookup([instrument_id])  # 404 when nobody knows it; else it has no records in this range
-        return {"instrument_id": instrument_id, "records": [_history_record(layout.types, r) for r in records]}
+            self.lookup([instrument_id])  # 404 when nobody knows it; else it has no records in this range
+        return {"instrument_id": instrument_id, "records": [_history_record(self.layout.types, r) for r in records]}
 
-    @app.get("/api/stream")
-    async def stream(request: Request, ids: str | None = None) -> StreamingResponse:
-        selection = parse_selection(ids, serving.max_selection)
-        first = await anyio.to_thread.run_sync(lookup, selection)
-        return StreamingResponse(
-            _feed(request, selection, first),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-
-    async def _feed(request: Request, selection: list[str], first: dict[str, Latest]) -> AsyncIterator[str]:
+    async def feed(self, request: Request, selection: list[str], first: dict[str, Latest]) -> AsyncIterator[str]:
         """Polls md:latest (one multi-get for the whole selection) and sends what changed."""
         opened = time.monotonic()
-        states = {i: row_state(latest, layout) for i, latest in first.items()}
-        yield "retry: 2000\n\n" + sse("snapshot", snapshot(selection, first))
+        states = {i: row_state(latest, self.layout) for i, latest in first.items()}
+        yield "retry: 2000\n\n" + sse("snapshot", self.snapshot(selection, first))
         last_sent, updates = time.monotonic(), 0
         try:
             while not await request.is_disconnected():
-                await anyio.sleep(serving.poll_ms / 1000)
+                await anyio.sleep(self.serving.poll_ms / 1000)
                 try:
-                    found = await anyio.to_thread.run_sync(store.latest, selection)
+                    found = await anyio.to_thread.run_sync(self.store.latest, selection)
                 except HBaseUnavailable as error:
                     yield sse("problem", {"now": now_ms(), "error": str(error)})
                     last_sent = time.monotonic()
                     continue
-                current = {i: row_state(latest, layout) for i, latest in found.items()}
+                current = {i: row_state(latest, self.layout) for i, latest in found.items()}
                 changes = diff_states(states, current)
                 states = current
                 if changes:
                     updates += 1
                     yield sse("update", {"now": now_ms(), "instruments": changes})
                     last_sent = time.monotonic()
-                elif time.monotonic() - last_sent >= serving.heartbeat_s:
+                elif time.monotonic() - last_sent >= self.serving.heartbeat_s:
                     yield sse("heartbeat", {"now": now_ms()})
                     last_sent = time.monotonic()
         finally:
@@ -220,7 +203,56 @@ def create_app(
                 updates,
             )
 
-    return app
+
+def _routes(view: MarketView) -> APIRouter:
+    """The page and the API (the module's docstring lists them)."""
+    router = APIRouter()
+    max_selection = view.serving.max_selection
+
+    @router.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @router.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        view.store.ping()
+        catalogue = view.catalogue
+        return {
+            "status": "ok",
+            "hbase": view.store.address,
+            "instruments": len(catalogue),
+            "catalogue": catalogue.source,
+        }
+
+    @router.get("/api/instruments")
+    def instruments(
+        q: Annotated[str, Query(max_length=100)] = "", limit: Annotated[int, Query(ge=1, le=200)] = 20
+    ) -> dict[str, Any]:
+        found = view.catalogue.search(q, limit)
+        return {"instruments": [i.as_json() for i in found], "catalogue": view.catalogue.source}
+
+    @router.get("/api/latest")
+    def latest(ids: str | None = None) -> dict[str, Any]:
+        selection = parse_selection(ids, max_selection)
+        return view.snapshot(selection, view.lookup(selection))
+
+    @router.get("/api/history/{instrument_id}")
+    def history(
+        instrument_id: str, start: str | None = None, end: str | None = None, limit: int | None = None
+    ) -> dict[str, Any]:
+        return view.history(instrument_id, start, end, limit)
+
+    @router.get("/api/stream")
+    async def stream(request: Request, ids: str | None = None) -> StreamingResponse:
+        selection = parse_selection(ids, max_selection)
+        first = await anyio.to_thread.run_sync(view.lookup, selection)
+        return StreamingResponse(
+            view.feed(request, selection, first),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    return router
 
 
 def _history_record(types: Mapping[str, CellType], record: dict[str, Any]) -> dict[str, Any]:

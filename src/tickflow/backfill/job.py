@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tickflow.backfill.plan import (
+    Chunk,
     PartitionRange,
     choose_snapshot,
     describe,
@@ -212,27 +213,16 @@ def backfill_with_session(
         spark.stop()
 
 
-def run_backfill(
+def _plan(
     spark: SparkSession,
     settings: Settings,
     request: BackfillRequest,
-    options: BackfillSettings | None = None,
-    progress: Callable[[str], None] = log.info,
-) -> BackfillReport:
-    """Validate against the data (instruments, a range with records), then run the chunks and write."""
-    from pyspark.sql import functions as F
-
-    from tickflow.fill.state import FillState
-    from tickflow.reference.views import bind_reference, reference_history
-    from tickflow.spark import kafka_reader
-    from tickflow.stream.fill_step import FillCounters, FillStep
-    from tickflow.stream.publish import check_enrichment_sql, register_output_schema
-    from tickflow.stream.settings import StreamSettings
-    from tickflow.stream.transform import Transform
-
-    options = options or BackfillSettings()
+    options: BackfillSettings,
+    progress: Callable[[str], None],
+) -> tuple[list[Chunk], dict[str, InstrumentState] | None]:
+    """The chunks of offsets to read (the range, widened to warm the fill up) and the registers to start from;
+    fails in one sentence when an instrument is unknown or the topic holds nothing in the range."""
     topic = options.input_topic
-    started = time.monotonic()
     check_instruments(spark, request)
     ranges = partition_ranges(settings, topic, request, options.late_s)
     if not has_data(ranges):
@@ -247,6 +237,56 @@ def run_backfill(
         f"backfill {request.describe()}: {totals['records']:,} records of {topic} to read in {len(chunks)} chunks "
         f"({totals['in_range']:,} near the range by Kafka time, the rest warm the fill up)"
     )
+    return chunks, initial
+
+
+def _read_chunk(
+    spark: SparkSession, settings: Settings, topic: str, chunk: Chunk, request: BackfillRequest
+) -> DataFrame:
+    """One chunk's records of ``topic`` (a batch read between its offsets), only the requested instruments'."""
+    from pyspark.sql import functions as F
+
+    from tickflow.spark import kafka_reader
+
+    starting, ending = offsets_json(topic, chunk)
+    raw: DataFrame = (
+        kafka_reader(
+            spark,
+            settings,
+            topic,
+            principal=Principal.BACKFILL,
+            group_id_prefix=BACKFILL_GROUPS,
+            streaming=False,
+            starting_offsets=starting,
+        )
+        .option("endingOffsets", ending)
+        .option("failOnDataLoss", "true")
+        .load()
+    )
+    if request.instruments:
+        raw = raw.where(F.col("key").cast("string").isin(list(request.instruments)))
+    return raw
+
+
+def run_backfill(
+    spark: SparkSession,
+    settings: Settings,
+    request: BackfillRequest,
+    options: BackfillSettings | None = None,
+    progress: Callable[[str], None] = log.info,
+) -> BackfillReport:
+    """Validate against the data (instruments, a range with records), then run the chunks and write."""
+    from tickflow.fill.state import FillState
+    from tickflow.reference.views import bind_reference, reference_history
+    from tickflow.stream.fill_step import FillCounters, FillStep
+    from tickflow.stream.publish import check_enrichment_sql, register_output_schema
+    from tickflow.stream.settings import StreamSettings
+    from tickflow.stream.transform import Transform
+
+    options = options or BackfillSettings()
+    topic = options.input_topic
+    started = time.monotonic()
+    chunks, initial = _plan(spark, settings, request, options, progress)
     stream = StreamSettings(input_topic=topic, output_topic=options.output_subject_topic)
     transform = Transform.build(settings, stream)
     reference = bind_reference(reference_history(spark))
@@ -262,23 +302,7 @@ def run_backfill(
             if initial:
                 state.seed(initial)
             for number, chunk in enumerate(chunks):
-                starting, ending = offsets_json(topic, chunk)
-                raw = (
-                    kafka_reader(
-                        spark,
-                        settings,
-                        topic,
-                        principal=Principal.BACKFILL,
-                        group_id_prefix=BACKFILL_GROUPS,
-                        streaming=False,
-                        starting_offsets=starting,
-                    )
-                    .option("endingOffsets", ending)
-                    .option("failOnDataLoss", "true")
-                    .load()
-                )
-                if request.instruments:
-                    raw = raw.where(F.col("key").cast("string").isin(list(request.instruments)))
+                raw = _read_chunk(spark, settings, topic, chunk, request)
                 fill = FillStep(state.directory.as_uri(), number, topic, None, {}, counters)  # no dead letters
                 enriched = transform.enrich(raw, fill)
                 path = scratch / "staged" / f"chunk={number}"

@@ -126,7 +126,7 @@ def _decode_stages(reader_text: str, writers: tuple[tuple[int, str], ...], limit
     """The selects of ``decoded_events``, built once per set of writer schemas: a column is a JVM object
     made by thousands of Py4J calls (over a second per micro-batch), and it can be reused on every batch."""
     from pyspark.sql import functions as F
-    from pyspark.sql.avro.functions import from_avro, to_avro
+    from pyspark.sql.avro.functions import from_avro
 
     reader_form = to_parsing_canonical_form(fastavro.parse_schema(json.loads(reader_text)))
     framed = (F.length("value") >= 6) & (F.substring("value", 1, 1) == F.lit(b"\x00"))
@@ -152,22 +152,7 @@ def _decode_stages(reader_text: str, writers: tuple[tuple[int, str], ...], limit
             ),
         ],
     ]
-    events, left_over = [], []
-    for writer_id, writer in writers:
-        decoded = F.col(f"w{writer_id}")
-        # PERMISSIVE turns bad bytes into nulls, also inside the record: re-encode only complete records.
-        required = [f["name"] for f in json.loads(writer)["fields"] if not isinstance(f["type"], list)]
-        complete = reduce(lambda a, b: a & b, (decoded[name].isNotNull() for name in required), decoded.isNotNull())
-        extra = F.length(body) - F.length(to_avro(F.when(complete, decoded), writer))
-        left_over.append(F.when(complete, extra))
-        same = to_parsing_canonical_form(fastavro.parse_schema(json.loads(writer))) == reader_form
-        resolved = decoded if same else from_avro(body, writer, {"mode": "PERMISSIVE", "avroSchema": reader_text})
-        events.append(F.when(complete & (extra == 0), resolved))
-    if not events:  # nothing registered yet: typed nulls, every record is rejected below
-        events.append(from_avro(F.lit(None).cast("binary"), reader_text))
-        left_over.append(F.lit(None).cast("int"))
-    event = F.coalesce(*events) if len(events) > 1 else events[0]
-    extra_bytes = F.coalesce(*left_over) if len(left_over) > 1 else left_over[0]
+    event, extra_bytes = _resolved(body, writers, reader_text, reader_form)
     known = F.col("schema_id").isin([writer_id for writer_id, _ in writers]) if writers else F.lit(False)
     fields = ("event_id", "instrument_id", "event_time", *FILL_FIELDS)
     kept = [F.col(name) for name in ("key", "key_text", "value", "partition", "offset", "ingest_time", "schema_id")]
@@ -206,6 +191,33 @@ def _decode_stages(reader_text: str, writers: tuple[tuple[int, str], ...], limit
         *(F.when(~rejected, F.col(name)).alias(name) for name in FILL_FIELDS),
     ]
     return [*written, *checked, [F.col("*"), reason.alias("reason")], result]
+
+
+def _resolved(
+    body: Column, writers: tuple[tuple[int, str], ...], reader_text: str, reader_form: str
+) -> tuple[Column, Column]:
+    """The event in the reader's schema (null unless a whole record of its writer, with nothing after it) and the
+    bytes left over after the record, from the per-writer columns ``w<id>``."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.avro.functions import from_avro, to_avro
+
+    events, left_over = [], []
+    for writer_id, writer in writers:
+        decoded = F.col(f"w{writer_id}")
+        # PERMISSIVE turns bad bytes into nulls, also inside the record: re-encode only complete records.
+        required = [f["name"] for f in json.loads(writer)["fields"] if not isinstance(f["type"], list)]
+        complete = reduce(lambda a, b: a & b, (decoded[name].isNotNull() for name in required), decoded.isNotNull())
+        extra = F.length(body) - F.length(to_avro(F.when(complete, decoded), writer))
+        left_over.append(F.when(complete, extra))
+        same = to_parsing_canonical_form(fastavro.parse_schema(json.loads(writer))) == reader_form
+        resolved = decoded if same else from_avro(body, writer, {"mode": "PERMISSIVE", "avroSchema": reader_text})
+        events.append(F.when(complete & (extra == 0), resolved))
+    if not events:  # nothing registered yet: typed nulls, every record is rejected below
+        events.append(from_avro(F.lit(None).cast("binary"), reader_text))
+        left_over.append(F.lit(None).cast("int"))
+    event = F.coalesce(*events) if len(events) > 1 else events[0]
+    extra_bytes = F.coalesce(*left_over) if len(left_over) > 1 else left_over[0]
+    return event, extra_bytes
 
 
 def _validation_rules(limits: Limits) -> list[tuple[Column, Column]]:

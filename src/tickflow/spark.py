@@ -177,7 +177,7 @@ def kafka_reader(
         # Spark's cached consumers keep a fetch in flight past the end of what they read; the broker holds
         # it up to fetch.max.wait.ms (500 ms) and the next read of that partition waits for it. With six
         # partitions per task that was ~3 s of every micro-batch, whatever its size (docs/performance.md).
-        .option("kafka.fetch.max.wait.ms", "10")
+        .option("kafka.fetch.max.wait.ms", "0")
         # The trades source writes md.events in Kafka transactions (exactly-once Connect): a worker killed
         # mid-transaction leaves records that are aborted and written again; only committed ones count.
         .option("kafka.isolation.level", "read_committed")

@@ -77,7 +77,7 @@ public final class DecodeOperator {
    * {@code timestamp}; other columns are ignored) decoded and validated.
    *
    * @param writers schema id (a number) -> writer schema (JSON)
-   * @param fillFields the fields after event_time, in order ({@code tickflow.stream.fill.FILL_FIELDS})
+   * @param fillFields the fields after event_time, in order ({@code tickflow.fill.semantics.FILL_FIELDS})
    */
   public static Dataset<Row> decode(
       Dataset<Row> raw,

@@ -8,7 +8,7 @@ import java.util.Map;
 
 /**
  * The forward-filled fields, in order, with their kind: the optional fields of {@code MarketEvent}
- * ({@code tickflow.stream.fill.FILL_FIELDS}). A value of a field is a {@link Double}, a {@link Long} or a
+ * ({@code tickflow.fill.semantics.FILL_FIELDS}). A value of a field is a {@link Double}, a {@link Long} or a
  * {@link String} (enums are strings), null when the event says nothing about it.
  *
  * <p>The Spark side takes the list from the decoded frame's schema (every column after the ones

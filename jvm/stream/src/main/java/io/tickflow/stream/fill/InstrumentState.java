@@ -4,13 +4,13 @@ import java.util.Arrays;
 import java.util.Objects;
 
 /**
- * The stored registers of one instrument ({@code tickflow.stream.fill.InstrumentState}): per fill field the
+ * The stored registers of one instrument ({@code tickflow.fill.semantics.InstrumentState}): per fill field the
  * value, the event time it was observed at (as-of, µs since the epoch) and the Kafka offset of the event that
  * set it. A field never set has as-of and offset {@link #NEVER} and a null value.
  *
  * <p>A register is last-writer-wins by (as-of, offset): {@link #offer} replaces it when the new pair is
  * greater or equal (newer wins; at equal time the later event of the partition wins), {@link #merge} keeps per
- * field the greater pair ({@code tickflow.stream.state.merge}), so layers merge in any order.
+ * field the greater pair ({@code tickflow.fill.state.merge}), so layers merge in any order.
  */
 public final class InstrumentState {
   /** As-of time and offset of a field never set (numpy's int64 minimum in the Python code). */

@@ -11,7 +11,7 @@ import java.util.Set;
 
 /**
  * The forward fill of one Kafka partition's micro-batch, no Spark: the semantics of
- * {@code tickflow.stream.fill.fill_columns} / {@code fill_frame} (docs/architecture.md).
+ * {@code tickflow.fill.semantics.fill_columns} / {@code fill_frame} (docs/architecture.md).
  *
  * <ol>
  *   <li>Events are de-duplicated by their event key (a hash of event_id): the first copy in input order

@@ -35,7 +35,7 @@ class EventDecoderTest {
   static final Schema V1 = new Schema.Parser().parse(V1_TEXT);
   static final Schema V2 = new Schema.Parser().parse(V2_TEXT);
   static final Map<Integer, String> WRITERS = Map.of(1, V1_TEXT, 2, V2_TEXT);
-  /** tickflow.stream.fill.FILL_FIELDS: the optional fields of the repository's schema (v1). */
+  /** tickflow.fill.semantics.FILL_FIELDS: the optional fields of the repository's schema (v1). */
   static final List<String> FILL_FIELDS = EventDecoder.optionalFields(V1_TEXT);
   static final long NOW = System.currentTimeMillis() * 1000;
   static final Map<String, Object> QUOTE = quote();

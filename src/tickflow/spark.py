@@ -174,9 +174,11 @@ def kafka_reader(
         .option("groupIdPrefix", group_id_prefix)
         .option("subscribe", topic)
         .option("startingOffsets", starting_offsets)
-        # Spark's cached consumers keep a fetch in flight past the end of what they read; the broker holds
-        # it up to fetch.max.wait.ms (500 ms) and the next read of that partition waits for it. With six
-        # partitions per task that was ~3 s of every micro-batch, whatever its size (docs/performance.md).
+        # Spark's cached consumers keep a fetch in flight past the end of what they read, and Spark asks a
+        # partition's offset range (two ListOffsets) after every poll; the broker holds an empty fetch up to
+        # fetch.max.wait.ms and answers a connection's requests in order, so each lookup waited for it. At
+        # 500 ms (the default) that was ~3 s of every micro-batch, at 10 ms still half of the tasks' time;
+        # at 0 an empty fetch is answered at once (docs/performance.md).
         .option("kafka.fetch.max.wait.ms", "0")
         # The trades source writes md.events in Kafka transactions (exactly-once Connect): a worker killed
         # mid-transaction leaves records that are aborted and written again; only committed ones count.

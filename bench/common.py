@@ -20,11 +20,11 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from tickflow.kafka_auth import Principal, kafka_client_config, spark_kafka_options
-from tickflow.schemas import AvroSchema
+from tickflow.schemas import AvroSchema, register
 from tickflow.settings import Settings
 from tickflow.topics import DAY_MS, TopicSpec, create_topics
 
@@ -64,9 +64,8 @@ def spark_kafka(settings: Settings) -> dict[str, str]:
 
 
 def register_value_schema(settings: Settings, topic: str, schema: AvroSchema) -> int:
-    """Register ``schema`` under ``<topic>-value``; its schema id."""
-    registry = SchemaRegistryClient(settings.registry_client_config)
-    return int(registry.register_schema(f"{topic}-value", Schema(schema.text, "AVRO")))
+    """Register ``schema`` under ``<topic>-value`` (the subject's compatibility left as it is); its schema id."""
+    return register(settings, f"{topic}-value", schema, compatibility=None).schema_id
 
 
 class FreshTopics:

@@ -19,11 +19,11 @@ from confluent_kafka import KafkaError, Producer
 from tickflow.avro_codec import compile_encoder, confluent_prefix
 from tickflow.errors import TickflowError
 from tickflow.kafka_auth import Principal, kafka_client_config
-from tickflow.schemas import TOPIC_SCHEMAS, load
+from tickflow.schemas import TOPIC_SCHEMAS, load, register
 from tickflow.settings import Settings
 from tickflow.sources.simulator import Event, Source, generators, interleave, split_rate
 from tickflow.sources.universe import build_universe
-from tickflow.topics import EVENTS
+from tickflow.topics import EVENTS, SHOWCASE, TOPICS, create_topics
 
 CORRUPTIONS = ("garbage", "unknown_schema_id", "truncated")
 UNKNOWN_SCHEMA_ID = 0x7FFFFFFF
@@ -102,9 +102,6 @@ def producer_config(settings: Settings) -> dict[str, Any]:
 def prepare_feed(settings: Settings, topic: str) -> int:
     """The platform's topics (and ``md.showcase`` when that is the target) exist, and MarketEvent is registered
     under ``<topic>-value``; returns the schema id to frame the events with."""
-    from tickflow.schemas import register
-    from tickflow.topics import SHOWCASE, TOPICS, create_topics
-
     schema = load(TOPIC_SCHEMAS[EVENTS.name], settings.schemas_dir)
     create_topics(settings, (*TOPICS, SHOWCASE) if topic == SHOWCASE.name else TOPICS)
     return register(settings, f"{topic}-value", schema, compatibility=None).schema_id

@@ -127,12 +127,6 @@ class FillState:
         """The registers a new checkpoint starts from (refused once batches have run on it)."""
         _write_atomically(to_table(states), self.initial_path)
 
-    def prune(self, keep: int) -> None:
-        """Keep the newest ``keep`` files per partition (a replay needs only the one before it)."""
-        for partition in self._partitions():
-            for batch_id in self._batches(partition)[:-keep]:
-                (self.directory / f"p{partition}" / f"{batch_id}.parquet").unlink(missing_ok=True)
-
     def instrument_count(self) -> int:
         """How many instruments have registers (the newest file of every partition, and the initial layer)."""
         paths = [self.initial_path] if self.initial_path.exists() else []

@@ -103,7 +103,9 @@ class FillStep:
     and where rejected records go. Without a ``dlq_topic`` they are only counted: a backfill re-reads records
     the stream already sent to the dead-letter topic, and must not send them again.
 
-    ``dlq_producer`` is the dead-letter producer's Kafka settings (``kafka_auth.java_client_properties``)."""
+    ``dlq_producer`` is the dead-letter producer's Kafka settings (``kafka_auth.java_client_properties``).
+    ``keep_versions``: each task prunes its partitions' state files to the newest that many (0: keeps all, as a
+    backfill's scratch state does)."""
 
     state_dir: str
     batch_id: int
@@ -111,6 +113,7 @@ class FillStep:
     dlq_topic: str | None
     dlq_producer: dict[str, str]
     counters: FillCounters
+    keep_versions: int = 0
 
     def __call__(self, decoded: DataFrame) -> DataFrame:
         """The filled rows of ``decoded`` (``decode.decoded_events_jvm``). Lazy: the state is read and written,
@@ -122,6 +125,7 @@ class FillStep:
             decoded._jdf,
             self.state_dir,
             self.batch_id,
+            self.keep_versions,
             self.dlq_producer if self.dlq_topic else None,
             self.dlq_topic,
             self.input_topic,

@@ -39,7 +39,10 @@ class StreamSettings(BaseSettings):
     max_future_s: float = Field(default=60.0, ge=0, description="Events further in the future go to the DLQ.")
     crossed_tolerance: float = Field(default=0.0, ge=0, description="Bid above ask by more than this fraction -> DLQ.")
     state_versions: int = Field(
-        default=5, ge=1, description="Fill-state files kept per input partition (newest first)."
+        default=5,
+        ge=2,
+        description="Fill-state files kept per input partition (newest first; the fill tasks prune them). At "
+        "least 2: a replayed batch reads the file before it.",
     )
     java_options: str = Field(
         default="-XX:-DontCompileHugeMethods",

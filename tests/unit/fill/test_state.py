@@ -1,5 +1,5 @@
-"""The fill state's files: exact under replay, layers merge by the fill's own rule, old files pruned;
-and the per-partition fill task run without Spark (Arrow in, Arrow out)."""
+"""The fill state's files: exact under replay, layers merge by the fill's own rule (the fill tasks prune old
+files: jvm/stream's StateFilesTest); and the per-partition fill task run without Spark (Arrow in, Arrow out)."""
 
 from __future__ import annotations
 
@@ -51,13 +51,3 @@ def test_the_initial_layer_seeds_instruments_and_loses_to_newer_registers(tmp_pa
     current = files.current()
     assert set(current) == {"A", "B"} and files.instrument_count() == 2
     assert files.current(up_to_batch=-1)["A"].get("last_price") == (1.0, T0, 10)
-
-
-def test_prune_keeps_the_newest_files_of_every_partition(tmp_path: Path) -> None:
-    files = FillState(tmp_path)
-    for batch_id in range(6):
-        files.write(0, batch_id, {"A": state(last_price=(float(batch_id), T0 + batch_id, batch_id))})
-    files.write(1, 2, {"B": state(last_price=(1.0, T0, 1))})
-    files.prune(keep=2)
-    assert sorted(p.name for p in (tmp_path / "p0").iterdir()) == ["4.parquet", "5.parquet"]
-    assert [p.name for p in (tmp_path / "p1").iterdir()] == ["2.parquet"]

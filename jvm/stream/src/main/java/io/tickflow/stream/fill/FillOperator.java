@@ -120,13 +120,15 @@ public final class FillOperator {
    */
   public static Dataset<Row> fill(
       Dataset<Row> decoded, String stateDir, long batchId, LongAccumulator filledRows, LongAccumulator deadLetters) {
-    return fill(decoded, stateDir, batchId, null, null, null, filledRows, deadLetters, null);
+    return fill(decoded, stateDir, batchId, 0, null, null, null, filledRows, deadLetters, null);
   }
 
   /**
    * {@link #fill(Dataset, String, long, LongAccumulator, LongAccumulator)} that also sends the rejected records to
-   * {@code dlqTopic} ({@link DeadLetters}, delivered before each task ends) and keeps the newest ingest time filled.
+   * {@code dlqTopic} ({@link DeadLetters}, delivered before each task ends), keeps the newest ingest time filled,
+   * and prunes each partition's state files to the newest {@code keepVersions} ({@link StateFiles#prune}).
    *
+   * @param keepVersions state files kept per partition, at least 2; 0: none deleted (a backfill's scratch state)
    * @param dlqConfig Kafka producer settings of the dead-letter producer (without the {@code kafka.} prefix)
    * @param dlqTopic where rejected records go; null: they are only counted (a backfill re-reads records the stream
    *     already sent there)
@@ -137,6 +139,7 @@ public final class FillOperator {
       Dataset<Row> decoded,
       String stateDir,
       long batchId,
+      int keepVersions,
       Map<String, String> dlqConfig,
       String dlqTopic,
       String sourceTopic,
@@ -156,8 +159,8 @@ public final class FillOperator {
     SerializableConfiguration conf =
         new SerializableConfiguration(decoded.sparkSession().sparkContext().hadoopConfiguration());
     Map<String, String> producer = dlqConfig == null ? null : new HashMap<>(dlqConfig);
-    Task task = new Task(fields, stateDir, batchId, conf, producer, dlqTopic, sourceTopic, filledRows, deadLetters,
-        newestIngest);
+    Task task = new Task(fields, stateDir, batchId, keepVersions, conf, producer, dlqTopic, sourceTopic, filledRows,
+        deadLetters, newestIngest);
     // Spark's internal rows in and out, as the decode does: a Row in and out of a mapPartitions costs two
     // generated conversions of ~50 columns per row, which were a third of the stream's task time
     // (docs/performance.md).
@@ -184,6 +187,7 @@ public final class FillOperator {
     private final FillFields fields;
     private final String stateDir;
     private final long batchId;
+    private final int keepVersions;
     private final SerializableConfiguration conf;
     private final Map<String, String> dlqConfig;
     private final String dlqTopic;
@@ -196,6 +200,7 @@ public final class FillOperator {
         FillFields fields,
         String stateDir,
         long batchId,
+        int keepVersions,
         SerializableConfiguration conf,
         Map<String, String> dlqConfig,
         String dlqTopic,
@@ -206,6 +211,7 @@ public final class FillOperator {
       this.fields = fields;
       this.stateDir = stateDir;
       this.batchId = batchId;
+      this.keepVersions = keepVersions;
       this.conf = conf;
       this.dlqConfig = dlqConfig;
       this.dlqTopic = dlqTopic;
@@ -282,6 +288,9 @@ public final class FillOperator {
         Map<String, InstrumentState> after = new HashMap<>(prior);
         after.putAll(result.states());
         files.write(part.getKey(), batchId, after);
+        if (keepVersions > 0) {
+          files.prune(part.getKey(), batchId, keepVersions);
+        }
         for (PartitionFill.FilledRow filled : result.rows()) {
           Object[] cells = new Object[6 + 2 * n];
           cells[0] = UTF8String.fromString(filled.instrumentId());

@@ -207,6 +207,27 @@ public final class StateFiles {
         new Written(status.getPath(), status.getLen(), status.getModificationTime(), kept));
   }
 
+  /**
+   * Deletes the partition's files older than {@code batchId} but the newest {@code keep - 1} of them, so the
+   * partition keeps {@code keep} versions with the batch's own. A replay of the batch after this still finds the
+   * file before it ({@code keep >= 2}); files of later batches are never touched (a replay overwrites them).
+   */
+  public void prune(int partition, long batchId, int keep) throws IOException {
+    if (keep < 2) {
+      throw new IllegalArgumentException("keep must be at least 2 (the batch's file and the one before), not " + keep);
+    }
+    List<Map.Entry<Long, FileStatus>> older = new ArrayList<>();
+    for (Map.Entry<Long, FileStatus> file : batchFiles(partition).entrySet()) {
+      if (file.getKey() < batchId) {
+        older.add(file);
+      }
+    }
+    older.sort(Map.Entry.comparingByKey());
+    for (Map.Entry<Long, FileStatus> file : older.subList(0, Math.max(0, older.size() - (keep - 1)))) {
+      fs.delete(file.getValue().getPath(), false);
+    }
+  }
+
   /** The registers a new checkpoint starts from. */
   public void seed(Map<String, InstrumentState> states) throws IOException {
     writeAtomically(initialPath(), states);

@@ -8,6 +8,7 @@ import static io.tickflow.stream.fill.Fixtures.state;
 import static io.tickflow.stream.fill.Fixtures.states;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -111,6 +112,22 @@ class StateFilesTest {
     assertEquals(Set.of("X", "Y"), after.keySet()); // an instrument absent from the batch is carried over
     assertEquals(2.0, after.get("X").value(f("bid_price")));
     assertEquals("sell", after.get("X").value(f("trade_side")));
+  }
+
+  @Test
+  void pruningKeepsTheNewestVersionsBeforeTheBatchAndNeverALaterOne() throws IOException {
+    StateFiles files = files();
+    for (long batch = 0; batch < 6; batch++) {
+      files.write(0, batch, states("A", state("last_price", (double) batch, T0 + batch, batch)));
+    }
+    files.write(1, 2, states("B", state("last_price", 1.0, T0, 1)));
+    files.prune(0, 4, 3); // a replay of batch 4 while 5 exists: keeps 2, 3 (before it), 4 itself, and 5
+    assertEquals(List.of(2L, 3L, 4L, 5L), files.batches(0));
+    files.prune(0, 5, 2);
+    assertEquals(List.of(4L, 5L), files.batches(0));
+    assertEquals(List.of(2L), files.batches(1), "another partition is left alone");
+    assertEquals(4.0, files.prior(0, 5, List.of("A")).get("A").value(f("last_price")));
+    assertThrows(IllegalArgumentException.class, () -> files.prune(0, 5, 1));
   }
 
   @Test

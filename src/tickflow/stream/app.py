@@ -19,7 +19,6 @@ Kafka consumer group, so standard lag tools see the app's lag (progress).
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,10 +37,6 @@ if TYPE_CHECKING:
     from tickflow.stream.progress import ProgressReporter
 
 log = logging.getLogger(__name__)
-
-# How often the state's instrument count (a figure of the progress file) is read again: reading every
-# partition's newest state file was the Python driver's largest cost per micro-batch (docs/performance.md).
-INSTRUMENT_COUNT_INTERVAL_S = 10.0
 
 
 def spark_conf(stream: StreamSettings) -> dict[str, str]:
@@ -83,7 +78,6 @@ class EnrichmentBatch:
         check_enrichment_sql(spark, self.transform.sql, self.transform.filled_schema, self.publisher.columns)
         self.dlq_login = java_client_properties(settings, Principal.STREAM)  # read once, not per micro-batch
         self.counters = Counters(**vars(FillCounters.create(spark)), instruments=self.state.instrument_count())
-        self.count_due = time.monotonic() + INSTRUMENT_COUNT_INTERVAL_S
 
     def __call__(self, raw: DataFrame, batch_id: int) -> None:
         fill = FillStep(
@@ -97,9 +91,7 @@ class EnrichmentBatch:
         )
         self.publisher.reference.refresh(raw.sparkSession)
         self.publisher.publish(self.transform.enrich(raw, fill))
-        if time.monotonic() >= self.count_due:
-            self.counters.instruments = self.state.instrument_count()
-            self.count_due = time.monotonic() + INSTRUMENT_COUNT_INTERVAL_S
+        self.counters.instruments = self.state.instrument_count()
 
 
 def build_query(

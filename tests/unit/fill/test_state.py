@@ -40,6 +40,8 @@ def test_a_replayed_batch_reads_what_its_first_attempt_read(tmp_path: Path) -> N
     assert files.prior(3, 8, ["A"])["A"].get("last_price") == (1.0, T0, 10)
     assert files.prior(3, 9, ["A"])["A"].get("last_price") == (2.0, T0 + 1, 11)
     assert files.prior(4, 9, ["A"]) == {}  # another partition has its own instruments
+    files.write(4, 8, {"B": state(last_price=(3.0, T0, 1)), "C": InstrumentState()})
+    assert files.instrument_count() == 3  # the newest file of each partition: A on 3, B and C on 4
 
 
 def test_the_initial_layer_seeds_instruments_and_loses_to_newer_registers(tmp_path: Path) -> None:

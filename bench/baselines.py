@@ -46,7 +46,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from bench.common import BENCH_PRINCIPAL, PARTITIONS, consumer, fresh_topics, register_value_schema, spark_kafka
 from tickflow.avro_codec import compile_encoder, confluent_prefix
 from tickflow.fill.semantics import FILL_FIELDS, InstrumentState, fill_columns
-from tickflow.reference.views import current_reference
+from tickflow.reference.views import REFERENCE_VIEWS
 from tickflow.schemas import TOPIC_SCHEMAS, AvroSchema, load
 from tickflow.settings import REPO_ROOT, Settings
 from tickflow.sources.feed import FeedConfig, producer_config, run_feed
@@ -85,6 +85,15 @@ POLL_BATCH = 10_000
 # does not hold events back for latency's sake; a backlog fills the batch at once anyway.
 POLL_TIMEOUT_S = 0.05
 KINDS = ("events", "seed", "peer")  # the standalone run's topics: the backlog, the seed's output, the peer's
+
+
+def bind_hive_reference(spark: SparkSession) -> None:
+    """The Hive reference views under the enrichment SQL's names, read again by every query that joins them (as the
+    seed does every batch), each row in force whatever the event time (validity bounds NULL)."""
+    for name, view in REFERENCE_VIEWS.items():
+        spark.sql(
+            f"SELECT *, CAST(NULL AS TIMESTAMP) AS in_force_from, CAST(NULL AS TIMESTAMP) AS in_force_to FROM {view}"
+        ).createOrReplaceTempView(name)
 
 
 def register_output_schema(settings: Settings, output_topic: str) -> tuple[int, AvroSchema]:
@@ -163,8 +172,7 @@ class SeedDesignBatch:
         rows = filled.where(F.col("next_time").isNull() | (F.col("next_time") != F.col("event_time")))
         rows = rows.drop("next_time").persist()
         try:
-            for view, frame in current_reference(spark).items():  # read from Hive again every batch, as the seed
-                frame.createOrReplaceTempView(view)
+            bind_hive_reference(spark)  # read from Hive again every batch, as the seed
             as_of = (F.lit(None).cast("timestamp").alias(f"{name}_as_of") for name in FILL_FIELDS)
             rows.where("event_count > 0").select(
                 "instrument_id",

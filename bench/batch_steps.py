@@ -9,7 +9,8 @@ each into Spark's `noop` sink, cumulatively:
                operator (jvm/stream; left out when its jar is not built), a contender the stream does not run
     to python  + mapInArrow of a function that hands the rows back (the Arrow round trip)
     fill       + the FillTask (dead letters, fill, state files in a scratch directory)
-    batch      the whole EnrichmentBatch (+ enrichment join, to_avro, Kafka write to a scratch topic)
+    batch      the stream's whole transform as a batch query: decode and fill in the JVM (RecordFill), the
+               enrichment join, to_avro, Kafka write to a scratch topic
 
 Each step runs ROUNDS times; the first round warms the JVM up and is not counted; the median of the
 rest is printed. Needs the stack up, md.events filled (`tickflow simulate`) and reference data.
@@ -33,13 +34,17 @@ from confluent_kafka import TopicPartition
 from bench.common import consumer, fresh_topics, kafka_config, spark_kafka
 from bench.python_fill import FillTask
 from tickflow.fill.state import FillState
+from tickflow.reference.views import bind_current_reference
 from tickflow.schemas import TOPIC_SCHEMAS, load
 from tickflow.settings import Settings
 from tickflow.spark import operator_jars, spark_session
-from tickflow.stream.app import EnrichmentBatch, spark_conf
+from tickflow.stream.app import Counters, spark_conf
 from tickflow.stream.decode import Limits, decoded_events, decoded_events_jvm, registered_writers
-from tickflow.stream.fill_step import spark_schema
+from tickflow.stream.fill_step import FillCounters, FillStep, spark_schema
+from tickflow.stream.publish import framed, register_output_schema
 from tickflow.stream.settings import StreamSettings
+from tickflow.stream.transform import Transform
+from tickflow.topics import topic_partitions
 
 
 def offset_ranges(settings: Settings, topic: str, events: int) -> tuple[str, str]:
@@ -102,8 +107,19 @@ def main() -> None:
     with fresh_topics(settings, "steps") as topics:
         output = topics["steps"]
         batch_stream = stream.model_copy(update={"output_topic": output, "checkpoint_dir": scratch / "checkpoint"})
-        batch = EnrichmentBatch(spark, settings, batch_stream)
+        transform = Transform.build(settings, batch_stream)
+        bind_current_reference(spark)
+        schema_id, schema_text = register_output_schema(settings, batch_stream)
+        partitions = topic_partitions(settings, output)
+        fill_counters = Counters(**vars(FillCounters.create(spark)))
         rounds = iter(range(10**9))
+
+        def batch() -> None:
+            fill = FillStep(
+                (scratch / "batch-fill").as_uri(), next(rounds), stream.input_topic, None, {}, fill_counters
+            )
+            enriched = framed(transform.enrich(raw(), fill), schema_id, schema_text, partitions)
+            enriched.write.format("kafka").options(**spark_kafka(settings)).option("topic", output).save()
 
         def fill() -> None:
             task = FillTask(
@@ -117,7 +133,7 @@ def main() -> None:
             **({"decode jvm": lambda: noop(decoded_jvm())} if operator_jars() else {}),
             "to python": lambda: noop(decoded().mapInArrow(handed_back, decoded_schema)),
             "fill": fill,
-            "batch": lambda: batch(raw(), next(rounds)),
+            "batch": batch,
         }
         print(f"{count:,} records of {stream.input_topic}, local[{tasks}], {args.rounds - 1} timed rounds", flush=True)
         try:

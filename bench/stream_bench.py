@@ -57,7 +57,6 @@ from bench.common import (
     register_value_schema,
     spark_kafka,
 )
-from tickflow.reference.views import current_reference
 from tickflow.schemas import load
 from tickflow.settings import REPO_ROOT, Settings
 from tickflow.sources.feed import FeedConfig, run_feed
@@ -156,9 +155,7 @@ def drain_stream(spark: Any, settings: Settings, topics: FreshTopics, events: st
 
 
 def seed_query(spark: Any, settings: Settings, topics: FreshTopics, events: str) -> Any:
-    # The seed reads the Hive views every batch; the shared enrichment SQL names them ref_instruments/ref_fx_rates.
-    for view, frame in current_reference(spark).items():
-        frame.createOrReplaceTempView(view)
+    baselines.bind_hive_reference(spark)  # the seed reads the Hive views every batch
     folder = tempfile.mkdtemp(prefix="tickflow-bench-seed-")
     return baselines.start_seed_design(spark, settings, events, topics.new("seed"), folder)
 

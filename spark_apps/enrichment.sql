@@ -1,12 +1,12 @@
--- Enrichment of one micro-batch of forward-filled events.
+-- Enrichment of forward-filled events (each micro-batch of the stream, each chunk of a backfill).
 --
 -- `filled_events` is the batch (one row per instrument and event time, fields filled, with
 -- per-field *_as_of times, the batch_id and the processed_time). Per-batch values belong in columns:
 -- a literal here (current_timestamp(), a batch number) changes Spark's generated code every batch,
 -- which is then compiled and optimised again each time (docs/performance.md).
 -- `ref_instruments` and `ref_fx_rates` are the Hive reference views ref.instruments and ref.fx_rates
--- as small broadcast tables, read again whenever a refresh swaps in a new load (checked every batch),
--- so a refresh shows up at the next batch.
+-- as small broadcast tables, read again whenever a refresh swaps in a new load (the stream checks every
+-- few seconds and restarts its query with the new tables).
 -- The result must have the columns of tickflow.md.EnrichedEvent (schemas/); the app checks that at
 -- start-up and refuses to start otherwise. Unknown instruments are kept (LEFT JOIN) and flagged.
 -- Each reference row is in force from `in_force_from` (inclusive) until `in_force_to` (exclusive),

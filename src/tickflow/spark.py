@@ -70,6 +70,8 @@ appender.file.layout.type=PatternLayout
 appender.file.layout.pattern=%d{{ISO8601}} %p [{app}] %c{{1}}: %m%n
 logger.tickflow.name=tickflow
 logger.tickflow.level=INFO
+logger.operators.name=io.tickflow
+logger.operators.level=INFO
 """
 
 

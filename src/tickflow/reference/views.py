@@ -2,40 +2,45 @@
 
 The enrichment SQL (``spark_apps/enrichment.sql``) joins the batch's filled rows with
 ``ref_instruments`` and ``ref_fx_rates``: for the live stream the Hive views ``ref.instruments`` and
-``ref.fx_rates`` read once per reference load and kept as small local tables Spark broadcasts, instead
-of resolving the views and scanning their Parquet for every micro-batch. Whether a new load was
-swapped in is one metastore call per view and batch, so a refresh shows at the next batch.
+``ref.fx_rates`` as they are when each micro-batch is planned (:func:`bind_current_reference`), read
+once per reference load and kept as small tables Spark broadcasts. Whether a new load was swapped in
+is one metastore call per view and batch, so a refresh shows at the next batch without a restart.
 
 Both reference tables carry a validity, ``in_force_from`` (inclusive) and ``in_force_to`` (exclusive),
 NULL meaning open-ended, and the SQL joins a row only where the event time lies inside it. The live
-stream's tables (:func:`current_reference`) are open-ended on both sides: the current attributes apply
+stream's tables (:func:`bind_current_reference`) are open-ended on both sides: the current attributes apply
 to every event, late ones included (docs/architecture.md). A backfill binds the same names to the SCD2 history
 (:func:`reference_history`), so the same SQL enriches each event as of its own time.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-log = logging.getLogger(__name__)
 
 REFERENCE_VIEWS = {"ref_instruments": "ref.instruments", "ref_fx_rates": "ref.fx_rates"}
-VALIDITY = ("in_force_from", "in_force_to")
+# The views whose texts say which load each reads: a refresh re-points ref.instruments_history and ref.fx_rates
+# (``ALTER VIEW``, tickflow.reference.refresh); ref.instruments reads the former.
+LOAD_VIEWS = {"ref.instruments": ("ref.instruments", "ref.instruments_history"), "ref.fx_rates": ("ref.fx_rates",)}
 
 
-def current_reference(spark: SparkSession) -> dict[str, DataFrame]:
-    """The current views, valid whatever the event time (both validity bounds NULL): the live stream's."""
+def bind_current_reference(spark: SparkSession) -> None:
+    """Register the current views, valid whatever the event time (both validity bounds NULL), as the live stream
+    joins them: ``io.tickflow.stream.reference.CurrentReference`` (jvm/stream) reads a view again when a batch is
+    planned after a refresh pointed it at a new load, so the query, analysed once, follows the refreshes."""
     from pyspark.sql import functions as F
 
-    never = F.lit(None).cast("timestamp")
-    return {
-        name: spark.table(view).select("*", *(never.alias(bound) for bound in VALIDITY))
-        for name, view in REFERENCE_VIEWS.items()
-    }
+    for name, view in REFERENCE_VIEWS.items():
+        current = (
+            spark.read.format("io.tickflow.stream.reference.CurrentReference")
+            .option("view", view)
+            .option("watch", ",".join(LOAD_VIEWS[view]))
+            .load()
+        )
+        F.broadcast(current).createOrReplaceTempView(name)  # joined without a shuffle of the batch
 
 
 def reference_history(spark: SparkSession) -> dict[str, DataFrame]:
@@ -89,28 +94,3 @@ def bind_reference(frames: dict[str, DataFrame]) -> list[DataFrame]:
         cached.append(frame)
         F.broadcast(frame).createOrReplaceTempView(name)  # joined without a shuffle of the batch
     return cached
-
-
-class ReferenceSnapshot:
-    """The reference views as local tables, re-read only when a refresh points a view at a new load."""
-
-    def __init__(self) -> None:
-        self.definitions: dict[str, str] = {}
-        self.cached: list[DataFrame] = []
-
-    def refresh(self, spark: SparkSession) -> bool:
-        """Register ``ref_instruments`` / ``ref_fx_rates`` for this batch; True when they were re-read."""
-        catalog = spark._jsparkSession.sharedState().externalCatalog()  # one metastore call, no SQL to plan
-        definitions = {
-            name: str(catalog.getTable(*view.split(".")).viewText().get()) for name, view in REFERENCE_VIEWS.items()
-        }
-        if definitions == self.definitions:
-            return False
-        for frame in self.cached:
-            frame.unpersist()
-        self.cached = bind_reference(current_reference(spark))
-        self.definitions = definitions
-        log.info(
-            "reference data loaded: %s", {v: d.rsplit("load_version", 1)[-1].strip() for v, d in definitions.items()}
-        )
-        return True

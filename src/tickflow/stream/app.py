@@ -1,16 +1,18 @@
-"""The enrichment query: md.events -> decode -> fill per partition -> enrich -> md.enriched, all in the JVM.
+"""The enrichment query: md.events -> decode and fill per partition -> enrich -> md.enriched, all in the JVM.
 
-``build_query`` wires one Structured Streaming query whose foreachBatch runs each micro-batch
-as a single Spark job, one task per Kafka partition, no shuffle:
+``build_query`` starts one Structured Streaming query, planned once, whose every micro-batch runs as a single
+Spark job, one task per core over several Kafka partitions, no shuffle:
 
     Kafka source (md.events, at most max_offsets_per_trigger records)
-      -> DecodeOperator: each writer schema registered under md.events-value resolved into the reader,
-                         validation, the reason of a rejected record      (decode.decoded_events_jvm)
-      -> FillOperator:   dead letters -> md.dlq, fill with the partition's registers,
-                         state file per partition and batch (Hadoop FileSystem)     (fill_step, state)
-      -> enrichment SQL with the reference snapshot -> to_avro -> md.enriched           (publish)
+      -> RecordFill: each writer schema registered under md.events-value resolved into the reader, validation,
+                     dead letters -> md.dlq, fill with the partition's registers, state file per partition and
+                     batch (Hadoop FileSystem)                                          (fill_step, state)
+      -> enrichment SQL with the reference snapshot -> to_avro                          (publish)
+      -> Kafka sink (md.enriched)
 
-The first three steps are ``transform.Transform.enrich``, which the backfill runs too.
+The first two steps are ``transform.Transform.enrich``, which the backfill runs too. Nothing calls back into
+Python per batch: the driver's Python only watches. The reference tables are read when each batch is planned,
+so a refresh shows at the next batch without a restart (``tickflow.reference.views.bind_current_reference``).
 
 A poller writes the query's progress for supervisors and commits the processed offsets to a
 Kafka consumer group, so standard lag tools see the app's lag (progress).
@@ -19,19 +21,20 @@ Kafka consumer group, so standard lag tools see the app's lag (progress).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tickflow.errors import TickflowError
 from tickflow.fill.state import FillState
 from tickflow.kafka_auth import Principal, java_client_properties
 from tickflow.settings import Settings
-from tickflow.stream.fill_step import FillCounters, FillStep
+from tickflow.stream.fill_step import STREAMING_BATCH, FillCounters, FillStep
 from tickflow.stream.settings import SPARK_APP_NAME, StreamSettings
 from tickflow.stream.transform import Transform
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import SparkSession
     from pyspark.sql.streaming.query import StreamingQuery
 
     from tickflow.stream.progress import ProgressReporter
@@ -42,8 +45,6 @@ log = logging.getLogger(__name__)
 def spark_conf(stream: StreamSettings) -> dict[str, str]:
     """What the query needs on top of tickflow.spark's base configuration."""
     return {
-        # One Arrow batch per task in the common case: the fill needs a partition's events together anyway.
-        "spark.sql.execution.arrow.maxRecordsPerBatch": str(max(10_000, stream.max_offsets_per_trigger)),
         # The FileContext manager renames checkpoint files through Hadoop's local file system, which forks
         # a `readlink` per rename (~0.1 s per batch); a local rename is atomic without it.
         "spark.sql.streaming.checkpointFileManagerClass": (
@@ -56,83 +57,94 @@ def spark_conf(stream: StreamSettings) -> dict[str, str]:
 
 @dataclass
 class Counters(FillCounters):
-    """Totals across micro-batches: the fill tasks' accumulators, and the state's size."""
+    """Totals across micro-batches: the fill tasks' accumulators, and the state's size (``instruments``)."""
 
-    instruments: int = 0
+    state: FillState | None = None
+    counted: tuple[int, int] = field(default=(-1, 0))  # (filled rows, instruments) when the state was last counted
+
+    @property
+    def instruments(self) -> int:
+        """Instruments in the fill state, counted again only after rows were filled (a new one needs one)."""
+        filled = self.filled
+        if self.state is not None and filled != self.counted[0]:
+            self.counted = (filled, self.state.instrument_count())
+        return self.counted[1]
 
 
-class EnrichmentBatch:
-    """The foreachBatch function: one micro-batch of raw Kafka records, end to end (the shared
-    ``transform.Transform`` with the checkpoint's fill state, dead letters to md.dlq, current reference)."""
+class EnrichmentQuery:
+    """What the query is made of (the shared ``transform.Transform`` with the checkpoint's fill state, dead
+    letters to md.dlq, the output schema and the current reference) and how to start it on the checkpoint."""
 
     def __init__(self, spark: SparkSession, settings: Settings, stream: StreamSettings) -> None:
+        from tickflow.reference.views import bind_current_reference
         from tickflow.stream.publish import Publisher, check_enrichment_sql, register_output_schema
 
+        self.spark = spark
         self.settings = settings
         self.stream = stream
         self.transform = Transform.build(settings, stream)
-        self.state = FillState(stream.state_dir(settings))
+        state = FillState(stream.state_dir(settings))
         schema_id, schema_text = register_output_schema(settings, stream)
         self.publisher = Publisher(settings, stream, schema_id, schema_text)
-        self.publisher.reference.refresh(spark)
+        bind_current_reference(spark)
         check_enrichment_sql(spark, self.transform.sql, self.transform.filled_schema, self.publisher.columns)
-        self.dlq_login = java_client_properties(settings, Principal.STREAM)  # read once, not per micro-batch
-        self.counters = Counters(**vars(FillCounters.create(spark)), instruments=self.state.instrument_count())
-
-    def __call__(self, raw: DataFrame, batch_id: int) -> None:
-        fill = FillStep(
-            self.state.directory.as_uri(),
-            batch_id,
-            self.stream.input_topic,
-            self.stream.dlq_topic,
-            self.dlq_login,
+        self.counters = Counters(**vars(FillCounters.create(spark)), state=state)
+        self.fill = FillStep(
+            state.directory.as_uri(),
+            STREAMING_BATCH,
+            stream.input_topic,
+            stream.dlq_topic,
+            java_client_properties(settings, Principal.STREAM),
             self.counters,
-            keep_versions=self.stream.state_versions,
+            keep_versions=stream.state_versions,
         )
-        self.publisher.reference.refresh(raw.sparkSession)
-        self.publisher.publish(self.transform.enrich(raw, fill))
-        self.counters.instruments = self.state.instrument_count()
+
+    def start(self) -> StreamingQuery:
+        """Start the query on the stream's checkpoint. A checkpoint a restore prepared
+        (``tickflow.fill.snapshot.install_restore``) starts at the snapshot's offsets with its registers."""
+        from tickflow.fill.snapshot import restored_starting_offsets
+        from tickflow.spark import kafka_reader
+
+        checkpoint = self.stream.checkpoint(self.settings)
+        # Spark reads startingOffsets only while the checkpoint has no offset log; then the log rules.
+        starting_offsets = (
+            restored_starting_offsets(checkpoint, self.stream.input_topic) or self.stream.starting_offsets
+        )
+        raw = (
+            kafka_reader(
+                self.spark,
+                self.settings,
+                self.stream.input_topic,
+                principal=Principal.STREAM,
+                group_id_prefix=self.stream.consumer_group,
+                streaming=True,
+                starting_offsets=starting_offsets,
+            )
+            .option("maxOffsetsPerTrigger", self.stream.max_offsets_per_trigger)
+            .option("failOnDataLoss", "true")
+            .load()
+        )
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        return self.publisher.start(self.transform.enrich(raw, self.fill), checkpoint)
+
+
+def stop_between_batches(query: StreamingQuery, timeout_s: float = 30.0) -> None:
+    """Stop ``query``, waiting (up to ``timeout_s``) until no batch is running: a batch stopped half-way is run
+    again at the next start, and its records already published would be published twice."""
+    deadline = time.monotonic() + timeout_s
+    while query.isActive and query._jsq.status().isTriggerActive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    query.stop()
 
 
 def build_query(
-    spark: SparkSession,
-    settings: Settings,
-    stream: StreamSettings,
-) -> tuple[StreamingQuery, EnrichmentBatch]:
-    """Start the enrichment query on the stream's checkpoint. A checkpoint a restore prepared
-    (``tickflow.fill.snapshot.install_restore``) starts at the snapshot's offsets with its registers."""
-    from tickflow.fill.snapshot import restored_starting_offsets
-    from tickflow.spark import kafka_reader
-
+    spark: SparkSession, settings: Settings, stream: StreamSettings
+) -> tuple[StreamingQuery, EnrichmentQuery]:
+    """Start the enrichment query (``EnrichmentQuery.start``); returns it and what it is made of."""
     for key, value in spark_conf(stream).items():
         spark.conf.set(key, value)
-    checkpoint = stream.checkpoint(settings)
-    # Spark reads startingOffsets only while the checkpoint has no offset log; then the log rules.
-    starting_offsets = restored_starting_offsets(checkpoint, stream.input_topic) or stream.starting_offsets
-    batch = EnrichmentBatch(spark, settings, stream)
-    raw = (
-        kafka_reader(
-            spark,
-            settings,
-            stream.input_topic,
-            principal=Principal.STREAM,
-            group_id_prefix=stream.consumer_group,
-            streaming=True,
-            starting_offsets=starting_offsets,
-        )
-        .option("maxOffsetsPerTrigger", stream.max_offsets_per_trigger)
-        .option("failOnDataLoss", "true")
-        .load()
-    )
-    checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    query = (
-        raw.writeStream.queryName(stream.query_name)
-        .foreachBatch(batch)
-        .option("checkpointLocation", str(checkpoint))
-        .trigger(processingTime=stream.trigger_interval)
-        .start()
-    )
-    return query, batch
+    enrichment = EnrichmentQuery(spark, settings, stream)
+    return enrichment.start(), enrichment
 
 
 def run_stream(
@@ -162,12 +174,12 @@ def run_stream(
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     reporter: ProgressReporter | None = None
     try:
-        query, batch = build_query(spark, settings, stream)
-        reporter = attach_progress(query, settings, stream, batch.counters, on_progress)
+        query, enrichment = build_query(spark, settings, stream)
+        reporter = attach_progress(query, settings, stream, enrichment.counters, on_progress)
         while query.isActive and not stopping.is_set():
             query.awaitTermination(0.5)  # type: ignore[arg-type]  # seconds; a float works
         if query.isActive:
-            query.stop()
+            stop_between_batches(query)
         failure = query.exception()
         if failure is not None:
             raise TickflowError(f"The enrichment query failed: {str(failure).splitlines()[0]}")

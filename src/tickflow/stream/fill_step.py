@@ -1,21 +1,21 @@
-"""The fill stage in the JVM: decoded events -> one filled row per (instrument, event time), no shuffle.
+"""The stream's transform up to the enrichment SQL in the JVM: Kafka records -> filled rows, no shuffle.
 
-All events of an instrument arrive on one Kafka partition (key = instrument id), and Spark reads each
-Kafka partition of a micro-batch in one task. ``io.tickflow.stream.fill.FillOperator`` (``jvm/stream``,
-a ``mapPartitions``) therefore fills each task's partitions alone:
+``io.tickflow.stream.fill.RecordFill`` (``jvm/stream``, a ``mapPartitions`` of the Dataset API, so it is part of
+a streaming query's plan) runs in each task:
 
-  1. the rejected records go to the dead-letter topic, original key and bytes with the reason and source
+  1. decode and validate each record (``EventDecoder``: each writer schema registered under the input's subject
+     resolved into the reader; an id registered after the query was planned is read from the registry);
+  2. the rejected records go to the dead-letter topic, original key and bytes with the reason and source
      coordinates in headers, delivered before the task ends (``DeadLetters``);
-  2. the valid events are filled with the partition's registers (the contract of ``fill.fill_columns``),
-     read from and written back to the state files of ``state`` under the batch id, through Hadoop's
-     FileSystem API (a local path here, HDFS or S3A on a cluster), so a replayed batch reads what its first
-     attempt read;
-  3. the filled rows come back in FILLED_SCHEMA for the enrichment SQL, with the batch id and the time the
-     task ran as columns: as literals of the SQL they would change the generated code every batch, which
-     Spark then compiled and the JIT optimised again (docs/performance.md).
+  3. the valid events are filled per Kafka partition (all events of an instrument arrive on one partition,
+     key = instrument id) with the partition's registers (the contract of ``fill.fill_columns``), read from
+     and written back to the state files of ``state`` under the batch id, through Hadoop's FileSystem API (a
+     local path here, HDFS or S3A on a cluster), so a replayed batch reads what its first attempt read;
+  4. the filled rows come back in FILLED_SCHEMA for the enrichment SQL, with the batch id and the time the task
+     ran as columns: as literals of the SQL they would change the generated code every batch.
 
-It replaced a Python task (``mapInArrow``, now ``bench/python_fill.py``) that did the same with pandas:
-the JVM operator saves the rows' trip to Python and back (docs/performance.md).
+The micro-batch id is the one Spark gives the batch's tasks; the backfill passes its chunk's number.
+It replaced a foreachBatch that built the same steps again for every micro-batch (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def operators(spark: SparkSession) -> Any:
     from py4j.java_gateway import JavaClass
 
     package = spark._jvm.io.tickflow.stream  # type: ignore[union-attr]
-    if not isinstance(package.fill.FillOperator, JavaClass):
+    if not isinstance(package.fill.RecordFill, JavaClass):
         raise TickflowError(
             "The stream's JVM operators are not on this Spark session's classpath: build them with "
             "`mvn -f jvm/stream/pom.xml package -DskipTests` (make setup does) and start a new session."
@@ -97,11 +97,15 @@ class FillCounters:
         return None if newest == NEVER else max(0.0, now_s - newest / 1e6)
 
 
+STREAMING_BATCH = -1  # FillStep.batch_id of a streaming query: the micro-batch id Spark gives the tasks
+
+
 @dataclass(frozen=True)
 class FillStep:
-    """How micro-batch ``batch_id`` is filled: its state directory (a path or URI Hadoop's FileSystem reads),
-    and where rejected records go. Without a ``dlq_topic`` they are only counted: a backfill re-reads records
-    the stream already sent to the dead-letter topic, and must not send them again.
+    """How records are filled: the state directory (a path or URI Hadoop's FileSystem reads), the batch id the
+    registers are written under (STREAMING_BATCH: the micro-batch's own), and where rejected records go. Without a
+    ``dlq_topic`` they are only counted: a backfill re-reads records the stream already sent to the dead-letter
+    topic, and must not send them again.
 
     ``dlq_producer`` is the dead-letter producer's Kafka settings (``kafka_auth.java_client_properties``).
     ``keep_versions``: each task prunes its partitions' state files to the newest that many (0: keeps all, as a
@@ -115,14 +119,16 @@ class FillStep:
     counters: FillCounters
     keep_versions: int = 0
 
-    def __call__(self, decoded: DataFrame) -> DataFrame:
-        """The filled rows of ``decoded`` (``decode.decoded_events_jvm``). Lazy: the state is read and written,
-        and dead letters sent, when the result is computed, once per action."""
+    def __call__(self, records: DataFrame, decoding: Any) -> DataFrame:
+        """The filled rows of ``records`` (the Kafka source's columns), decoded by ``decoding``
+        (``transform.Transform.decoding``). Lazy: the state is read and written, and dead letters sent, when the
+        result is computed, once per action (per micro-batch in a streaming query)."""
         from pyspark.sql import DataFrame
 
-        spark = decoded.sparkSession
-        jdf = operators(spark).fill.FillOperator.fill(
-            decoded._jdf,
+        spark = records.sparkSession
+        jdf = operators(spark).fill.RecordFill.filled(
+            records._jdf,
+            decoding,
             self.state_dir,
             self.batch_id,
             self.keep_versions,

@@ -1,8 +1,8 @@
-"""Publishing a micro-batch: filled rows -> enrichment SQL -> Avro -> md.enriched, in one Spark job.
+"""Publishing the stream: filled rows -> enrichment SQL -> Avro -> md.enriched, the query's Kafka sink.
 
 The enrichment SQL (``spark_apps/enrichment.sql``) joins the batch's filled rows with the reference tables
 ``ref_instruments`` and ``ref_fx_rates`` that ``tickflow.reference.views`` registers: the current views for
-the live stream (re-read once per reference load), the SCD2 history for a backfill.
+the live stream (re-read once per reference load, at the next batch), the SCD2 history for a backfill.
 """
 
 from __future__ import annotations
@@ -15,13 +15,15 @@ from typing import TYPE_CHECKING
 from tickflow.avro_codec import confluent_prefix
 from tickflow.errors import TickflowError
 from tickflow.kafka_auth import Principal, spark_kafka_options
-from tickflow.reference.views import ReferenceSnapshot
 from tickflow.settings import Settings
 from tickflow.stream.settings import StreamSettings
 from tickflow.topics import ENRICHED, topic_partitions
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pyspark.sql import Column, DataFrame, SparkSession
+    from pyspark.sql.streaming.query import StreamingQuery
     from pyspark.sql.types import StructType
 
 log = logging.getLogger(__name__)
@@ -105,18 +107,21 @@ class Publisher:
         self.schema_id = schema_id
         self.schema_text = schema_text
         self.columns = [f["name"] for f in json.loads(schema_text)["fields"]]
-        self.reference = ReferenceSnapshot()
         self.kafka_login = spark_kafka_options(settings, Principal.STREAM)  # read once, not per micro-batch
         self.partitions = topic_partitions(settings, stream.output_topic)
 
-    def publish(self, enriched: DataFrame) -> None:
-        (
+    def start(self, enriched: DataFrame, checkpoint: Path) -> StreamingQuery:
+        """Start the streaming query that writes ``enriched`` (a stream) to the output topic, on ``checkpoint``."""
+        return (
             framed(enriched, self.schema_id, self.schema_text, self.partitions)
-            .write.format("kafka")
+            .writeStream.queryName(self.stream.query_name)
+            .format("kafka")
             .options(**self.kafka_login)
             .option("kafka.linger.ms", str(self.stream.producer_linger_ms))
             .option("kafka.batch.size", str(self.stream.producer_batch_bytes))
             .option("kafka.compression.type", "lz4")
             .option("topic", self.stream.output_topic)
-            .save()
+            .option("checkpointLocation", str(checkpoint))
+            .trigger(processingTime=self.stream.trigger_interval)
+            .start()
         )

@@ -1,8 +1,8 @@
 """The one transform of the stream and the backfill: raw Kafka records -> enriched events.
 
     raw md.events records
-      -> decode and validate per writer schema (decode.decoded_events_jvm, a JVM operator)
-      -> FillStep: dead letters out, fill with the partition's registers (fill_step, a JVM operator, state)
+      -> FillStep (fill_step, one JVM operator): decode and validate per writer schema, dead letters out,
+         fill with the partition's registers (state)
       -> enrichment SQL (spark_apps/enrichment.sql) with the bound ``ref_instruments`` / ``ref_fx_rates``
 
 What differs between the callers is only what they hand in: the stream a FillStep on its checkpoint's
@@ -18,14 +18,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tickflow.errors import TickflowError
+from tickflow.fill.semantics import FILL_FIELDS
 from tickflow.schemas import TOPIC_SCHEMAS, load
 from tickflow.settings import Settings
-from tickflow.stream.decode import Limits, decoded_events_jvm, registered_writers
+from tickflow.stream.decode import Limits, registered_writers
 from tickflow.stream.settings import StreamSettings
 from tickflow.topics import EVENTS
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
 
     from tickflow.stream.fill_step import FillStep
 
@@ -59,18 +60,37 @@ class Transform:
             filled_schema=spark_schema(),
         )
 
-    def enrich(self, raw: DataFrame, fill: FillStep) -> DataFrame:
-        """Raw Kafka records (the Kafka source's columns) -> EnrichedEvent rows, batch id ``fill.batch_id``.
+    def decoding(self, spark: SparkSession) -> Any:
+        """The JVM ``Decoding`` of the input: the reader, the writer schemas registered under the subject now, the
+        registry for one registered later, the fill fields and the limits."""
+        import json
 
-        Lazy: the fill runs (and writes its state) when the result is computed, once per action, so a caller
-        that needs the rows twice materialises them first."""
+        from tickflow.stream.fill_step import operators
+
+        decode = operators(spark).decode
+        writers = registered_writers(self.settings, self.subject)
+        registry = decode.RegistryWriters(
+            self.settings.registry_url, self.subject, int(self.settings.registry_timeout_s * 1000)
+        )
+        return decode.Decoding(
+            json.dumps(self.reader_schema),
+            {int(writer_id): text for writer_id, text in writers.items()},
+            registry,
+            list(FILL_FIELDS),
+            int(self.limits.max_future_us),
+            float(self.limits.crossed_tolerance),
+        )
+
+    def enrich(self, raw: DataFrame, fill: FillStep) -> DataFrame:
+        """Raw Kafka records (the Kafka source's columns; a stream or a batch) -> EnrichedEvent rows.
+
+        Lazy: the fill runs (and writes its state) when the result is computed, once per action (per micro-batch
+        in a streaming query), so a caller that needs the rows twice materialises them first."""
         from tickflow.stream.publish import enriched_events
 
-        # Read after the caller fixed the batch's offsets: every schema id in it is registered by now.
-        writers = registered_writers(self.settings, self.subject)
         # One task per core, each over several Kafka partitions (a narrow coalesce, no shuffle): a task
         # carries a fixed cost (Avro set-up, the state files' open and list) that a task per partition paid
         # twelve times per batch.
-        tasks = raw.sparkSession.sparkContext.defaultParallelism
-        events = decoded_events_jvm(raw.coalesce(tasks), self.reader_schema, writers, self.limits)
-        return enriched_events(fill(events), self.sql)
+        spark = raw.sparkSession
+        tasks = spark.sparkContext.defaultParallelism
+        return enriched_events(fill(raw.coalesce(tasks), self.decoding(spark)), self.sql)

@@ -10,6 +10,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.LongFunction;
 import org.apache.avro.AvroRuntimeException;
 import org.apache.avro.Schema;
 import org.apache.avro.io.DecoderFactory;
@@ -25,7 +26,8 @@ import org.apache.spark.unsafe.Platform;
  *
  * <ol>
  *   <li>{@link #NOT_FRAMED}: no magic byte 0 and 4-byte schema id, or no body after them;
- *   <li>{@code unknown schema id N}: the id is not one of the writers given;
+ *   <li>{@code unknown schema id N}: the id is not one of the writers given, nor one the writer lookup finds
+ *       ({@link #lookUpWritersWith}: the registry, for a version registered after the decoder was made);
  *   <li>{@code N bytes left over after the record (schema id M)}: the body holds a whole record of its writer
  *       schema and N more bytes (counted as Spark counts them: see {@link BoundedBinaryDecoder});
  *   <li>{@code undecodable Avro body for schema id N}: it does not hold a record of its writer schema (cut
@@ -66,8 +68,11 @@ public final class EventDecoder {
   private final Kind[] kinds;
   private final int[] slotOf; // reader field position -> slot (SKIP, EVENT_ID, ..., FIRST_FIELD + f)
   private final byte[][][] symbols; // per slot: an enum's symbols as UTF-8
-  private final long[] writerIds;
-  private final ResolvingDecoder[] resolvers;
+  private final Schema reader;
+  private long[] writerIds;
+  private ResolvingDecoder[] resolvers;
+  private LongFunction<String> lookup; // schema id -> writer schema (JSON), null when unknown
+  private final Map<Long, Integer> missing = new HashMap<>(); // ids looked up in vain: -1 unknown, -2 unresolvable
   private final long maxFutureUs;
   private final double crossedFactor;
   private final String crossedText;
@@ -115,7 +120,7 @@ public final class EventDecoder {
       List<String> fillFields,
       long maxFutureUs,
       double crossedTolerance) {
-    Schema reader = new Schema.Parser().parse(readerSchema);
+    reader = new Schema.Parser().parse(readerSchema);
     this.fieldNames = List.copyOf(fillFields);
     int n = fieldNames.size();
     int slots = FIRST_FIELD + n;
@@ -170,18 +175,10 @@ public final class EventDecoder {
       throw new IllegalArgumentException("the fill fields need bid_price and ask_price, doubles");
     }
 
-    writerIds = new long[writers.size()];
-    resolvers = new ResolvingDecoder[writers.size()];
-    int w = 0;
+    writerIds = new long[0];
+    resolvers = new ResolvingDecoder[0];
     for (Map.Entry<? extends Number, String> writer : writers.entrySet()) {
-      writerIds[w] = writer.getKey().longValue();
-      try {
-        Schema schema = new Schema.Parser().parse(writer.getValue());
-        resolvers[w] = DecoderFactory.get().resolvingDecoder(schema, reader, in);
-      } catch (IOException | RuntimeException e) {
-        throw new IllegalArgumentException("writer schema " + writerIds[w] + " does not resolve: " + e, e);
-      }
-      w++;
+      addWriter(writer.getKey().longValue(), writer.getValue());
     }
 
     this.maxFutureUs = maxFutureUs;
@@ -192,6 +189,60 @@ public final class EventDecoder {
     doubles = new double[slots];
     bytes = new byte[slots][];
     result = new Result();
+  }
+
+  /** Resolves the writer schema of {@code id} into the reader; an id already known is left as it is. */
+  private int addWriter(long id, String writerSchema) {
+    for (int w = 0; w < writerIds.length; w++) {
+      if (writerIds[w] == id) {
+        return w;
+      }
+    }
+    ResolvingDecoder resolver;
+    try {
+      resolver = DecoderFactory.get().resolvingDecoder(new Schema.Parser().parse(writerSchema), reader, in);
+    } catch (IOException | RuntimeException e) {
+      throw new IllegalArgumentException("writer schema " + id + " does not resolve: " + e, e);
+    }
+    int w = writerIds.length;
+    writerIds = Arrays.copyOf(writerIds, w + 1);
+    resolvers = Arrays.copyOf(resolvers, w + 1);
+    writerIds[w] = id;
+    resolvers[w] = resolver;
+    return w;
+  }
+
+  /**
+   * Asks {@code writerSchemas} (schema id -> writer schema JSON, or null) for an id none of the writers has, once per
+   * id and decoder; a schema found is resolved and kept. One that does not resolve into the reader rejects its
+   * records as undecodable.
+   */
+  public EventDecoder lookUpWritersWith(LongFunction<String> writerSchemas) {
+    this.lookup = writerSchemas;
+    return this;
+  }
+
+  /** The writer of {@code id}: its index, or -1 (unknown, or known not to resolve). */
+  private int writerOf(long id) {
+    for (int w = 0; w < writerIds.length; w++) {
+      if (writerIds[w] == id) {
+        return w;
+      }
+    }
+    if (lookup == null) {
+      return -1;
+    }
+    Integer known = missing.get(id);
+    if (known != null) {
+      return known;
+    }
+    String schema = lookup.apply(id);
+    try {
+      return schema == null ? missing.computeIfAbsent(id, i -> -1) : addWriter(id, schema);
+    } catch (IllegalArgumentException e) {
+      missing.put(id, -2);
+      return -2;
+    }
   }
 
   private static int[] ints(List<Integer> list) {
@@ -257,12 +308,12 @@ public final class EventDecoder {
       return result.reject(NOT_FRAMED);
     }
     long id = ((value[1] & 0xffL) << 24) | ((value[2] & 0xffL) << 16) | ((value[3] & 0xffL) << 8) | (value[4] & 0xffL);
-    int writer = 0;
-    while (writer < writerIds.length && writerIds[writer] != id) {
-      writer++;
-    }
-    if (writer == writerIds.length) {
+    int writer = writerOf(id);
+    if (writer == -1) {
       return result.reject("unknown schema id " + id);
+    }
+    if (writer == -2) {
+      return result.reject("undecodable Avro body for schema id " + id);
     }
     in.configure(value, 5, value.length - 5);
     try {

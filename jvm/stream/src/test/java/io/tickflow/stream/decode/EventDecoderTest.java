@@ -11,6 +11,7 @@ import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -340,5 +341,24 @@ class EventDecoderTest {
     EventDecoder decoder = new EventDecoder(V2_TEXT, writers, FILL_FIELDS, 60_000_000L, 0.0);
     assertNull(decoder.decode(utf8("XNAS:AAPL"), framed(V1, 1, QUOTE), NOW).reason());
     assertEquals("unknown schema id 2", decoder.decode(utf8("XNAS:AAPL"), framed(V2, 2, QUOTE), NOW).reason());
+  }
+
+  @Test
+  void aWriterRegisteredLaterIsLookedUpOnceAndDecodes() {
+    List<Long> asked = new ArrayList<>();
+    EventDecoder decoder =
+        new EventDecoder(V2_TEXT, Map.of(1L, V1_TEXT), FILL_FIELDS, 60_000_000L, 0.0)
+            .lookUpWritersWith(id -> {
+              asked.add(id);
+              return id == 2 ? V2_TEXT : id == 3 ? "{\"type\": \"record\", \"name\": \"Other\", \"fields\": []}" : null;
+            });
+    assertNull(decoder.decode(utf8("XNAS:AAPL"), framed(V2, 2, QUOTE), NOW).reason());
+    assertNull(decoder.decode(utf8("XNAS:AAPL"), framed(V2, 2, QUOTE), NOW).reason());
+    assertEquals("unknown schema id 9", decoder.decode(utf8("XNAS:AAPL"), framed(V2, 9, QUOTE), NOW).reason());
+    assertEquals("unknown schema id 9", decoder.decode(utf8("XNAS:AAPL"), framed(V2, 9, QUOTE), NOW).reason());
+    String undecodable = "undecodable Avro body for schema id 3";
+    assertEquals(undecodable, decoder.decode(utf8("XNAS:AAPL"), framed(V2, 3, QUOTE), NOW).reason());
+    assertEquals(undecodable, decoder.decode(utf8("XNAS:AAPL"), framed(V2, 3, QUOTE), NOW).reason());
+    assertEquals(List.of(2L, 9L, 3L), asked);
   }
 }

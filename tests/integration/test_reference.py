@@ -127,7 +127,7 @@ def test_the_refresh_command_reports_its_load_and_the_running_app_sees_it_at_its
     reference_data: Settings, spark, topics: dict[str, str], tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     """``tickflow reference refresh`` prints row counts and its runtime; the enrichment app's stream-static join
-    re-reads the reference view each micro-batch, so it sees the new load with no restart."""
+    asks which load the reference views point at each micro-batch, so it sees the new load with no restart."""
     target = current_view(reference_data)[3][0]
     schema = load("tickflow.md.MarketEvent", reference_data.schemas_dir)
     registry = SchemaRegistryClient(reference_data.registry_client_config)

@@ -215,8 +215,9 @@ def test_state_exported_to_a_snapshot_starts_a_new_checkpoint_where_the_old_one_
 
 
 def test_every_registered_version_of_the_event_schema_flows_through(stack, spark, topics, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """v1 and v2 producers at once. A version registered after the query started is decoded in Python
-    (no restart needed); after a restart the JVM decodes it. Nothing goes to the DLQ."""
+    """v1 and v2 producers at once. A version registered after the query started is read from the registry
+    by the tasks (no restart needed); after a restart it is among the writers the query starts with. Nothing goes
+    to the DLQ."""
     registry = SchemaRegistryClient(stack.registry_client_config)
     subject = f"{topics['events']}-value"
     v1 = load("tickflow.md.MarketEvent", stack.schemas_dir)
@@ -250,7 +251,7 @@ def test_every_registered_version_of_the_event_schema_flows_through(stack, spark
         wait_until_caught_up(stack, topics["events"], lambda: progress_offsets(query, topics["events"]))
     finally:
         query.stop()
-    query, _ = build_query(spark, stack, stream)  # the restarted query decodes v2 in the JVM
+    query, _ = build_query(spark, stack, stream)  # the restarted query starts with v2 among its writers
     try:
         produce(encode_v2, {"venue": "XBOS"})
         wait_until_caught_up(stack, topics["events"], lambda: progress_offsets(query, topics["events"]))

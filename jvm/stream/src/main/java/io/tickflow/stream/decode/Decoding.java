@@ -45,10 +45,10 @@ public final class Decoding implements Serializable {
     decoder(); // fails here on a bad schema or field
   }
 
-  /** A new decoder (one per task: a decoder is not thread-safe). */
+  /** A new decoder (one per task, made when it starts: a decoder is not thread-safe). */
   public EventDecoder decoder() {
     EventDecoder decoder = new EventDecoder(readerSchema, writers, fillFields, maxFutureUs, crossedTolerance);
-    return registry == null ? decoder : decoder.lookUpWritersWith(registry);
+    return registry == null ? decoder : decoder.lookUpWritersWith(registry.asOf(System.nanoTime()));
   }
 
   public List<String> fillFields() {

@@ -161,6 +161,9 @@ public final class RecordFill {
     return Long.parseLong(id);
   }
 
+  /** A rejected record, as the dead-letter topic gets it. */
+  private record Rejected(byte[] key, byte[] value, String reason, int partition, long offset) {}
+
   /** What each task runs: Kafka records in, filled rows out. */
   static final class Task implements MapPartitionsFunction<Row, Row> {
     private static final long serialVersionUID = 1L;
@@ -219,16 +222,19 @@ public final class RecordFill {
       return out.iterator();
     }
 
-    /** The task's valid events by Kafka partition, in input order; the rejected ones sent and counted. */
+    /**
+     * The task's valid events by Kafka partition, in input order; the rejected ones sent and counted. They are sent
+     * once every record is decoded: a task that fails while decoding (the registry down) has sent none, so its
+     * rerun does not send them twice.
+     */
     private Map<Integer, List<PartitionFill.Event>> decode(Iterator<Row> input) {
       int n = fields.size();
       EventDecoder decoder = decoding.decoder();
       Instant instant = Instant.now();
       long now = Math.addExact(Math.multiplyExact(instant.getEpochSecond(), 1_000_000L), instant.getNano() / 1000);
       Map<Integer, List<PartitionFill.Event>> byPartition = new LinkedHashMap<>();
-      long rejected = 0;
+      List<Rejected> rejected = new ArrayList<>();
       long newest = Long.MIN_VALUE;
-      DeadLetters letters = dlqTopic == null ? null : new DeadLetters(dlqConfig, dlqTopic, sourceTopic);
       while (input.hasNext()) {
         Row row = input.next();
         byte[] key = (byte[]) row.get(0);
@@ -238,10 +244,7 @@ public final class RecordFill {
         long ingest = row.getLong(4);
         EventDecoder.Result result = decoder.decode(key, value, now);
         if (!result.valid()) {
-          rejected++;
-          if (letters != null) {
-            letters.send(key, value, result.reason(), partition, offset);
-          }
+          rejected.add(new Rejected(key, value, result.reason(), partition, offset));
           continue;
         }
         newest = Math.max(newest, ingest);
@@ -261,11 +264,15 @@ public final class RecordFill {
                 values);
         byPartition.computeIfAbsent(partition, p -> new ArrayList<>()).add(event);
       }
-      if (letters != null) {
+      if (dlqTopic != null && !rejected.isEmpty()) {
+        DeadLetters letters = new DeadLetters(dlqConfig, dlqTopic, sourceTopic);
+        for (Rejected letter : rejected) {
+          letters.send(letter.key(), letter.value(), letter.reason(), letter.partition(), letter.offset());
+        }
         letters.finish(); // delivered before the task ends, or the task fails and Spark runs it again
       }
-      if (deadLetters != null && rejected > 0) {
-        deadLetters.add(rejected);
+      if (deadLetters != null && !rejected.isEmpty()) {
+        deadLetters.add(rejected.size());
       }
       if (newestIngest != null && newest != Long.MIN_VALUE) {
         newestIngest.add(newest);

@@ -56,6 +56,8 @@ public final class CurrentReference implements TableProvider {
   private record Loaded(String viewText, StructType schema, InternalRow[] rows) {}
 
   private static final Map<String, Loaded> LOADED = new ConcurrentHashMap<>(); // view -> its load read last
+  private static final Map<String, Long> RETRY_AT = new ConcurrentHashMap<>(); // view -> when to ask again (nanoTime)
+  static final long RETRY_S = 30;
 
   @Override
   public StructType inferSchema(CaseInsensitiveStringMap options) {
@@ -80,19 +82,33 @@ public final class CurrentReference implements TableProvider {
     return options.getOrDefault("watch", view(options)).split(",");
   }
 
-  /** The view's current load: the one read last, or read now if a watched view's text changed since. */
+  /**
+   * The view's current load: the one read last, or read now if a watched view's text changed since. While the
+   * metastore does not answer, the load read last is kept and the metastore asked again only every
+   * {@value #RETRY_S} s, so the stream goes on through a metastore outage instead of failing (or waiting out the
+   * metastore client's timeouts) every batch.
+   */
   static Loaded current(String view, String[] watched) {
     org.apache.spark.sql.classic.SparkSession spark =
         (org.apache.spark.sql.classic.SparkSession) SparkSession.active();
-    StringBuilder texts = new StringBuilder();
-    for (String name : watched) {
-      String[] parts = name.trim().split("\\.", 2);
-      CatalogTable table = spark.sharedState().externalCatalog().getTable(parts[0], parts[1]);
-      texts.append(table.viewText().isDefined() ? table.viewText().get() : table.identifier().unquotedString());
-      texts.append('\n');
-    }
-    String text = texts.toString();
     Loaded loaded = LOADED.get(view);
+    Long retryAt = RETRY_AT.get(view);
+    if (loaded != null && retryAt != null && System.nanoTime() - retryAt < 0) {
+      return loaded;
+    }
+    String text;
+    try {
+      text = viewTexts(spark, watched);
+    } catch (Exception e) { // the metastore client's errors are Scala exceptions, undeclared
+      if (loaded == null) {
+        throw e;
+      }
+      RETRY_AT.put(view, System.nanoTime() + RETRY_S * 1_000_000_000L);
+      LOG.warn("the metastore did not answer ({}): reference view {} stays as read last; asking again in {} s",
+          e.toString().lines().findFirst().orElse(""), view, RETRY_S);
+      return loaded;
+    }
+    RETRY_AT.remove(view);
     if (loaded != null && loaded.viewText().equals(text)) {
       return loaded;
     }
@@ -115,6 +131,18 @@ public final class CurrentReference implements TableProvider {
     LOADED.put(view, loaded);
     LOG.info("reference view {} read: {} rows", view, read.length);
     return loaded;
+  }
+
+  /** The texts of the views that say which load is current (one metastore call each). */
+  private static String viewTexts(org.apache.spark.sql.classic.SparkSession spark, String[] watched) {
+    StringBuilder texts = new StringBuilder();
+    for (String name : watched) {
+      String[] parts = name.trim().split("\\.", 2);
+      CatalogTable table = spark.sharedState().externalCatalog().getTable(parts[0], parts[1]);
+      texts.append(table.viewText().isDefined() ? table.viewText().get() : table.identifier().unquotedString());
+      texts.append('\n');
+    }
+    return texts.toString();
   }
 
   /** The view as a table of the query's plan; its rows are those current when a batch is planned. */

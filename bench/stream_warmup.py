@@ -1,7 +1,8 @@
 """The live stream's cost as its JVM warms up: a freshly started stream (`tickflow stream start`), RATE events/s
 offered by the simulator for MINUTES, and per minute the stream JVM's cores (/proc), the JIT's compile time
 (`jstat -compiler`, seconds of compiler-thread time, which can exceed the minute), the micro-batches run and the
-median and worst age of its output (progress.json, sampled every 2 s).
+median and worst age of its output (progress.json, sampled every 2 s), and where the JVM's cores went by thread
+(/proc/<pid>/task/*/stat, threads grouped by name: THREAD_GROUPS).
 
 Spark's per-batch driver code (analysis, planning, closure cleaning, task serialisation) runs a few times a
 second, so the JIT compiles it for minutes: a figure taken a minute after start is not the stream's steady
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -30,6 +32,45 @@ from bench.stream_bench import simulator
 from tickflow.settings import Settings
 from tickflow.stream.control import EnrichmentStream
 from tickflow.stream.settings import StreamSettings
+
+# Linux thread names (15 characters of the Java thread's name) -> the group they count in; the rest is "other".
+THREAD_GROUPS = (
+    ("Executor task l", "tasks"),  # rarely alive at both looks: see thread_cores
+    ("stream executio", "driver stream thread"),
+    ("GC Thread", "GC"),
+    ("G1 ", "GC"),
+    ("C2 CompilerThre", "JIT"),
+    ("C1 CompilerThre", "JIT"),
+    ("broadcast-excha", "broadcast + scheduler"),
+    ("dag-scheduler-e", "broadcast + scheduler"),
+)
+
+
+def thread_seconds(pid: int) -> dict[int, tuple[str, float]]:
+    """Each live thread of the JVM: its group (THREAD_GROUPS, from its name) and CPU seconds so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    threads = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended
+            continue
+        group = next((g for prefix, g in THREAD_GROUPS if name.startswith(prefix)), "other")
+        threads[int(task.name)] = (group, (int(fields[11]) + int(fields[12])) / tick)  # utime + stime
+    return threads
+
+
+def thread_cores(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], seconds: float, jvm_cores: float
+) -> dict[str, float]:
+    """Cores per thread group between two ``thread_seconds``. Spark runs each task on a thread that is gone by the
+    next look, so what the JVM used beyond its live threads is "ended threads (tasks)"."""
+    cores: dict[str, float] = {}
+    for tid, (group, used) in after.items():
+        cores[group] = cores.get(group, 0.0) + (used - before.get(tid, (group, 0.0))[1]) / seconds
+    cores["ended threads (tasks)"] = cores.pop("tasks", 0.0) + jvm_cores - sum(cores.values())
+    return {group: round(value, 3) for group, value in sorted(cores.items())}
 
 
 def compile_seconds(jstat: str, pid: int) -> float:
@@ -64,6 +105,7 @@ def main() -> None:
         with simulator(StreamSettings().input_topic, args.rate, args.minutes * 60 + 5):
             for minute in range(1, args.minutes + 1):
                 before, compiled = meter.read().seconds, compile_seconds(jstat, jvm)
+                threads = thread_seconds(jvm)
                 first = json.loads(progress_path.read_text())["batch_id"]
                 ages = []
                 end = time.monotonic() + 60
@@ -73,6 +115,7 @@ def main() -> None:
                         ages.append(age)
                     time.sleep(2)
                 after = meter.read().seconds
+                threads_after = thread_seconds(jvm)
                 row = {
                     "minute": minute,
                     "stream_cores": round((after["stream JVM"] - before["stream JVM"]) / 60, 3),
@@ -81,6 +124,9 @@ def main() -> None:
                     "batches": json.loads(progress_path.read_text())["batch_id"] - first,
                     "output_age_p50_s": round(statistics.median(ages), 2) if ages else None,
                     "output_age_max_s": round(max(ages), 2) if ages else None,
+                    "thread_cores": thread_cores(
+                        threads, threads_after, 60, (after["stream JVM"] - before["stream JVM"]) / 60
+                    ),
                 }
                 minutes.append(row)
                 print(" ".join(f"{k} {v}" for k, v in row.items()), flush=True)

@@ -78,6 +78,11 @@ public final class StateFiles {
 
   /** The registers last written per partition folder by this JVM, and the file that holds them. */
   private static final Map<Path, Written> LAST_WRITTEN = new ConcurrentHashMap<>();
+  /**
+   * The initial layer a restore wrote, per state directory, as this JVM last read it: every partition's task merges
+   * it into every batch's registers, and it never changes after the restore (read again only if its file did).
+   */
+  private static final Map<Path, Written> INITIAL_READ = new ConcurrentHashMap<>();
 
   private record Written(Path file, long length, long modificationTime, Map<String, InstrumentState> states) {
     boolean isFile(FileStatus status) {
@@ -185,7 +190,7 @@ public final class StateFiles {
       Written written = LAST_WRITTEN.get(partitionDir(partition));
       states = written != null && written.isFile(file) ? new HashMap<>(written.states()) : read(file);
     }
-    Map<String, InstrumentState> initial = read(initialPath());
+    Map<String, InstrumentState> initial = initial();
     if (!initial.isEmpty()) {
       for (String id : instruments) {
         InstrumentState seeded = initial.get(id);
@@ -231,6 +236,23 @@ public final class StateFiles {
   /** The registers a new checkpoint starts from. */
   public void seed(Map<String, InstrumentState> states) throws IOException {
     writeAtomically(initialPath(), states);
+  }
+
+  /** The initial layer (empty without one), read once per JVM and file version. */
+  private Map<String, InstrumentState> initial() throws IOException {
+    FileStatus status;
+    try {
+      status = fs.getFileStatus(initialPath());
+    } catch (FileNotFoundException missing) {
+      return Map.of();
+    }
+    Written known = INITIAL_READ.get(directory);
+    if (known != null && known.isFile(status)) {
+      return known.states();
+    }
+    Map<String, InstrumentState> states = Map.copyOf(read(status));
+    INITIAL_READ.put(directory, new Written(status.getPath(), status.getLen(), status.getModificationTime(), states));
+    return states;
   }
 
   /** The registers of one state file by instrument; empty when there is no such file. */

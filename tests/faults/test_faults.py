@@ -233,9 +233,10 @@ def test_each_component_killed_mid_flow_loses_nothing(stack: Settings, flow: Flo
     for component in FAULTS:
         time.sleep(draw.uniform(*CALM_S))
         fault = Fault(component, killed_at_s=flow.elapsed())
+        killed = flow.process  # the watchdog may put a new process there as soon as this one is gone
         kill(stack, flow, component)
         if component == "stream":
-            while flow.process is not None and flow.process.poll() is None:
+            while killed is not None and killed.poll() is None:
                 time.sleep(0.1)
             time.sleep(1.5)  # the watchdog's next look
         else:

@@ -1,15 +1,17 @@
-"""Decoding the Confluent wire format and validating market events, in the JVM (docs/architecture.md).
+"""Decoding the Confluent wire format and validating market events (docs/architecture.md).
 
 Every Kafka record either decodes into the latest reader schema of ``MarketEvent`` (records of
 any registered version resolve into it, Avro schema resolution) and passes validation, or it
 gets the reason it is rejected; rejected records keep their original key and bytes for the
-dead-letter topic. All of it is Spark SQL over the micro-batch: nothing here raises on bad input,
-and only what the fill needs crosses to Python (strings and bytes cost most on that trip).
+dead-letter topic. Nothing raises on bad input. The stream and the backfill decode in the JVM
+(``EventDecoder`` inside ``fill_step``'s operator); ``decoded_events`` is the same in Spark SQL, the
+reference the tests hold the JVM decoder equal to (through ``decoded_events_jvm``).
 
-The writer schemas are read from the registry for every micro-batch, after Spark fixed the
-batch's offsets: a producer registers its schema before it writes with it, so every schema id
-in the batch is known, and a version registered while the stream runs decodes at full speed at
-once. An id the registry does not know is therefore really unknown.
+The writer schemas registered under the input's subject are read when a query is planned (``registered_writers``,
+``transform.Transform.decoding``); a task that meets an id it was not given reads the subject's versions from the
+registry (jvm/stream ``RegistryWriters``): a producer registers its schema before it writes with it, so a read that
+began after the task started knows every id in the task's records, and a version registered while the stream runs
+decodes without a restart. An id such a read does not know is therefore really unknown.
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ import java.io.Serializable;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Iterator;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.apache.spark.api.java.JavaRDD;
@@ -90,26 +89,13 @@ public final class DecodeOperator {
       throw new IllegalArgumentException(
           "DecodeOperator.decode takes a batch DataFrame (a stream's micro-batch, in foreachBatch), not a stream");
     }
-    LinkedHashMap<Long, String> byId = new LinkedHashMap<>();
-    for (Map.Entry<?, ?> writer : writers.entrySet()) {
-      byId.put(((Number) writer.getKey()).longValue(), (String) writer.getValue());
-    }
-    List<String> fields = new ArrayList<>(fillFields);
-    // built here once, so that a bad schema or field fails on the driver, not in every task
-    EventDecoder probe = new EventDecoder(readerSchema, byId, fields, maxFutureUs, crossedTolerance);
-    List<EventDecoder.Kind> kinds = new ArrayList<>();
-    for (int f = 0; f < fields.size(); f++) {
-      kinds.add(probe.kind(f));
-    }
-    StructType output = schema(fields, kinds);
+    // made here once, so that a bad schema or field fails on the driver, not in every task
+    Decoding decoding = new Decoding(readerSchema, writers, null, fillFields, maxFutureUs, crossedTolerance);
+    StructType output = schema(decoding.fillFields(), decoding.kinds());
     StructType input = raw.schema();
     Task task =
         new Task(
-            readerSchema,
-            byId,
-            fields,
-            maxFutureUs,
-            crossedTolerance,
+            decoding,
             input.fieldIndex("key"),
             input.fieldIndex("value"),
             input.fieldIndex("partition"),
@@ -132,11 +118,7 @@ public final class DecodeOperator {
     private static final int EVENT_TIME = 8;
     private static final int FIRST_FIELD = 9;
 
-    private final String readerSchema;
-    private final LinkedHashMap<Long, String> writers;
-    private final ArrayList<String> fillFields;
-    private final long maxFutureUs;
-    private final double crossedTolerance;
+    private final Decoding decoding;
     private final int key;
     private final int value;
     private final int partition;
@@ -145,22 +127,14 @@ public final class DecodeOperator {
     private final StructType output;
 
     Task(
-        String readerSchema,
-        LinkedHashMap<Long, String> writers,
-        List<String> fillFields,
-        long maxFutureUs,
-        double crossedTolerance,
+        Decoding decoding,
         int key,
         int value,
         int partition,
         int offset,
         int timestamp,
         StructType output) {
-      this.readerSchema = readerSchema;
-      this.writers = writers;
-      this.fillFields = new ArrayList<>(fillFields);
-      this.maxFutureUs = maxFutureUs;
-      this.crossedTolerance = crossedTolerance;
+      this.decoding = decoding;
       this.key = key;
       this.value = value;
       this.partition = partition;
@@ -171,14 +145,11 @@ public final class DecodeOperator {
 
     @Override
     public Iterator<InternalRow> call(Iterator<InternalRow> rows) {
-      EventDecoder decoder = new EventDecoder(readerSchema, writers, fillFields, maxFutureUs, crossedTolerance);
+      EventDecoder decoder = decoding.decoder();
       Instant instant = Instant.now();
       long now = Math.addExact(Math.multiplyExact(instant.getEpochSecond(), 1_000_000L), instant.getNano() / 1000);
-      int n = fillFields.size();
-      EventDecoder.Kind[] kinds = new EventDecoder.Kind[n];
-      for (int f = 0; f < n; f++) {
-        kinds[f] = decoder.kind(f);
-      }
+      int n = decoding.fillFields().size();
+      EventDecoder.Kind[] kinds = decoding.kinds().toArray(new EventDecoder.Kind[0]);
       // one row, overwritten for each record: Spark copies it into an UnsafeRow before asking for the next
       SpecificInternalRow out = new SpecificInternalRow(output);
       return new Iterator<>() {

@@ -21,6 +21,7 @@ public final class Decoding implements Serializable {
   private final ArrayList<String> fillFields;
   private final long maxFutureUs;
   private final double crossedTolerance;
+  private final ArrayList<EventDecoder.Kind> kinds = new ArrayList<>();
 
   /**
    * @param writers schema id (a number) -> writer schema (JSON)
@@ -42,7 +43,10 @@ public final class Decoding implements Serializable {
     this.fillFields = new ArrayList<>(fillFields);
     this.maxFutureUs = maxFutureUs;
     this.crossedTolerance = crossedTolerance;
-    decoder(); // fails here on a bad schema or field
+    EventDecoder probe = decoder(); // fails here on a bad schema or field
+    for (int f = 0; f < this.fillFields.size(); f++) {
+      kinds.add(probe.kind(f));
+    }
   }
 
   /** A new decoder (one per task, made when it starts: a decoder is not thread-safe). */
@@ -53,5 +57,10 @@ public final class Decoding implements Serializable {
 
   public List<String> fillFields() {
     return fillFields;
+  }
+
+  /** How each fill field comes out of the decoder, in order. */
+  public List<EventDecoder.Kind> kinds() {
+    return kinds;
   }
 }

@@ -73,7 +73,7 @@ public final class RegistryWriters implements Serializable {
     String versions = "/subjects/" + URLEncoder.encode(subject, StandardCharsets.UTF_8) + "/versions";
     JsonNode list = get(versions);
     if (list == null) {
-      READ.merge(subjectKey, started, (a, b) -> a - b >= 0 ? a : b);
+      READ.merge(subjectKey, started, RegistryWriters::later);
       return null; // no such subject yet
     }
     for (JsonNode version : list) {
@@ -82,8 +82,12 @@ public final class RegistryWriters implements Serializable {
         KNOWN.put(key(registered.get("id").asLong()), registered.get("schema").asText());
       }
     }
-    READ.merge(subjectKey, started, (a, b) -> a - b >= 0 ? a : b);
+    READ.merge(subjectKey, started, RegistryWriters::later);
     return KNOWN.get(key(id));
+  }
+
+  private static Long later(Long a, Long b) {
+    return a - b >= 0 ? a : b; // nanoTime values: compared by difference
   }
 
   private String key(long id) {

@@ -57,11 +57,10 @@ public final class RecordFill {
 
   /** The fill fields as the state stores them (an enum's symbol is a string). */
   static FillFields fillFields(Decoding decoding) {
-    EventDecoder probe = decoding.decoder();
     List<FillFields.Kind> kinds = new ArrayList<>();
-    for (int f = 0; f < decoding.fillFields().size(); f++) {
+    for (EventDecoder.Kind kind : decoding.kinds()) {
       kinds.add(
-          switch (probe.kind(f)) {
+          switch (kind) {
             case DOUBLE -> FillFields.Kind.DOUBLE;
             case LONG -> FillFields.Kind.LONG;
             case STRING, ENUM -> FillFields.Kind.STRING;

@@ -21,6 +21,7 @@ import org.apache.spark.sql.connector.read.PartitionReaderFactory;
 import org.apache.spark.sql.connector.read.Scan;
 import org.apache.spark.sql.connector.read.ScanBuilder;
 import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
 import org.apache.spark.sql.util.CaseInsensitiveStringMap;
 import org.slf4j.Logger;
@@ -119,11 +120,11 @@ public final class CurrentReference implements TableProvider {
     }
     InternalRow[] read = rows.queryExecution().executedPlan().executeCollect();
     InternalRow[] widened = new InternalRow[read.length];
-    int width = rows.schema().length();
+    StructField[] columns = rows.schema().fields();
     for (int r = 0; r < read.length; r++) {
-      Object[] cells = new Object[width + VALIDITY.length];
-      for (int c = 0; c < width; c++) {
-        cells[c] = read[r].isNullAt(c) ? null : read[r].get(c, rows.schema().fields()[c].dataType());
+      Object[] cells = new Object[columns.length + VALIDITY.length]; // the validity columns stay null
+      for (int c = 0; c < columns.length; c++) {
+        cells[c] = read[r].isNullAt(c) ? null : read[r].get(c, columns[c].dataType());
       }
       widened[r] = new GenericInternalRow(cells);
     }

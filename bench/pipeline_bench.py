@@ -108,7 +108,7 @@ PRIME_RATE, PRIME_S = 2000, 20
 IDLE_S = 15  # then, with no offer: what each component costs doing nothing
 SETTLE_TIMEOUT_S = 900.0
 PUT_CEILING = "io.tickflow.connect.hbase.PutCeiling"
-# Components and the stack services (tickflow.stack.SERVICES) whose process trees they are.
+# Components and the stack services (tickflow.stack.services) whose process trees they are.
 STACK_COMPONENTS = {
     "connect": ("connect",), "hbase": ("hbase",), "hbase thrift": ("hbase-thrift",), "kafka": ("kafka",),
     "registry": ("registry",), "airflow": ("airflow", "airflow-scheduler", "airflow-dag-processor",

@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
@@ -45,6 +45,33 @@ class StackPorts(BaseSettings):
     hbase_regionserver: Port = 16020
     hbase_thrift: Port = 9090
     serving: Port = 8000  # `tickflow serve`: the serving API and its web page
+    # The cluster profile's own services (each on the address its "host" has, see ClusterHosts).
+    spark_master: Port = 7077
+    spark_master_ui: Annotated[int, Field(ge=1024, le=65535)] = 8080
+    spark_worker: Port = 7078
+    spark_worker_ui: Annotated[int, Field(ge=1024, le=65535)] = 8081
+    hdfs_namenode: Port = 8020
+    hdfs_namenode_http: Port = 9870
+    hdfs_datanode: Port = 9866
+    hdfs_datanode_ipc: Port = 9867
+    hdfs_datanode_http: Port = 9864
+
+
+class ClusterHosts(BaseSettings):
+    """The cluster profile's "hosts": one loopback address each, so that nothing can quietly assume one
+    machine (docs/scaling.md). The edge host (``TICKFLOW_HOST``) keeps the registry, the metastore, HBase,
+    PostgreSQL, Airflow, the serving API and every Spark driver."""
+
+    model_config = SettingsConfigDict(env_prefix="TICKFLOW_CLUSTER_", frozen=True)
+
+    kafka: tuple[str, ...] = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+    connect: tuple[str, ...] = ("127.0.0.3", "127.0.0.4")
+    spark_master: str = "127.0.0.2"
+    spark_workers: tuple[str, ...] = ("127.0.0.3", "127.0.0.4")
+    spark_worker_cores: int = Field(default=1, ge=1, description="Cores each Spark worker offers its executors.")
+    spark_worker_memory: str = Field(default="2g", description="Memory each Spark worker offers its executors.")
+    namenode: str = "127.0.0.2"
+    datanode: str = "127.0.0.3"
 
 
 class Settings(BaseSettings):
@@ -69,6 +96,14 @@ class Settings(BaseSettings):
     )
     host: str = LOOPBACK
     ports: StackPorts = Field(default_factory=StackPorts)
+    profile: Literal["local", "cluster"] = Field(
+        default="local",
+        description="local: one process per service on one address, Spark in local mode (the default, and the "
+        "lightest). cluster: Spark standalone (a master and two workers), three Kafka brokers (replication "
+        "factor 3, min.insync.replicas 2), HDFS for the stream's checkpoint and state, two Connect workers, each "
+        "on its own loopback address (TICKFLOW_CLUSTER_*; docs/scaling.md).",
+    )
+    cluster: ClusterHosts = Field(default_factory=ClusterHosts)
     secured: bool = Field(
         default=False,
         description="Secured mode, the one switch for access control: the serving API and its page ask for a "
@@ -114,7 +149,9 @@ class Settings(BaseSettings):
     health_timeout_s: float = Field(default=180.0, gt=0)
     registry_timeout_s: float = Field(default=10.0, gt=0, description="Timeout of one request to the schema registry.")
     spark_master: str = Field(
-        default="local[2]", description="Spark master of tickflow's applications (stream, reference refresh, SQL)."
+        default="local[2]",
+        description="Spark master of tickflow's applications (stream, backfill, reference refresh); in the "
+        "cluster profile the standalone master (spark://<master>:7077) unless set.",
     )
     spark_java_options: str = Field(
         default="-XX:TieredStopAtLevel=1",
@@ -135,6 +172,16 @@ class Settings(BaseSettings):
             raise ValueError("give a host name or an IPv4 address alone, without scheme, port or path")
         return host
 
+    @model_validator(mode="before")
+    @classmethod
+    def _cluster_master(cls, data: object) -> object:
+        """The cluster profile's apps run on its standalone master unless TICKFLOW_SPARK_MASTER says otherwise."""
+        if isinstance(data, dict) and data.get("profile") == "cluster" and "spark_master" not in data:
+            hosts = ClusterHosts(**data.get("cluster", {}))
+            ports = StackPorts(**data.get("ports", {}))
+            data = {**data, "spark_master": f"spark://{hosts.spark_master}:{ports.spark_master}"}
+        return data
+
     @field_validator("state_dir")
     @classmethod
     def _directory(cls, state_dir: Path) -> Path:
@@ -148,8 +195,27 @@ class Settings(BaseSettings):
         return self.state_dir.expanduser().resolve()
 
     @property
+    def clustered(self) -> bool:
+        return self.profile == "cluster"
+
+    @property
+    def kafka_hosts(self) -> tuple[str, ...]:
+        """One address per broker: the edge host alone, or the cluster profile's brokers."""
+        return self.cluster.kafka if self.clustered else (self.host,)
+
+    @property
     def bootstrap_servers(self) -> str:
-        return f"{self.host}:{self.ports.kafka}"
+        return ",".join(f"{host}:{self.ports.kafka}" for host in self.kafka_hosts)
+
+    @property
+    def kafka_replication(self) -> int:
+        """Replication factor of every topic: each partition on three brokers where there are three."""
+        return min(3, len(self.kafka_hosts))
+
+    @property
+    def kafka_min_insync(self) -> int:
+        """Replicas that must have a write before ``acks=all`` succeeds: one broker may die with no write lost."""
+        return max(1, self.kafka_replication - 1)
 
     @property
     def registry_url(self) -> str:
@@ -163,8 +229,19 @@ class Settings(BaseSettings):
         return {"url": self.registry_url, "timeout": self.registry_timeout_s}
 
     @property
+    def connect_hosts(self) -> tuple[str, ...]:
+        return self.cluster.connect if self.clustered else (self.host,)
+
+    @property
     def connect_url(self) -> str:
-        return f"http://{self.host}:{self.ports.connect}"
+        """One worker's REST API; any worker of the group answers for all of it (followers forward to the
+        leader)."""
+        return f"http://{self.connect_hosts[0]}:{self.ports.connect}"
+
+    @property
+    def hdfs_uri(self) -> str | None:
+        """The cluster profile's HDFS (None in the local profile, where state stays on the local disk)."""
+        return f"hdfs://{self.cluster.namenode}:{self.ports.hdfs_namenode}" if self.clustered else None
 
     @property
     def metastore_uri(self) -> str:

@@ -60,7 +60,7 @@ def avro_round_trip(settings: Settings, count: int = 1000, timeout_s: float = 30
             first_offset[partition] = min(offset, first_offset.get(partition, offset))
 
     client = kafka_client_config(settings, Principal.ADMIN)  # the stack's own topic, like its health check
-    producer = Producer({**client, "linger.ms": 5})
+    producer = Producer({**client, "linger.ms": 5, "enable.idempotence": True})
     for record in sent:
         producer.produce(TOPIC, serializer(record, context), key=run_id, on_delivery=remember)
     if producer.flush(timeout_s) or not first_offset:

@@ -109,14 +109,16 @@ def topic_partitions(settings: Settings, name: str) -> int:
     return len(existing[name].partitions)
 
 
-def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS, replication: int = 1) -> list[TopicState]:
-    """Create the topics that do not exist yet; leave existing ones alone (idempotent)."""
+def create_topics(settings: Settings, specs: tuple[TopicSpec, ...] = TOPICS) -> list[TopicState]:
+    """Create the topics that do not exist yet, each partition on ``settings.kafka_replication`` brokers; leave
+    existing ones alone (idempotent)."""
     admin = _admin(settings)
     existing = _existing(admin, settings)
     missing = [spec for spec in specs if spec.name not in existing]
     created = set()
     if missing:
-        futures = admin.create_topics([spec.new_topic(replication) for spec in missing], operation_timeout=30)
+        new = [spec.new_topic(settings.kafka_replication) for spec in missing]
+        futures = admin.create_topics(new, operation_timeout=30)
         for name, future in futures.items():
             try:
                 future.result(30)

@@ -13,7 +13,7 @@ from tests.support.stack import tickflow
 from tickflow.settings import Settings
 from tickflow.sinks.hbase import HBaseSinkSettings
 from tickflow.sources.trades_connector import TradesSourceSettings
-from tickflow.stack import SERVICES, supervisor
+from tickflow.stack import services, supervisor
 from tickflow.stream.control import Verdict
 
 pytestmark = pytest.mark.integration
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 def test_status_lists_every_service_healthy(stack: Settings) -> None:
     result = tickflow("stack", "status", check=False)
     assert result.returncode == 0, result.stderr
-    for service in SERVICES:  # on stdout: `tickflow stack status | grep kafka` finds Kafka's row
+    for service in services(stack):  # on stdout: `tickflow stack status | grep kafka` finds Kafka's row
         assert service.name in result.stdout
     assert "beyond loopback" not in result.stdout + result.stderr
 
@@ -31,7 +31,7 @@ def test_status_as_json(stack: Settings) -> None:
     result = tickflow("stack", "status", "--json", check=False)
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert {row["name"]: row["state"] for row in rows} == {service.name: "healthy" for service in SERVICES}
+    assert {row["name"]: row["state"] for row in rows} == {service.name: "healthy" for service in services(stack)}
     kafka = next(row for row in rows if row["name"] == "kafka")
     assert kafka["address"] == f"127.0.0.1:{stack.ports.kafka}" and kafka["pid"] > 0 and kafka["exposed"] == []
 
@@ -68,7 +68,7 @@ def test_no_service_listens_beyond_loopback(stack: Settings) -> None:
 def test_up_again_is_harmless(stack: Settings) -> None:
     result = tickflow("stack", "up", check=False)
     assert result.returncode == 0
-    assert result.stderr.count("already running") == len(SERVICES)
+    assert result.stderr.count("already running") == len(services(stack))
 
 
 def test_logs_prints_a_service_log(stack: Settings) -> None:

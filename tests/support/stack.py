@@ -79,7 +79,7 @@ def tmp_topic(stack: Settings) -> Iterator[str]:
     """A fresh topic (3 partitions) for one test, deleted afterwards."""
     name = f"test.{uuid.uuid4().hex[:12]}"
     admin = AdminClient(as_admin(stack))
-    admin.create_topics([NewTopic(name, 3, 1)])[name].result(30)
+    admin.create_topics([NewTopic(name, 3, stack.kafka_replication)])[name].result(30)
     yield name
     admin.delete_topics([name])[name].result(30)
 
@@ -89,7 +89,7 @@ def topics(stack: Settings) -> Iterator[dict[str, str]]:
     """Fresh events, enriched and dlq topics (3 partitions each) for one stream test."""
     names = {kind: f"test.{kind}.{uuid.uuid4().hex[:8]}" for kind in ("events", "enriched", "dlq")}
     admin = AdminClient(as_admin(stack))
-    for future in admin.create_topics([NewTopic(n, 3, 1) for n in names.values()]).values():
+    for future in admin.create_topics([NewTopic(n, 3, stack.kafka_replication) for n in names.values()]).values():
         future.result(30)
     yield names
     admin.delete_topics(list(names.values()))

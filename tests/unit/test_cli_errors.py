@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from tickflow.cli import app
 from tickflow.settings import REPO_ROOT, Settings, StackPorts
 from tickflow.sources.landing import write_fx_file
-from tickflow.stack import SERVICES
+from tickflow.stack import services
 
 FAST_S = 5.0  # a command that meets a closed port says so at once; a client left to retry takes 10-30 s
 
@@ -283,18 +283,18 @@ def test_stack_status_shows_every_service_stopped(stack_down: dict[str, str]) ->
     code, output, seconds = tickflow("stack", "status")
     assert code == 1, output  # documented: 1 unless every service is healthy
     assert "Traceback" not in output
-    assert output.count("stopped") == len(SERVICES), output
+    assert output.count("stopped") == len(services(Settings())), output
     assert seconds < FAST_S
 
 
 def test_status_commands_answer_on_stdout_and_in_json(stack_down: dict[str, str]) -> None:
     """Data on stdout (a table, or JSON with --json), so a script or `| grep` gets it; exit codes as without."""
     result = CliRunner().invoke(app, ["stack", "status"])
-    assert result.exit_code == 1 and result.stdout.count("stopped") == len(SERVICES), result.output
+    assert result.exit_code == 1 and result.stdout.count("stopped") == len(services(Settings())), result.output
     result = CliRunner().invoke(app, ["stack", "status", "--json"])
     assert result.exit_code == 1, result.output
     assert [(row["name"], row["state"]) for row in json.loads(result.stdout)] == [
-        (service.name, "stopped") for service in SERVICES
+        (service.name, "stopped") for service in services(Settings())
     ]
 
 

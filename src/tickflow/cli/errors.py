@@ -67,7 +67,7 @@ def _unreachable(error: BaseException) -> str | None:
             return _down(url.host, url.port, type(cause).__name__)
         if isinstance(cause, KafkaException) and cause.args and cause.args[0].name() in KAFKA_UNREACHABLE:
             settings = Settings()
-            return _down(settings.host, settings.ports.kafka, cause.args[0].str())
+            return _down(settings.kafka_hosts[0], settings.ports.kafka, cause.args[0].str())
         if isinstance(cause, (httpx.TransportError, ConnectionError, TimeoutError, *_thrift_unreachable())):
             return (
                 f"A service did not answer ({type(cause).__name__}: {cause}): `tickflow stack status` shows which "
@@ -87,7 +87,7 @@ def _url(error: Any) -> Any:
 def _down(host: str, port: int | None, reason: str) -> str:
     """The service of the stack at this address did not answer."""
     settings = Settings()
-    owners = [s.name for s in supervisor(settings).services.values() if host == settings.host and port in s.ports]
+    owners = [s.name for s in supervisor(settings).services.values() if host == s.host and port in s.ports]
     if not owners:
         return (
             f"Nothing answered at {host}:{port} ({reason}): check the address, or start the stack with "

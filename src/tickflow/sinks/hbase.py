@@ -81,7 +81,7 @@ def connector_config(settings: Settings, sink: HBaseSinkSettings) -> dict[str, s
         # A record the sink cannot decode or lay out goes to the DLQ with the reason in headers; the rest flows.
         "errors.tolerance": "all",
         "errors.deadletterqueue.topic.name": sink.dlq_topic,
-        "errors.deadletterqueue.topic.replication.factor": "1",  # Connect's default, 3, needs three brokers
+        "errors.deadletterqueue.topic.replication.factor": str(settings.kafka_replication),
         "errors.deadletterqueue.context.headers.enable": "true",
         # Consumer overrides need the worker's connector.client.config.override.policy=All (the stack sets it).
         "consumer.override.max.poll.records": str(sink.max_poll_records),

@@ -1,6 +1,7 @@
 """The local stack: real services as background processes, one module per service.
 
-Adding a service means writing one ``Service`` subclass and listing it in ``SERVICES``.
+Adding a service means writing one ``Service`` subclass and listing it in :func:`services`, for the local
+profile, the cluster profile or both (``TICKFLOW_PROFILE``, docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -14,27 +15,40 @@ from tickflow.stack.kafka import Kafka
 from tickflow.stack.metastore import Metastore, ThriftServer
 from tickflow.stack.postgres import Postgres
 from tickflow.stack.registry import Registry
+from tickflow.stack.spark_standalone import SparkMaster, SparkWorker
 from tickflow.stack.supervisor import Supervisor
 
-SERVICES: tuple[type[Service], ...] = (
-    Kafka,
-    Registry,
-    # Before Connect: its HBase sink writes there, so HBase is up first and stops after it.
-    HBase,
-    HBaseThrift,
-    Connect,
-    Metastore,
-    ThriftServer,
-    Postgres,
-    AirflowApiServer,
-    AirflowScheduler,
-    AirflowDagProcessor,
-    AirflowTriggerer,
-)
+
+def services(settings: Settings) -> list[Service]:
+    """The stack's services in the order ``up`` starts them (each after what it depends on)."""
+    cluster = settings.cluster
+    if settings.clustered:
+        brokers: list[Service] = [Kafka(settings, n) for n in range(1, len(cluster.kafka) + 1)]
+        workers: list[Service] = [Connect(settings, n) for n in range(1, len(cluster.connect) + 1)]
+        spark: list[Service] = [SparkMaster(settings)]
+        spark += [SparkWorker(settings, n) for n in range(1, len(cluster.spark_workers) + 1)]
+    else:
+        brokers, workers, spark = [Kafka(settings)], [Connect(settings)], []
+    return [
+        *brokers,
+        Registry(settings),
+        # Before Connect: its HBase sink writes there, so HBase is up first and stops after it.
+        HBase(settings),
+        HBaseThrift(settings),
+        *workers,
+        *spark,
+        Metastore(settings),
+        ThriftServer(settings),
+        Postgres(settings),
+        AirflowApiServer(settings),
+        AirflowScheduler(settings),
+        AirflowDagProcessor(settings),
+        AirflowTriggerer(settings),
+    ]
 
 
 def supervisor(settings: Settings) -> Supervisor:
-    return Supervisor(settings, [service(settings) for service in SERVICES])
+    return Supervisor(settings, services(settings))
 
 
-__all__ = ["SERVICES", "Service", "StackError", "Supervisor", "supervisor"]
+__all__ = ["Service", "StackError", "Supervisor", "services", "supervisor"]

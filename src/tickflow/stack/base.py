@@ -25,9 +25,23 @@ class Service(ABC):
     name: str
     depends_on: tuple[str, ...] = ()
 
+    # True for members of a quorum: ``up`` starts every member of the group before it waits for one.
+    starts_with_peers = False
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.paths = StatePaths(settings.root)
+
+    @property
+    def host(self) -> str:
+        """The address this service binds (its "host"): the edge host, or its own in the cluster profile."""
+        return self.settings.host
+
+    @property
+    def group(self) -> str:
+        """What ``stack up <name>`` and ``depends_on`` may call it together with its peers (``kafka`` for the
+        cluster profile's three brokers); its own name when it has none."""
+        return self.name
 
     @property
     def home(self) -> Path:
@@ -40,7 +54,7 @@ class Service(ABC):
     @property
     @abstractmethod
     def ports(self) -> Sequence[int]:
-        """Ports this service binds on loopback; the first is the one clients use."""
+        """Ports this service binds on its :attr:`host`; the first is the one clients use."""
 
     @property
     @abstractmethod

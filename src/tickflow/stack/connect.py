@@ -96,9 +96,26 @@ def install_plugin(project: Path, plugin_path: Path, log: Path) -> bool:
 
 
 class Connect(JvmService):
+    """A distributed worker: the only one (``connect``), or worker ``worker`` of the cluster profile's two
+    (``connect-<worker>``), which share one group and its topics, so a worker's death moves its tasks."""
+
     name = "connect"
     depends_on = ("kafka",)
     heap = "512m"
+
+    def __init__(self, settings: Settings, worker: int = 0) -> None:
+        super().__init__(settings)
+        self.worker = worker
+        if worker:
+            self.name = f"connect-{worker}"
+
+    @property
+    def group(self) -> str:
+        return "connect"
+
+    @property
+    def host(self) -> str:
+        return self.settings.connect_hosts[self.worker - 1] if self.worker else self.settings.host
 
     @property
     def ports(self) -> Sequence[int]:
@@ -106,11 +123,12 @@ class Connect(JvmService):
 
     @property
     def address(self) -> str:
-        return self.settings.connect_url
+        return f"http://{self.host}:{self.settings.ports.connect}"
 
     @property
     def plugin_path(self) -> Path:
-        return self.home / "plugins"
+        """One set of plugins for every worker of the group."""
+        return self.paths.home(self.group) / "plugins"
 
     @property
     def coordinates(self) -> list[str]:
@@ -152,6 +170,7 @@ class Connect(JvmService):
         return "".join(lines)
 
     def _worker_properties(self) -> str:
+        replication = self.settings.kafka_replication
         return f"""\
 group.id={CONNECT_GROUP}
 key.converter=org.apache.kafka.connect.storage.StringConverter
@@ -159,12 +178,12 @@ value.converter=org.apache.kafka.connect.converters.ByteArrayConverter
 offset.storage.topic=_connect.offsets
 config.storage.topic=_connect.configs
 status.storage.topic=_connect.status
-offset.storage.replication.factor=1
-config.storage.replication.factor=1
-status.storage.replication.factor=1
+offset.storage.replication.factor={replication}
+config.storage.replication.factor={replication}
+status.storage.replication.factor={replication}
 offset.flush.interval.ms=5000
-listeners=http://{self.settings.host}:{self.settings.ports.connect}
-rest.advertised.host.name={self.settings.host}
+listeners=http://{self.host}:{self.settings.ports.connect}
+rest.advertised.host.name={self.host}
 rest.advertised.port={self.settings.ports.connect}
 plugin.path={self.plugin_path}
 plugin.discovery=service_load
@@ -185,7 +204,7 @@ config.providers.file.class=org.apache.kafka.common.config.provider.FileConfigPr
         ]
 
     def check_health(self) -> None:
-        response = httpx.get(f"{self.settings.connect_url}/connectors", timeout=5)
+        response = httpx.get(f"{self.address}/connectors", timeout=5)
         response.raise_for_status()
         if not isinstance(response.json(), list):
             raise ValueError("Connect answered /connectors with something other than a list")

@@ -51,7 +51,8 @@ class JvmService(Service):
 
     @property
     def lib(self) -> Path:
-        return self.paths.lib / self.name
+        """The jars, fetched once for every member of a group (the cluster profile's brokers)."""
+        return self.paths.lib / self.group
 
     @property
     def java(self) -> Path:

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 import subprocess
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from tickflow.kafka_auth import (
     HEALTH_GROUP,
@@ -34,6 +36,7 @@ from tickflow.kafka_auth import (
     kafka_password,
 )
 from tickflow.secret_file import write_private
+from tickflow.settings import Settings
 from tickflow.stack.base import StackError
 from tickflow.stack.jvm import CONSOLE_LOG4J2, JvmService
 from tickflow.topics import MAX_MESSAGE_BYTES
@@ -55,8 +58,30 @@ def salted_scram(password: str, iterations: int = SCRAM_ITERATIONS) -> str:
 
 
 class Kafka(JvmService):
+    """One broker (and controller): the only one (``kafka``), or node ``node`` of the cluster profile's three
+    (``kafka-<node>``, on the profile's address for it), which form one quorum and replicate every partition."""
+
     name = "kafka"
     heap = "512m"
+
+    def __init__(self, settings: Settings, node: int = 0) -> None:
+        super().__init__(settings)
+        self.node = node
+        if node:
+            self.name = f"kafka-{node}"
+            self.starts_with_peers = True  # a controller quorum of three answers only once two run
+
+    @property
+    def group(self) -> str:
+        return "kafka"
+
+    @property
+    def host(self) -> str:
+        return self.settings.kafka_hosts[self.node - 1] if self.node else self.settings.host
+
+    @property
+    def node_id(self) -> int:
+        return self.node or 1
 
     @property
     def ports(self) -> Sequence[int]:
@@ -64,7 +89,7 @@ class Kafka(JvmService):
 
     @property
     def address(self) -> str:
-        return self.settings.bootstrap_servers
+        return f"{self.host}:{self.settings.ports.kafka}"
 
     @property
     def coordinates(self) -> list[str]:
@@ -82,7 +107,9 @@ class Kafka(JvmService):
         return self.home / "storage-has-admin-credential"
 
     def write_config(self) -> None:
-        host, ports = self.settings.host, self.settings.ports
+        host, ports, settings = self.host, self.settings.ports, self.settings
+        quorum = ",".join(f"{peer}:{ports.kafka_controller}" for peer in settings.kafka_hosts)
+        replication, min_insync = settings.kafka_replication, settings.kafka_min_insync
         data = self.home / "data"
         formatted = (data / "meta.properties").exists()
         (self.home / "log4j2.properties").write_text(CONSOLE_LOG4J2)
@@ -109,18 +136,20 @@ listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
             self.home / "server.properties",
             f"""\
 process.roles=broker,controller
-node.id=1
-controller.quorum.bootstrap.servers={host}:{ports.kafka_controller}
+node.id={self.node_id}
+controller.quorum.bootstrap.servers={quorum}
 controller.listener.names=CONTROLLER
 {listeners}log.dirs={data}
 num.partitions=1
 auto.create.topics.enable=true
-offsets.topic.replication.factor=1
+default.replication.factor={replication}
+min.insync.replicas={min_insync}
+offsets.topic.replication.factor={replication}
 offsets.topic.num.partitions=8
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+transaction.state.log.replication.factor={replication}
+transaction.state.log.min.isr={min_insync}
+share.coordinator.state.topic.replication.factor={replication}
+share.coordinator.state.topic.min.isr={min_insync}
 group.initial.rebalance.delay.ms=0
 log.retention.hours=168
 message.max.bytes={MAX_MESSAGE_BYTES}
@@ -161,35 +190,64 @@ super.users=User:{admin}
             )
 
     def _format_storage(self) -> None:
-        cluster_id = str(uuid.uuid4().hex[:22])
         # Outside secured mode no admin password is made: nothing would ever log in with it.
-        secured = self.settings.secured
-        scram = ["--add-scram", salted_scram(kafka_password(self.settings, Principal.ADMIN))] if secured else []
+        if self.node:
+            quorum = self._quorum()
+            scram, cluster_id = quorum.get("scram"), quorum["cluster_id"]
+            voters = ",".join(
+                f"{n}@{peer}:{self.settings.ports.kafka_controller}:{quorum['directories'][n - 1]}"
+                for n, peer in enumerate(self.settings.kafka_hosts, start=1)
+            )
+            # The same voters (node, controller listener, directory id) on every node: one quorum of three.
+            controllers = ["--initial-controllers", voters]
+        else:
+            scram, cluster_id = self._admin_scram(), str(uuid.uuid4().hex[:22])
+            controllers = ["--standalone"]  # a quorum of one
         cmd = [
             *self.java_command(),
             "kafka.tools.StorageTool",
             "format",
-            "--standalone",
+            *controllers,
             "--ignore-formatted",
             "-t",
             cluster_id,
             "-c",
             str(self.home / "server.properties"),
-            *scram,
+            *(["--add-scram", scram] if scram else []),
         ]
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("a") as log:
             proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False)
         if proc.returncode != 0:
-            raise StackError(f"kafka could not format its storage (exit {proc.returncode}): read {self.log_path}.")
+            raise StackError(
+                f"{self.name} could not format its storage (exit {proc.returncode}): read {self.log_path}."
+            )
         if self.settings.secured:
             self.secured_marker.write_text("formatted with the admin SCRAM credential\n")
+
+    def _admin_scram(self) -> str | None:
+        return salted_scram(kafka_password(self.settings, Principal.ADMIN)) if self.settings.secured else None
+
+    def _quorum(self) -> dict[str, Any]:
+        """What every node of the cluster profile is formatted with alike: the cluster id, one directory id per
+        controller and (secured mode) the admin's salted credential; made by the first node formatted."""
+        path = self.paths.home(self.group) / "quorum.json"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            quorum = {
+                "cluster_id": _kafka_uuid(),
+                "directories": [_kafka_uuid() for _ in self.settings.kafka_hosts],
+                "scram": self._admin_scram(),
+            }
+            write_private(path, json.dumps(quorum))
+        loaded: dict[str, Any] = json.loads(path.read_text())
+        return loaded
 
     def command(self) -> list[str]:
         return [*self.java_command(), "kafka.Kafka", str(self.home / "server.properties")]
 
     def check_health(self) -> None:
-        round_trip(kafka_client_config(self.settings, Principal.ADMIN))
+        round_trip(kafka_client_config(self.settings, Principal.ADMIN), self.settings.kafka_replication, self.node_id)
 
     def bootstrap(self) -> None:
         """In secured mode: the other principals' SCRAM credentials and every component's ACLs."""
@@ -202,9 +260,18 @@ super.users=User:{admin}
         ensure_users_and_acls(self.settings, AdminClient({**kafka_client_config(self.settings, Principal.ADMIN)}))
 
 
-def round_trip(client_config: Mapping[str, str], timeout_s: float = 10.0) -> None:
-    """Produce one message and read that very message back; raise if either leg fails. ``client_config`` is
-    where and as whom to connect (``kafka_auth.kafka_client_config``)."""
+def _kafka_uuid() -> str:
+    """A Kafka ``Uuid`` as its tools print one: 16 random bytes, base64url without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+def round_trip(
+    client_config: Mapping[str, str], replication: int = 1, broker: int | None = None, timeout_s: float = 10.0
+) -> None:
+    """Produce one message and read that very message back; raise if either leg fails, or if ``broker`` (a
+    node id) is not among the cluster's brokers. ``client_config`` is where and as whom to connect
+    (``kafka_auth.kafka_client_config``); the health topic has ``replication`` replicas (with
+    ``min.insync.replicas`` above one, fewer would refuse every ``acks=all`` write)."""
     from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
     from confluent_kafka.admin import AdminClient
     from confluent_kafka.cimpl import NewTopic
@@ -216,8 +283,10 @@ def round_trip(client_config: Mapping[str, str], timeout_s: float = 10.0) -> Non
     }
     admin = AdminClient(quiet)
     metadata = admin.list_topics(timeout=timeout_s)
+    if broker is not None and broker not in metadata.brokers:
+        raise StackError(f"kafka broker {broker} is not among the cluster's brokers")
     if HEALTH_TOPIC not in metadata.topics:
-        futures = admin.create_topics([NewTopic(HEALTH_TOPIC, 1, 1)], operation_timeout=timeout_s)
+        futures = admin.create_topics([NewTopic(HEALTH_TOPIC, 1, replication)], operation_timeout=timeout_s)
         try:
             futures[HEALTH_TOPIC].result(timeout_s)
         except KafkaException as exc:

@@ -143,7 +143,8 @@ class ThriftServer(JvmService):
     def command(self) -> list[str]:
         host = self.settings.host
         conf = {
-            "spark.master": self.settings.spark_master,
+            # Local even in the cluster profile: a standing SQL server would hold executors forever.
+            "spark.master": "local[2]" if self.settings.clustered else self.settings.spark_master,
             "spark.driver.memory": self.heap,
             "spark.driver.bindAddress": host,
             "spark.driver.host": host,

@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from tickflow.processes import (
     clear_leftovers,
@@ -66,10 +67,10 @@ class Supervisor:
 
     # -- bookkeeping -------------------------------------------------------------
 
-    def _read_pid(self, name: str) -> dict[str, int] | None:
+    def _read_pid(self, name: str) -> dict[str, Any] | None:
         path = self.paths.pidfile(name)
         try:
-            record: dict[str, int] = json.loads(path.read_text())
+            record: dict[str, Any] = json.loads(path.read_text())
         except (OSError, ValueError):
             return None
         return record
@@ -80,7 +81,7 @@ class Supervisor:
         if not record or record.get("start_ticks") is None:  # gone before its start time could be read
             return None
         if start_ticks(record["pid"]) == record["start_ticks"]:
-            return record["pid"]
+            return int(record["pid"])
         return None
 
     def status(self, name: str) -> ServiceStatus:
@@ -93,7 +94,7 @@ class Supervisor:
         else:
             rss = None
             exposed = ()
-            if any(port_in_use(self.settings.host, p) for p in service.ports):
+            if any(port_in_use(service.host, p) for p in service.ports):
                 state = State.FOREIGN
             elif self._read_pid(name) is not None:
                 state = State.CRASHED
@@ -105,9 +106,10 @@ class Supervisor:
         """Fail at once, naming the first of these services that nothing listens for (their clients retry for
         many seconds against a closed port before they give up, and then say less)."""
         for service in self.ordered(names):
-            if service.name in names and service.ports and not port_in_use(self.settings.host, service.ports[0]):
+            asked = service.name in names or service.group in names
+            if asked and service.ports and not port_in_use(service.host, service.ports[0]):
                 raise StackError(
-                    f"{service.name} is not running (nothing listens at {self.settings.host}:{service.ports[0]}): "
+                    f"{service.name} is not running (nothing listens at {service.host}:{service.ports[0]}): "
                     f"start it with `tickflow stack up {service.name}`."
                 )
 
@@ -116,13 +118,14 @@ class Supervisor:
         order: list[Service] = []
 
         def visit(name: str) -> None:
-            if name not in self.services:
+            members = [s for s in self.services.values() if name in (s.name, s.group)]
+            if not members:
                 raise StackError(f"There is no service called {name!r}: choose one of {', '.join(self.services)}.")
-            service = self.services[name]
-            for dep in service.depends_on:
-                visit(dep)
-            if service not in order:
-                order.append(service)
+            for service in members:
+                for dep in service.depends_on:
+                    visit(dep)
+                if service not in order:
+                    order.append(service)
 
         for name in names or self.services:
             visit(name)
@@ -133,8 +136,16 @@ class Supervisor:
         one of them, directly or not."""
         if not names:
             return self.ordered()
-        wanted = {service.name for service in self.ordered(names)} & set(names)  # checks the names
-        while dependents := {s.name for s in self.services.values() if wanted & set(s.depends_on)} - wanted:
+        asked = set(names)
+        wanted = {s.name for s in self.ordered(names) if asked & {s.name, s.group}}  # checks the names
+
+        def with_groups(services: set[str]) -> set[str]:  # what a depends_on may name: services and their groups
+            return services | {self.services[name].group for name in services}
+
+        while True:
+            needed = with_groups(wanted)
+            if not (dependents := {s.name for s in self.services.values() if needed & set(s.depends_on)} - wanted):
+                break
             wanted |= dependents
         return [service for service in self.ordered() if service.name in wanted]
 
@@ -153,8 +164,12 @@ class Supervisor:
         for directory in (self.paths.lib, self.paths.logs, self.paths.run):
             directory.mkdir(parents=True, exist_ok=True)
         with self._exclusive():
-            for service in self.ordered(names):
-                if self.running_pid(service.name) is not None:
+            order = self.ordered(names)
+            launched: set[str] = set()
+            for service in order:
+                if service.name in launched:
+                    self._wait_started(service, on_event)
+                elif self.running_pid(service.name) is not None:
                     self._check_mode(service)
                     on_event(service.name, "already running")
                     if not self._wait_healthy(service, on_event):
@@ -162,7 +177,20 @@ class Supervisor:
                         on_event(service.name, "exited while up waited for it")
                         self._start(service, on_event)
                 else:
-                    self._start(service, on_event)
+                    # Members of a quorum (the cluster profile's brokers) answer only once a majority runs.
+                    peers = [
+                        peer
+                        for peer in order
+                        if service.starts_with_peers
+                        and peer.group == service.group
+                        and peer is not service
+                        and peer.name not in launched
+                        and self.running_pid(peer.name) is None
+                    ]
+                    for member in (service, *peers):
+                        self._launch(member, on_event)
+                        launched.add(member.name)
+                    self._wait_started(service, on_event)
                 service.bootstrap()
         return [self.status(s.name) for s in self.ordered(names)]
 
@@ -171,8 +199,17 @@ class Supervisor:
         return exclusive(self.paths.run / "stack.lock", STACK_LOCK_TIMEOUT_S, f"the stack in {self.settings.root}")
 
     def _check_mode(self, service: Service) -> None:
-        """A service started in the other mode (TICKFLOW_SECURED) would only time out on its health check."""
-        started_secured = bool((self._read_pid(service.name) or {}).get("secured", False))
+        """A service started in the other mode (TICKFLOW_SECURED) or profile (TICKFLOW_PROFILE) would only time
+        out on its health check."""
+        record = self._read_pid(service.name) or {}
+        started_profile = record.get("profile", "local")
+        if started_profile != self.settings.profile:
+            raise StackError(
+                f"{service.name} runs in the {started_profile} profile but TICKFLOW_PROFILE is now "
+                f"{self.settings.profile}: stop the stack with `tickflow stack down` first, or set TICKFLOW_PROFILE "
+                "as it was."
+            )
+        started_secured = bool(record.get("secured", False))
         if started_secured != self.settings.secured:
             raise StackError(
                 f"{service.name} runs {'in' if started_secured else 'outside'} secured mode but TICKFLOW_SECURED "
@@ -182,9 +219,9 @@ class Supervisor:
 
     def _check_ports(self, service: Service) -> None:
         for port in service.ports:
-            if port_in_use(self.settings.host, port):
+            if port_in_use(service.host, port):
                 raise StackError(
-                    f"{service.name} cannot start because {self.settings.host}:{port} is already taken "
+                    f"{service.name} cannot start because {service.host}:{port} is already taken "
                     "by a process this stack did not start: stop that process or choose another port "
                     "with the matching TICKFLOW_PORT_* variable."
                 )
@@ -197,11 +234,16 @@ class Supervisor:
             "pid": pid,
             "start_ticks": start_ticks(pid),
             "started_at": time.time(),
-            "secured": self.settings.secured,  # up refuses to mix modes (_check_mode)
+            "secured": self.settings.secured,  # up refuses to mix modes and profiles (_check_mode)
+            "profile": self.settings.profile,
         }
         self.paths.pidfile(service.name).write_text(json.dumps(started))
 
     def _start(self, service: Service, on_event: Callable[[str, str], None]) -> None:
+        self._launch(service, on_event)
+        self._wait_started(service, on_event)
+
+    def _launch(self, service: Service, on_event: Callable[[str, str], None]) -> None:
         if (record := self._read_pid(service.name)) and clear_leftovers(record["pid"], LEFTOVER_GRACE_S):
             on_event(service.name, "cleared what was left of its last run")
         self._check_ports(service)
@@ -209,6 +251,8 @@ class Supervisor:
         service.prepare()
         on_event(service.name, "starting")
         self._spawn(service)
+
+    def _wait_started(self, service: Service, on_event: Callable[[str, str], None]) -> None:
         if not self._wait_healthy(service, on_event):
             raise StackError(f"{service.name} exited during start-up: read {service.log_path} for the cause.")
 

@@ -135,6 +135,10 @@ class Settings(BaseSettings):
         description="Codec of md:history: LZ4, SNAPPY, ZSTD (pure Java), GZ or NONE. LZ4 by default: pure-Java ZSTD "
         "was about half of HBase's CPU at load (flushes and compactions; docs/performance.md).",
     )
+    hadoop_version: str = Field(
+        default="3.5.0",
+        description="The cluster profile's HDFS daemons: the Hadoop client version of the installed pyspark.",
+    )
     spark_connector_version: str = Field(
         default="4.2.0",
         description="Must equal the installed pyspark version: the connectors are built per release.",

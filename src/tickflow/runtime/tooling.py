@@ -188,16 +188,22 @@ def local_repository() -> Path:
     return Path(os.environ.get("MAVEN_REPO_LOCAL", Path.home() / ".m2" / "repository"))
 
 
+def fetch_artifact(coordinate: str, log: Path) -> Path:
+    """Fetch one artifact (``group:artifact:version:type[:classifier]``, no dependencies) into the local Maven
+    repository; returns its file there."""
+    group, artifact, version, kind, *classifier = coordinate.split(":")
+    _run_mvn(["dependency:get", f"-Dartifact={coordinate}", "-Dtransitive=false"], coordinate, log)
+    name = "-".join([artifact, version, *classifier])
+    return local_repository() / group.replace(".", "/") / artifact / version / f"{name}.{kind}"
+
+
 def fetch_archive(group: str, artifact: str, version: str, classifier: str, dest: Path, log: Path) -> Path:
     """Fetch a ``tar.gz`` artifact (no dependencies) and unpack it into ``dest``."""
     stamp = dest / ".complete"
     coordinate = f"{group}:{artifact}:{version}:tar.gz:{classifier}"
     if stamp.exists() and stamp.read_text() == coordinate:
         return dest
-    _run_mvn(["dependency:get", f"-Dartifact={coordinate}", "-Dtransitive=false"], coordinate, log)
-    archive = (
-        local_repository() / group.replace(".", "/") / artifact / version / f"{artifact}-{version}-{classifier}.tar.gz"
-    )
+    archive = fetch_artifact(coordinate, log)
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)

@@ -11,6 +11,7 @@ from tickflow.stack.airflow import AirflowApiServer, AirflowDagProcessor, Airflo
 from tickflow.stack.base import Service, StackError
 from tickflow.stack.connect import Connect
 from tickflow.stack.hbase import HBase, HBaseThrift
+from tickflow.stack.hdfs import DataNode, NameNode
 from tickflow.stack.kafka import Kafka
 from tickflow.stack.metastore import Metastore, ThriftServer
 from tickflow.stack.postgres import Postgres
@@ -25,7 +26,7 @@ def services(settings: Settings) -> list[Service]:
     if settings.clustered:
         brokers: list[Service] = [Kafka(settings, n) for n in range(1, len(cluster.kafka) + 1)]
         workers: list[Service] = [Connect(settings, n) for n in range(1, len(cluster.connect) + 1)]
-        spark: list[Service] = [SparkMaster(settings)]
+        spark: list[Service] = [NameNode(settings), DataNode(settings), SparkMaster(settings)]
         spark += [SparkWorker(settings, n) for n in range(1, len(cluster.spark_workers) + 1)]
     else:
         brokers, workers, spark = [Kafka(settings)], [Connect(settings)], []

@@ -35,6 +35,7 @@ from bench.common import consumer, fresh_topics, kafka_config, spark_kafka
 from bench.python_fill import FillTask
 from tickflow.fill.state import FillState
 from tickflow.reference.views import bind_current_reference
+from tickflow.runtime.location import Location
 from tickflow.schemas import TOPIC_SCHEMAS, load
 from tickflow.settings import Settings
 from tickflow.spark import operator_jars, spark_session
@@ -122,9 +123,8 @@ def main() -> None:
             enriched.write.format("kafka").options(**spark_kafka(settings)).option("topic", output).save()
 
         def fill() -> None:
-            task = FillTask(
-                kafka_config(settings), stream.input_topic, output, FillState(scratch / "fill"), next(rounds), counters
-            )
+            state = FillState(Location.of(scratch / "fill"))
+            task = FillTask(kafka_config(settings), stream.input_topic, output, state, next(rounds), counters)
             noop(decoded().mapInArrow(task, spark_schema()))
 
         steps: dict[str, Callable[[], None]] = {

@@ -48,6 +48,7 @@ from bench.python_fill import FillTask
 from bench.stream_bench import spark_pid, tree_cpu_seconds
 from tickflow.fill.semantics import FILL_FIELDS
 from tickflow.fill.state import FillState
+from tickflow.runtime.location import Location
 from tickflow.schemas import load
 from tickflow.settings import REPO_ROOT, Settings
 from tickflow.sources.feed import FeedConfig, run_feed
@@ -145,7 +146,7 @@ def compare(settings: Settings, topic: str, events: int, repeats: int) -> None:
 
         state_b, state_c = scratch / "b", scratch / "c"
         first = FillTask(  # no dead-letter topic: rejected records are only counted (none with these limits)
-            kafka_config(settings), topic, None, FillState(state_b), 0, (Discard(), Discard())
+            kafka_config(settings), topic, None, FillState(Location.of(state_b)), 0, (Discard(), Discard())
         )
         noop(decoded.mapInArrow(first, spark_schema()))()  # batch 0, untimed: the state batch 1 starts from
         python = decoded.mapInArrow(dataclasses.replace(first, batch_id=1), spark_schema())
@@ -175,7 +176,7 @@ def compare(settings: Settings, topic: str, events: int, repeats: int) -> None:
             python.select(same).exceptAll(per_partition.select(same)).count()
             + per_partition.select(same).exceptAll(python.select(same)).count()
         )
-        b_state, c_state = FillState(state_b).current(), FillState(state_c).current()
+        b_state, c_state = FillState(Location.of(state_b)).current(), FillState(Location.of(state_c)).current()
         print(
             f"b == c: {'yes' if differ == 0 and b_state == c_state else 'NO'} ({differ} rows differ; "
             f"{len(c_state):,} instruments' registers {'equal' if b_state == c_state else 'DIFFER'}; "

@@ -31,11 +31,9 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tickflow.backfill.plan import (
@@ -51,6 +49,8 @@ from tickflow.backfill.plan import (
 )
 from tickflow.backfill.request import BackfillRequest, BackfillSettings, InvalidBackfill
 from tickflow.kafka_auth import BACKFILL_GROUPS, Principal
+from tickflow.runtime.location import Location
+from tickflow.runtime.location import scratch as scratch_location
 from tickflow.settings import Settings
 
 if TYPE_CHECKING:
@@ -141,7 +141,7 @@ def _selected(enriched: DataFrame, request: BackfillRequest, schema_id: int, sch
     )
 
 
-def write_archive(spark: SparkSession, request: BackfillRequest, staged: DataFrame, scratch: Path) -> None:
+def write_archive(spark: SparkSession, request: BackfillRequest, staged: DataFrame, scratch: Location) -> None:
     """Rewrite the affected date partitions: kept rows plus the backfilled ones (module docstring)."""
     from pyspark.sql import functions as F
 
@@ -151,8 +151,8 @@ def write_archive(spark: SparkSession, request: BackfillRequest, staged: DataFra
         staged.select("instrument_id", "event_time", "record_json", "event_date")
     )
     # Materialised first: Spark refuses to overwrite a table in the query that reads it.
-    merged.write.mode("overwrite").parquet(str(scratch / "archive"))
-    result = spark.read.parquet(str(scratch / "archive"))
+    merged.write.mode("overwrite").parquet((scratch / "archive").as_uri())
+    result = spark.read.parquet((scratch / "archive").as_uri())
     present = {row[0] for row in result.select("event_date").distinct().collect()}
     previous = spark.conf.get("spark.sql.sources.partitionOverwriteMode")
     spark.conf.set("spark.sql.sources.partitionOverwriteMode", "dynamic")  # only the partitions written
@@ -296,8 +296,7 @@ def run_backfill(
     counters = FillCounters.create(spark)
     read = written = 0
     try:
-        with tempfile.TemporaryDirectory(prefix="tickflow-backfill-") as scratch_dir:
-            scratch = Path(scratch_dir)
+        with scratch_location(settings, "tickflow-backfill-") as scratch:
             state = FillState(scratch / "fill-state")  # the backfill's own registers, gone afterwards
             if initial:
                 state.seed(initial)
@@ -305,9 +304,9 @@ def run_backfill(
                 raw = _read_chunk(spark, settings, topic, chunk, request)
                 fill = FillStep(state.directory.as_uri(), number, topic, None, {}, counters)  # no dead letters
                 enriched = transform.enrich(raw, fill)
-                path = scratch / "staged" / f"chunk={number}"
-                _selected(enriched, request, schema_id, schema_text).write.parquet(str(path))  # the one action
-                staged = spark.read.parquet(str(path))
+                path = (scratch / "staged" / f"chunk={number}").as_uri()
+                _selected(enriched, request, schema_id, schema_text).write.parquet(path)  # the one action
+                staged = spark.read.parquet(path)
                 count = staged.count()
                 if count and request.writes_hbase:
                     staged.select("instrument_id", "event_us", "value").foreachPartition(HistoryWriter(settings))
@@ -325,7 +324,7 @@ def run_backfill(
                     f"{request.end.isoformat()}: nothing was written."
                 )
             if request.writes_archive:
-                write_archive(spark, request, spark.read.parquet(str(scratch / "staged")), scratch)
+                write_archive(spark, request, spark.read.parquet((scratch / "staged").as_uri()), scratch)
                 progress(f"{ARCHIVE}: {len(request.affected_dates())} date partitions rewritten")
     finally:
         for frame in reference:

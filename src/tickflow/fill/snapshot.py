@@ -27,7 +27,6 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -35,6 +34,7 @@ import pyarrow.parquet as pq
 from tickflow.errors import TickflowError
 from tickflow.fill.semantics import FILL_FIELDS, InstrumentState
 from tickflow.fill.state import FillState
+from tickflow.runtime.location import Location
 from tickflow.settings import Settings
 from tickflow.warehouse import hive_cursor
 
@@ -77,14 +77,13 @@ class SnapshotInfo:
         )
 
 
-def last_committed_batch(checkpoint: Path) -> int | None:
+def last_committed_batch(checkpoint: Location) -> int | None:
     """The newest micro-batch the query committed (Spark writes ``commits/<batch id>`` after each)."""
-    commits = checkpoint / "commits"
-    ids = [int(p.name) for p in commits.iterdir() if p.name.isdigit()] if commits.exists() else []
+    ids = [int(name) for name in (checkpoint / "commits").names() if name.isdigit()]
     return max(ids) if ids else None
 
 
-def batch_end_offsets(checkpoint: Path, batch_id: int) -> dict[str, dict[int, int]]:
+def batch_end_offsets(checkpoint: Location, batch_id: int) -> dict[str, dict[int, int]]:
     """The end offsets of a micro-batch, from the offset log (``v1``, the batch's metadata, then one JSON
     line per source: ``{"topic": {"partition": offset}}``)."""
     lines = (checkpoint / "offsets" / str(batch_id)).read_text().splitlines()
@@ -95,7 +94,7 @@ def batch_end_offsets(checkpoint: Path, batch_id: int) -> dict[str, dict[int, in
     return offsets
 
 
-def committed(checkpoint: Path, attempts: int = 5) -> CommittedState:
+def committed(checkpoint: Location, attempts: int = 5) -> CommittedState:
     """The state after the last committed micro-batch, read while the query may be running.
 
     The query keeps only its newest state files, so one it commits meanwhile can prune a file being
@@ -122,7 +121,7 @@ def check_snapshot_id(snapshot_id: str) -> str:
 
 
 def export_snapshot(
-    settings: Settings, checkpoint: Path, input_topic: str, snapshot_id: str | None = None
+    settings: Settings, checkpoint: Location, input_topic: str, snapshot_id: str | None = None
 ) -> SnapshotInfo:
     """Write the checkpoint's committed state to ops.state_snapshots and its offsets to the index."""
     snapshot_id = check_snapshot_id(snapshot_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%S"))
@@ -268,8 +267,8 @@ def apply_retention(settings: Settings, keep_last: int, keep_days: int, now: dat
 
 
 def install_restore(
-    checkpoint: Path, snapshot: SnapshotInfo, states: dict[str, InstrumentState], now: datetime | None = None
-) -> Path | None:
+    checkpoint: Location, snapshot: SnapshotInfo, states: dict[str, InstrumentState], now: datetime | None = None
+) -> Location | None:
     """Replace the checkpoint with a new one that starts from the snapshot (the stream must be stopped).
 
     The old checkpoint is moved aside, not deleted (the newest few are kept); returns where it went."""
@@ -278,16 +277,19 @@ def install_restore(
         stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
         moved = checkpoint.with_name(f"{checkpoint.name}.before-restore-{stamp}")
         checkpoint.rename(moved)
-        aside = sorted(checkpoint.parent.glob(f"{checkpoint.name}.before-restore-*"))
+        aside = sorted(
+            (old for old in checkpoint.parent.iterdir() if old.name.startswith(f"{checkpoint.name}.before-restore-")),
+            key=lambda old: old.name,
+        )
         for old in aside[:-MOVED_CHECKPOINTS_KEPT]:
-            shutil.rmtree(old, ignore_errors=True)
+            old.rmtree()
     FillState(checkpoint / "fill-state").seed(states)
     restore = {"snapshot_id": snapshot.snapshot_id, "topic": snapshot.input_topic, "offsets": snapshot.offsets}
     (checkpoint / RESTORE_FILE).write_text(json.dumps(restore, indent=1))
     return moved
 
 
-def restored_starting_offsets(checkpoint: Path, topic: str) -> str | None:
+def restored_starting_offsets(checkpoint: Location, topic: str) -> str | None:
     """Spark's ``startingOffsets`` for a checkpoint a restore prepared (None for any other checkpoint)."""
     path = checkpoint / RESTORE_FILE
     if not path.exists():

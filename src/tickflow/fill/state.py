@@ -17,16 +17,15 @@ rule, per field the greater (as-of time, offset), so the order they are read in 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tickflow.fill.semantics import FILL_FIELDS, FILL_TYPES, NEVER, InstrumentState
+from tickflow.runtime.location import Location
 
 ARROW_TYPES = {"double": pa.float64(), "long": pa.int64(), "string": pa.string(), "enum": pa.string()}
 VALUE_TYPES = {name: ARROW_TYPES[kind] for name, kind in FILL_TYPES.items()}
@@ -79,35 +78,35 @@ def from_table(table: pa.Table) -> dict[str, InstrumentState]:
     return states
 
 
-def _write_atomically(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    pq.write_table(table, partial, compression="zstd")
-    os.replace(partial, path)
+def _write(table: pa.Table, location: Location) -> None:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    location.write_bytes(sink.getvalue().to_pybytes())
+
+
+def _read_table(location: Location, **options: Any) -> pa.Table:
+    return pq.read_table(location.path, filesystem=location.fs, **options)
 
 
 class FillState:
-    """The state files of one query (see the module docstring for the layout)."""
+    """The state files of one query (see the module docstring for the layout), on the local disk or HDFS."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Location) -> None:
         self.directory = directory
 
     @property
-    def initial_path(self) -> Path:
+    def initial_path(self) -> Location:
         return self.directory / "initial.parquet"
 
     def _batches(self, partition: int) -> list[int]:
-        folder = self.directory / f"p{partition}"
-        found = (BATCH_FILE.match(name) for name in (os.listdir(folder) if folder.exists() else ()))
+        found = (BATCH_FILE.match(name) for name in (self.directory / f"p{partition}").names())
         return sorted(int(m.group(1)) for m in found if m)
 
     def _partitions(self) -> list[int]:
-        if not self.directory.exists():
-            return []
-        return sorted(int(p.name[1:]) for p in self.directory.iterdir() if re.fullmatch(r"p\d+", p.name))
+        return sorted(int(name[1:]) for name in self.directory.names() if re.fullmatch(r"p\d+", name))
 
-    def _read(self, path: Path) -> dict[str, InstrumentState]:
-        return from_table(pq.read_table(path, schema=STATE_SCHEMA)) if path.exists() else {}
+    def _read(self, location: Location) -> dict[str, InstrumentState]:
+        return from_table(_read_table(location, schema=STATE_SCHEMA)) if location.exists() else {}
 
     def prior(self, partition: int, batch_id: int, instruments: Iterable[str]) -> dict[str, InstrumentState]:
         """The partition's registers before ``batch_id`` (every instrument the partition has seen), with
@@ -121,11 +120,11 @@ class FillState:
         return states
 
     def write(self, partition: int, batch_id: int, states: Mapping[str, InstrumentState]) -> None:
-        _write_atomically(to_table(states), self.directory / f"p{partition}" / f"{batch_id}.parquet")
+        _write(to_table(states), self.directory / f"p{partition}" / f"{batch_id}.parquet")
 
     def seed(self, states: Mapping[str, InstrumentState]) -> None:
         """The registers a new checkpoint starts from (refused once batches have run on it)."""
-        _write_atomically(to_table(states), self.initial_path)
+        _write(to_table(states), self.initial_path)
 
     def instrument_count(self) -> int:
         """How many instruments have registers (the newest file of every partition, and the initial layer).
@@ -133,17 +132,16 @@ class FillState:
         Without an initial layer, the sum of the newest files' row counts, read from their footers: a partition's
         file holds every instrument seen on it, and an instrument is on one partition only. Reading their ids
         instead, every micro-batch, was the stream's Python driver's largest cost (docs/performance.md)."""
-        paths = []
+        newest = []
         for partition in self._partitions():
             batches = self._batches(partition)
             if batches:
-                paths.append(self.directory / f"p{partition}" / f"{batches[-1]}.parquet")
+                newest.append(self.directory / f"p{partition}" / f"{batches[-1]}.parquet")
         if not self.initial_path.exists():
-            return sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
-        paths.append(self.initial_path)
+            return sum(pq.ParquetFile(file.path, filesystem=file.fs).metadata.num_rows for file in newest)
         ids: set[str] = set()
-        for path in paths:
-            ids.update(pq.read_table(path, columns=["instrument_id"]).column(0).to_pylist())
+        for file in (*newest, self.initial_path):
+            ids.update(_read_table(file, columns=["instrument_id"]).column(0).to_pylist())
         return len(ids)
 
     def current(self, up_to_batch: int | None = None) -> dict[str, InstrumentState]:
@@ -154,7 +152,7 @@ class FillState:
         for partition in self._partitions():
             batches = [b for b in self._batches(partition) if up_to_batch is None or b <= up_to_batch]
             if batches:
-                path = self.directory / f"p{partition}" / f"{batches[-1]}.parquet"
-                for instrument_id, state in from_table(pq.read_table(path, schema=STATE_SCHEMA)).items():
+                file = self.directory / f"p{partition}" / f"{batches[-1]}.parquet"
+                for instrument_id, state in from_table(_read_table(file, schema=STATE_SCHEMA)).items():
                     states[instrument_id] = merge(states.get(instrument_id), state)
         return states

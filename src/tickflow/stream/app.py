@@ -124,7 +124,7 @@ class EnrichmentQuery:
             .option("failOnDataLoss", "true")
             .load()
         )
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        checkpoint.parent.mkdir()
         return self.publisher.start(self.transform.enrich(raw, self.fill), checkpoint)
 
 

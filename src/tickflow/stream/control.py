@@ -35,6 +35,7 @@ from tickflow.stream.settings import SPARK_APP_NAME, StreamSettings
 
 if TYPE_CHECKING:
     from tickflow.fill.snapshot import SnapshotInfo
+    from tickflow.runtime.location import Location
 
 APP_NAME = "enrichment-stream"
 ENTRY_POINT = REPO_ROOT / "spark_apps" / "enrichment_stream.py"
@@ -159,7 +160,7 @@ def assess(
 class RestoreResult:
     snapshot: SnapshotInfo
     start: StartResult
-    previous_checkpoint: Path | None
+    previous_checkpoint: Location | None
 
     def line(self) -> str:
         kept = (
@@ -262,7 +263,7 @@ class EnrichmentStream:
                 f"{self.stream.input_topic}: pick a snapshot of {self.stream.input_topic}."
             )
         states = snapshot_state(self.settings, snapshot_id)
-        moved: list[Path | None] = []
+        moved: list[Location | None] = []
         checkpoint = self.stream.checkpoint(self.settings)
         result = self.start(
             restart=True,

@@ -20,11 +20,11 @@ from tickflow.stream.settings import StreamSettings
 from tickflow.topics import ENRICHED, topic_partitions
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.streaming.query import StreamingQuery
     from pyspark.sql.types import StructType
+
+    from tickflow.runtime.location import Location
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class Publisher:
         self.kafka_login = spark_kafka_options(settings, Principal.STREAM)  # read once, not per micro-batch
         self.partitions = topic_partitions(settings, stream.output_topic)
 
-    def start(self, enriched: DataFrame, checkpoint: Path) -> StreamingQuery:
+    def start(self, enriched: DataFrame, checkpoint: Location) -> StreamingQuery:
         """Start the streaming query that writes ``enriched`` (a stream) to the output topic, on ``checkpoint``."""
         return (
             framed(enriched, self.schema_id, self.schema_text, self.partitions)
@@ -121,7 +121,7 @@ class Publisher:
             .option("kafka.batch.size", str(self.stream.producer_batch_bytes))
             .option("kafka.compression.type", "lz4")
             .option("topic", self.stream.output_topic)
-            .option("checkpointLocation", str(checkpoint))
+            .option("checkpointLocation", checkpoint.as_uri())
             .trigger(processingTime=self.stream.trigger_interval)
             .start()
         )

@@ -4,12 +4,16 @@ stream's control and health code (and Airflow, which parses DAGs with it) import
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tickflow.settings import REPO_ROOT, Settings
 from tickflow.topics import DLQ, ENRICHED, EVENTS
+
+if TYPE_CHECKING:
+    from tickflow.runtime.location import Location
 
 SPARK_APP_NAME = "tickflow-enrichment"  # the Spark application, and the consumer group lag tools read
 
@@ -33,7 +37,11 @@ class StreamSettings(BaseSettings):
     dlq_topic: str = DLQ.name
     starting_offsets: str = "earliest"
     consumer_group: str = Field(default=SPARK_APP_NAME, description="Offsets are committed here for lag tools.")
-    checkpoint_dir: Path | None = Field(default=None, description="Default: <state>/stream/checkpoint.")
+    checkpoint_dir: str | Path | None = Field(
+        default=None,
+        description="A local directory or an hdfs:// URI. Default: <state>/stream/checkpoint, or "
+        "/tickflow/stream/checkpoint on the cluster profile's HDFS.",
+    )
     progress_file: Path | None = Field(default=None, description="Default: <state>/stream/progress.json.")
     enrichment_sql: Path = REPO_ROOT / "spark_apps" / "enrichment.sql"
     max_future_s: float = Field(default=60.0, ge=0, description="Events further in the future go to the DLQ.")
@@ -57,12 +65,18 @@ class StreamSettings(BaseSettings):
     producer_linger_ms: int = Field(default=20, ge=0, description="Kafka producer linger.ms for md.enriched.")
     query_name: str = "tickflow_enrichment"
 
-    def checkpoint(self, settings: Settings) -> Path:
-        return self.checkpoint_dir or settings.root / "stream" / "checkpoint"
+    def checkpoint(self, settings: Settings) -> Location:
+        from tickflow.runtime.location import Location  # pyarrow: not for every importer (DAG parsing)
+
+        if self.checkpoint_dir is not None:
+            return Location.of(self.checkpoint_dir, settings)
+        if settings.hdfs_uri:  # the cluster profile: executors on other hosts read and write it
+            return Location.of(f"{settings.hdfs_uri}/tickflow/stream/checkpoint", settings)
+        return Location.of(settings.root / "stream" / "checkpoint", settings)
 
     def progress(self, settings: Settings) -> Path:
         return self.progress_file or settings.root / "stream" / "progress.json"
 
-    def state_dir(self, settings: Settings) -> Path:
+    def state_dir(self, settings: Settings) -> Location:
         """The fill state lives inside the checkpoint: deleting one deletes both."""
         return self.checkpoint(settings) / "fill-state"

@@ -20,6 +20,7 @@ from tickflow.fill.snapshot import (
     snapshots_to_drop,
 )
 from tickflow.fill.state import FillState
+from tickflow.runtime.location import Location
 
 NOW = datetime(2026, 11, 30, 12, 30)
 
@@ -57,9 +58,7 @@ def test_snapshot_ids_are_checked_before_they_reach_sql() -> None:
         check_snapshot_id("x'; DROP TABLE ops.state_snapshots; --")
 
 
-def write_checkpoint(checkpoint: Path, batches: dict[int, dict[str, int]], committed_up_to: int) -> None:
-    (checkpoint / "offsets").mkdir(parents=True)
-    (checkpoint / "commits").mkdir()
+def write_checkpoint(checkpoint: Location, batches: dict[int, dict[str, int]], committed_up_to: int) -> None:
     for batch_id, offsets in batches.items():
         meta = json.dumps({"batchWatermarkMs": 0, "batchTimestampMs": 1, "conf": {}})
         (checkpoint / "offsets" / str(batch_id)).write_text(f"v1\n{meta}\n{json.dumps({'md.events': offsets})}")
@@ -74,7 +73,7 @@ def registers(value: float, as_of: int, offset: int) -> InstrumentState:
 
 
 def test_committed_state_is_the_last_committed_batch_with_its_end_offsets(tmp_path: Path) -> None:
-    checkpoint = tmp_path / "checkpoint"
+    checkpoint = Location.of(tmp_path / "checkpoint")
     write_checkpoint(checkpoint, {0: {"0": 5, "1": 3}, 1: {"0": 9, "1": 7}, 2: {"0": 12, "1": 7}}, committed_up_to=1)
     files = FillState(checkpoint / "fill-state")
     files.write(0, 0, {"A": registers(1.0, 10, 4)})
@@ -91,11 +90,11 @@ def test_committed_state_is_the_last_committed_batch_with_its_end_offsets(tmp_pa
 
 def test_a_checkpoint_without_a_committed_batch_says_run_the_stream_first(tmp_path: Path) -> None:
     with pytest.raises(TickflowError, match="run the stream first"):
-        committed(tmp_path / "checkpoint")
+        committed(Location.of(tmp_path / "checkpoint"))
 
 
 def test_a_restore_moves_the_checkpoint_aside_and_seeds_a_new_one_at_the_snapshot_offsets(tmp_path: Path) -> None:
-    checkpoint = tmp_path / "stream" / "checkpoint"
+    checkpoint = Location.of(tmp_path / "stream" / "checkpoint")
     write_checkpoint(checkpoint, {0: {"0": 5}}, committed_up_to=0)
     snapshot = SnapshotInfo("s1", 0, "md.events", {0: 5, 1: 0}, 1, 1, NOW)
     moved = install_restore(checkpoint, snapshot, {"A": registers(1.0, 10, 4)}, now=NOW)
@@ -109,7 +108,7 @@ def test_a_restore_moves_the_checkpoint_aside_and_seeds_a_new_one_at_the_snapsho
 
 
 def test_restores_keep_only_the_newest_old_checkpoints(tmp_path: Path) -> None:
-    checkpoint = tmp_path / "checkpoint"
+    checkpoint = Location.of(tmp_path / "checkpoint")
     snapshot = SnapshotInfo("s1", 0, "md.events", {0: 5}, 0, 0, NOW)
     for minute in range(5):
         install_restore(checkpoint, snapshot, {}, now=NOW.replace(minute=minute))

@@ -8,6 +8,7 @@ from typing import Any
 
 from tickflow.fill.semantics import InstrumentState
 from tickflow.fill.state import FillState, from_table, merge, to_table
+from tickflow.runtime.location import Location
 
 T0 = 1_795_793_405_000_000
 
@@ -34,7 +35,7 @@ def test_registers_survive_a_round_trip_through_parquet_types() -> None:
 
 
 def test_a_replayed_batch_reads_what_its_first_attempt_read(tmp_path: Path) -> None:
-    files = FillState(tmp_path)
+    files = FillState(Location.of(tmp_path))
     files.write(3, 7, {"A": state(last_price=(1.0, T0, 10))})
     files.write(3, 8, {"A": state(last_price=(2.0, T0 + 1, 11))})  # batch 8 ran, its commit did not
     assert files.prior(3, 8, ["A"])["A"].get("last_price") == (1.0, T0, 10)
@@ -45,7 +46,7 @@ def test_a_replayed_batch_reads_what_its_first_attempt_read(tmp_path: Path) -> N
 
 
 def test_the_initial_layer_seeds_instruments_and_loses_to_newer_registers(tmp_path: Path) -> None:
-    files = FillState(tmp_path)
+    files = FillState(Location.of(tmp_path))
     files.seed({"A": state(last_price=(1.0, T0, 10), close_price=(9.0, T0, 3)), "B": state(last_price=(5.0, T0, 1))})
     files.write(0, 0, {"A": state(last_price=(2.0, T0 + 1, 11))})
     prior = files.prior(0, 1, ["A"])

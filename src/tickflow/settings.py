@@ -68,7 +68,12 @@ class ClusterHosts(BaseSettings):
     connect: tuple[str, ...] = ("127.0.0.3", "127.0.0.4")
     spark_master: str = "127.0.0.2"
     spark_workers: tuple[str, ...] = ("127.0.0.3", "127.0.0.4")
-    spark_worker_cores: int = Field(default=1, ge=1, description="Cores each Spark worker offers its executors.")
+    spark_worker_cores: int = Field(
+        default=2,
+        ge=1,
+        description="Cores each Spark worker offers its executors: two each, so that beside the stream (two "
+        "executors of one core) a backfill or a reference refresh gets executors too.",
+    )
     spark_worker_memory: str = Field(default="2g", description="Memory each Spark worker offers its executors.")
     namenode: str = "127.0.0.2"
     datanode: str = "127.0.0.3"

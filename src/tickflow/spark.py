@@ -85,6 +85,12 @@ def _log_config(settings: Settings, app_name: str) -> Path:
     return config
 
 
+# On a standalone master (the cluster profile): one core per executor and at most two per app, so the stream
+# never holds every core and a backfill or a reference refresh runs beside it (Spark's default gives the first
+# app all of them).
+STANDALONE = {"spark.executor.cores": "1", "spark.cores.max": "2", "spark.executor.memory": "1g"}
+
+
 def spark_conf(
     settings: Settings,
     app_name: str,
@@ -118,6 +124,10 @@ def spark_conf(
         # Python workers must run this interpreter (the one with tickflow installed), not PATH's python3.
         "spark.pyspark.python": sys.executable,
         "spark.pyspark.driver.python": sys.executable,
+        # HDFS (the cluster profile): dial a DataNode by the name it registered, not by the source address
+        # the NameNode saw (127.0.0.1 for every loopback "host"; tickflow.stack.hdfs).
+        "spark.hadoop.dfs.client.use.datanode.hostname": "true",
+        **(STANDALONE if (master or settings.spark_master).startswith("spark://") else {}),
         **(extra or {}),
     }
 

@@ -86,7 +86,7 @@ class Run:
         self.schema = load("tickflow.md.EnrichedEvent", settings.schemas_dir)
         self.topics = topics
         self.connectors: list[str] = []
-        self.client = ConnectClient(settings.connect_url)
+        self.client = ConnectClient(settings.connect_urls)
 
     def topic(self, kind: str) -> tuple[str, Any]:
         name = self.topics.new(kind)

@@ -349,7 +349,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for a run's last record")
     args = parser.parse_args()
     settings, source = Settings(), TradesSourceSettings()
-    client = ConnectClient(settings.connect_url)
+    client = ConnectClient(settings.connect_urls)
     status = client.status(source.name)
     if status is None or not status.running:
         raise TickflowError(f"Connector {source.name} is not running ({status and status.state}): deploy it with "

@@ -242,10 +242,14 @@ class Settings(BaseSettings):
         return self.cluster.connect if self.clustered else (self.host,)
 
     @property
+    def connect_urls(self) -> tuple[str, ...]:
+        """The REST API of every Connect worker; any of them answers for the whole group (followers forward to
+        the leader), so a client asks the next when one does not answer (``sinks.connect.ConnectClient``)."""
+        return tuple(f"http://{host}:{self.ports.connect}" for host in self.connect_hosts)
+
+    @property
     def connect_url(self) -> str:
-        """One worker's REST API; any worker of the group answers for all of it (followers forward to the
-        leader)."""
-        return f"http://{self.connect_hosts[0]}:{self.ports.connect}"
+        return self.connect_urls[0]
 
     @property
     def hdfs_uri(self) -> str | None:

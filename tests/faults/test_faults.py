@@ -61,6 +61,13 @@ from tickflow.stack.supervisor import State
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 FAULTS = ("stream", "kafka", "registry", "connect", "hbase", "metastore", "postgres")
+# The cluster profile's (TICKFLOW_PROFILE=cluster): a Spark worker with its executors (their tasks rerun on the
+# other), the broker leading partitions of both topics (leaders move), the DataNode while the stream checkpoints,
+# the Connect worker running the sink's task (the task moves to the other worker before the killed one returns).
+CLUSTER_FAULTS = ("stream", "spark-worker-1", "kafka-leader", "hdfs-datanode", "connect-worker")
+# How long the cluster's other Connect worker may take to run a dead worker's task: the group notices the death
+# (session timeout, 10 s), then waits scheduled.rebalance.max.delay.ms (15 s, tickflow.stack.connect).
+TASK_MOVE_S = 120.0
 RATE = 200  # events/s: moderate, so a restarted stream catches up within seconds on a busy machine
 SEED = 41  # a universe of its own: md:latest rows no other test writes
 CALM_S = (2.0, 6.0)  # flow between two faults, drawn at random: the kill lands anywhere in a micro-batch
@@ -169,7 +176,7 @@ class Flow:
 
 def restart_failed_connectors(settings: Settings) -> list[str]:
     """Restart every failed connector or task, as check_connectors tells the operator; name them."""
-    client = ConnectClient(settings.connect_url)
+    client = ConnectClient(settings.connect_urls)
     failed = [status.name for status in client.statuses() if status.failures]
     for name in failed:
         client.restart_failed(name)
@@ -204,6 +211,42 @@ def kill(settings: Settings, flow: Flow, component: str) -> None:
     os.killpg(pid, signal.SIGKILL)  # every service runs in a session of its own
 
 
+def victim(settings: Settings, flow: Flow, fault: str) -> tuple[str, str]:
+    """The service a fault kills, and how the fault table names it."""
+    if fault == "kafka-leader":
+        metadata = AdminClient(as_admin(settings)).list_topics(timeout=10)
+        leads = [
+            {p.leader: p.id for p in metadata.topics[flow.topics[kind]].partitions.values()}
+            for kind in ("events", "enriched")
+        ]
+        broker = next(b for b in sorted(leads[0]) if b in leads[1])
+        what = f"md.events p{leads[0][broker]}, md.enriched p{leads[1][broker]}"
+        return f"kafka-{broker}", f"kafka-{broker} (leader of {what})"
+    if fault == "connect-worker":
+        status = ConnectClient(settings.connect_urls).status(flow.sink.name)
+        assert status is not None and status.tasks, f"{flow.sink.name} has no task"
+        host = status.tasks[0].worker_id.split(":")[0]
+        service = f"connect-{settings.connect_hosts.index(host) + 1}"
+        return service, f"{service} (ran the sink's task)"
+    return fault, fault
+
+
+def wait_task_moved(settings: Settings, flow: Flow, dead: str) -> str:
+    """Until the sink's task runs on a live worker; says where and after how long."""
+    dead_host = settings.connect_hosts[int(dead.rsplit("-", 1)[1]) - 1]
+    started = time.monotonic()
+    while time.monotonic() - started < TASK_MOVE_S:
+        try:
+            status = ConnectClient(settings.connect_urls, rebalance_wait_s=1).status(flow.sink.name)
+        except Exception:  # noqa: BLE001 - the group rebalancing
+            status = None
+        task = status.tasks[0] if status and status.tasks else None
+        if task and task.state == "RUNNING" and not task.worker_id.startswith(f"{dead_host}:"):
+            return f"task moved to {task.worker_id} after {time.monotonic() - started:.0f} s"
+        time.sleep(1.0)
+    pytest.fail(f"the sink's task did not move off {dead} within {TASK_MOVE_S:.0f} s")
+
+
 @pytest.fixture
 def flow(stack: Settings, topics: dict[str, str], tmp_path: Path) -> Iterator[Flow]:
     running = Flow(stack, topics, tmp_path)
@@ -213,7 +256,7 @@ def flow(stack: Settings, topics: dict[str, str], tmp_path: Path) -> Iterator[Fl
     running.feed_done.set()
     running.stopping.set()
     running.stop_stream()
-    ConnectClient(stack.connect_url).delete(running.sink.name)
+    ConnectClient(stack.connect_urls).delete(running.sink.name)
 
 
 @pytest.mark.timeout(1800)
@@ -230,17 +273,20 @@ def test_each_component_killed_mid_flow_loses_nothing(stack: Settings, flow: Flo
     watchdog.start()
 
     faults: list[Fault] = []
-    for component in FAULTS:
+    for component in CLUSTER_FAULTS if stack.clustered else FAULTS:
         time.sleep(draw.uniform(*CALM_S))
-        fault = Fault(component, killed_at_s=flow.elapsed())
+        service, label = victim(stack, flow, component)
+        fault = Fault(label, killed_at_s=flow.elapsed())
         killed = flow.process  # the watchdog may put a new process there as soon as this one is gone
-        kill(stack, flow, component)
+        kill(stack, flow, service)
         if component == "stream":
             while killed is not None and killed.poll() is None:
                 time.sleep(0.1)
             time.sleep(1.5)  # the watchdog's next look
         else:
-            fault.operator = bring_back(stack, component)
+            if component == "connect-worker":
+                fault.operator.append(wait_task_moved(stack, flow, service))
+            fault.operator += bring_back(stack, service)
         fault.back_s = flow.elapsed() - fault.killed_at_s
         flow.wait_caught_up()
         fault.recovered_s = flow.elapsed() - fault.killed_at_s
@@ -274,8 +320,8 @@ def test_each_component_killed_mid_flow_loses_nothing(stack: Settings, flow: Flo
 
 def write_table(settings: Settings, flow: Flow, faults: list[Fault], lost: int, duplicates: int) -> None:
     lines = [
-        f"Fault run at {RATE} events/s, {flow.stats.sent if flow.stats else 0:,} events sent "
-        f"in {flow.elapsed():.0f} s; stream restarts by the watchdog: {len(flow.restarts)}; "
+        f"Fault run ({settings.profile} profile) at {RATE} events/s, "
+        f"{flow.stats.sent if flow.stats else 0:,} events sent in {flow.elapsed():.0f} s; stream restarts by the watchdog: {len(flow.restarts)}; "
         f"lost (valid instrument/event_time pairs never published): {lost}; "
         f"duplicates on the output topic (same instrument and event time again): {duplicates}",
         "",

@@ -41,7 +41,7 @@ def test_a_failed_connector_fails_the_watchdogs_connector_check(stack: Settings)
     write_secrets(stack)
     source = TradesSourceSettings(name=f"test-failing-{uuid.uuid4().hex[:8]}")
     config = {**connector_config(stack, source), "value.converter.schema.registry.url": "http://127.0.0.1:9"}
-    client = ConnectClient(stack.connect_url)
+    client = ConnectClient(stack.connect_urls)
     client.put_config(source.name, config)
     try:
         with pytest.raises(ConnectError, match=f"Connector {source.name} failed"):

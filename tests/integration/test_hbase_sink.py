@@ -237,7 +237,7 @@ def sink(stack: Settings, tmp_topic: str) -> Iterator[Sink]:
     )
     encode = compile_encoder(schema.definition, prefix=confluent_prefix(int(schema_id)))
     producer = Producer({**as_admin(stack), "linger.ms": 5, "enable.idempotence": True})
-    made = Sink(stack, tmp_topic, f"test-hbase-sink-{tmp_topic}", encode, producer, ConnectClient(stack.connect_url))
+    made = Sink(stack, tmp_topic, f"test-hbase-sink-{tmp_topic}", encode, producer, ConnectClient(stack.connect_urls))
     deployed = [made.name]
     original_deploy = made.deploy
 

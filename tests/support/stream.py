@@ -67,9 +67,11 @@ def wait_until_caught_up(settings: Settings, events_topic: str, progress: Any, t
 def stream_settings(topics: dict[str, str], tmp_path: Path) -> StreamSettings:
     """A test stream's own topics, files and consumer group; the group starts like the stream's own, which is
     what the stream's principal may use in secured mode."""
+    hdfs = Settings().hdfs_uri  # the cluster profile: state where every executor reaches it, as the stream's own
     return StreamSettings(
         input_topic=topics["events"], output_topic=topics["enriched"], dlq_topic=topics["dlq"],
-        checkpoint_dir=tmp_path / "checkpoint", progress_file=tmp_path / "progress.json",
+        checkpoint_dir=f"{hdfs}/tests/{topics['events']}/checkpoint" if hdfs else tmp_path / "checkpoint",
+        progress_file=tmp_path / "progress.json",
         trigger_interval="1 second", max_offsets_per_trigger=4000,
         consumer_group=f"{SPARK_APP_NAME}-{topics['events']}",
     )  # fmt: skip

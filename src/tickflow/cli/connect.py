@@ -83,7 +83,7 @@ def status(
     settings = Settings()
     wanted = [which] if which else list(Connector)
     names = {_connector_name(w): w for w in wanted}
-    found = {s.name: s for s in ConnectClient(settings.connect_url).statuses()}
+    found = {s.name: s for s in ConnectClient(settings.connect_urls).statuses()}
     shown = [s for name, s in found.items() if name in names or which is None]
     missing = [(name, w) for name, w in names.items() if name not in found]
     if as_json:
@@ -104,5 +104,5 @@ def delete(which: ConnectorArgument = Connector.HBASE) -> None:
     from tickflow.sinks.connect import ConnectClient
 
     name = _connector_name(which)
-    existed = ConnectClient(Settings().connect_url).delete(name)
+    existed = ConnectClient(Settings().connect_urls).delete(name)
     out.print(f"connector {name} {'deleted' if existed else 'was not deployed'}")

@@ -105,25 +105,42 @@ def parse_statuses(body: Mapping[str, Any]) -> list[ConnectorStatus]:
 
 
 class ConnectClient:
-    """Kafka Connect's REST API at ``url`` (a distributed worker; any worker of the cluster will do)."""
+    """Kafka Connect's REST API at ``urls``: the distributed workers of one cluster, any of which answers for
+    all (a follower forwards to the leader); the next is asked when one does not answer."""
 
-    def __init__(self, url: str, timeout_s: float = 15.0, rebalance_wait_s: float = 30.0) -> None:
-        self.url = url.rstrip("/")
+    def __init__(self, urls: str | Sequence[str], timeout_s: float = 15.0, rebalance_wait_s: float = 30.0) -> None:
+        self.urls = [url.rstrip("/") for url in ([urls] if isinstance(urls, str) else urls)]
         self.timeout_s = timeout_s
         self.rebalance_wait_s = rebalance_wait_s
+
+    @property
+    def url(self) -> str:
+        """The worker asked first: the one that answered last."""
+        return self.urls[0]
+
+    def _send(self, method: str, path: str, body: Any) -> httpx.Response:
+        failure: httpx.HTTPError | None = None
+        for url in list(self.urls):
+            try:
+                response = httpx.request(method, f"{url}{path}", json=body, timeout=self.timeout_s)
+            except httpx.HTTPError as error:
+                failure = error
+                continue
+            self.urls.remove(url)
+            self.urls.insert(0, url)
+            return response
+        workers = " or ".join(self.urls)
+        raise ConnectError(
+            f"Kafka Connect at {workers} did not answer ({type(failure).__name__}): "
+            "start it with `tickflow stack up connect`."
+        ) from failure
 
     def _request(self, method: str, path: str, body: Any = None) -> httpx.Response:
         last: httpx.Response | None = None
 
         def answered() -> httpx.Response | None:
             nonlocal last
-            try:
-                last = httpx.request(method, f"{self.url}{path}", json=body, timeout=self.timeout_s)
-            except httpx.HTTPError as error:
-                raise ConnectError(
-                    f"Kafka Connect at {self.url} did not answer ({type(error).__name__}): "
-                    "start it with `tickflow stack up connect`."
-                ) from error
+            last = self._send(method, path, body)
             return None if last.status_code == 409 else last  # rebalancing: it takes requests again in a moment
 
         try:

@@ -92,15 +92,15 @@ def connector_config(settings: Settings, sink: HBaseSinkSettings) -> dict[str, s
 
 def deploy(settings: Settings, sink: HBaseSinkSettings) -> ConnectorStatus:
     """Create or update the connector and wait until it and its tasks run with this config."""
-    client = ConnectClient(settings.connect_url)
+    client = ConnectClient(settings.connect_urls)
     config = connector_config(settings, sink)
     client.put_config(sink.name, config)
     return client.wait_running(sink.name, config, sink.tasks, sink.deploy_timeout_s)
 
 
 def status(settings: Settings, sink: HBaseSinkSettings) -> ConnectorStatus | None:
-    return ConnectClient(settings.connect_url).status(sink.name)
+    return ConnectClient(settings.connect_urls).status(sink.name)
 
 
 def delete(settings: Settings, sink: HBaseSinkSettings) -> bool:
-    return ConnectClient(settings.connect_url).delete(sink.name)
+    return ConnectClient(settings.connect_urls).delete(sink.name)

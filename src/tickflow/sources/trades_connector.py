@@ -136,16 +136,16 @@ def deploy(settings: Settings, source: TradesSourceSettings) -> ConnectorStatus:
     create_topics(settings)
     register_all(settings)  # the converter reads md.events-value at start and fails without it
     write_secrets(settings)
-    client = ConnectClient(settings.connect_url)
+    client = ConnectClient(settings.connect_urls)
     config = connector_config(settings, source)
     client.put_config(source.name, config)
     return client.wait_running(source.name, config, 1, source.deploy_timeout_s)
 
 
 def status(settings: Settings, source: TradesSourceSettings) -> ConnectorStatus | None:
-    return ConnectClient(settings.connect_url).status(source.name)
+    return ConnectClient(settings.connect_urls).status(source.name)
 
 
 def delete(settings: Settings, source: TradesSourceSettings) -> bool:
     """Delete the connector; its offsets stay in Connect's offsets topic and the slot keeps the WAL."""
-    return ConnectClient(settings.connect_url).delete(source.name)
+    return ConnectClient(settings.connect_urls).delete(source.name)

@@ -187,6 +187,9 @@ rest.advertised.host.name={self.host}
 rest.advertised.port={self.settings.ports.connect}
 plugin.path={self.plugin_path}
 plugin.discovery=service_load
+# a worker that left the group gets its tasks back only if it returns within this delay; after it, the other
+# workers take them (Connect's default waits five minutes)
+scheduled.rebalance.max.delay.ms=15000
 # connectors may tune their own consumers (consumer.override.*: the HBase sink's max.poll.records)
 connector.client.config.override.policy=All
 # source connectors may commit records and offsets in one transaction (the trades source requires it)

@@ -22,7 +22,7 @@ class ConnectorsHealthOperator(BaseOperator):
 
         settings = Settings()
         try:
-            statuses = ConnectClient(settings.connect_url, rebalance_wait_s=10).statuses()
+            statuses = ConnectClient(settings.connect_urls, rebalance_wait_s=10).statuses()
         except ConnectError as error:
             self.log.error("%s", error)
             raise AirflowException(str(error)) from error

@@ -321,7 +321,8 @@ def test_each_component_killed_mid_flow_loses_nothing(stack: Settings, flow: Flo
 def write_table(settings: Settings, flow: Flow, faults: list[Fault], lost: int, duplicates: int) -> None:
     lines = [
         f"Fault run ({settings.profile} profile) at {RATE} events/s, "
-        f"{flow.stats.sent if flow.stats else 0:,} events sent in {flow.elapsed():.0f} s; stream restarts by the watchdog: {len(flow.restarts)}; "
+        f"{flow.stats.sent if flow.stats else 0:,} events sent in {flow.elapsed():.0f} s; "
+        f"stream restarts by the watchdog: {len(flow.restarts)}; "
         f"lost (valid instrument/event_time pairs never published): {lost}; "
         f"duplicates on the output topic (same instrument and event time again): {duplicates}",
         "",

@@ -17,7 +17,7 @@ DEMO_RATE ?= 5000
 # Trades booked per second into the trade-capture database beside the simulators (2% corrected).
 DEMO_TRADES_RATE ?= 500
 
-.PHONY: setup demo test test-secured unit dags integration e2e faults lint stack-up stack-down stack-status clean
+.PHONY: setup demo test test-secured test-cluster faults-cluster unit dags integration e2e faults lint stack-up stack-down stack-status clean
 
 # The serving page's front-end libraries (uPlot) from npm, pinned by web/package-lock.json, copied into the
 # package (git-ignored): the page never loads anything from a CDN. Needs Node.js and npm.
@@ -88,6 +88,23 @@ SECURED_STATE ?= .tickflow-secured
 SECURED_ENV := TICKFLOW_SECURED=true TICKFLOW_STATE_DIR=$(SECURED_STATE)
 test-secured: setup
 	$(SECURED_ENV) $(MAKE) test; status=$$?; $(SECURED_ENV) $(BIN)/tickflow stack down > /dev/null; exit $$status
+
+# The cluster profile (docs/scaling.md): a Spark standalone master and two workers, three Kafka brokers, HDFS and
+# two Connect workers, each on a loopback address of its own, in a state directory of its own. Stop a plain stack
+# first (the edge services, registry to Airflow, share its ports); the cluster one is stopped at the end, whatever
+# the verdict. test-cluster: the stream's, the backfill's and the DAGs' integration tests, then the cluster
+# faults; faults-cluster (what CI runs after make test): the cluster faults alone.
+CLUSTER_STATE ?= .tickflow-cluster
+CLUSTER_ENV := TICKFLOW_PROFILE=cluster TICKFLOW_STATE_DIR=$(CLUSTER_STATE)
+CLUSTER_TESTS := tests/integration/test_stream.py tests/integration/test_reference.py tests/integration/test_backfill.py \
+	tests/integration/test_airflow_stream.py tests/integration/test_airflow_reference.py \
+	tests/integration/test_hbase_maintenance.py tests/integration/test_connect.py tests/integration/test_stack_cli.py
+test-cluster: setup
+	$(CLUSTER_ENV) $(BIN)/pytest --durations=15 $(CLUSTER_TESTS) tests/faults; status=$$?; \
+	  $(CLUSTER_ENV) $(BIN)/tickflow stack down > /dev/null; exit $$status
+
+faults-cluster: setup
+	$(CLUSTER_ENV) $(BIN)/pytest -s tests/faults; status=$$?; $(CLUSTER_ENV) $(BIN)/tickflow stack down > /dev/null; exit $$status
 
 unit: setup
 	$(BIN)/pytest tests/unit

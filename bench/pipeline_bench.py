@@ -108,11 +108,14 @@ PRIME_RATE, PRIME_S = 2000, 20
 IDLE_S = 15  # then, with no offer: what each component costs doing nothing
 SETTLE_TIMEOUT_S = 900.0
 PUT_CEILING = "io.tickflow.connect.hbase.PutCeiling"
-# Components and the stack services (tickflow.stack.services) whose process trees they are.
+# Components and the stack services (tickflow.stack.services, by name or group) whose process trees they are. In
+# the cluster profile the stream's executors run in the Spark workers' trees ("stream executors"), its driver
+# where the local stream runs ("stream JVM").
 STACK_COMPONENTS = {
-    "connect": ("connect",), "hbase": ("hbase",), "hbase thrift": ("hbase-thrift",), "kafka": ("kafka",),
-    "registry": ("registry",), "airflow": ("airflow", "airflow-scheduler", "airflow-dag-processor",
-    "airflow-triggerer"), "postgres": ("postgres",), "metastore": ("metastore",), "thrift server": ("thriftserver",),
+    "stream executors": {"spark-worker"}, "connect": {"connect"}, "hbase": {"hbase"}, "hbase thrift": {"hbase-thrift"},
+    "kafka": {"kafka"}, "registry": {"registry"}, "airflow": {"airflow", "airflow-scheduler", "airflow-dag-processor",
+    "airflow-triggerer"}, "postgres": {"postgres"}, "metastore": {"metastore"}, "thrift server": {"thriftserver"},
+    "hdfs": {"hdfs"}, "spark master": {"spark-master"},
 }  # fmt: skip
 COMPONENTS = ("stream JVM", "stream Python", *STACK_COMPONENTS, "simulator", "serving API", "bench pollers")
 
@@ -241,8 +244,9 @@ class CpuMeter:
 
     def __init__(self, settings: Settings, serving_pid: int) -> None:
         stack = supervisor(settings)
-        self.roots = {label: [p for s in services if (p := stack.running_pid(s))]
-                      for label, services in STACK_COMPONENTS.items()}  # fmt: skip
+        self.roots = {label: [p for s in stack.services.values() if names & {s.name, s.group}
+                              if (p := stack.running_pid(s.name))]
+                      for label, names in STACK_COMPONENTS.items()}  # fmt: skip
         self.roots["serving API"] = [serving_pid]
         record = EnrichmentStream(settings).control.running()
         self.stream_leader = record.pid if record else None

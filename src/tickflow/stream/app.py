@@ -67,7 +67,10 @@ class Counters(FillCounters):
         """Instruments in the fill state, counted again only after rows were filled (a new one needs one)."""
         filled = self.filled
         if self.state is not None and filled != self.counted[0]:
-            self.counted = (filled, self.state.instrument_count())
+            try:
+                self.counted = (filled, self.state.instrument_count())
+            except OSError as error:  # the state's file system did not answer (HDFS's DataNode down): next time
+                log.warning("fill state not counted: %s", error)
         return self.counted[1]
 
 

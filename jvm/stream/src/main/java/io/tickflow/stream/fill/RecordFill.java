@@ -36,12 +36,12 @@ import org.apache.spark.util.SerializableConfiguration;
  * <ol>
  *   <li>decodes and validates its records ({@link EventDecoder}, each registered writer schema resolved into the
  *       reader; an id registered after the query started is read from the registry);
- *   <li>sends the rejected ones to the dead-letter topic, original key and bytes with the reason and source
- *       coordinates in headers, delivered before the task ends ({@link DeadLetters}; the backfill only counts them);
  *   <li>fills the valid ones per Kafka partition (all events of an instrument are on one partition) with the
  *       registers before the batch ({@link StateFiles#prior}), writes the registers after it under the batch id
  *       ({@link StateFiles#write}, through Hadoop's FileSystem: a local path, HDFS or S3A) and prunes the older
- *       files, so a replayed batch reads what its first attempt read.
+ *       files, so a replayed batch reads what its first attempt read;
+ *   <li>then sends the rejected ones to the dead-letter topic, original key and bytes with the reason and source
+ *       coordinates in headers, delivered before the task ends ({@link DeadLetters}; the backfill only counts them).
  * </ol>
  *
  * <p>Being a plain {@code mapPartitions} of the Dataset API, it is part of a streaming query's plan: the query is
@@ -207,32 +207,46 @@ public final class RecordFill {
       this.newestIngest = newestIngest;
     }
 
+    /**
+     * Decodes, fills and writes the registers, then sends the rejected records: a task that fails before (the
+     * registry or HDFS down, then Spark runs it again) has sent none, so its rerun does not send them twice.
+     */
     @Override
     public Iterator<Row> call(Iterator<Row> input) throws IOException {
       long batch = batchId >= 0 ? batchId : streamingBatchId();
-      Map<Integer, List<PartitionFill.Event>> byPartition = decode(input);
-      if (byPartition.isEmpty()) {
-        return List.<Row>of().iterator();
-      }
-      List<Row> out = fill(byPartition, batch);
+      List<Rejected> rejected = new ArrayList<>();
+      Map<Integer, List<PartitionFill.Event>> byPartition = decode(input, rejected);
+      List<Row> out = byPartition.isEmpty() ? List.of() : fill(byPartition, batch);
       if (filledRows != null) {
         filledRows.add(out.size());
       }
+      sendDeadLetters(rejected);
       return out.iterator();
     }
 
-    /**
-     * The task's valid events by Kafka partition, in input order; the rejected ones sent and counted. They are sent
-     * once every record is decoded: a task that fails while decoding (the registry down) has sent none, so its
-     * rerun does not send them twice.
-     */
-    private Map<Integer, List<PartitionFill.Event>> decode(Iterator<Row> input) {
+    private void sendDeadLetters(List<Rejected> rejected) {
+      if (rejected.isEmpty()) {
+        return;
+      }
+      if (dlqTopic != null) {
+        DeadLetters letters = new DeadLetters(dlqConfig, dlqTopic, sourceTopic);
+        for (Rejected letter : rejected) {
+          letters.send(letter.key(), letter.value(), letter.reason(), letter.partition(), letter.offset());
+        }
+        letters.finish(); // delivered before the task ends, or the task fails and Spark runs it again
+      }
+      if (deadLetters != null) {
+        deadLetters.add(rejected.size());
+      }
+    }
+
+    /** The task's valid events by Kafka partition, in input order; the rejected ones into {@code rejected}. */
+    private Map<Integer, List<PartitionFill.Event>> decode(Iterator<Row> input, List<Rejected> rejected) {
       int n = fields.size();
       EventDecoder decoder = decoding.decoder();
       Instant instant = Instant.now();
       long now = Math.addExact(Math.multiplyExact(instant.getEpochSecond(), 1_000_000L), instant.getNano() / 1000);
       Map<Integer, List<PartitionFill.Event>> byPartition = new LinkedHashMap<>();
-      List<Rejected> rejected = new ArrayList<>();
       long newest = Long.MIN_VALUE;
       while (input.hasNext()) {
         Row row = input.next();
@@ -262,16 +276,6 @@ public final class RecordFill {
             new PartitionFill.Event(result.instrumentId(), result.eventKey(), result.eventTime(), offset, ingest,
                 values);
         byPartition.computeIfAbsent(partition, p -> new ArrayList<>()).add(event);
-      }
-      if (dlqTopic != null && !rejected.isEmpty()) {
-        DeadLetters letters = new DeadLetters(dlqConfig, dlqTopic, sourceTopic);
-        for (Rejected letter : rejected) {
-          letters.send(letter.key(), letter.value(), letter.reason(), letter.partition(), letter.offset());
-        }
-        letters.finish(); // delivered before the task ends, or the task fails and Spark runs it again
-      }
-      if (deadLetters != null && !rejected.isEmpty()) {
-        deadLetters.add(rejected.size());
       }
       if (newestIngest != null && newest != Long.MIN_VALUE) {
         newestIngest.add(newest);

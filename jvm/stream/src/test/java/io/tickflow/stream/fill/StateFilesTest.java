@@ -159,7 +159,7 @@ class StateFilesTest {
         "B", state("trade_side", "buy", T0 + 7, 11)));
     String script = String.join("\n",
         "import sys",
-        "from pathlib import Path",
+        "from tickflow.runtime.location import Location",
         "from tickflow.fill.state import FillState",
         "from tickflow.fill.semantics import InstrumentState",
         "T0 = " + T0,
@@ -168,7 +168,7 @@ class StateFilesTest {
         "    for n, (v, a, o) in r.items():",
         "        s.values[n], s.as_of[n], s.offsets[n] = v, a, o",
         "    return s",
-        "files = FillState(Path(sys.argv[1]))",
+        "files = FillState(Location.of(sys.argv[1]))",
         "got = files.current()",
         "want = {'A': st(bid_price=(1.5, T0, 3), bid_size=(200, T0, 3), trade_id=('t-9', T0 + 2, 4)),",
         "        'B': st(trade_side=('buy', T0 + 7, 11))}",

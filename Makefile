@@ -16,6 +16,8 @@ DEMO_SECONDS ?= 30
 DEMO_RATE ?= 5000
 # Trades booked per second into the trade-capture database beside the simulators (2% corrected).
 DEMO_TRADES_RATE ?= 500
+# Where the demo's own processes log: the stack's state directory (TICKFLOW_STATE_DIR, as the stack reads it).
+DEMO_LOGS = $${TICKFLOW_STATE_DIR:-.tickflow}/logs
 
 .PHONY: setup demo test test-secured test-cluster faults-cluster unit dags integration e2e faults lint stack-up stack-down stack-status clean
 
@@ -65,10 +67,10 @@ demo: setup
 	$(BIN)/tickflow simulate --rate 100000 --duration $(DEMO_SECONDS) --topic md.showcase
 	@$(BIN)/tickflow stack login
 	@echo "Now the simulators at $(DEMO_RATE) events/s (what the stream sustains beside them here), $(DEMO_TRADES_RATE) trades/s booked and the enrichment stream, until Ctrl-C:"
-	@echo "The live page: http://127.0.0.1:$${TICKFLOW_PORT_SERVING:-8000}/ (log .tickflow/logs/serve.log)"
-	@$(BIN)/tickflow simulate --rate $(DEMO_RATE) > .tickflow/logs/demo-simulate.log 2>&1 & sim=$$!; \
-	  $(BIN)/tickflow trades book --rate $(DEMO_TRADES_RATE) --corrections 0.02 > .tickflow/logs/demo-trades.log 2>&1 & book=$$!; \
-	  $(BIN)/tickflow serve > .tickflow/logs/serve.log 2>&1 & serve=$$!; \
+	@echo "The live page: http://127.0.0.1:$${TICKFLOW_PORT_SERVING:-8000}/ (log $(DEMO_LOGS)/serve.log)"
+	@$(BIN)/tickflow simulate --rate $(DEMO_RATE) > $(DEMO_LOGS)/demo-simulate.log 2>&1 & sim=$$!; \
+	  $(BIN)/tickflow trades book --rate $(DEMO_TRADES_RATE) --corrections 0.02 > $(DEMO_LOGS)/demo-trades.log 2>&1 & book=$$!; \
+	  $(BIN)/tickflow serve > $(DEMO_LOGS)/serve.log 2>&1 & serve=$$!; \
 	  trap "kill $$sim $$book $$serve 2>/dev/null" EXIT INT TERM; \
 	  $(BIN)/tickflow stream --samples 2
 

@@ -12,7 +12,6 @@ address of its connection, 127.0.0.1 for every loopback "host", so the DataNode 
 from __future__ import annotations
 
 import json
-import subprocess
 import zipfile
 from collections.abc import Sequence
 from typing import Any
@@ -20,7 +19,6 @@ from typing import Any
 import httpx
 
 from tickflow.runtime.tooling import fetch_artifact
-from tickflow.stack.base import StackError
 from tickflow.stack.jvm import JvmService, hadoop_xml
 
 # Hadoop's daemons log through reload4j; to stdout, which the supervisor keeps in <state>/logs/<service>.log.
@@ -131,15 +129,8 @@ class NameNode(HdfsDaemon):
 
     def _format(self) -> None:
         # Always the same cluster id: a DataNode refuses a NameNode whose id differs from its data's.
-        cmd = [*self.java_command(), "org.apache.hadoop.hdfs.server.namenode.NameNode", "-format",
-               "-clusterid", "tickflow", "-nonInteractive", "-force"]  # fmt: skip
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("a") as log:
-            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False)
-        if proc.returncode != 0:
-            raise StackError(
-                f"The HDFS NameNode could not format its storage (exit {proc.returncode}): read {self.log_path}."
-            )
+        self.run_tool(["org.apache.hadoop.hdfs.server.namenode.NameNode", "-format", "-clusterid", "tickflow",
+                       "-nonInteractive", "-force"], "format its storage")  # fmt: skip
 
     def command(self) -> list[str]:
         return [*self.java_command(), "org.apache.hadoop.hdfs.server.namenode.NameNode"]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tickflow.runtime.tooling import ADD_OPENS, fetch_jars, find_java
-from tickflow.stack.base import Service
+from tickflow.stack.base import Service, StackError
 
 __all__ = ["ADD_OPENS", "CONSOLE_LOG4J2", "JvmService", "hadoop_xml"]
 
@@ -82,3 +83,13 @@ class JvmService(Service):
 
     def write_config(self) -> None:
         """Write this service's config files into its home directory."""
+
+    def run_tool(self, main_and_args: Sequence[str], what: str) -> None:
+        """Run one of the service's own tools on its classpath (formatting its storage), output into its log;
+        raise, saying ``what`` failed, if it exits non-zero."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("a") as log:
+            command = [*self.java_command(), *main_and_args]
+            proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
+        if proc.returncode != 0:
+            raise StackError(f"{self.name} could not {what} (exit {proc.returncode}): read {self.log_path}.")

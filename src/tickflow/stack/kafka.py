@@ -18,7 +18,6 @@ import base64
 import hashlib
 import json
 import secrets
-import subprocess
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -203,25 +202,11 @@ super.users=User:{admin}
         else:
             scram, cluster_id = self._admin_scram(), str(uuid.uuid4().hex[:22])
             controllers = ["--standalone"]  # a quorum of one
-        cmd = [
-            *self.java_command(),
-            "kafka.tools.StorageTool",
-            "format",
-            *controllers,
-            "--ignore-formatted",
-            "-t",
-            cluster_id,
-            "-c",
-            str(self.home / "server.properties"),
-            *(["--add-scram", scram] if scram else []),
-        ]
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("a") as log:
-            proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=False)
-        if proc.returncode != 0:
-            raise StackError(
-                f"{self.name} could not format its storage (exit {proc.returncode}): read {self.log_path}."
-            )
+        config = str(self.home / "server.properties")
+        scram_option = ["--add-scram", scram] if scram else []
+        arguments = ["kafka.tools.StorageTool", "format", *controllers, "--ignore-formatted", "-t", cluster_id,
+                     "-c", config, *scram_option]  # fmt: skip
+        self.run_tool(arguments, "format its storage")
         if self.settings.secured:
             self.secured_marker.write_text("formatted with the admin SCRAM credential\n")
 

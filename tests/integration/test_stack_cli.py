@@ -32,8 +32,12 @@ def test_status_as_json(stack: Settings) -> None:
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
     assert {row["name"]: row["state"] for row in rows} == {service.name: "healthy" for service in services(stack)}
-    kafka = next(row for row in rows if row["name"] == "kafka")
-    assert kafka["address"] == f"127.0.0.1:{stack.ports.kafka}" and kafka["pid"] > 0 and kafka["exposed"] == []
+    kafka = next(row for row in rows if row["name"] in ("kafka", "kafka-1"))  # the cluster profile's first broker
+    address = f"{stack.kafka_hosts[0]}:{stack.ports.kafka}"
+    assert kafka["address"] == address and kafka["pid"] > 0 and kafka["exposed"] == []
+    # Each service on the address of its own "host" (the cluster profile's 127.0.0.2-4 for brokers and workers).
+    hosts = {service.name: service.host for service in services(stack) if service.ports}
+    assert all(hosts[row["name"]] in row["address"] for row in rows if row["name"] in hosts), rows
 
 
 def test_the_other_status_commands_answer_in_json_as_their_exit_code_says(stack: Settings) -> None:

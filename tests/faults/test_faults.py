@@ -249,7 +249,10 @@ def wait_task_moved(settings: Settings, flow: Flow, dead: str) -> str:
 
 
 @pytest.fixture
-def flow(stack: Settings, topics: dict[str, str], tmp_path: Path) -> Iterator[Flow]:
+def flow(reference_data: Settings, topics: dict[str, str], tmp_path: Path) -> Iterator[Flow]:
+    """The flow on a stack with the reference data loaded (the stream enriches with it), alone or after the
+    other suites (``make faults-cluster`` runs it on a fresh cluster stack)."""
+    stack = reference_data
     running = Flow(stack, topics, tmp_path)
     deploy_sink(stack, running.sink)
     deploy_trades(stack, TradesSourceSettings())

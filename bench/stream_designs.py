@@ -160,7 +160,7 @@ def compare(settings: Settings, topic: str, events: int, repeats: int) -> None:
 
         def jvm_fill(batch_id: int) -> DataFrame:
             jdf = operators.fill.RecordFill.filled(
-                raw._jdf, decoding, state_c.as_uri(), batch_id, 0, None, None, topic, None, rejected, None
+                raw._jdf, decoding, state_c.as_uri(), batch_id, 0, None, None, False, topic, None, rejected, None
             )
             return DataFrame(jdf, spark)
 

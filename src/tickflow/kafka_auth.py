@@ -22,6 +22,8 @@ SCRAM_LOGIN_MODULE = "org.apache.kafka.common.security.scram.ScramLoginModule"
 SCRAM_ITERATIONS = 8192  # of every SCRAM credential: the admin's at format time, the others' at bootstrap
 # The backfill's consumer group ids (its offset look-ups, Spark's batch source) start with this; it commits nothing.
 BACKFILL_GROUPS = "tickflow-backfill"
+# The stream's exactly-once sink: its transactional ids are <this>-<query id>-<partition of the batch>.
+TRANSACTIONAL_ID_PREFIX = "tickflow-stream"
 # The group id of the health checks' consumers (the stream's lag, Kafka's own check); it commits nothing.
 HEALTH_GROUP = "tickflow-health"
 

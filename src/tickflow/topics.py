@@ -16,6 +16,9 @@
   not ``md.dlq``: a record here was valid input that the stream published, so it is replayed into
   HBase (not into the stream) after a fix, and Connect's headers differ from the stream's.
   3 partitions, 30 days, like ``md.dlq``.
+- ``tickflow.stream.commits``: the exactly-once sink's markers: per transactional id of the stream (one per
+  partition of a micro-batch) the last batch it committed, written in the same Kafka transaction as the batch's
+  records (``jvm/stream``'s ``TransactionalKafka``). One partition, compacted: only each id's newest counts.
 - ``md.showcase``: the simulators at their full rate (``make demo``'s first 30 s at 100k events/s), shaped
   like ``md.events`` but read by nothing: a flood into md.events would bury the live pipeline under
   minutes of backlog. One hour of retention. Created by ``tickflow simulate --topic md.showcase``, not
@@ -66,7 +69,8 @@ EVENTS = TopicSpec("md.events", 12, 7 * DAY_MS, schema="tickflow.md.MarketEvent"
 ENRICHED = TopicSpec("md.enriched", 12, 3 * DAY_MS, schema="tickflow.md.EnrichedEvent")
 DLQ = TopicSpec("md.dlq", 3, 30 * DAY_MS)
 SINK_DLQ = TopicSpec("md.enriched.dlq", 3, 30 * DAY_MS)
-TOPICS = (EVENTS, ENRICHED, DLQ, SINK_DLQ)
+STREAM_COMMITS = TopicSpec("tickflow.stream.commits", 1, 30 * DAY_MS, config={"cleanup.policy": "compact"})
+TOPICS = (EVENTS, ENRICHED, DLQ, SINK_DLQ, STREAM_COMMITS)
 SHOWCASE = TopicSpec("md.showcase", EVENTS.partitions, 3600 * 1000)
 
 

@@ -141,6 +141,9 @@ class Location:
         if self.exists():
             self.fs.delete_dir(self.path)
 
+    def unlink(self) -> None:
+        self.fs.delete_file(self.path)
+
 
 @contextmanager
 def scratch(settings: Settings, prefix: str) -> Iterator[Location]:

@@ -87,6 +87,8 @@ def connector_config(settings: Settings, sink: HBaseSinkSettings) -> dict[str, s
         "consumer.override.max.poll.records": str(sink.max_poll_records),
         "consumer.override.auto.offset.reset": "earliest",
         "consumer.override.session.timeout.ms": str(sink.session_timeout_ms),
+        # The stream publishes in transactions: only what it committed, once (Java's default reads aborted ones too).
+        "consumer.override.isolation.level": "read_committed",
     }
 
 

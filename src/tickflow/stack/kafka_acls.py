@@ -26,11 +26,18 @@ from confluent_kafka.admin._scram import (
     UserScramCredentialUpsertion,
 )
 
-from tickflow.kafka_auth import BACKFILL_GROUPS, HEALTH_GROUP, SCRAM_ITERATIONS, Principal, kafka_password
+from tickflow.kafka_auth import (
+    BACKFILL_GROUPS,
+    HEALTH_GROUP,
+    SCRAM_ITERATIONS,
+    TRANSACTIONAL_ID_PREFIX,
+    Principal,
+    kafka_password,
+)
 from tickflow.settings import Settings
 from tickflow.stack.connect import CONNECT_GROUP
 from tickflow.stack.registry import REGISTRY_GROUPS
-from tickflow.topics import DLQ, ENRICHED, EVENTS, SHOWCASE, SINK_DLQ
+from tickflow.topics import DLQ, ENRICHED, EVENTS, SHOWCASE, SINK_DLQ, STREAM_COMMITS
 
 TEST_TOPICS = "test."
 STREAM_GROUPS = "tickflow-enrichment"  # the stream's committed group and the prefix of Spark's own group ids
@@ -78,6 +85,10 @@ def grants() -> list[Grant]:
         Grant(stream, TOPIC, EVENTS.name, (READ, DESCRIBE)),
         Grant(stream, TOPIC, ENRICHED.name, (WRITE, DESCRIBE)),
         Grant(stream, TOPIC, DLQ.name, (WRITE, DESCRIBE)),
+        # The exactly-once sink: a transaction per task (its rows, dead letters and the batch's marker), the markers
+        # read back when the query starts.
+        Grant(stream, TXN, TRANSACTIONAL_ID_PREFIX, (WRITE, DESCRIBE), PREFIXED),
+        Grant(stream, TOPIC, STREAM_COMMITS.name, (READ, WRITE, DESCRIBE)),
         Grant(stream, GROUP, STREAM_GROUPS, (READ, DESCRIBE), PREFIXED),
         Grant(stream, TOPIC, TEST_TOPICS, (READ, WRITE, DESCRIBE), PREFIXED),
         Grant(connect, TOPIC, CONNECT_TOPICS, (READ, WRITE, DESCRIBE, CREATE, DESCRIBE_CONFIGS), PREFIXED),

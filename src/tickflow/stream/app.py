@@ -8,7 +8,7 @@ Spark job, one task per core over several Kafka partitions, no shuffle:
                      dead letters -> md.dlq, fill with the partition's registers, state file per partition and
                      batch (Hadoop FileSystem)                                          (fill_step, state)
       -> enrichment SQL with the reference snapshot -> to_avro                          (publish)
-      -> Kafka sink (md.enriched)
+      -> exactly-once Kafka sink (md.enriched, a transaction per task: stream.publish)
 
 The first two steps are ``transform.Transform.enrich``, which the backfill runs too. Nothing calls back into
 Python per batch: the driver's Python only watches. The reference tables are read when each batch is planned,
@@ -32,6 +32,7 @@ from tickflow.settings import Settings
 from tickflow.stream.fill_step import STREAMING_BATCH, FillCounters, FillStep
 from tickflow.stream.settings import SPARK_APP_NAME, StreamSettings
 from tickflow.stream.transform import Transform
+from tickflow.topics import STREAM_COMMITS, create_topics
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -86,6 +87,8 @@ class EnrichmentQuery:
         self.settings = settings
         self.stream = stream
         self.transform = Transform.build(settings, stream)
+        if stream.exactly_once and stream.commits_topic == STREAM_COMMITS.name:
+            create_topics(settings, (STREAM_COMMITS,))  # the platform's own, shared by every stream: made once
         state = FillState(stream.state_dir(settings))
         schema_id, schema_text = register_output_schema(settings, stream)
         self.publisher = Publisher(settings, stream, schema_id, schema_text)
@@ -100,6 +103,7 @@ class EnrichmentQuery:
             java_client_properties(settings, Principal.STREAM),
             self.counters,
             keep_versions=stream.state_versions,
+            hold_output=stream.exactly_once,
         )
 
     def start(self) -> StreamingQuery:

@@ -6,7 +6,8 @@ a streaming query's plan) runs in each task:
   1. decode and validate each record (``EventDecoder``: each writer schema registered under the input's subject
      resolved into the reader; an id registered after the query was planned is read from the registry);
   2. the rejected records go to the dead-letter topic, original key and bytes with the reason and source
-     coordinates in headers, delivered before the task ends (``DeadLetters``);
+     coordinates in headers, delivered before the task ends (``DeadLetters``), or in the transaction of the
+     task's exactly-once sink;
   3. the valid events are filled per Kafka partition (all events of an instrument arrive on one partition,
      key = instrument id) with the partition's registers (the contract of ``fill.fill_columns``), read from
      and written back to the state files of ``state`` under the batch id, through Hadoop's FileSystem API (a
@@ -109,7 +110,8 @@ class FillStep:
 
     ``dlq_producer`` is the dead-letter producer's Kafka settings (``kafka_auth.java_client_properties``).
     ``keep_versions``: each task prunes its partitions' state files to the newest that many (0: keeps all, as a
-    backfill's scratch state does)."""
+    backfill's scratch state does). ``hold_output``: the task's dead letters (and where its rows came from) go to the
+    same task's exactly-once sink (``stream.publish``), which sends them in its transaction."""
 
     state_dir: str
     batch_id: int
@@ -118,6 +120,7 @@ class FillStep:
     dlq_producer: dict[str, str]
     counters: FillCounters
     keep_versions: int = 0
+    hold_output: bool = False
 
     def __call__(self, records: DataFrame, decoding: Any) -> DataFrame:
         """The filled rows of ``records`` (the Kafka source's columns), decoded by ``decoding``
@@ -134,6 +137,7 @@ class FillStep:
             self.keep_versions,
             self.dlq_producer if self.dlq_topic else None,
             self.dlq_topic,
+            self.hold_output,
             self.input_topic,
             self.counters.filled_acc,
             self.counters.dlq_acc,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from tickflow.avro_codec import confluent_prefix
 from tickflow.errors import TickflowError
-from tickflow.kafka_auth import Principal, spark_kafka_options
+from tickflow.kafka_auth import TRANSACTIONAL_ID_PREFIX, Principal, spark_kafka_options
 from tickflow.settings import Settings
 from tickflow.stream.settings import StreamSettings
 from tickflow.topics import ENRICHED, topic_partitions
@@ -99,8 +99,14 @@ def framed(enriched: DataFrame, schema_id: int, schema_text: str, partitions: in
     )
 
 
+TRANSACTIONAL_SINK = "io.tickflow.stream.sink.TransactionalKafka"
+
+
 class Publisher:
-    """Writes a batch's enriched rows to the output topic as Confluent-framed Avro."""
+    """Writes a batch's enriched rows to the output topic as Confluent-framed Avro: exactly once through
+    ``TransactionalKafka`` (jvm/stream: a Kafka transaction per task, with its dead letters and a marker of the
+    batch id in the commits topic, so a replayed batch is not written again), or, with ``exactly_once`` off,
+    through Spark's Kafka sink (at-least-once)."""
 
     def __init__(self, settings: Settings, stream: StreamSettings, schema_id: int, schema_text: str) -> None:
         self.stream = stream
@@ -109,13 +115,14 @@ class Publisher:
         self.columns = [f["name"] for f in json.loads(schema_text)["fields"]]
         self.kafka_login = spark_kafka_options(settings, Principal.STREAM)  # read once, not per micro-batch
         self.partitions = topic_partitions(settings, stream.output_topic)
+        # A micro-batch has a task per input partition with records: each is fenced when the query starts.
+        self.input_partitions = topic_partitions(settings, stream.input_topic) if stream.exactly_once else 0
 
     def start(self, enriched: DataFrame, checkpoint: Location) -> StreamingQuery:
         """Start the streaming query that writes ``enriched`` (a stream) to the output topic, on ``checkpoint``."""
-        return (
+        writer = (
             framed(enriched, self.schema_id, self.schema_text, self.partitions)
             .writeStream.queryName(self.stream.query_name)
-            .format("kafka")
             .options(**self.kafka_login)
             .option("kafka.linger.ms", str(self.stream.producer_linger_ms))
             .option("kafka.batch.size", str(self.stream.producer_batch_bytes))
@@ -123,5 +130,14 @@ class Publisher:
             .option("topic", self.stream.output_topic)
             .option("checkpointLocation", checkpoint.as_uri())
             .trigger(processingTime=self.stream.trigger_interval)
-            .start()
         )
+        if self.stream.exactly_once:
+            writer = (
+                writer.format(TRANSACTIONAL_SINK)
+                .option("commits.topic", self.stream.commits_topic)
+                .option("partitions", str(self.input_partitions))
+                .option("transactional.id.prefix", TRANSACTIONAL_ID_PREFIX)
+            )
+        else:
+            writer = writer.format("kafka")
+        return writer.start()

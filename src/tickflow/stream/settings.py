@@ -10,7 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tickflow.settings import REPO_ROOT, Settings
-from tickflow.topics import DLQ, ENRICHED, EVENTS
+from tickflow.topics import DLQ, ENRICHED, EVENTS, STREAM_COMMITS
 
 if TYPE_CHECKING:
     from tickflow.runtime.location import Location
@@ -35,6 +35,15 @@ class StreamSettings(BaseSettings):
     input_topic: str = EVENTS.name
     output_topic: str = ENRICHED.name
     dlq_topic: str = DLQ.name
+    exactly_once: bool = Field(
+        default=True,
+        description="Publish each micro-batch in Kafka transactions (one per task, with its dead letters and a "
+        "marker of the batch id), so a read_committed reader sees every record once; false: Spark's Kafka sink, "
+        "at-least-once (docs/reliability.md).",
+    )
+    commits_topic: str = Field(
+        default=STREAM_COMMITS.name, description="Where the exactly-once sink marks the batches it committed."
+    )
     starting_offsets: str = "earliest"
     consumer_group: str = Field(default=SPARK_APP_NAME, description="Offsets are committed here for lag tools.")
     checkpoint_dir: str | Path | None = Field(

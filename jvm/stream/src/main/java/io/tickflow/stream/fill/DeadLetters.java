@@ -21,6 +21,9 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  *
  * <p>One idempotent producer per executor JVM and client configuration, shared by its tasks (a producer is
  * thread-safe and costs a connection and a buffer).
+ *
+ * <p>Behind the transactional sink ({@code io.tickflow.stream.sink.TransactionalKafka}) a task's dead letters are
+ * {@linkplain TaskOutput held} instead, and go out in the task's transaction with its rows: exactly once.
  */
 public final class DeadLetters {
   private static final Map<Map<String, String>, KafkaProducer<byte[], byte[]>> PRODUCERS =
@@ -51,14 +54,21 @@ public final class DeadLetters {
     return new KafkaProducer<>(props, new ByteArraySerializer(), new ByteArraySerializer());
   }
 
-  /** Queues one dead letter; {@link #finish} waits for it. */
-  public void send(byte[] key, byte[] value, String reason, int partition, long offset) {
+  /** A dead letter: the original key and bytes, the reason and the source coordinates in headers. */
+  public static ProducerRecord<byte[], byte[]> letter(
+      String topic, byte[] sourceTopic, byte[] key, byte[] value, String reason, int partition, long offset) {
     ProducerRecord<byte[], byte[]> record = new ProducerRecord<>(topic, null, key, value);
     record.headers()
         .add(new RecordHeader("reason", reason.getBytes(StandardCharsets.UTF_8)))
         .add(new RecordHeader("source.topic", sourceTopic))
         .add(new RecordHeader("source.partition", Integer.toString(partition).getBytes(StandardCharsets.UTF_8)))
         .add(new RecordHeader("source.offset", Long.toString(offset).getBytes(StandardCharsets.UTF_8)));
+    return record;
+  }
+
+  /** Queues one dead letter; {@link #finish} waits for it. */
+  public void send(byte[] key, byte[] value, String reason, int partition, long offset) {
+    ProducerRecord<byte[], byte[]> record = letter(topic, sourceTopic, key, value, reason, partition, offset);
     sent++;
     producer.send(record, (metadata, error) -> {
       if (error != null) {

@@ -41,7 +41,9 @@ import org.apache.spark.util.SerializableConfiguration;
  *       ({@link StateFiles#write}, through Hadoop's FileSystem: a local path, HDFS or S3A) and prunes the older
  *       files, so a replayed batch reads what its first attempt read;
  *   <li>then sends the rejected ones to the dead-letter topic, original key and bytes with the reason and source
- *       coordinates in headers, delivered before the task ends ({@link DeadLetters}; the backfill only counts them).
+ *       coordinates in headers, delivered before the task ends ({@link DeadLetters}; the backfill only counts them),
+ *       or {@linkplain TaskOutput held} for the exactly-once sink of the same task, which sends them in its
+ *       transaction.
  * </ol>
  *
  * <p>Being a plain {@code mapPartitions} of the Dataset API, it is part of a streaming query's plan: the query is
@@ -103,6 +105,9 @@ public final class RecordFill {
    * @param dlqConfig Kafka producer settings of the dead-letter producer (without the {@code kafka.} prefix)
    * @param dlqTopic where rejected records go; null: they are only counted (a backfill re-reads records the stream
    *     already sent there)
+   * @param holdOutput true: the task's dead letters and the input partition of each run of its rows are
+   *     {@linkplain TaskOutput held} for the exactly-once sink of the same task, which sends the letters in its
+   *     transaction, rather than sent by the task
    * @param sourceTopic the input topic, named in each dead letter's headers
    * @param filledRows counts the rows returned (may be null)
    * @param deadLetters counts the rejected records (may be null)
@@ -116,6 +121,7 @@ public final class RecordFill {
       int keepVersions,
       Map<String, String> dlqConfig,
       String dlqTopic,
+      boolean holdOutput,
       String sourceTopic,
       LongAccumulator filledRows,
       LongAccumulator deadLetters,
@@ -126,8 +132,8 @@ public final class RecordFill {
         new SerializableConfiguration(records.sparkSession().sparkContext().hadoopConfiguration());
     Task task =
         new Task(decoding, fields, stateDir, batchId, keepVersions, conf,
-            dlqConfig == null ? null : new HashMap<>(dlqConfig), dlqTopic, sourceTopic, filledRows, deadLetters,
-            newestIngest);
+            dlqConfig == null ? null : new HashMap<>(dlqConfig), dlqTopic, holdOutput, sourceTopic, filledRows,
+            deadLetters, newestIngest);
     Dataset<Row> input =
         records.select(
             functions.col("key"),
@@ -175,6 +181,7 @@ public final class RecordFill {
     private final SerializableConfiguration conf;
     private final HashMap<String, String> dlqConfig;
     private final String dlqTopic;
+    private final boolean holdOutput;
     private final String sourceTopic;
     private final LongAccumulator filledRows;
     private final LongAccumulator deadLetters;
@@ -189,6 +196,7 @@ public final class RecordFill {
         SerializableConfiguration conf,
         HashMap<String, String> dlqConfig,
         String dlqTopic,
+        boolean holdOutput,
         String sourceTopic,
         LongAccumulator filledRows,
         LongAccumulator deadLetters,
@@ -201,6 +209,7 @@ public final class RecordFill {
       this.conf = conf;
       this.dlqConfig = dlqConfig;
       this.dlqTopic = dlqTopic;
+      this.holdOutput = holdOutput;
       this.sourceTopic = sourceTopic;
       this.filledRows = filledRows;
       this.deadLetters = deadLetters;
@@ -216,19 +225,29 @@ public final class RecordFill {
       long batch = batchId >= 0 ? batchId : streamingBatchId();
       List<Rejected> rejected = new ArrayList<>();
       Map<Integer, List<PartitionFill.Event>> byPartition = decode(input, rejected);
-      List<Row> out = byPartition.isEmpty() ? List.of() : fill(byPartition, batch);
+      TaskOutput.Builder held = holdOutput ? new TaskOutput.Builder() : null;
+      List<Row> out = byPartition.isEmpty() ? List.of() : fill(byPartition, batch, held);
       if (filledRows != null) {
         filledRows.add(out.size());
       }
-      sendDeadLetters(rejected);
+      sendDeadLetters(rejected, held);
+      if (held != null) {
+        held.build().hold();
+      }
       return out.iterator();
     }
 
-    private void sendDeadLetters(List<Rejected> rejected) {
+    private void sendDeadLetters(List<Rejected> rejected, TaskOutput.Builder held) {
       if (rejected.isEmpty()) {
         return;
       }
-      if (dlqTopic != null) {
+      if (dlqTopic != null && held != null) {
+        byte[] source = sourceTopic.getBytes(StandardCharsets.UTF_8);
+        for (Rejected letter : rejected) {
+          held.letter(letter.partition(), DeadLetters.letter(dlqTopic, source, letter.key(), letter.value(),
+              letter.reason(), letter.partition(), letter.offset()));
+        }
+      } else if (dlqTopic != null) {
         DeadLetters letters = new DeadLetters(dlqConfig, dlqTopic, sourceTopic);
         for (Rejected letter : rejected) {
           letters.send(letter.key(), letter.value(), letter.reason(), letter.partition(), letter.offset());
@@ -284,7 +303,8 @@ public final class RecordFill {
     }
 
     /** Fills each partition's events on its registers, which it writes back under {@code batch}. */
-    private List<Row> fill(Map<Integer, List<PartitionFill.Event>> byPartition, long batch) throws IOException {
+    private List<Row> fill(Map<Integer, List<PartitionFill.Event>> byPartition, long batch, TaskOutput.Builder held)
+        throws IOException {
       int n = fields.size();
       StateFiles files = new StateFiles(new Path(stateDir), conf.value(), fields);
       long processed = System.currentTimeMillis() * 1000;
@@ -302,6 +322,9 @@ public final class RecordFill {
         files.write(part.getKey(), batch, after);
         if (keepVersions > 0) {
           files.prune(part.getKey(), batch, keepVersions);
+        }
+        if (held != null) {
+          held.rows(part.getKey(), result.rows().size());
         }
         for (PartitionFill.FilledRow filled : result.rows()) {
           Object[] cells = new Object[6 + 2 * n];

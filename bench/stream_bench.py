@@ -5,7 +5,10 @@ On fresh topics (12 partitions, deleted afterwards), with the stack up and refer
   1. drain: BACKLOG simulated events are produced first, then each contender drains them:
        ceiling   Spark with nothing of ours: Kafka read -> from_avro -> to_avro -> Kafka write
                  (producer batch.size 512 KiB, linger.ms 20, as the stream's sink)
-       stream    tickflow's enrichment stream (decode, validate, fill, state, enrich, publish)
+       stream    tickflow's enrichment stream (decode, validate, fill, state, enrich, publish exactly once: a
+                 Kafka transaction per task)
+       stream-alo the same stream publishing through Spark's Kafka sink, at-least-once (what exactly-once
+                 costs is the difference)
        seed      the seed's design written literally (bench/baselines.py): 10 s trigger, window
                  last-non-null fill, latest row per instrument in driver memory
        python    a plain-Python peer (bench/baselines.py): one consumer, fastavro, the same fill
@@ -15,8 +18,9 @@ On fresh topics (12 partitions, deleted afterwards), with the stack up and refer
      for SECONDS to the running stream; the rate is held when the lag does not grow (slope of
      the lag over the window's second half < 2% of the rate) and the stream catches up at once;
   3. latency: p50/p99 from produce (input Kafka timestamp, carried as ingest_time) to the output
-     record's Kafka timestamp, with the simulator offering LATENCY_RATE events/s, for the stream,
-     the seed's design and the Python peer;
+     record's Kafka timestamp, with the simulator offering LATENCY_RATE events/s, for the stream (both sinks),
+     the seed's design and the Python peer; a transactional record's timestamp is its send, and it becomes
+     visible at its task's commit, which the outputs are read after (read_committed);
   4. scaling: the stream's drain with local[1] (a second Spark application) against local[2].
 
     .venv/bin/python -m bench.stream_bench [--backlog 1000000] [--rates 20000,30000,40000]
@@ -106,12 +110,15 @@ def wait_for(query: Any, topic: str, target: dict[int, int], timeout_s: float) -
     return baselines.wait_drained(query, topic, target, timeout_s)
 
 
-def stream_settings(topics: FreshTopics, events: str, trigger: str | None = None) -> StreamSettings:
+def stream_settings(
+    topics: FreshTopics, events: str, trigger: str | None = None, exactly_once: bool = True
+) -> StreamSettings:
     folder = Path(tempfile.mkdtemp(prefix="tickflow-bench-"))
     return StreamSettings(
         input_topic=events, output_topic=topics.new("enriched"), dlq_topic=topics.new("dlq"),
         checkpoint_dir=folder / "checkpoint", progress_file=folder / "progress.json",
-        consumer_group=f"bench-{events}", **({"trigger_interval": trigger} if trigger else {}),
+        consumer_group=f"bench-{events}", exactly_once=exactly_once,
+        **({"trigger_interval": trigger} if trigger else {}),
     )  # fmt: skip
 
 
@@ -142,8 +149,10 @@ def drain_ceiling(spark: Any, settings: Settings, topics: FreshTopics, events: s
     return drained("ceiling", backlog, time.monotonic() - started, tree_cpu_seconds(spark_pid(spark)) - cpu)
 
 
-def drain_stream(spark: Any, settings: Settings, topics: FreshTopics, events: str, backlog: int) -> dict[str, Any]:
-    stream = stream_settings(topics, events)
+def drain_stream(
+    spark: Any, settings: Settings, topics: FreshTopics, events: str, backlog: int, exactly_once: bool = True
+) -> dict[str, Any]:
+    stream = stream_settings(topics, events, exactly_once=exactly_once)
     target = end_offsets(settings, events)
     cpu = tree_cpu_seconds(spark_pid(spark))
     query, _ = build_query(spark, settings, stream)
@@ -151,7 +160,8 @@ def drain_stream(spark: Any, settings: Settings, topics: FreshTopics, events: st
         seconds = wait_for(query, events, target, 3600)
     finally:
         query.stop()
-    return drained("stream", backlog, seconds, tree_cpu_seconds(spark_pid(spark)) - cpu)
+    name = "stream" if exactly_once else "stream-alo"
+    return drained(name, backlog, seconds, tree_cpu_seconds(spark_pid(spark)) - cpu)
 
 
 def seed_query(spark: Any, settings: Settings, topics: FreshTopics, events: str) -> Any:
@@ -303,7 +313,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     lat = results["latency"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     names = [d["name"] for d in drains]
-    left.bar(names, [d["rate"] / 1000 for d in drains], color=["grey", "tab:blue", "tab:orange", "tab:green"])
+    left.bar(names, [d["rate"] / 1000 for d in drains], color=["grey", "tab:blue", "tab:cyan", "tab:orange", "tab:green"])
     left.set_ylabel("thousand events/s")
     left.set_title(f"Drain of a {drains[0]['events']:,}-event backlog (2 cores)")
     right.bar([f"{x['name']} p50" for x in lat], [x["p50_ms"] for x in lat], color="tab:blue")
@@ -355,6 +365,7 @@ def main() -> None:
             events, _ = events_topic(settings, topics, args.backlog)
             results["drain"].append(drain_ceiling(spark, settings, topics, events, args.backlog))
             results["drain"].append(drain_stream(spark, settings, topics, events, args.backlog))
+            results["drain"].append(drain_stream(spark, settings, topics, events, args.backlog, exactly_once=False))
             if "baselines" not in skip:
                 results["drain"].append(drain_seed(spark, settings, topics, events, args.backlog))
                 results["drain"].append(drain_python(settings, topics, events, args.backlog))
@@ -363,6 +374,7 @@ def main() -> None:
                 print(f"  {d['name']:8s} drains at {d['rate'] / ceiling:.2f} of the ceiling")
             if "latency" not in skip:
                 results["latency"].append(latency_stream(spark, settings, topics, args))
+                results["latency"].append(latency_stream(spark, settings, topics, args, exactly_once=False))
                 if "baselines" not in skip:
                     results["latency"].append(latency_seed(spark, settings, topics, args))
                     results["latency"].append(latency_python(settings, topics, args))
@@ -383,13 +395,16 @@ def main() -> None:
     print(json.dumps(results, default=str))
 
 
-def latency_stream(spark: Any, settings: Settings, topics: FreshTopics, args: argparse.Namespace) -> dict[str, Any]:
+def latency_stream(
+    spark: Any, settings: Settings, topics: FreshTopics, args: argparse.Namespace, exactly_once: bool = True
+) -> dict[str, Any]:
     def start(events: str) -> tuple[str, Any]:
-        stream = stream_settings(topics, events)
+        stream = stream_settings(topics, events, exactly_once=exactly_once)
         query, _ = build_query(spark, settings, stream)
         return stream.output_topic, query.stop
 
-    return measure_latency("stream", settings, topics, args.latency_rate, args.latency_seconds, start)
+    name = "stream" if exactly_once else "stream-alo"
+    return measure_latency(name, settings, topics, args.latency_rate, args.latency_seconds, start)
 
 
 def latency_seed(spark: Any, settings: Settings, topics: FreshTopics, args: argparse.Namespace) -> dict[str, Any]:

@@ -313,7 +313,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
     lat = results["latency"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     names = [d["name"] for d in drains]
-    left.bar(names, [d["rate"] / 1000 for d in drains], color=["grey", "tab:blue", "tab:cyan", "tab:orange", "tab:green"])
+    colors = ["grey", "tab:blue", "tab:cyan", "tab:orange", "tab:green"]
+    left.bar(names, [d["rate"] / 1000 for d in drains], color=colors)
     left.set_ylabel("thousand events/s")
     left.set_title(f"Drain of a {drains[0]['events']:,}-event backlog (2 cores)")
     right.bar([f"{x['name']} p50" for x in lat], [x["p50_ms"] for x in lat], color="tab:blue")

@@ -10,7 +10,10 @@ and writes the result to HBase `md:history` (the cells the sink writes), the Hiv
 
 - `start`, `end`: the event-time range, `[start, end)`, ISO 8601 (UTC unless an offset is given).
 - `instruments`: instrument ids (`MIC:symbol`), one per line; empty means all instruments.
-- `target`: `hbase`, `archive` or `both`.
+- `target`: `hbase`, `archive` or `both`; or `check`: write nothing, compare what the live stream
+  published on `md.enriched` for the range with the recomputation, field by field (as-of times too), and
+  add a row to `ops.replay_checks` (counts per kind, examples). Differences a reference change or other
+  batch boundaries explain are counted apart; any other fails the run, naming an example.
 
 **Rules.** Events before `start` warm the fill up and are not written, so the first record carries the
 values the instrument had at `start`. The warm-up starts from the newest state snapshot
@@ -63,9 +66,10 @@ from tickflow.airflow.operators.backfill import BackfillOperator
         ),
         "target": Param(
             "both",
-            enum=["hbase", "archive", "both"],
+            enum=["hbase", "archive", "both", "check"],
             title="Target",
-            description="hbase: md:history cells; archive: md.enriched_archive; both.",
+            description="hbase: md:history cells; archive: md.enriched_archive; both; check: compare the live "
+            "md.enriched with the recomputation (ops.replay_checks), write nothing.",
         ),
     },
     default_args={"owner": "market-data-platform", "retries": 1, "retry_delay": timedelta(minutes=1)},

@@ -92,5 +92,5 @@ def test_backfill_is_manual_and_its_form_explains_every_param(dagbag: Any) -> No
     assert type(dag.timetable).__name__ == "NullTimetable", "manual only: schedule=None"
     for name in ("start", "end", "instruments", "target"):
         assert dag.params.get_param(name).description, f"{name} needs a description for the trigger form"
-    assert dag.params.get_param("target").schema["enum"] == ["hbase", "archive", "both"]
+    assert dag.params.get_param("target").schema["enum"] == ["hbase", "archive", "both", "check"]
     assert [t.task_id for t in dag.tasks] == ["backfill_events"]

@@ -18,6 +18,9 @@ per chunk) and written from there:
 - **hbase**: one ``md:history`` cell per record, the framed Avro the sink stores (EnrichedEvent's
   registered id), at the event time. Puts of the same record replace the same cell. md:latest, the live
   view, is not touched.
+- **check**: nothing is written; the rows are compared with what the live stream published on md.enriched for
+  the same range (``replay_check``: field by field, legitimate differences apart), one row to
+  ``ops.replay_checks``, and the run fails in one sentence when a difference is not explained.
 - **archive**: ``md.enriched_archive`` partitions of the affected dates are rewritten once at the end
   (dynamic partition overwrite) with their rows outside (instruments x range) kept and the backfilled
   rows replacing the rest (``BackfillRequest.replaces``), so running the same backfill twice leaves the
@@ -47,7 +50,9 @@ from tickflow.backfill.plan import (
     plan_chunks,
     warm_from,
 )
-from tickflow.backfill.request import BackfillRequest, BackfillSettings, InvalidBackfill
+from tickflow.backfill.replay_check import ReplayCheck
+from tickflow.backfill.request import BackfillRequest, BackfillSettings, InvalidBackfill, Target
+from tickflow.errors import TickflowError
 from tickflow.kafka_auth import BACKFILL_GROUPS, Principal
 from tickflow.runtime.location import Location
 from tickflow.runtime.location import scratch as scratch_location
@@ -67,17 +72,23 @@ JSON_OPTIONS = {"timestampFormat": "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX"}  # event t
 @dataclass(frozen=True)
 class BackfillReport:
     records_read: int  # Kafka records read (warm-up included)
-    rows_written: int  # enriched records in the range, written to each target
+    rows_written: int  # enriched records in the range, written to each target (compared, for a check)
     rejected: int  # records the stream's validation rejects (counted, not sent to md.dlq again)
     chunks: int
     seconds: float
+    check: ReplayCheck | None = None  # target=check: what the comparison with the live topic found
 
     def summary(self) -> str:
         rate = self.records_read / self.seconds if self.seconds else 0.0
-        return (
+        done = (
             f"{self.records_read:,} records read, {self.rows_written:,} rows written, {self.rejected:,} rejected "
             f"(not sent to the DLQ again), {self.chunks} chunks in {self.seconds:.1f}s ({rate:,.0f} records/s)"
         )
+        return f"{done}; {self.check.line()}" if self.check else done
+
+
+class ReplayDiffers(TickflowError):
+    """target=check found differences between the live output and the replay that nothing legitimate explains."""
 
 
 def check_instruments(spark: SparkSession, request: BackfillRequest) -> None:
@@ -326,9 +337,38 @@ def run_backfill(
             if request.writes_archive:
                 write_archive(spark, request, spark.read.parquet((scratch / "staged").as_uri()), scratch)
                 progress(f"{ARCHIVE}: {len(request.affected_dates())} date partitions rewritten")
+            check = None
+            if request.target == Target.CHECK:
+                check = check_live(spark, settings, request, options, scratch / "staged", schema_text, progress)
     finally:
         for frame in reference:
             frame.unpersist()
-    report = BackfillReport(read, written, counters.dlq, len(chunks), time.monotonic() - started)
+    report = BackfillReport(read, written, counters.dlq, len(chunks), time.monotonic() - started, check)
     progress(f"backfill done: {report.summary()}")
+    if check is not None and (failure := check.failure()):
+        raise ReplayDiffers(failure)
     return report
+
+
+def check_live(
+    spark: SparkSession,
+    settings: Settings,
+    request: BackfillRequest,
+    options: BackfillSettings,
+    staged: Location,
+    schema_text: str,
+    progress: Callable[[str], None],
+) -> ReplayCheck:
+    """target=check: the staged rows against the live topic's records of the range; one report row."""
+    from tickflow.backfill.replay_check import compare_with_live, write_report_row
+    from tickflow.stream.settings import StreamSettings
+
+    check = ReplayCheck(request.start, request.end, request.instruments, options.live_topic)
+    start_ms, end_ms = (int(t.timestamp() * 1000) for t in (request.start, request.end))
+    # A record is published after its input reached Kafka, which can be up to max_future_s before its event time.
+    earliest = start_ms - int(StreamSettings().max_future_s * 1000)
+    latest = end_ms + int((options.late_s + options.publish_delay_s) * 1000)
+    compare_with_live(spark, settings, check, spark.read.parquet(staged.as_uri()), schema_text, earliest, latest)
+    write_report_row(settings, check)
+    progress(check.line())
+    return check

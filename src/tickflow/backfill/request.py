@@ -1,8 +1,9 @@
 """What a backfill is asked to do, validated before any Spark starts (no pyspark here).
 
 A request is a half-open event-time range ``[start, end)`` in UTC, the instruments (or all of them) and
-the target: ``hbase`` (md:history cells, as the sink writes them), ``archive`` (``md.enriched_archive``)
-or ``both``. Every invalid value fails with :class:`InvalidBackfill`, one sentence naming the value and
+the target: ``hbase`` (md:history cells, as the sink writes them), ``archive`` (``md.enriched_archive``),
+``both``, or ``check`` (nothing written: the live topic compared with the recomputation, ``replay_check``).
+Every invalid value fails with :class:`InvalidBackfill`, one sentence naming the value and
 what to give instead; the DAG turns it into AirflowFailException (no retry: a retry cannot fix a parameter).
 """
 
@@ -33,6 +34,7 @@ class Target(StrEnum):
     HBASE = "hbase"
     ARCHIVE = "archive"
     BOTH = "both"
+    CHECK = "check"  # write nothing: compare the recomputation with the live topic (backfill.replay_check)
 
 
 class BackfillSettings(BaseSettings):
@@ -52,6 +54,13 @@ class BackfillSettings(BaseSettings):
         "ends at the first record with a Kafka timestamp at or after end + late_s.",
     )
     chunk_events: int = Field(default=200_000, ge=1, description="Records per chunk (a chunk is one Spark job).")
+    live_topic: str = Field(default=ENRICHED.name, description="What target=check compares the recomputation with.")
+    publish_delay_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="target=check reads the live topic up to end + late_s + this: how long after its input reached "
+        "Kafka the stream may have published a record.",
+    )
 
 
 def parse_time(value: str | datetime, name: str) -> datetime:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from tickflow.cli.errors import require
-from tickflow.cli.output import console, out
+from tickflow.cli.output import JsonFlag, console, out, print_json
 from tickflow.settings import Settings
 
 
@@ -15,7 +15,14 @@ def backfill(
     start: Annotated[str, typer.Option(help="First event time, ISO 8601 (UTC unless an offset is given).")],
     end: Annotated[str, typer.Option(help="Event time the backfill ends at (exclusive).")],
     instrument: Annotated[list[str] | None, typer.Option(help="An instrument id; repeat it. Default: all.")] = None,
-    target: Annotated[str, typer.Option(help="hbase (md:history), archive (md.enriched_archive) or both.")] = "both",
+    target: Annotated[
+        str,
+        typer.Option(
+            help="hbase (md:history), archive (md.enriched_archive), both, or check (compare the live md.enriched "
+            "with the recomputation, write nothing but a row of ops.replay_checks)."
+        ),
+    ] = "both",
+    as_json: JsonFlag = False,
 ) -> None:
     """Reprocess md.events over [start, end) with the stream's code, enriched as of event time (as the DAG)."""
     from tickflow.backfill.job import backfill_with_session
@@ -30,4 +37,7 @@ def backfill(
     Transform.build(settings, StreamSettings())
     require(settings, "kafka", "registry", "metastore", *(["hbase-thrift"] if request.writes_hbase else []))
     report = backfill_with_session(settings, request, options, progress=console.print)
-    out.print(f"[green]backfill done[/]: {report.summary()}")
+    if as_json:
+        print_json({"summary": report.summary(), "check": report.check.as_json() if report.check else None})
+    else:
+        out.print(f"[green]backfill done[/]: {report.summary()}")

@@ -113,6 +113,7 @@ def grants() -> list[Grant]:
         Grant(airflow, TOPIC, TEST_TOPICS, (READ, DESCRIBE), PREFIXED),
         # The backfill reads md.events (Spark's batch source, offsets-for-times) and writes HBase and Hive only.
         Grant(backfill, TOPIC, EVENTS.name, (READ, DESCRIBE)),
+        Grant(backfill, TOPIC, ENRICHED.name, (READ, DESCRIBE)),  # target=check compares the live output
         Grant(backfill, GROUP, BACKFILL_GROUPS, (READ, DESCRIBE), PREFIXED),
         Grant(backfill, TOPIC, TEST_TOPICS, (READ, DESCRIBE), PREFIXED),
         Grant(registry, TOPIC, REGISTRY_TOPICS, (READ, WRITE, DESCRIBE, CREATE, DESCRIBE_CONFIGS), PREFIXED),

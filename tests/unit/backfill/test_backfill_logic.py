@@ -54,7 +54,7 @@ def test_target_is_one_of_three() -> None:
     assert parse(target="HBase").target is Target.HBASE
     assert parse(target="both").writes_hbase and parse(target="both").writes_archive
     assert not parse(target="archive").writes_hbase
-    with pytest.raises(InvalidBackfill, match="'kafka' is not one of hbase, archive, both"):
+    with pytest.raises(InvalidBackfill, match="'kafka' is not one of hbase, archive, both, check"):
         parse(target="kafka")
 
 

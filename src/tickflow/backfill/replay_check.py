@@ -11,11 +11,12 @@ Some differences are legitimate, and the report counts them apart from the real 
   force at the event's time (the SCD2 history). A refresh between the two (a late correction, a load of the day
   before) changes the enrichment's fields, and ``reference_version`` says so. Only the reference's fields and what
   is computed from them differ.
-- **batching**: a row is the instrument's registers after every event of its batch at or before its time, so a late
-  event's row shows the registers of the batch it arrived in, and events of one time split across two batches make
-  two records. The stream's micro-batches and the backfill's chunks are cut at other offsets, so such rows differ:
-  every fill field that differs carries, on one side, an as-of time after the row's own event time (a value that
-  arrived later), or only ``event_count`` / ``ingest_time`` differ (the events the record merged).
+- **batching**: a row is the instrument's registers after every event of its batch at or before its time, so which
+  late events a row saw, and which events of one time it merged, depend on where the batches were cut; the stream's
+  micro-batches and the backfill's chunks are cut at other offsets. Such a row shows, for every fill field that
+  differs, another register on each side (another as-of time: another event's value), or differs only in
+  ``event_count`` / ``ingest_time`` (the events the record merged). The same as-of time with another value is never
+  explained: it is one event's value, read two ways.
 
 Everything else is **different**: the same inputs gave other values, a real fault, which the run reports with
 examples and fails on. Rows on one side only are **missing in live** or **missing in replay**.
@@ -63,15 +64,6 @@ def compared_fields(columns: Iterable[str]) -> list[str]:
     return [c for c in columns if c not in PROCESSING and c not in KEY]
 
 
-def _micros(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return int(moment.timestamp() * 1_000_000 + (0.5 if moment.timestamp() >= 0 else -0.5))
-    return int(value)
-
-
 def classify(live: Mapping[str, Any] | None, replay: Mapping[str, Any] | None, differing: Iterable[str]) -> Kind:
     """What a difference between the live record and the replayed row of one (instrument, event time) is
     (module docstring); ``differing``: the compared fields whose values are not equal."""
@@ -88,17 +80,12 @@ def classify(live: Mapping[str, Any] | None, replay: Mapping[str, Any] | None, d
     ) != replay.get("fx_rate_usd")
     if not fill and reference_moved and fields <= set(REFERENCE) | set(IN_USD):
         return Kind.REFERENCE
-    event_us = _micros(live["event_time"])
-    assert event_us is not None
-
-    def arrived_later(name: str) -> bool:
-        times = [_micros(side.get(f"{name}_as_of")) for side in (live, replay)]
-        return any(t is not None and t > event_us for t in times)
-
+    # Another register (another as-of time) is another event's value: which events a row saw depends on where
+    # the batches were cut. The same as-of time with another value is the same event read differently.
     rest = fields - fill - {f"{f}_as_of" for f in fill} - set(DERIVED) - set(MERGED)
-    if all(arrived_later(f) for f in fill) and not rest:
-        if fill or fields <= set(MERGED):
-            return Kind.BATCHING
+    other_event = all(live.get(f"{f}_as_of") != replay.get(f"{f}_as_of") for f in fill)
+    if not rest and ((fill and other_event) or (not fill and fields <= set(MERGED))):
+        return Kind.BATCHING
     return Kind.DIFFERENT
 
 

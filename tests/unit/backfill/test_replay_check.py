@@ -40,7 +40,7 @@ def test_a_row_on_one_side_only_is_missing_on_the_other() -> None:
 
 def test_another_value_of_the_same_inputs_is_a_real_difference() -> None:
     assert kind(row(), row(bid_price=10.1, mid=10.15, mid_usd=10.15)) == Kind.DIFFERENT
-    assert kind(row(), row(ask_price_as_of=T - timedelta(seconds=2))) == Kind.DIFFERENT  # an as-of time alone
+    assert kind(row(), row(symbol="AAPL.O")) == Kind.DIFFERENT  # the enrichment, under the same reference
 
 
 def test_a_reference_change_explains_only_the_enrichment() -> None:
@@ -52,14 +52,19 @@ def test_a_reference_change_explains_only_the_enrichment() -> None:
     assert kind(row(), row(sector="Health", reference_version=8, bid_price=9.0)) == Kind.DIFFERENT
 
 
-def test_a_value_that_arrived_after_the_row_s_time_differs_with_the_batch_boundaries() -> None:
-    later = T + timedelta(seconds=5)
+def test_another_event_s_value_differs_with_the_batch_boundaries() -> None:
+    later, earlier = T + timedelta(seconds=5), T - timedelta(seconds=5)
     # live: a late event's row shows the bid of a later event of its batch; the replay's chunk had it before
     assert kind(row(bid_price=11.0, bid_price_as_of=later, mid=10.6), row()) == Kind.BATCHING
+    # the replay's chunk ended before a late trade of the row's time arrived: an older register
+    assert kind(row(), row(bid_price=9.5, bid_price_as_of=earlier, mid=9.85, mid_usd=9.85)) == Kind.BATCHING
+    # another event with the same value: only the as-of time differs
+    assert kind(row(), row(ask_price_as_of=T - timedelta(seconds=2))) == Kind.BATCHING
     # events of one time merged in one chunk, split over two micro-batches
     assert kind(row(event_count=1), row(event_count=2, ingest_time=T + timedelta(seconds=1))) == Kind.BATCHING
-    # a difference in a value set at or before the row's time is not explained by batching
+    # one event's value read two ways (the same as-of time) is not explained, beside another register or alone
     assert kind(row(bid_price=11.0, bid_price_as_of=later), row(ask_price=10.3)) == Kind.DIFFERENT
+    assert kind(row(), row(mid=10.2)) == Kind.DIFFERENT
 
 
 def test_the_report_counts_kinds_and_keeps_examples_with_both_sides() -> None:

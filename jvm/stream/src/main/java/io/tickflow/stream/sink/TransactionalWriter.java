@@ -2,6 +2,7 @@ package io.tickflow.stream.sink;
 
 import io.tickflow.stream.fill.TaskOutput;
 import java.util.Iterator;
+import java.util.List;
 import java.util.Map;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.spark.TaskContext;
@@ -54,8 +55,12 @@ final class TransactionalWriter implements DataWriter<InternalRow> {
 
   @Override
   public void write(InternalRow row) {
-    if (output == null) {
+    if (runs == null) {
       start();
+    }
+    if (output == null) {
+      throw new IllegalStateException("The exactly-once sink runs only in the fill's task, right after it "
+          + "(RecordFill with its output held; no shuffle between them)");
     }
     while (runLeft == 0) {
       if (!runs.hasNext()) {
@@ -80,8 +85,11 @@ final class TransactionalWriter implements DataWriter<InternalRow> {
 
   @Override
   public WriterCommitMessage commit() {
-    if (output == null) {
+    if (runs == null) {
       start();
+    }
+    if (output == null) {
+      return new Written(0, 0, 0); // no fill ran: Spark writes an empty batch with one task of its own
     }
     if (seen != output.rows()) {
       throw new IllegalStateException("The exactly-once sink got " + seen + " rows where the fill gave "
@@ -134,14 +142,13 @@ final class TransactionalWriter implements DataWriter<InternalRow> {
     slot = null;
   }
 
-  /** Takes what the fill of this task held: its first row came out, so the fill has run. */
+  /**
+   * Takes what the fill of this task held: at the first row the fill has run. None at all: a batch without input
+   * partitions, for which Spark runs the write in one empty task.
+   */
   private void start() {
     output = TaskOutput.take();
-    if (output == null) {
-      throw new IllegalStateException("The exactly-once sink runs only in the fill's task, right after it "
-          + "(RecordFill with its output held; no shuffle between them)");
-    }
-    runs = output.runs().iterator();
+    runs = output == null ? List.<TaskOutput.Run>of().iterator() : output.runs().iterator();
   }
 
   /** Whether the batch's output of input partition {@code partition} is committed already. */

@@ -161,29 +161,43 @@ public final class TransactionalKafka implements TableProvider {
     }
   }
 
-  /** The query's write: fences and reads the markers once when the query starts; each batch's tasks write. */
+  /** What a query run learnt when it started: its id for the executors' producers, and the markers then. */
+  record Started(String run, HashMap<String, Long> committed) {}
+
+  /** Query runs by transactional prefix and the run's micro-batch thread (its name has the run id). */
+  private static final Map<String, Started> STARTED = new java.util.concurrent.ConcurrentHashMap<>();
+
+  /**
+   * The query's write. Spark builds one for every micro-batch; the first of a query run (a start, a restart)
+   * fences and reads the markers, the next ones of the same run reuse what it found.
+   */
   static final class BatchWrite implements StreamingWrite {
     private static final Logger LOG = LoggerFactory.getLogger(BatchWrite.class);
 
     private final Options options;
     private final int[] columns;
-    private final String run = UUID.randomUUID().toString();
-    private final HashMap<String, Long> committed;
+    private final Started started;
 
     BatchWrite(Options options, int[] columns) {
       this.options = options;
       this.columns = columns;
-      long started = System.nanoTime();
+      String runKey = options.prefix() + "@" + Thread.currentThread().getName();
+      this.started = STARTED.computeIfAbsent(runKey, key -> start(options));
+    }
+
+    private static Started start(Options options) {
+      long began = System.nanoTime();
       Transactions.fence(options.producer(), options.prefix(), options.partitions());
-      this.committed = new HashMap<>(Transactions.committedBatches(options.producer(), options.commitsTopic(),
-          options.prefix()));
+      HashMap<String, Long> committed =
+          new HashMap<>(Transactions.committedBatches(options.producer(), options.commitsTopic(), options.prefix()));
       LOG.info("{} transactional ids of {} fenced, {} markers read in {} ms", options.partitions(), options.prefix(),
-          committed.size(), (System.nanoTime() - started) / 1_000_000);
+          committed.size(), (System.nanoTime() - began) / 1_000_000);
+      return new Started(UUID.randomUUID().toString(), committed);
     }
 
     @Override
     public StreamingDataWriterFactory createStreamingWriterFactory(PhysicalWriteInfo info) {
-      return new WriterFactory(options, columns, run, committed);
+      return new WriterFactory(options, columns, started.run(), started.committed());
     }
 
     @Override

@@ -86,6 +86,9 @@ class HdfsDaemon(JvmService):
                     "dfs.namenode.http-address": f"{hosts.namenode}:{ports.hdfs_namenode_http}",
                     "dfs.namenode.name.dir": (self.paths.home("hdfs-namenode") / "name").as_uri(),
                     "dfs.namenode.safemode.extension": 1000,
+                    # The DataNode starts after the NameNode is healthy: a NameNode waiting in safe mode for the
+                    # block reports of a restart (the default 99.9%) would wait for it forever.
+                    "dfs.namenode.safemode.threshold-pct": 0,
                     "dfs.datanode.address": f"{hosts.datanode}:{ports.hdfs_datanode}",
                     "dfs.datanode.ipc.address": f"{hosts.datanode}:{ports.hdfs_datanode_ipc}",
                     "dfs.datanode.http.address": f"{hosts.datanode}:{ports.hdfs_datanode_http}",

@@ -93,6 +93,7 @@ def test_hdfs_binds_only_its_hosts_and_clients_dial_the_datanode_by_name(cluster
         "dfs.datanode.http.address": "127.0.0.3:9864",
         "dfs.datanode.hostname": "127.0.0.3",
         "dfs.client.use.datanode.hostname": "true",
+        "dfs.namenode.safemode.threshold-pct": "0",  # a restart does not wait for the DataNode it starts after
     }.items():
         assert f"<name>{key}</name><value>{value}</value>" in site
     assert NameNode(cluster).address == "hdfs://127.0.0.2:8020"

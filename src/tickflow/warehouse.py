@@ -52,6 +52,11 @@ def hive_cursor(settings: Settings) -> Iterator[Any]:
         connection.close()
 
 
+def sql_string(text: str) -> str:
+    """A Spark SQL string literal (backslashes are escapes there, as quotes are)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def run_statements(settings: Settings, statements: Sequence[str]) -> list[tuple[Any, ...]]:
     """Execute statements in order; return the rows of the last one."""
     rows: list[tuple[Any, ...]] = []

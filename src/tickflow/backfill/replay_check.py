@@ -241,8 +241,7 @@ def compare_with_live(
 
 def write_report_row(settings: Any, check: ReplayCheck) -> None:
     """One row of ``ops.replay_checks`` per check (hive_ddl/V008)."""
-    from tickflow.reconcile.run import sql_string
-    from tickflow.warehouse import run_statements
+    from tickflow.warehouse import run_statements, sql_string
 
     instruments = ",".join(check.instruments) if check.instruments else "all"
     values = ", ".join([

@@ -58,11 +58,6 @@ class MismatchesRemain(TickflowError):
     """md:latest still differs from the topic or the snapshot after the run (and its repair, if asked)."""
 
 
-def sql_string(text: str) -> str:
-    """A Spark SQL string literal (backslashes are escapes there, as quotes are)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def read_snapshot(
     settings: Settings, snapshot_id: str | None = None, prefix: str | None = None
 ) -> tuple[SnapshotInfo | None, dict[str, InstrumentState]]:
@@ -234,7 +229,7 @@ def _decode(
 
 
 def write_report_row(settings: Settings, report: Report) -> None:
-    from tickflow.warehouse import run_statements
+    from tickflow.warehouse import run_statements, sql_string
 
     counts = report.counts
     values = ", ".join([

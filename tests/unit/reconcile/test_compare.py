@@ -19,9 +19,9 @@ from tickflow.reconcile.compare import (
     snapshot_cells,
     to_repair,
 )
-from tickflow.reconcile.run import sql_string
 from tickflow.schemas import load
 from tickflow.settings import REPO_ROOT
+from tickflow.warehouse import sql_string
 
 LAYOUT = EventLayout.from_schema(load("tickflow.md.EnrichedEvent", REPO_ROOT / "schemas"))
 T = 1_790_000_000_000_000  # µs

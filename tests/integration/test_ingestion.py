@@ -163,7 +163,7 @@ def test_topics_are_created_with_their_partitions_and_retention(stack: Settings)
         resource = ConfigResource(ConfigResource.Type.TOPIC, spec.name)
         config = admin.describe_configs([resource])[resource].result(10)
         assert config["retention.ms"].value == str(spec.retention_ms)
-        assert config["cleanup.policy"].value == "delete"
+        assert config["cleanup.policy"].value == spec.config.get("cleanup.policy", "delete")
 
 
 def test_simulate_command_shows_target_and_achieved_rate(stack: Settings, tmp_topic: str) -> None:

@@ -7,17 +7,16 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
-from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
 
+from tests.support.avro import Decoder
 from tests.support.kafka import as_admin
 from tickflow.fill.semantics import FILL_FIELDS, InstrumentState
 from tickflow.settings import Settings
 
-LEFT_OVER = "left-over-bytes"  # confluent-kafka's deserializer ignores bytes after the record; the stream must not
+LEFT_OVER = "left-over-bytes"  # a reader that stops at the record's end ignores bytes after it; the stream must not
 
 
 def read_topic(settings: Settings, topic: str, start: Mapping[int, int] | None = None) -> list[Any]:
@@ -69,31 +68,35 @@ def valid_record(message: Any, deserialize: Any, now_us: int) -> dict[str, Any] 
     return record
 
 
-def rejected_values(settings: Settings, topic: str) -> Counter[bytes]:
-    """The messages of the topic the stream must send to its DLQ (their bytes, as many times as sent)."""
-    deserialize = AvroDeserializer(SchemaRegistryClient(settings.registry_client_config))
-    now_us = time.time_ns() // 1000
-    return Counter(m.value() for m in read_topic(settings, topic) if valid_record(m, deserialize, now_us) is None)
+class InputVerdict(NamedTuple):
+    """What the stream must make of a topic: the final values per instrument and field, the valid (instrument,
+    event time) pairs, and the messages it must send to its DLQ (their bytes, as many times as sent)."""
+
+    final: dict[str, dict[str, Any]]
+    times: set[tuple[str, int]]
+    rejected: Counter[bytes]
 
 
-def expected_from_input(
+def judge_input(
     settings: Settings,
     topic: str,
     start: Mapping[int, int] | None = None,
     initial: Mapping[str, InstrumentState] | None = None,
-) -> tuple[dict[str, dict[str, Any]], set[tuple[str, int]]]:
-    """Final values per instrument and field, and the valid (instrument, event time) pairs, of the topic
-    (from ``start``, over the registers ``initial``, e.g. a state snapshot, when given)."""
-    deserialize = AvroDeserializer(SchemaRegistryClient(settings.registry_client_config))
+) -> InputVerdict:
+    """One reading of the topic (from ``start``, over the registers ``initial``, e.g. a state snapshot, when
+    given)."""
+    deserialize = Decoder(settings)
     now_us = time.time_ns() // 1000
     best: dict[str, dict[str, tuple[tuple[int, int], Any]]] = defaultdict(dict)
     for instrument_id, registers in (initial or {}).items():
         for name in registers.as_of:
             best[instrument_id][name] = ((registers.as_of[name], registers.offsets[name]), registers.values[name])
     times: set[tuple[str, int]] = set()
+    rejected: Counter[bytes] = Counter()
     for message in read_topic(settings, topic, start):
         record = valid_record(message, deserialize, now_us)
         if record is None:
+            rejected[message.value()] += 1
             continue
         t = int(record["event_time"].timestamp() * 1_000_000 + 0.5)
         times.add((record["instrument_id"], t))
@@ -103,4 +106,19 @@ def expected_from_input(
                 if name not in best[record["instrument_id"]] or order >= best[record["instrument_id"]][name][0]:
                     best[record["instrument_id"]][name] = (order, record[name])
     final = {iid: {name: value for name, (_, value) in fields.items()} for iid, fields in best.items()}
-    return final, times
+    return InputVerdict(final, times, rejected)
+
+
+def rejected_values(settings: Settings, topic: str) -> Counter[bytes]:
+    return judge_input(settings, topic).rejected
+
+
+def expected_from_input(
+    settings: Settings,
+    topic: str,
+    start: Mapping[int, int] | None = None,
+    initial: Mapping[str, InstrumentState] | None = None,
+) -> tuple[dict[str, dict[str, Any]], set[tuple[str, int]]]:
+    """Final values per instrument and field, and the valid (instrument, event time) pairs (judge_input)."""
+    verdict = judge_input(settings, topic, start, initial)
+    return verdict.final, verdict.times

@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
 
+from tests.support.avro import Decoder
 from tests.support.fill import read_topic
 from tests.support.kafka import as_admin
 from tickflow.fill.semantics import FILL_FIELDS
@@ -24,7 +23,7 @@ from tickflow.stream.settings import SPARK_APP_NAME, StreamSettings
 def published(
     settings: Settings, topic: str
 ) -> tuple[dict[str, dict[str, Any]], set[tuple[str, int]], list[dict[str, Any]]]:
-    deserialize = AvroDeserializer(SchemaRegistryClient(settings.registry_client_config))
+    deserialize = Decoder(settings)
     records = [deserialize(m.value(), None) for m in read_topic(settings, topic)]
     latest: dict[str, dict[str, Any]] = {}
     for record in sorted(records, key=lambda r: (r["batch_id"], r["event_time"])):

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).parents[2]
 V1 = json.loads((ROOT / "schemas" / "tickflow.md.MarketEvent.avsc").read_text())
-V2 = json.loads((ROOT / "tests" / "fixtures" / "schemas" / "tickflow.md.MarketEvent.v2.avsc").read_text())
+V2 = json.loads((ROOT / "tests" / "fixtures" / "schemas" / "tickflow.md.MarketEvent.venue.avsc").read_text())
 WRITERS = {1: json.dumps(V1), 2: json.dumps(V2)}
 NOW = int(datetime.now(UTC).timestamp() * 1_000_000)
 QUOTE = {"event_id": "Q1-1", "instrument_id": "XNAS:AAPL", "source": "quotes", "event_time": NOW, "sequence": 1,

@@ -222,7 +222,7 @@ def test_every_registered_version_of_the_event_schema_flows_through(stack, spark
     registry = SchemaRegistryClient(stack.registry_client_config)
     subject = f"{topics['events']}-value"
     v1 = load("tickflow.md.MarketEvent", stack.schemas_dir)
-    v2_text = (Path(__file__).parents[1] / "fixtures" / "schemas" / "tickflow.md.MarketEvent.v2.avsc").read_text()
+    v2_text = (Path(__file__).parents[1] / "fixtures" / "schemas" / "tickflow.md.MarketEvent.venue.avsc").read_text()
     encode_v1 = compile_encoder(
         v1.definition, prefix=confluent_prefix(registry.register_schema(subject, Schema(v1.text, "AVRO")))
     )

@@ -55,7 +55,7 @@ def test_known_event_encodes_to_pinned_confluent_bytes() -> None:
         "02" "d804"  # bid_size: 300
         "02" "8fc2f5285c676740"  # ask_price
         "02" "e807"  # ask_size: 500
-        "00000000000000"  # last/close/reference price, trade id/price/size/side: null
+        "0000000000000000"  # last/close/reference price, trade id/price/size/side, cancelled trade id: null
     )  # fmt: skip
     assert encode(KNOWN_QUOTE) == expected
     assert expected[5:] == fastavro_bytes(definition("tickflow.md.MarketEvent"), KNOWN_QUOTE)

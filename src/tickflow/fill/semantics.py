@@ -14,9 +14,18 @@ this exactly "fill each column with its last non-null value"; events of several 
 with the same timestamp become one row; a late event's row carries the current values
 with their own as-of times, so consumers see what is stale.
 
-No Spark here. :func:`fill_columns` applies events one by one, the contract read aloud;
-:func:`fill_frame` computes the same with whole-column operations over many instruments at
-once, and is what the stateful operator runs (one call per bucket of instruments).
+A trade cancel (MarketEvent v2's ``cancelled_trade_id``) is a field like the others (its register
+is the instrument's last cancel) and, when it names the trade the trade registers hold, clears them:
+trade_id, trade_price, trade_size and trade_side become null with the cancel's (event_time, offset),
+so a cancelled trade is never shown as the last trade and a later trade replaces the cleared
+registers as usual. A cancel of another trade (an older one, or one the registers never held)
+changes nothing else. The trades source publishes a trade before its cancel (commit order, one
+partition per instrument), which makes this exact; a trade arriving after a cancel of a later time
+stays hidden until the next trade (docs/architecture.md, "Cancels").
+
+No Spark here. :func:`fill_columns` applies events one by one, the contract read aloud; the stream's
+operator (``io.tickflow.stream.fill.PartitionFill``, jvm/stream) computes the same, and unit tests
+on both sides hold them to it.
 """
 
 from __future__ import annotations
@@ -45,8 +54,10 @@ def _optional_fields() -> dict[str, str]:
     return fields
 
 
-FILL_TYPES = _optional_fields()  # bid_price: double, bid_size: long, ..., trade_side: enum
+FILL_TYPES = _optional_fields()  # bid_price: double, bid_size: long, ..., trade_side: enum, cancelled_trade_id
 FILL_FIELDS = tuple(FILL_TYPES)
+CANCEL_FIELD = "cancelled_trade_id"  # a cancel names the trade_id it cancels (MarketEvent v2)
+CANCELLED_FIELDS = ("trade_id", "trade_price", "trade_size", "trade_side")  # what a trade print sets; a cancel clears
 NEVER = np.iinfo(np.int64).min  # as-of time/offset of a field that was never set
 
 
@@ -60,6 +71,18 @@ class InstrumentState:
 
     def get(self, name: str) -> tuple[Any, int, int]:
         return self.values.get(name), self.as_of.get(name, NEVER), self.offsets.get(name, NEVER)
+
+
+def cancel(registers: dict[str, tuple[Any, int, int]], trade_id: str, t: int, offset: int) -> None:
+    """A cancel of ``trade_id`` at (t, offset): when the trade registers hold that trade and are not newer than
+    the cancel, they become null as of the cancel."""
+    held = registers.get("trade_id")
+    if held is None or held[0] != trade_id or (held[1], held[2]) > (t, offset):
+        return
+    for name in CANCELLED_FIELDS:
+        stored = registers.get(name)
+        if stored is not None and (stored[1], stored[2]) <= (t, offset):
+            registers[name] = (None, t, offset)
 
 
 def fill_batch(
@@ -82,7 +105,8 @@ def fill_columns(
     ``event_count`` and ``ingest_time`` (newest at that time).
 
     Applying the events one by one in (event_time, offset) order to the registers gives, after
-    the last event at time t, exactly max(prior, batch events <= t) per field: the contract.
+    the last event at time t, exactly max(prior, batch events <= t) per field: the contract (and
+    a cancel clears the trade registers it names, :func:`cancel`).
     Plain Python on purpose: per instrument a batch holds tens to hundreds of events, where
     pandas' per-call overhead costs more than the loop.
     """
@@ -105,6 +129,9 @@ def fill_columns(
             stored = registers.get(name)
             if stored is None or (t, offset) >= (stored[1], stored[2]):
                 registers[name] = (value, t, offset)
+        cancelled = record.get(CANCEL_FIELD)
+        if cancelled is not None:
+            cancel(registers, cancelled, t, offset)
         count += 1
         newest_ingest = max(newest_ingest, int(record["ingest_time"]))
         if index + 1 < len(unique) and unique[index + 1]["event_time"] == record["event_time"]:
@@ -123,72 +150,3 @@ def fill_columns(
         offsets={n: r[2] for n, r in registers.items()},
     )
     return state, columns
-
-
-def fill_frame(
-    priors: Mapping[str, InstrumentState], events: pd.DataFrame
-) -> tuple[dict[str, InstrumentState], dict[str, np.ndarray]]:
-    """:func:`fill_columns` vectorised over a batch of many instruments: what the stateful operator runs.
-
-    ``events`` has ``instrument_id``, ``event_id``, ``event_time`` and ``ingest_time`` (µs), ``offset``
-    and the fill fields (null/NaN = says nothing); ``priors`` the stored state of its instruments.
-    After de-duplication by ``event_id`` (first copy wins) and sorting by (instrument, event_time,
-    offset), a field's register after row i is the greater, by (as-of, offset), of the prior register
-    and the last row <= i of the same instrument that sets the field; a running maximum of row
-    positions finds that row for every i at once. One output row per (instrument, event time): the
-    last row of its group. Returns the new state of every instrument in the batch and the output
-    columns. Same results as :func:`fill_columns` per instrument (unit tests hold them equal).
-    """
-    keep = np.flatnonzero(~events["event_id"].duplicated().to_numpy())
-    codes, instruments = pd.factorize(events["instrument_id"].to_numpy()[keep])
-    times = events["event_time"].to_numpy(dtype=np.int64)[keep]
-    offsets = events["offset"].to_numpy(dtype=np.int64)[keep]
-    order = np.lexsort((offsets, times, codes))
-    pick = keep[order]  # rows of ``events`` in (instrument, event_time, offset) order, duplicates dropped
-    codes, times, offsets = codes[order], times[order], offsets[order]
-    ingest = events["ingest_time"].to_numpy(dtype=np.int64)[pick]
-    rows = np.arange(len(pick))
-    group_end = np.r_[(times[1:] != times[:-1]) | (codes[1:] != codes[:-1]), True]
-    ends = np.flatnonzero(group_end)  # last row of each (instrument, event time)
-    starts = np.r_[0, ends[:-1] + 1]
-    out_codes = codes[ends]
-    last_of_instrument = np.flatnonzero(np.r_[out_codes[1:] != out_codes[:-1], True])  # output row per code
-    columns: dict[str, np.ndarray] = {
-        "instrument_id": np.asarray(instruments, dtype=object)[out_codes],
-        "event_time": times[ends],
-        "event_count": (ends - starts + 1).astype(np.int32),
-        "ingest_time": np.maximum.reduceat(ingest, starts),
-    }
-    states = {str(i): InstrumentState() for i in instruments}
-    known = [priors.get(str(i)) for i in instruments]
-    for name in FILL_FIELDS:
-        registers = [p.get(name) if p is not None else (None, NEVER, NEVER) for p in known]
-        prior_values = np.array([r[0] for r in registers] + [None], dtype=object)[:-1]
-        prior_as_of = np.array([r[1] for r in registers], dtype=np.int64)[out_codes]
-        prior_offset = np.array([r[2] for r in registers], dtype=np.int64)[out_codes]
-        values = events[name].to_numpy()[pick] if name in events else np.full(len(pick), None)
-        last = np.maximum.accumulate(np.where(~pd.isna(values), rows, -1))[ends]  # setting row, any instrument
-        setter = np.maximum(last, 0)
-        own = (last >= 0) & (codes[setter] == out_codes)  # ... of this instrument
-        batch_as_of = np.where(own, times[setter], NEVER)
-        batch_offset = np.where(own, offsets[setter], NEVER)
-        batch_wins = own & (
-            (batch_as_of > prior_as_of) | ((batch_as_of == prior_as_of) & (batch_offset >= prior_offset))
-        )
-        filled = values[setter]
-        if not batch_wins.all():
-            filled = filled.astype(object)  # the prior value, or None, where the batch has nothing newer
-            filled[~batch_wins] = prior_values[out_codes[~batch_wins]]
-        columns[name] = filled
-        as_of = np.where(batch_wins, batch_as_of, prior_as_of)  # NEVER where never set
-        offset = np.where(batch_wins, batch_offset, prior_offset)
-        columns[f"{name}_as_of"] = as_of
-        for row in last_of_instrument:
-            if as_of[row] != NEVER:
-                state = states[str(instruments[out_codes[row]])]
-                state.values[name], state.as_of[name], state.offsets[name] = (
-                    filled[row],
-                    int(as_of[row]),
-                    int(offset[row]),
-                )
-    return states, columns

@@ -63,12 +63,14 @@ def to_table(states: Mapping[str, InstrumentState]) -> pa.Table:
 
 
 def from_table(table: pa.Table) -> dict[str, InstrumentState]:
-    """Rows of STATE_SCHEMA -> registers by instrument."""
+    """Rows of STATE_SCHEMA -> registers by instrument. A field without columns (a file written before the field
+    was added to MarketEvent, e.g. v1's state under v2's code) was never set."""
     data = table.to_pydict()
     states: dict[str, InstrumentState] = {}
+    fields = [name for name in FILL_FIELDS if f"{name}_as_of" in data]
     for row, instrument_id in enumerate(data["instrument_id"]):
         state = InstrumentState()
-        for name in FILL_FIELDS:
+        for name in fields:
             as_of = data[f"{name}_as_of"][row]
             if as_of is not None:
                 state.values[name] = data[name][row]

@@ -10,23 +10,14 @@ import pandas as pd
 import pytest
 
 from tickflow.fill import semantics as fill
-from tickflow.fill.semantics import FILL_FIELDS, NEVER, InstrumentState
+from tickflow.fill.semantics import FILL_FIELDS, InstrumentState
 
 Fill = Callable[[InstrumentState | None, pd.DataFrame], tuple[InstrumentState, pd.DataFrame]]
 
 
-def _vectorised(prior: InstrumentState | None, events: pd.DataFrame) -> tuple[InstrumentState, pd.DataFrame]:
-    states, columns = fill.fill_frame({"X": prior} if prior else {}, events.assign(instrument_id="X"))
-    state, out = states["X"], pd.DataFrame(columns).drop(columns="instrument_id")
-    for name in FILL_FIELDS:
-        out[f"{name}_as_of"] = [None if t == NEVER else int(t) for t in out[f"{name}_as_of"]]
-    return state, out
-
-
-@pytest.fixture(params=["loop", "vectorised"])
-def fill_batch(request: pytest.FixtureRequest) -> Fill:
-    """Every test holds for both implementations: the plain loop and the vectorised one the operator runs."""
-    return fill.fill_batch if request.param == "loop" else _vectorised
+@pytest.fixture
+def fill_batch() -> Fill:
+    return fill.fill_batch
 
 
 def ev(event_id: str, t: int, offset: int, **fields: Any) -> dict[str, Any]:
@@ -165,36 +156,53 @@ def test_every_output_row_equals_an_independent_computation(fill_batch: Fill, se
             assert (None if got_as_of is None or pd.isna(got_as_of) else got_as_of) == as_of
 
 
-@pytest.mark.parametrize("seed", range(10))
-def test_a_batch_of_many_instruments_fills_each_as_if_alone(seed: int) -> None:
-    """The operator fills a whole bucket of instruments at once; each must come out as filled alone."""
-    rng = random.Random(200 + seed)
+TRADE = ("trade_id", "trade_price", "trade_size", "trade_side")
 
-    def events(count: int, first_offset: int) -> list[dict[str, Any]]:
-        return [
-            {
-                **ev(f"e{first_offset + i}", rng.randint(0, 15), first_offset + i, **fields),
-                "instrument_id": rng.choice("ABCD"),
-            }
-            for i, fields in enumerate(
-                {name: rng.choice([None, None, round(rng.uniform(1, 2), 2)]) for name in ("bid_price", "last_price")}
-                | {"trade_side": rng.choice([None, "buy", "sell"])}
-                for _ in range(count)
-            )
-        ]
 
-    earlier, batch = events(30, 0), events(80, 100)
-    batch += batch[:5]  # duplicates
-    priors = {iid: fill.fill_batch(None, frame(*[e for e in earlier if e["instrument_id"] == iid]))[0] for iid in "ABC"}
-    columns = ["instrument_id", "event_id", "event_time", "offset", "ingest_time", *FILL_FIELDS]
-    states, out = fill.fill_frame(priors, pd.DataFrame([{c: e.get(c) for c in columns} for e in batch]))
-    got = pd.DataFrame(out)
-    for iid in sorted({e["instrument_id"] for e in batch}):
-        alone_state, alone = fill.fill_batch(priors.get(iid), frame(*[e for e in batch if e["instrument_id"] == iid]))
-        assert states[iid] == alone_state
-        mine = got[got["instrument_id"] == iid].reset_index(drop=True)
-        assert mine["event_time"].tolist() == alone["event_time"].tolist()
-        for name in ("bid_price", "last_price", "trade_side"):
-            assert [None if pd.isna(v) else v for v in mine[name]] == [None if pd.isna(v) else v for v in alone[name]]
-            as_of = [None if t == NEVER else t for t in mine[f"{name}_as_of"]]
-            assert as_of == [None if pd.isna(t) else t for t in alone[f"{name}_as_of"]]
+def trade(event_id: str, t: int, offset: int, trade_id: str, price: float) -> dict[str, Any]:
+    return ev(event_id, t, offset, trade_id=trade_id, trade_price=price, trade_size=100, trade_side="buy")
+
+
+def test_a_cancel_of_the_last_trade_clears_it_as_of_the_cancel(fill_batch: Fill) -> None:
+    state, out = fill_batch(
+        None,
+        frame(
+            ev("q", 10, 1, bid_price=1.0),
+            trade("T1", 20, 2, "T1", 1.05),
+            ev("T1#cancel", 30, 3, cancelled_trade_id="T1"),
+        ),
+    )
+    assert rows(out, *TRADE, "cancelled_trade_id", "bid_price") == [
+        (10, None, None, None, None, None, 1.0),
+        (20, "T1", 1.05, 100, "buy", None, 1.0),
+        (30, None, None, None, None, "T1", 1.0),  # the cancel's row: the history keeps it
+    ]
+    assert out["trade_price_as_of"].tolist()[-1] == 30 and out["cancelled_trade_id_as_of"].tolist()[-1] == 30
+    assert state.get("trade_price") == (None, 30, 3) and state.get("bid_price") == (1.0, 10, 1)
+
+
+def test_a_trade_after_a_cancel_is_the_last_trade_and_a_late_older_one_is_not(fill_batch: Fill) -> None:
+    state, _ = fill_batch(None, frame(trade("T1", 20, 2, "T1", 1.05), ev("c", 30, 3, cancelled_trade_id="T1")))
+    _, out = fill_batch(state, frame(trade("T0", 15, 4, "T0", 1.01), trade("T2", 40, 5, "T2", 1.10)))
+    assert rows(out, "trade_id", "trade_price") == [(15, None, None), (40, "T2", 1.10)]
+
+
+def test_a_cancel_of_another_trade_changes_only_the_last_cancel(fill_batch: Fill) -> None:
+    state, _ = fill_batch(None, frame(trade("T1", 20, 2, "T1", 1.05), trade("T2", 25, 3, "T2", 1.06)))
+    state, out = fill_batch(
+        state, frame(ev("c", 30, 4, cancelled_trade_id="T1"), ev("x", 31, 5, cancelled_trade_id="T9"))
+    )
+    assert rows(out, "trade_id", "trade_price", "cancelled_trade_id") == [
+        (30, "T2", 1.06, "T1"),
+        (31, "T2", 1.06, "T9"),
+    ]
+    assert state.get("trade_id") == ("T2", 25, 3)
+
+
+def test_a_cancel_and_its_trade_give_one_state_in_one_batch_or_two_and_on_replay(fill_batch: Fill) -> None:
+    events = [trade("T1", 20, 2, "T1", 1.05), ev("c", 30, 3, cancelled_trade_id="T1")]
+    together, _ = fill_batch(None, frame(*events))
+    first, _ = fill_batch(None, frame(events[0]))
+    apart, _ = fill_batch(first, frame(events[1]))
+    replayed, _ = fill_batch(apart, frame(*events))  # a replayed batch, the copy of the trade included
+    assert together == apart == replayed

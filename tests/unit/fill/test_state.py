@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
+
 from tickflow.fill.semantics import InstrumentState
 from tickflow.fill.state import FillState, from_table, merge, to_table
 from tickflow.runtime.location import Location
@@ -54,3 +56,14 @@ def test_the_initial_layer_seeds_instruments_and_loses_to_newer_registers(tmp_pa
     current = files.current()
     assert set(current) == {"A", "B"} and files.instrument_count() == 2
     assert files.current(up_to_batch=-1)["A"].get("last_price") == (1.0, T0, 10)
+
+
+def test_a_cleared_register_and_a_file_from_before_a_field_was_added_read_back(tmp_path: Path) -> None:
+    cleared = {"A": state(trade_price=(None, T0 + 9, 4), cancelled_trade_id=("t1", T0 + 9, 4), bid_price=(1.0, T0, 1))}
+    assert from_table(to_table(cleared)) == cleared  # a cancel's null with its as-of is a register, not "never set"
+    files = FillState(Location.of(tmp_path))
+    names = [n for n in to_table(cleared).column_names if not n.startswith("cancelled_trade_id")]
+    older = to_table(cleared).select(names)  # MarketEvent v1's state: no cancelled_trade_id columns
+    (tmp_path / "p0").mkdir()
+    pq.write_table(older, tmp_path / "p0" / "5.parquet")
+    assert files.prior(0, 6, ["A"])["A"] == state(trade_price=(None, T0 + 9, 4), bid_price=(1.0, T0, 1))

@@ -25,15 +25,15 @@ public final class FillFields implements Serializable {
     STRING
   }
 
-  /** bid_price: double, bid_size: long, ..., trade_side: enum, as schemas/tickflow.md.MarketEvent.avsc has them. */
+  /** bid_price: double, bid_size: long, ..., trade_side: enum, cancelled_trade_id: string, as schemas/tickflow.md.MarketEvent.avsc has them. */
   public static final FillFields MARKET_EVENT =
       new FillFields(
           List.of(
               "bid_price", "bid_size", "ask_price", "ask_size", "last_price", "close_price",
-              "reference_price", "trade_id", "trade_price", "trade_size", "trade_side"),
+              "reference_price", "trade_id", "trade_price", "trade_size", "trade_side", "cancelled_trade_id"),
           List.of(
               Kind.DOUBLE, Kind.LONG, Kind.DOUBLE, Kind.LONG, Kind.DOUBLE, Kind.DOUBLE,
-              Kind.DOUBLE, Kind.STRING, Kind.DOUBLE, Kind.LONG, Kind.STRING));
+              Kind.DOUBLE, Kind.STRING, Kind.DOUBLE, Kind.LONG, Kind.STRING, Kind.STRING));
 
   private final String[] names;
   private final Kind[] kinds;

@@ -26,8 +26,11 @@ import java.util.Set;
  * </ol>
  *
  * Applying the events in (event_time, offset) order gives after time t exactly, per field, the greater of
- * the prior register and the batch's events at or before t: the contract, and what {@code fill_frame}
- * computes with whole columns.
+ * the prior register and the batch's events at or before t: the contract.
+ *
+ * <p>A trade cancel ({@link Cancels}): after its fields are applied, an event whose {@code cancelled_trade_id}
+ * names the trade the {@code trade_id} register holds, with that register not newer than the event, clears the
+ * trade registers (value null, as-of and offset the cancel's), as {@code semantics.cancel} does.
  */
 public final class PartitionFill {
   private PartitionFill() {}
@@ -66,6 +69,50 @@ public final class PartitionFill {
   public record FilledRow(
       String instrumentId, long eventTime, int eventCount, long ingestTime, Object[] values, long[] asOf) {}
 
+  /**
+   * Where a cancel's fields are: the field naming the cancelled trade, the trade_id field, and the fields a cancel
+   * clears ({@code semantics.CANCELLED_FIELDS}). {@link #NONE} for fill fields without a cancel (a v1 reader).
+   */
+  public record Cancels(int cancelField, int tradeId, int[] cleared) {
+    public static final Cancels NONE = new Cancels(-1, -1, new int[0]);
+
+    public static final String CANCEL_FIELD = "cancelled_trade_id";
+    public static final List<String> CLEARED = List.of("trade_id", "trade_price", "trade_size", "trade_side");
+
+    /** The cancel of {@code fields}, NONE when they lack the cancel field or trade_id. */
+    public static Cancels of(FillFields fields) {
+      int cancel = fields.indexOf(CANCEL_FIELD);
+      int tradeId = fields.indexOf("trade_id");
+      if (cancel < 0 || tradeId < 0) {
+        return NONE;
+      }
+      return new Cancels(cancel, tradeId, CLEARED.stream().mapToInt(fields::indexOf).filter(f -> f >= 0).toArray());
+    }
+
+    /** Applies {@code event}'s cancel, if it is one, to {@code registers}. */
+    void apply(Event event, InstrumentState registers) {
+      if (cancelField < 0 || event.values[cancelField] == null) {
+        return;
+      }
+      long t = event.eventTime;
+      long offset = event.offset;
+      if (!registers.isSet(tradeId)
+          || !event.values[cancelField].equals(registers.value(tradeId))
+          || newer(registers.asOf(tradeId), registers.offset(tradeId), t, offset)) {
+        return;
+      }
+      for (int f : cleared) {
+        if (registers.isSet(f) && !newer(registers.asOf(f), registers.offset(f), t, offset)) {
+          registers.set(f, null, t, offset);
+        }
+      }
+    }
+
+    private static boolean newer(long asOf, long registerOffset, long t, long offset) {
+      return asOf > t || (asOf == t && registerOffset > offset);
+    }
+  }
+
   /** The output rows and the new registers of every instrument of the batch (copies: the priors are kept). */
   public record Result(List<FilledRow> rows, Map<String, InstrumentState> states) {}
 
@@ -77,6 +124,12 @@ public final class PartitionFill {
    * instruments in it, more allowed). {@code fieldCount} values per event.
    */
   public static Result fill(int fieldCount, List<Event> events, Map<String, InstrumentState> prior) {
+    return fill(fieldCount, Cancels.NONE, events, prior);
+  }
+
+  /** {@link #fill(int, List, Map)} with trade cancels at {@code cancels}' fields. */
+  public static Result fill(
+      int fieldCount, Cancels cancels, List<Event> events, Map<String, InstrumentState> prior) {
     Map<String, List<Event>> byInstrument = new LinkedHashMap<>();
     Set<Long> seen = new HashSet<>(Math.max(16, events.size() * 2));
     for (Event event : events) {
@@ -101,6 +154,7 @@ public final class PartitionFill {
             registers.offer(f, value, event.eventTime, event.offset);
           }
         }
+        cancels.apply(event, registers);
         count++;
         newestIngest = Math.max(newestIngest, event.ingestTime);
         if (i + 1 < mine.size() && mine.get(i + 1).eventTime == event.eventTime) {

@@ -306,6 +306,7 @@ public final class RecordFill {
     private List<Row> fill(Map<Integer, List<PartitionFill.Event>> byPartition, long batch, TaskOutput.Builder held)
         throws IOException {
       int n = fields.size();
+      PartitionFill.Cancels cancels = PartitionFill.Cancels.of(fields);
       StateFiles files = new StateFiles(new Path(stateDir), conf.value(), fields);
       long processed = System.currentTimeMillis() * 1000;
       List<Row> out = new ArrayList<>();
@@ -316,7 +317,7 @@ public final class RecordFill {
           instruments.add(event.instrumentId());
         }
         Map<String, InstrumentState> prior = files.prior(part.getKey(), batch, instruments);
-        PartitionFill.Result result = PartitionFill.fill(n, events, prior);
+        PartitionFill.Result result = PartitionFill.fill(n, cancels, events, prior);
         Map<String, InstrumentState> after = new HashMap<>(prior);
         after.putAll(result.states());
         files.write(part.getKey(), batch, after);

@@ -32,11 +32,11 @@ import org.junit.jupiter.params.provider.MethodSource;
 class EventDecoderTest {
   static final Path ROOT = Path.of("../..");
   static final String V1_TEXT = read("schemas/tickflow.md.MarketEvent.avsc");
-  static final String V2_TEXT = read("tests/fixtures/schemas/tickflow.md.MarketEvent.v2.avsc");
+  static final String V2_TEXT = read("tests/fixtures/schemas/tickflow.md.MarketEvent.venue.avsc");
   static final Schema V1 = new Schema.Parser().parse(V1_TEXT);
   static final Schema V2 = new Schema.Parser().parse(V2_TEXT);
   static final Map<Integer, String> WRITERS = Map.of(1, V1_TEXT, 2, V2_TEXT);
-  /** tickflow.fill.semantics.FILL_FIELDS: the optional fields of the repository's schema (v1). */
+  /** tickflow.fill.semantics.FILL_FIELDS: the optional fields of the repository's schema (V1 here: the reader). */
   static final List<String> FILL_FIELDS = EventDecoder.optionalFields(V1_TEXT);
   static final long NOW = System.currentTimeMillis() * 1000;
   static final Map<String, Object> QUOTE = quote();

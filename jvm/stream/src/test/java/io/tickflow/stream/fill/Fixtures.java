@@ -9,6 +9,7 @@ import java.util.Map;
 final class Fixtures {
   static final FillFields FIELDS = FillFields.MARKET_EVENT;
   static final int N = FIELDS.size();
+  static final PartitionFill.Cancels CANCELS = PartitionFill.Cancels.of(FIELDS);
 
   private Fixtures() {}
 
@@ -44,7 +45,7 @@ final class Fixtures {
   }
 
   static PartitionFill.Result fill(Map<String, InstrumentState> prior, PartitionFill.Event... events) {
-    return PartitionFill.fill(N, List.of(events), prior);
+    return PartitionFill.fill(N, CANCELS, List.of(events), prior);
   }
 
   static PartitionFill.Result fill(InstrumentState prior, PartitionFill.Event... events) {

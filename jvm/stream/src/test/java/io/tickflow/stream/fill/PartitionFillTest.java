@@ -255,4 +255,62 @@ class PartitionFillTest {
     }
     assertNull(out.states().get("E"));
   }
+
+  // -- trade cancels: the cases of tests/unit/fill/test_semantics.py -------------------------------------------
+
+  private static PartitionFill.Event trade(String id, long t, long offset) {
+    return ev(id, t, offset, "trade_id", id, "trade_price", 1.05, "trade_size", 100, "trade_side", "buy");
+  }
+
+  @Test
+  void aCancelOfTheLastTradeClearsItAsOfTheCancel() {
+    PartitionFill.Result out =
+        fill((InstrumentState) null, ev("q", 10, 1, "bid_price", 1.0), trade("T1", 20, 2),
+            ev("T1#cancel", 30, 3, "cancelled_trade_id", "T1"));
+    assertEquals(Arrays.asList(null, "T1", null), column(out, "trade_id"));
+    assertEquals(Arrays.asList(null, 1.05, null), column(out, "trade_price"));
+    assertEquals(Arrays.asList(null, null, "T1"), column(out, "cancelled_trade_id"));
+    assertEquals(Arrays.asList(null, 20L, 30L), asOfColumn(out, "trade_side"));
+    assertEquals(Arrays.asList(1.0, 1.0, 1.0), column(out, "bid_price"));
+    InstrumentState after = out.states().get("X");
+    assertNull(after.value(f("trade_size")));
+    assertEquals(30L, after.asOf(f("trade_size")));
+    assertEquals(3L, after.offset(f("trade_size")));
+  }
+
+  @Test
+  void aTradeAfterACancelIsTheLastTradeAndALateOlderOneIsNot() {
+    InstrumentState state =
+        fill((InstrumentState) null, trade("T1", 20, 2), ev("c", 30, 3, "cancelled_trade_id", "T1"))
+            .states().get("X");
+    PartitionFill.Result out = fill(state, trade("T0", 15, 4), trade("T2", 40, 5));
+    assertEquals(Arrays.asList(null, "T2"), column(out, "trade_id"));
+  }
+
+  @Test
+  void aCancelOfAnotherTradeChangesOnlyTheLastCancel() {
+    InstrumentState state = fill((InstrumentState) null, trade("T1", 20, 2), trade("T2", 25, 3)).states().get("X");
+    PartitionFill.Result out =
+        fill(state, ev("c", 30, 4, "cancelled_trade_id", "T1"), ev("x", 31, 5, "cancelled_trade_id", "T9"));
+    assertEquals(List.of("T2", "T2"), column(out, "trade_id"));
+    assertEquals(List.of("T1", "T9"), column(out, "cancelled_trade_id"));
+    assertEquals(25L, out.states().get("X").asOf(f("trade_id")));
+  }
+
+  @Test
+  void aCancelAndItsTradeGiveOneStateInOneBatchOrTwoAndOnReplay() {
+    PartitionFill.Event print = trade("T1", 20, 2);
+    PartitionFill.Event cancel = ev("c", 30, 3, "cancelled_trade_id", "T1");
+    InstrumentState together = fill((InstrumentState) null, print, cancel).states().get("X");
+    InstrumentState apart = fill(fill((InstrumentState) null, print).states().get("X"), cancel).states().get("X");
+    InstrumentState replayed = fill(apart, print, cancel).states().get("X");
+    assertEquals(together, apart);
+    assertEquals(together, replayed);
+  }
+
+  @Test
+  void fillFieldsWithoutTheCancelFieldHaveNoCancels() {
+    FillFields v1 = new FillFields(List.of("bid_price", "trade_id"), List.of(FillFields.Kind.DOUBLE, FillFields.Kind.STRING));
+    assertEquals(PartitionFill.Cancels.NONE, PartitionFill.Cancels.of(v1));
+  }
 }

@@ -45,21 +45,22 @@ class StateFilesTest {
         states(
             "XNAS:AAPL", state("bid_size", 5, T0, 1, "trade_side", "buy", T0 + 1, 2, "bid_price", 189.25, T0, 3),
             "XNAS:MSFT", new InstrumentState(N),
-            "XLON:VOD", state("trade_id", "ü-7", 0, 0, "trade_size", 1L << 53, T0, Long.MAX_VALUE));
+            "XLON:VOD", state("trade_id", "ü-7", 0, 0, "trade_size", 1L << 53, T0, Long.MAX_VALUE),
+            "XLON:BP", state("trade_price", null, T0 + 9, 4, "cancelled_trade_id", "t1", T0 + 9, 4));
     StateFiles files = files();
-    files.write(3, 7, written);
+    files.write(3, 7, written); // a cleared register (a cancel's null, with its as-of) is not "never set"
     assertEquals(written, files.read(files.batchPath(3, 7)));
     // exactly STATE_SCHEMA's columns, in its order, and nothing beside the file (no .crc, no partial)
     MessageType schema;
     try (ParquetFileReader reader =
         ParquetFileReader.open(HadoopInputFile.fromPath(files.batchPath(3, 7), new Configuration()))) {
       schema = reader.getFileMetaData().getSchema();
-      assertEquals(3, reader.getRecordCount());
+      assertEquals(4, reader.getRecordCount());
     }
     assertEquals(StateFiles.schema(FIELDS), schema);
     assertEquals(1 + 3 * N, schema.getFieldCount());
     assertEquals("bid_price_as_of", schema.getFieldName(1 + N));
-    assertEquals("trade_side_offset", schema.getFieldName(3 * N));
+    assertEquals("cancelled_trade_id_offset", schema.getFieldName(3 * N));
     try (Stream<Path> listed = Files.list(tmp.resolve("p3"))) {
       assertEquals(Set.of("7.parquet"), listed.map(p -> p.getFileName().toString()).collect(Collectors.toSet()));
     }

@@ -2,6 +2,7 @@ package io.tickflow.connect.marketevent;
 
 import java.nio.ByteBuffer;
 import java.util.Date;
+import java.util.function.Function;
 
 import org.apache.avro.LogicalType;
 import org.apache.avro.LogicalTypes;
@@ -19,14 +20,21 @@ import org.apache.kafka.connect.errors.DataException;
  * becomes an {@link GenericData.EnumSymbol} when the schema says enum (also inside a {@code ["null", enum]}
  * union), an int64 is written as it is into a {@code timestamp-micros} long. A schema field the Struct lacks
  * takes its default (a later schema version with an added optional field still works); a Struct field the
- * schema lacks must be null, or it would be lost silently.
+ * schema lacks must be null, or it would be lost silently. Such a field usually means the registered schema is
+ * older than the Struct's (a MarketEvent v2 cancel while {@code md.events-value} is still v1), which only the
+ * caller can say, so the caller builds that exception; a null one says nothing and is fine (a v1 registration
+ * keeps working for trade prints).
  */
 final class AvroRecords {
 
     private AvroRecords() {
     }
 
-    static GenericData.Record toRecord(Struct struct, Schema schema) {
+    /**
+     * @param unknownField the exception for a field that is set in the Struct but not in {@code schema}, given
+     *                     the field's name
+     */
+    static GenericData.Record toRecord(Struct struct, Schema schema, Function<String, DataException> unknownField) {
         if (schema.getType() != Schema.Type.RECORD) {
             throw new DataException("registered schema " + schema.getFullName() + " is a " + schema.getType()
                     + ", expected a record");
@@ -41,19 +49,19 @@ final class AvroRecords {
                 }
                 record.put(field.pos(), GenericData.get().getDefaultValue(field));
             } else {
-                record.put(field.pos(), convert(field.schema(), struct.get(connectField), field.name()));
+                record.put(field.pos(), convert(field.schema(), struct.get(connectField), field.name(), unknownField));
             }
         }
         for (Field connectField : struct.schema().fields()) {
             if (schema.getField(connectField.name()) == null && struct.get(connectField) != null) {
-                throw new DataException("field " + connectField.name() + " is not in the registered "
-                        + schema.getFullName() + ", so its value would be lost; register the schema version that has it");
+                throw unknownField.apply(connectField.name());
             }
         }
         return record;
     }
 
-    private static Object convert(Schema schema, Object value, String path) {
+    private static Object convert(Schema schema, Object value, String path,
+                                  Function<String, DataException> unknownField) {
         if (value == null) {
             if (schema.getType() == Schema.Type.NULL
                     || (schema.getType() == Schema.Type.UNION && schema.getTypes().stream().anyMatch(
@@ -65,7 +73,7 @@ final class AvroRecords {
         }
         switch (schema.getType()) {
             case UNION:
-                return union(schema, value, path);
+                return union(schema, value, path, unknownField);
             case STRING:
                 if (value instanceof CharSequence s) {
                     return s.toString();
@@ -118,7 +126,7 @@ final class AvroRecords {
                 break;
             case RECORD:
                 if (value instanceof Struct nested) {
-                    return toRecord(nested, schema);
+                    return toRecord(nested, schema, unknownField);
                 }
                 break;
             default:
@@ -130,14 +138,14 @@ final class AvroRecords {
     }
 
     /** The first non-null branch the value fits, in the union's order. */
-    private static Object union(Schema union, Object value, String path) {
+    private static Object union(Schema union, Object value, String path, Function<String, DataException> unknownField) {
         DataException last = null;
         for (Schema branch : union.getTypes()) {
             if (branch.getType() == Schema.Type.NULL) {
                 continue;
             }
             try {
-                return convert(branch, value, path);
+                return convert(branch, value, path, unknownField);
             } catch (DataException e) {
                 last = e;
             }

@@ -19,8 +19,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Turns Debezium PostgreSQL change events of the trade-capture table into MarketEvent trade prints for
- * {@code md.events}: value = a {@link MarketEventSchema} Struct, key = the instrument id (STRING), topic =
+ * Turns Debezium PostgreSQL change events of the trade-capture table into MarketEvent trade prints and cancels
+ * for {@code md.events}: value = a {@link MarketEventSchema} Struct, key = the instrument id (STRING), topic =
  * {@code topic}, partition = the one tickflow's Python producers would pick ({@link LibrdkafkaPartitioner}),
  * record timestamp left unset so the broker's CreateTime is the time of produce, as for the Python producers.
  *
@@ -33,8 +33,14 @@ import org.slf4j.LoggerFactory;
  *       (instrument, booked_at, price, size, side) is dropped. A correction that keeps the version while a
  *       market field changed is refused: its {@code event_id} would equal the original's and consumers would
  *       drop it as a duplicate.</li>
- *   <li>{@code d} (delete): a cancel. MarketEvent v1 cannot say "cancelled" (null means "says nothing"),
- *       so the change is dropped and logged; the instrument's last trade stays until its next trade.</li>
+ *   <li>{@code d} (delete): a cancel ({@link MarketEventSchema#cancel}): {@code cancelled_trade_id} = the deleted
+ *       row's {@code trade_id} and no other trade field, keyed by the row's instrument, {@code event_id}
+ *       {@code <trade_id>#cancel}, {@code event_time} = the delete's commit time; the stream clears the
+ *       instrument's trade fields if they still hold that trade. The instrument comes from the old row, so a
+ *       delete without it (the table's REPLICA IDENTITY is not FULL) is refused. A cancel needs MarketEvent v2
+ *       registered under {@code md.events-value}: while the converter writes with v1 it fails the task on the
+ *       first cancel (the offset is not committed, so the cancel is published after v2 is registered and the task
+ *       restarted).</li>
  *   <li>{@code t} (truncate), tombstones (null values), and records of other tables or Debezium's heartbeat
  *       topic: dropped (Connect still commits their offsets).</li>
  * </ul>
@@ -111,8 +117,7 @@ public class DebeziumTradeToMarketEvent<R extends ConnectRecord<R>> implements T
             case "u":
                 return correction(record, envelope);
             case "d":
-                cancel(envelope);
-                return null;
+                return cancel(record, envelope);
             case "t":
                 log.warn("{} was truncated; MarketEvents cannot express that, nothing is published", table);
                 return null;
@@ -147,21 +152,43 @@ public class DebeziumTradeToMarketEvent<R extends ConnectRecord<R>> implements T
         return print(record, envelope, after);
     }
 
-    private void cancel(Struct envelope) {
+    /**
+     * The cancel of the deleted row. Its instrument (the key) is only in the old row, which PostgreSQL writes to the
+     * WAL only under REPLICA IDENTITY FULL; under DEFAULT Debezium sends no old row or one with only the key.
+     */
+    private R cancel(R record, Struct envelope) {
         Struct before = envelope.getStruct("before");
-        cancels++;
-        if (before == null) {
-            log.info("a trade in {} was cancelled (deleted); MarketEvent v1 cannot carry a cancel ({} so far)", table, cancels);
-            return;
+        Field instrument = before == null ? null : before.schema().field("instrument_id");
+        if (instrument == null || before.get(instrument) == null) {
+            throw new DataException("the delete of trade " + deletedTradeId(record, before) + " in " + table
+                    + " carries no old row with its instrument_id, so its cancel has no key; set REPLICA IDENTITY FULL "
+                    + "on the table (ALTER TABLE " + table + " REPLICA IDENTITY FULL), then skip this one delete, "
+                    + "whose WAL record stays without the row, by restarting the task once with errors.tolerance=all");
         }
-        Field id = before.schema().field("trade_id");
-        Field instrument = before.schema().field("instrument_id");
-        log.info("trade {} of {} was cancelled (deleted); MarketEvent v1 cannot carry a cancel, the last trade "
-                        + "stays until the next one ({} cancels so far)", id == null ? "?" : before.get(id),
-                instrument == null ? "?" : before.get(instrument), cancels);
+        TradeRow cancelled = TradeRow.from(before, table);
+        Struct source = envelope.getStruct("source");
+        Struct value = MarketEventSchema.cancel(cancelled, commitMicros(source), lsn(source));
+        cancels++;
+        log.debug("trade {} of {} was cancelled (deleted); cancel published ({} so far)", cancelled.tradeId(),
+                cancelled.instrumentId(), cancels);
+        return publish(record, envelope, cancelled.instrumentId(), value);
+    }
+
+    /** For the message only: the trade id of a delete's old row, else of the record's key (Debezium's primary key). */
+    private static String deletedTradeId(ConnectRecord<?> record, Struct before) {
+        String id = before == null ? null : stringField(before, "trade_id");
+        if (id == null && record.key() instanceof Struct key) {
+            id = stringField(key, "trade_id");
+        }
+        return id == null ? "?" : id;
     }
 
     private R print(R record, Struct envelope, TradeRow row) {
+        return publish(record, envelope, row.instrumentId(), MarketEventSchema.trade(row));
+    }
+
+    /** The MarketEvent record: keyed and partitioned by the instrument, with the commit-time header if configured. */
+    private R publish(R record, Struct envelope, String instrumentId, Struct value) {
         Headers headers = record.headers().duplicate();
         if (!commitTimeHeader.isEmpty()) {
             Long commitUs = commitMicros(envelope.getStruct("source"));
@@ -169,9 +196,9 @@ public class DebeziumTradeToMarketEvent<R extends ConnectRecord<R>> implements T
                 headers.addLong(commitTimeHeader, commitUs);
             }
         }
-        byte[] key = row.instrumentId().getBytes(StandardCharsets.UTF_8);
+        byte[] key = instrumentId.getBytes(StandardCharsets.UTF_8);
         return record.newRecord(topic, LibrdkafkaPartitioner.partition(key, partitions), Schema.STRING_SCHEMA,
-                row.instrumentId(), MarketEventSchema.SCHEMA, MarketEventSchema.trade(row), null, headers);
+                instrumentId, MarketEventSchema.SCHEMA, value, null, headers);
     }
 
     private TradeRow row(Struct envelope, String image, String op) {
@@ -216,6 +243,12 @@ public class DebeziumTradeToMarketEvent<R extends ConnectRecord<R>> implements T
         return ms instanceof Long l ? l * 1_000L : null;
     }
 
+    /** The WAL position of the change (Debezium's {@code source.lsn}), or null. */
+    private static Long lsn(Struct source) {
+        Object lsn = source == null || source.schema().field("lsn") == null ? null : source.get("lsn");
+        return lsn instanceof Long l ? l : null;
+    }
+
     private static String stringField(Struct struct, String name) {
         Field field = struct.schema().field(name);
         Object value = field == null ? null : struct.get(field);
@@ -235,7 +268,7 @@ public class DebeziumTradeToMarketEvent<R extends ConnectRecord<R>> implements T
     @Override
     public void close() {
         if (cancels > 0 || unchangedUpdates > 0) {
-            log.info("{}: {} cancels and {} updates without a market change were not published", table, cancels,
+            log.info("{}: {} cancels published, {} updates without a market change dropped", table, cancels,
                     unchangedUpdates);
         }
     }

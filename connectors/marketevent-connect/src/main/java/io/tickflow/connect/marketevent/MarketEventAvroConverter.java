@@ -31,7 +31,9 @@ import org.slf4j.LoggerFactory;
  * no enums and no microsecond timestamps, so the result is not the registered MarketEvent (see
  * {@code docs/notes/non-kafka-source.md}, §3). Here the registered schema is looked up once in
  * {@link #configure}, and {@link AvroRecords} maps fields by name onto it; Avro's {@link GenericDatumWriter}
- * writes the body. A schema registered later is picked up when the task restarts.
+ * writes the body. A schema registered later is picked up when the task restarts; until then a value that sets a
+ * field the registered version lacks (a cancel with MarketEvent v1 registered) fails the task with one sentence
+ * instead of losing the field.
  *
  * <p>Value side only: keys are plain strings, for which Connect's {@code StringConverter} writes the same bytes as
  * the Python producers' {@code produce(topic, value, key: str)}. It only encodes ({@link #toConnectData} is refused):
@@ -91,13 +93,13 @@ public class MarketEventAvroConverter implements Converter, Versioned {
         }
         if (value == null) {
             throw new DataException("a null value (a tombstone) for " + topic + " has no MarketEvent encoding; "
-                    + "drop it before the converter (DebeziumTradeToMarketEvent drops deletes)");
+                    + "drop it before the converter (DebeziumTradeToMarketEvent drops tombstones)");
         }
         if (!(value instanceof Struct struct)) {
             throw new DataException("the value for " + topic + " is a " + value.getClass().getSimpleName()
                     + ", expected a Struct (put DebeziumTradeToMarketEvent before this converter)");
         }
-        GenericData.Record record = AvroRecords.toRecord(struct, registered.schema());
+        GenericData.Record record = AvroRecords.toRecord(struct, registered.schema(), this::notRegistered);
         ByteArrayOutputStream out = new ByteArrayOutputStream(128);
         out.writeBytes(header);
         try {
@@ -109,6 +111,20 @@ public class MarketEventAvroConverter implements Converter, Versioned {
                     + " of " + registered.subject() + ": " + e.getMessage(), e);
         }
         return out.toByteArray();
+    }
+
+    /**
+     * A value sets a field the registered schema lacks: the registered MarketEvent is older than the plugin's (a
+     * cancel's {@code cancelled_trade_id} while {@code md.events-value} is still v1). Writing it would drop the field
+     * (a cancel would become an event that says nothing), so the task fails; the record's offset is not committed,
+     * and it is written once the newer version is registered and the task restarted, which looks the latest
+     * version up again.
+     */
+    private DataException notRegistered(String field) {
+        return new DataException("field " + field + " is set, but " + registered.subject() + " version "
+                + registered.version() + " (schema id " + registered.id() + "), which this task writes with, has no "
+                + field + " and would lose it; register MarketEvent v" + MarketEventSchema.VERSION
+                + " with `tickflow schemas register` and restart the task");
     }
 
     @Override

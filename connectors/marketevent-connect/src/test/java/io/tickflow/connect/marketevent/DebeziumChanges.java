@@ -141,10 +141,20 @@ final class DebeziumChanges {
 
     /** The real MarketEvent schema, read from the repo's schemas/ folder. */
     static org.apache.avro.Schema marketEvent() {
+        return parse(avsc());
+    }
+
+    /** MarketEvent v1 as released (the repo's tests/fixtures/schemas/released/, beside schemas/), without cancels. */
+    static org.apache.avro.Schema releasedMarketEventV1() {
+        return parse(avsc().toAbsolutePath().getParent().resolveSibling(Path.of("tests", "fixtures", "schemas", "released"))
+                .resolve("tickflow.md.MarketEvent.avsc").normalize());
+    }
+
+    private static org.apache.avro.Schema parse(Path avsc) {
         try {
-            return new Parser().parse(Files.readString(avsc()));
+            return new Parser().parse(Files.readString(avsc));
         } catch (IOException e) {
-            throw new IllegalStateException("cannot read the real schema at " + avsc(), e);
+            throw new IllegalStateException("cannot read the real schema at " + avsc, e);
         }
     }
 }

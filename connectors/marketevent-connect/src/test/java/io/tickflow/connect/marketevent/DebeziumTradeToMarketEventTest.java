@@ -125,9 +125,95 @@ class DebeziumTradeToMarketEventTest {
         assertTrue(e.getMessage().contains("B-1001") && e.getMessage().contains("increment version"), e.getMessage());
     }
 
+    private static final List<String> TRADE_FIELDS = List.of("trade_id", "trade_price", "trade_size", "trade_side");
+
+    /** Debezium's source.lsn of every change in {@link DebeziumChanges#source}. */
+    private static final long LSN = 24023128L;
+
+    private static void assertCancel(SourceRecord out, String tradeId, String instrument, int partition,
+                                     long eventTime, long sequence) {
+        assertNotNull(out);
+        assertEquals("md.events", out.topic());
+        assertEquals(partition, out.kafkaPartition());
+        assertEquals(Schema.STRING_SCHEMA, out.keySchema());
+        assertEquals(instrument, out.key());
+        assertNull(out.timestamp());
+        assertEquals(MarketEventSchema.SCHEMA, out.valueSchema());
+        Struct v = (Struct) out.value();
+        v.validate();
+        assertEquals(tradeId + "#cancel", v.get("event_id"));
+        assertEquals(instrument, v.get("instrument_id"));
+        assertEquals("trades", v.get("source"));
+        assertEquals(eventTime, v.get("event_time"));
+        assertEquals(sequence, v.get("sequence"));
+        assertEquals(tradeId, v.get("cancelled_trade_id"));
+        // a cancel sets no other trade field (the .avsc), so the fill never takes the cancelled trade as the last one
+        for (String f : TRADE_FIELDS) {
+            assertNull(v.get(f), f);
+        }
+        for (String f : NOT_TRADE_FIELDS) {
+            assertNull(v.get(f), f);
+        }
+        assertEquals(Map.of("lsn", 24023128L, "txId", 771L), out.sourceOffset());
+        assertEquals(Map.of("server", "tickflow.trades"), out.sourcePartition());
+    }
+
     @Test
-    void deleteIsACancelAndPublishesNothing() {
-        assertNull(smt.apply(change("d", trade("B-1001", "XNAS:AAPL", 189.25, 300, "sell", 2, 95), null)));
+    void deleteIsACancelAtTheCommitTimeKeyedByTheDeletedRowsInstrument() {
+        SourceRecord out = smt.apply(change("d", trade("B-1001", "XNAS:AAPL", 189.25, 300, "sell", 2, 95), null));
+        assertCancel(out, "B-1001", "XNAS:AAPL", 8, COMMIT_US, LSN);
+        assertEquals(BOOKED_US + 2_500L, COMMIT_US, "event_time is the delete's commit time, not the booking time");
+
+        SourceRecord jpm = smt.apply(change("d", trade("B-1002", "XNYS:JPM", 151.5, 100, "buy", 1, 80), null));
+        assertCancel(jpm, "B-1002", "XNYS:JPM", 4, COMMIT_US, LSN);
+    }
+
+    @Test
+    void aReplayedDeleteIsTheSameCancel() {
+        Struct before = trade("B-1001", "XNAS:AAPL", 189.25, 300, "sell", 2, 95);
+        assertEquals(smt.apply(change("d", before, null)).value(), smt.apply(change("d", before, null)).value());
+    }
+
+    @Test
+    void cancelFallsBackToTsMsAndToTheDeletedRowsChangeSeq() {
+        SourceRecord rec = change("d", trade("B-1001", "XNAS:AAPL", 189.25, 300, "sell", 2, 95), null);
+        ((Struct) rec.value()).getStruct("source").put("ts_us", null).put("lsn", null);
+        assertCancel(smt.apply(rec), "B-1001", "XNAS:AAPL", 8, COMMIT_US / 1000 * 1000, 95);
+    }
+
+    @Test
+    void cancelWithoutACommitTimeFails() {
+        TradeRow row = new TradeRow("B-1001", "XNAS:AAPL", BOOKED_US, 189.25, 300, "sell", 2, 95);
+        DataException e = assertThrows(DataException.class, () -> MarketEventSchema.cancel(row, null, LSN));
+        assertEquals("the delete of trade B-1001 has no commit time (source.ts_us or source.ts_ms of the change "
+                + "event), which its cancel needs as event_time", e.getMessage());
+    }
+
+    @Test
+    void deleteWithoutTheOldRowAsksForReplicaIdentityFull() {
+        // REPLICA IDENTITY DEFAULT: the old row is missing, only Debezium's key names the trade
+        SourceRecord noRow = change("d", null, null);
+        SourceRecord keyed = noRow.newRecord(noRow.topic(), null, DebeziumChanges.KEY,
+                new Struct(DebeziumChanges.KEY).put("trade_id", "B-1001"), noRow.valueSchema(), noRow.value(), null);
+        DataException e = assertThrows(DataException.class, () -> smt.apply(keyed));
+        assertEquals("the delete of trade B-1001 in trade_capture.trades carries no old row with its instrument_id, "
+                + "so its cancel has no key; set REPLICA IDENTITY FULL on the table (ALTER TABLE trade_capture.trades "
+                + "REPLICA IDENTITY FULL), then skip this one delete, whose WAL record stays without the row, by "
+                + "restarting the task once with errors.tolerance=all", e.getMessage());
+
+        // or an old row holding only the key columns
+        DataException partial = assertThrows(DataException.class,
+                () -> smt.apply(change("d", trade("B-1002", null, 1.0, 1, "buy", 1, 1), null)));
+        assertTrue(partial.getMessage().startsWith("the delete of trade B-1002 in trade_capture.trades carries no old row")
+                && partial.getMessage().contains("REPLICA IDENTITY FULL"), partial.getMessage());
+    }
+
+    @Test
+    void cancelCarriesTheCommitTimeHeaderToo() {
+        DebeziumTradeToMarketEvent<SourceRecord> withHeader = smt(Map.of("partitions", "12",
+                "commit.time.header", "tickflow.commit_us"));
+        SourceRecord out = withHeader.apply(change("d", trade("B-1001", "XNAS:AAPL", 189.25, 300, "sell", 2, 95), null));
+        assertEquals(COMMIT_US, out.headers().lastWithName("tickflow.commit_us").value());
     }
 
     @Test
@@ -247,5 +333,17 @@ class DebeziumTradeToMarketEventTest {
                 .collect(Collectors.toList());
         assertEquals(avsc, connect);
         assertEquals(DebeziumChanges.marketEvent().getFullName(), MarketEventSchema.NAME);
+    }
+
+    /** The version the converter's error names is the one whose fields the .avsc documents as "Added in vN". */
+    @Test
+    void connectSchemaVersionIsTheAvscsLatestAddition() {
+        java.util.regex.Pattern added = java.util.regex.Pattern.compile("Added in v(\\d+)");
+        int latest = DebeziumChanges.marketEvent().getFields().stream()
+                .map(f -> f.doc() == null ? null : added.matcher(f.doc()))
+                .filter(m -> m != null && m.find())
+                .mapToInt(m -> Integer.parseInt(m.group(1)))
+                .max().orElse(1);
+        assertEquals(latest, MarketEventSchema.VERSION);
     }
 }

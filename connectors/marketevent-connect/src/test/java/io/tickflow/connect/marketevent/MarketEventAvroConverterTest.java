@@ -56,10 +56,13 @@ class MarketEventAvroConverterTest {
     private final List<String> requests = Collections.synchronizedList(new ArrayList<>());
     /** What the stand-in registry answers for the subject's latest version (null: 404). */
     private volatile String registeredSchema;
+    /** The version number it answers with: 2 for the repo's schema (MarketEvent v2), 1 for the released v1. */
+    private volatile int registeredVersion;
 
     @BeforeEach
     void startRegistry() throws IOException {
         registeredSchema = DebeziumChanges.marketEvent().toString();
+        registeredVersion = 2;
         server = HttpServer.create(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 0);
         server.createContext("/apis/ccompat/v7/subjects/", exchange -> {
             String path = exchange.getRequestURI().getPath();
@@ -69,8 +72,8 @@ class MarketEventAvroConverterTest {
             String schema = registeredSchema;
             if (schema != null && path.equals("/apis/ccompat/v7/subjects/" + SUBJECT + "/versions/latest")) {
                 code = 200;
-                body = new ObjectMapper().writeValueAsBytes(Map.of("subject", SUBJECT, "version", 1, "id", ID,
-                        "schema", schema));
+                body = new ObjectMapper().writeValueAsBytes(Map.of("subject", SUBJECT, "version", registeredVersion,
+                        "id", ID, "schema", schema));
             } else {
                 code = 404;
                 body = "{\"error_code\":40401,\"message\":\"Subject not found\"}".getBytes(StandardCharsets.UTF_8);
@@ -103,6 +106,21 @@ class MarketEventAvroConverterTest {
         return MarketEventSchema.trade(new TradeRow("B-1001", "XNAS:AAPL", BOOKED_US, 189.25, 300, "sell", 2, 77));
     }
 
+    /** The cancel of {@link #print()}'s trade as the SMT builds it from a delete (commit time, source.lsn). */
+    private static SourceRecord cancel() {
+        DebeziumTradeToMarketEvent<SourceRecord> smt = new DebeziumTradeToMarketEvent<>();
+        smt.configure(Map.of("partitions", "12"));
+        return smt.apply(change("d", trade("B-1001", "XNAS:AAPL", 189.25, 300, "sell", 2, 77), null));
+    }
+
+    /** Makes the stand-in registry answer with MarketEvent v1 as released, before cancels existed. */
+    private void registerV1() {
+        Schema v1 = DebeziumChanges.releasedMarketEventV1();
+        assertNull(v1.getField("cancelled_trade_id"), "the released v1 has no cancelled_trade_id");
+        registeredSchema = v1.toString();
+        registeredVersion = 1;
+    }
+
     /** Checks the Confluent header and decodes the body with the schema read from schemas/. */
     private static GenericRecord decode(byte[] bytes, Schema readerAndWriter) throws IOException {
         assertEquals(0, bytes[0], "magic byte");
@@ -117,7 +135,7 @@ class MarketEventAvroConverterTest {
     void looksUpTheLatestRegisteredSchemaOnce() {
         MarketEventAvroConverter c = converter();
         assertEquals(ID, c.registered().id());
-        assertEquals(1, c.registered().version());
+        assertEquals(2, c.registered().version());
         c.fromConnectData("md.events", MarketEventSchema.SCHEMA, print());
         c.fromConnectData("md.events", MarketEventSchema.SCHEMA, print());
         assertEquals(List.of("/apis/ccompat/v7/subjects/md.events-value/versions/latest"), requests);
@@ -154,14 +172,63 @@ class MarketEventAvroConverterTest {
     /**
      * The same event as tickflow's Python producers encode it: bytes from
      * {@code tickflow.avro_codec.compile_encoder(<MarketEvent .avsc>, (), confluent_prefix(42))} for
-     * event_id B-1001#v2, XNAS:AAPL, trades, event_time 1764460800123456, sequence 77, trade B-1001 189.25 x 300 sell.
+     * event_id B-1001#v2, XNAS:AAPL, trades, event_time 1764460800123456, sequence 77, trade B-1001 189.25 x 300 sell,
+     * with the released v1 and with v2 (one more byte: the null branch of cancelled_trade_id).
      */
     @Test
     void bytesEqualThePythonProducersEncoding() {
         String python = "000000002a12422d3130303123763212584e41533a4141504c048089b1b391b1a2069a01000000000000"
                 + "00020c422d31303031020000000000a8674002d8040202";
+        assertArrayEquals(HexFormat.of().parseHex(python + "00"),
+                converter().fromConnectData("md.events", MarketEventSchema.SCHEMA, print()));
+        registerV1();
         assertArrayEquals(HexFormat.of().parseHex(python),
                 converter().fromConnectData("md.events", MarketEventSchema.SCHEMA, print()));
+    }
+
+    /**
+     * A cancel, as the Python encoder writes it with v2: event_id B-1001#cancel, XNAS:AAPL, trades, event_time
+     * 1764460800125956 (the commit time), sequence 24023128 (the LSN), cancelled_trade_id B-1001, all else null.
+     */
+    @Test
+    void cancelWithV2DecodesToCancelledTradeIdAndNoTradeFields() throws IOException {
+        SourceRecord out = cancel();
+        byte[] bytes = converter().fromConnectData(out.topic(), out.valueSchema(), out.value());
+        assertArrayEquals(HexFormat.of().parseHex("000000002a1a422d313030312363616e63656c12584e41533a4141504c04"
+                + "88b0b1b391b1a206b0c1f4160000000000000000000000020c422d31303031"), bytes);
+
+        GenericRecord r = decode(bytes, DebeziumChanges.marketEvent());
+        assertEquals("B-1001#cancel", r.get("event_id").toString());
+        assertEquals("XNAS:AAPL", r.get("instrument_id").toString());
+        assertEquals("trades", r.get("source").toString());
+        assertEquals(DebeziumChanges.COMMIT_US, r.get("event_time"));
+        assertEquals(24023128L, r.get("sequence"));
+        assertEquals("B-1001", r.get("cancelled_trade_id").toString());
+        for (String f : List.of("trade_id", "trade_price", "trade_size", "trade_side", "bid_price", "bid_size",
+                "ask_price", "ask_size", "last_price", "close_price", "reference_price")) {
+            assertNull(r.get(f), f);
+        }
+    }
+
+    /** Until v2 is registered and the task restarted, a cancel fails the task rather than lose its field. */
+    @Test
+    void withV1RegisteredACancelFailsSayingWhatToDoButPrintsStillEncode() throws IOException {
+        registerV1();
+        MarketEventAvroConverter c = converter();
+        assertEquals(1, c.registered().version());
+
+        SourceRecord out = cancel();
+        DataException e = assertThrows(DataException.class,
+                () -> c.fromConnectData(out.topic(), out.valueSchema(), out.value()));
+        assertEquals("field cancelled_trade_id is set, but md.events-value version 1 (schema id 42), which this task "
+                + "writes with, has no cancelled_trade_id and would lose it; register MarketEvent v2 with "
+                + "`tickflow schemas register` and restart the task", e.getMessage());
+
+        // a print's cancelled_trade_id is null, which says nothing: v1 writes it as before
+        GenericRecord r = decode(c.fromConnectData("md.events", MarketEventSchema.SCHEMA, print()),
+                DebeziumChanges.releasedMarketEventV1());
+        assertEquals("B-1001#v2", r.get("event_id").toString());
+        assertEquals(189.25, r.get("trade_price"));
     }
 
     @Test

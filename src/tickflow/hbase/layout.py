@@ -6,7 +6,18 @@ field's as-of time in ms, family ``e`` every other non-null field (reference att
 values, record metadata; not the ``*_as_of`` fields, which ``f``'s timestamps carry) at the
 record's event time in ms. Both families keep one version, so HBase itself keeps the value with the
 newest timestamp per cell: a late or replayed record never overwrites a newer value, whatever the
-arrival order, and a null never deletes a cell (it is simply not written).
+arrival order. Nothing is ever deleted (a delete marker would mask later puts at or before its time).
+
+A null is written by the rule of its family. A filled field that was never set (value and as-of
+both null) writes nothing. A filled field whose value is null while its as-of is set is a *cleared
+register*, "as of this time there is no value" (the trade fields after a cancel of the trade they
+held: EnrichedEvent's ``cancelled_trade_id``): it is written as an EMPTY cell (zero bytes) at the
+as-of, and readers take an empty ``f`` cell as null with a known as-of. Being an ordinary cell, it
+competes by timestamp like a value: it replaces the cancelled value (which a cell left unwritten
+would not), a later trade (newer as-of) replaces it, a late older trade does not. An empty string is
+the same zero bytes, so a filled string field cannot hold "" (none does: ids and sides never are
+empty). In ``e`` a null writes nothing, so each ``e`` column holds its last non-null value: a
+derived value of a cleared trade (``trade_notional``) is still the cancelled trade's there.
 
 ``md:history`` (row = instrument id, 0x00, 8-byte big-endian ``2**63-1 - event_time_micros``) holds
 one row per record, newest first in a prefix scan, expired by a TTL: ONE cell, ``h:r`` ("record"), at
@@ -21,7 +32,8 @@ history by field (a column filter sees one opaque value).
 ``md:latest`` cell values follow the schema's types the way HBase's own ``Bytes`` utility writes them,
 so Java readers use ``Bytes.toDouble/toLong/toBoolean/toString``: double as 8-byte IEEE-754
 big-endian, int/long/timestamp-micros as 8-byte big-endian signed long (an int widened, so a schema
-that widens int to long reads old cells), boolean one byte 0xFF/0x00, string and enum UTF-8.
+that widens int to long reads old cells), boolean one byte 0xFF/0x00, string and enum UTF-8; a cleared
+register of family ``f``, whatever its type, zero bytes.
 """
 
 from __future__ import annotations
@@ -51,6 +63,7 @@ HISTORY_FAMILY = "h"
 HISTORY_QUALIFIER = "r"  # the record
 HISTORY_COLUMN = f"{HISTORY_FAMILY}:{HISTORY_QUALIFIER}".encode()
 CONFLUENT_HEADER = 5  # magic byte 0, then the 4-byte big-endian schema id
+CLEARED = b""  # a family-f cell of a cleared register: no value, as of the cell's timestamp
 AS_OF_SUFFIX = "_as_of"
 MAX_LONG = 2**63 - 1
 _LONG = struct.Struct(">q")
@@ -239,32 +252,41 @@ class EventLayout:
         return tuple(name for name in self.types if name not in self.filled and name not in as_of)
 
     def latest_cells(self, event: Mapping[str, Any]) -> dict[int, Cells]:
-        """The ``md:latest`` cells of one event, grouped by cell timestamp (ms)."""
+        """The ``md:latest`` cells of one event, grouped by cell timestamp (ms): a filled value at its as-of
+        (the event time when the record has none), a cleared register (value null, as-of set) as an empty cell
+        at its as-of, and the non-null fields of family ``e`` at the event time. A record of an older schema
+        version simply lacks the fields it does not have."""
         event_ms = micros(event["event_time"]) // 1000
         by_time: dict[int, Cells] = {}
         for name in self.filled:
-            if (value := event.get(name)) is not None:
-                as_of = event.get(f"{name}{AS_OF_SUFFIX}")
+            value, as_of = event.get(name), event.get(f"{name}{AS_OF_SUFFIX}")
+            if value is not None:
                 at = micros(as_of) // 1000 if as_of is not None else event_ms
                 by_time.setdefault(at, {})[f"{FILLED_FAMILY}:{name}".encode()] = encode(self.types[name], value)
+            elif as_of is not None:  # cleared: it must replace the value it clears, so it is written
+                by_time.setdefault(micros(as_of) // 1000, {})[f"{FILLED_FAMILY}:{name}".encode()] = CLEARED
         for name in self.extra:
             if (value := event.get(name)) is not None:
                 by_time.setdefault(event_ms, {})[f"{EXTRA_FAMILY}:{name}".encode()] = encode(self.types[name], value)
         return by_time
 
     def decode_cells(self, cells: Mapping[bytes, bytes]) -> dict[str, Any]:
-        """Field values of a ``md:latest`` row's cells (qualifiers unknown to the schema are skipped)."""
+        """Field values of a ``md:latest`` row's cells (qualifiers unknown to the schema are skipped); an empty
+        ``f`` cell, a cleared register, is None (its as-of is the cell's timestamp, which the caller has)."""
         values = {}
+        filled = FILLED_FAMILY.encode()
         for column, raw in cells.items():
-            name = column.partition(b":")[2].decode()
+            family, _, qualifier = column.partition(b":")
+            name = qualifier.decode()
             if name in self.types:
-                values[name] = decode(self.types[name], raw)
+                values[name] = None if raw == CLEARED and family == filled else decode(self.types[name], raw)
         return values
 
     def history_values(self, value: bytes, writer_schema: WriterSchema) -> dict[str, Any]:
         """The fields of a ``md:history`` cell as ``decode_cells`` gives those of ``md:latest``: non-null
-        values of the fields this layout knows (others, say of a newer writer schema, are skipped),
-        timestamps as µs since the epoch (ints)."""
+        values of the fields this layout knows (others, say of a newer writer schema, are skipped; those an
+        older one lacks are absent), timestamps as µs since the epoch (ints). A cleared register shows as its
+        ``_as_of`` without its value."""
         return {
             name: micros(field) if isinstance(field, datetime) else field
             for name, field in read_framed(value, writer_schema).items()

@@ -148,7 +148,11 @@ def _remembering_unknown(writer_schema: WriterSchema) -> WriterSchema:
 
 @dataclass(frozen=True)
 class Latest:
-    """The newest state of one instrument: every field's value, and each filled field's as-of time."""
+    """The newest state of one instrument: every field's value, and each filled field's as-of time.
+
+    A filled field may be None with an as-of: a cleared register (an empty ``f`` cell, tickflow.hbase.layout),
+    "no value as of then", as the trade fields are after a cancel of their trade. A field never set is absent
+    from both."""
 
     instrument_id: str
     values: dict[str, Any]
@@ -208,8 +212,8 @@ class MarketDataStore:
             ) from error
 
     def write(self, events: Iterable[Mapping[str, Any]]) -> None:
-        """Write events as the sink does: newest-wins cells in md:latest, one row each in md:history whose one
-        cell is the framed record."""
+        """Write events as the sink does: newest-wins cells in md:latest (an empty ``f`` cell for a cleared
+        register), one row each in md:history whose one cell is the framed record."""
         self.write_framed([(event, self.framed(event)) for event in events])  # a registry outage: no write
 
     def write_framed(self, framed: Sequence[tuple[Mapping[str, Any], bytes]]) -> None:
@@ -247,7 +251,8 @@ class MarketDataStore:
         return sum(len(rows) for rows in by_time.values())
 
     def latest(self, instrument_ids: Sequence[str]) -> dict[str, Latest]:
-        """The newest state of each instrument that has one (unknown ids are left out)."""
+        """The newest state of each instrument that has one (unknown ids are left out); an empty ``f`` cell
+        gives its field as None with the cell's timestamp as as-of (a cleared register)."""
 
         def read(connection: happybase.Connection) -> list[tuple[bytes, dict[bytes, tuple[bytes, int]]]]:
             rows: list[tuple[bytes, dict[bytes, tuple[bytes, int]]]] = connection.table(LATEST).rows(

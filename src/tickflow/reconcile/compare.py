@@ -9,6 +9,10 @@ Two expectations per instrument, both as the ``md:latest`` cells they imply (tic
 - the **latest state snapshot** (``ops.state_snapshots``): each filled field's register as of the
   snapshot, as the ``f:<field>`` cell at its as-of time. HBase must be at least as new (the same rules).
 
+A cleared register (value null, as-of set: the trade fields after a cancel of their trade) is expected
+like a value, as the empty cell the sink writes for it at its as-of: an empty cell there matches, no
+cell is missing, an older cell (the cancelled trade's, say) is stale, and a value at the same time differs.
+
 An instrument is *missing* when its row is absent or any expected cell is, else *stale* when any cell
 is older or differs, else *matched*; a row that neither the topic nor the snapshot explains is *extra*
 (reported, never deleted: a test's row, or an instrument that left the topic's retention before the
@@ -24,8 +28,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from tickflow.fill.semantics import InstrumentState
-from tickflow.hbase.layout import FILLED_FAMILY, EventLayout, encode
+from tickflow.fill.semantics import NEVER, InstrumentState
+from tickflow.hbase.layout import CLEARED, FILLED_FAMILY, EventLayout, encode
 
 Cell = tuple[bytes, int]  # value, timestamp (ms)
 Row = Mapping[bytes, Cell]  # b"family:qualifier" -> cell
@@ -84,7 +88,7 @@ class Finding:
 
 
 def record_cells(layout: EventLayout, record: Mapping[str, Any]) -> dict[bytes, Cell]:
-    """The md:latest cells the sink writes for one enriched record."""
+    """The md:latest cells the sink writes for one enriched record (an empty cell per cleared register)."""
     return {
         column: (value, timestamp)
         for timestamp, cells in layout.latest_cells(record).items()
@@ -93,13 +97,16 @@ def record_cells(layout: EventLayout, record: Mapping[str, Any]) -> dict[bytes, 
 
 
 def snapshot_cells(layout: EventLayout, state: InstrumentState, until_us: int | None = None) -> dict[bytes, Cell]:
-    """The ``f:`` cells a snapshot's registers imply (fields observed after ``until_us`` are left out: the
-    sink may not have written them yet)."""
+    """The ``f:`` cells a snapshot's registers imply, a cleared register (value None) as the empty cell
+    (fields observed after ``until_us`` are left out: the sink may not have written them yet)."""
     cells = {}
     for name, value in state.values.items():
-        as_of = state.as_of[name]
-        if name in layout.filled and value is not None and (until_us is None or as_of <= until_us):
-            cells[f"{FILLED_FAMILY}:{name}".encode()] = (encode(layout.types[name], value), as_of // 1000)
+        as_of = state.as_of.get(name)
+        if name not in layout.filled or as_of is None or as_of == NEVER:  # NEVER: a register never set
+            continue
+        if until_us is None or as_of <= until_us:
+            raw = CLEARED if value is None else encode(layout.types[name], value)
+            cells[f"{FILLED_FAMILY}:{name}".encode()] = (raw, as_of // 1000)
     return cells
 
 

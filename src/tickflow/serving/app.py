@@ -3,7 +3,9 @@
     GET /                       the page (static/: HTML, one JS module, CSS; uPlot from npm in static/vendor/)
     GET /api/instruments?q=     search the catalogue (reference data + md:latest) by id, symbol, name, sector
     GET /api/latest?ids=A,B     every filled field with value, as-of and staleness, plus reference/derived/meta
-    GET /api/history/{id}       records newest first, ?start=&end= (ms since the epoch or ISO 8601) &limit=
+                                (a value null with an as-of: cleared, e.g. the trade fields after a cancel)
+    GET /api/history/{id}       records newest first, ?start=&end= (ms since the epoch or ISO 8601) &limit=;
+                                the record of a trade cancel carries cancel_of, the id of the trade it cancels
     GET /api/stream?ids=A,B     server-sent events: a snapshot, then only what changed, heartbeats meanwhile
     GET /healthz                HBase reachable
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -31,7 +33,6 @@ from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from tickflow.hbase.layout import CellType
 from tickflow.hbase.store import HBaseUnavailable, Latest, MarketDataStore, SchemaRegistryUnavailable
 from tickflow.serving.auth import TokenGate, serving_token, where_the_token_is
 from tickflow.serving.catalogue import Catalogue, instruments_from_hbase, instruments_from_hive
@@ -41,6 +42,7 @@ from tickflow.serving.model import (
     check_instrument_id,
     diff_states,
     history_query,
+    history_record,
     parse_selection,
     row_state,
     with_staleness,
@@ -168,7 +170,7 @@ class MarketView:
         records = self.store.history(instrument_id, query.since_us, query.until_us, query.limit)
         if not records:
             self.lookup([instrument_id])  # 404 when nobody knows it; else it has no records in this range
-        return {"instrument_id": instrument_id, "records": [_history_record(self.layout.types, r) for r in records]}
+        return {"instrument_id": instrument_id, "records": [history_record(self.layout.types, r) for r in records]}
 
     async def feed(self, request: Request, selection: list[str], first: dict[str, Latest]) -> AsyncIterator[str]:
         """Polls md:latest (one multi-get for the whole selection) and sends what changed."""
@@ -253,8 +255,3 @@ def _routes(view: MarketView) -> APIRouter:
         )
 
     return router
-
-
-def _history_record(types: Mapping[str, CellType], record: dict[str, Any]) -> dict[str, Any]:
-    """A md:history record with its times in ms (event_time comes from the row key, in µs)."""
-    return {k: v // 1000 if types.get(k) is CellType.TIMESTAMP or k == "event_time" else v for k, v in record.items()}

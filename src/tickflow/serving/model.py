@@ -101,12 +101,14 @@ def staleness_ms(now_ms: int, as_of_ms: int) -> int:
 
 def _display(kind: CellType, value: Any) -> Any:
     """Timestamps (µs in HBase) as ms, like every time in the API."""
-    return value // 1000 if kind is CellType.TIMESTAMP else value
+    return value // 1000 if kind is CellType.TIMESTAMP and value is not None else value
 
 
 def row_state(latest: Latest, layout: EventLayout) -> dict[str, dict[str, Any]]:
     """One instrument's state by section, without staleness (which changes every millisecond, the data not):
-    ``fields`` name -> {value, as_of}; the other sections name -> value."""
+    ``fields`` name -> {value, as_of}; the other sections name -> value. A cleared register (the trade fields
+    after a cancel of their trade) is ``{"value": None, "as_of": <when it was cleared>}``: "no value as of
+    then", which the page tells from a field never set (absent)."""
     state: dict[str, dict[str, Any]] = {section: {} for section in SECTIONS}
     for name, value in latest.values.items():
         kind = layout.types[name]
@@ -134,12 +136,25 @@ def with_staleness(instrument_id: str, state: Mapping[str, Mapping[str, Any]], n
     return row
 
 
+def history_record(types: Mapping[str, CellType], record: Mapping[str, Any]) -> dict[str, Any]:
+    """A md:history record as /api/history returns it: times in ms (event_time comes from the row key, in µs),
+    and ``cancel_of``, the id of the trade it cancels, on the record of a cancel itself (its
+    ``cancelled_trade_id_as_of`` is its event time; later records carry the cancel forward). Compared in µs,
+    before the times lose their sub-millisecond part. A v1 record (no cancelled_* fields) is never a cancel."""
+    out = {k: v // 1000 if types.get(k) is CellType.TIMESTAMP or k == "event_time" else v for k, v in record.items()}
+    cancelled = record.get("cancelled_trade_id")
+    if cancelled is not None and record.get("cancelled_trade_id_as_of") == record.get("event_time"):
+        out["cancel_of"] = cancelled
+    return out
+
+
 State = Mapping[str, Mapping[str, Any]]
 
 
 def diff_states(before: Mapping[str, State], after: Mapping[str, State]) -> list[dict[str, Any]]:
     """What the live feed sends: per instrument whose state changed, only the entries that changed
-    (a new instrument: all of its state). Cells are never deleted in md:latest, so nothing is removed."""
+    (a new instrument: all of its state). Cells are never deleted in md:latest, so nothing is removed: a
+    cleared register is a change of its entry to a None value with a new as-of."""
     changes = []
     for instrument_id, state in after.items():
         old = before.get(instrument_id, {})

@@ -10,6 +10,7 @@ import pytest
 
 from tickflow.avro_codec import compile_encoder, confluent_prefix
 from tickflow.hbase.layout import (
+    CLEARED,
     CellType,
     EventLayout,
     UndecodableCell,
@@ -109,7 +110,8 @@ def test_an_instrument_id_with_nul_is_refused() -> None:
 
 def test_filled_fields_are_those_with_an_as_of_sibling(layout: EventLayout) -> None:
     assert layout.filled == ("bid_price", "bid_size", "ask_price", "ask_size", "last_price", "close_price",
-                             "reference_price", "trade_id", "trade_price", "trade_size", "trade_side")  # fmt: skip
+                             "reference_price", "trade_id", "trade_price", "trade_size", "trade_side",
+                             "cancelled_trade_id")  # fmt: skip
     assert layout.types["trade_side"] is CellType.STRING  # an enum
     assert layout.types["event_count"] is CellType.LONG  # an int, widened
     assert layout.types["ingest_time"] is CellType.TIMESTAMP
@@ -139,6 +141,55 @@ def test_latest_cells_carry_each_filled_fields_as_of_time_and_skip_nulls(layout:
             b"e:enriched": b"\xff",
         },
     }
+
+
+TRADE = ("trade_id", "trade_price", "trade_size", "trade_side")
+
+
+def cancel_event(at: int, trade_id: str = "T1", **fields: Any) -> dict[str, Any]:
+    """The record of a cancel of the trade the registers held: trade fields null as of the cancel."""
+    cleared = {name: None for name in TRADE} | {f"{name}_as_of": at for name in TRADE}
+    return full_event(event_time=at, cancelled_trade_id=trade_id, cancelled_trade_id_as_of=at, **cleared, **fields)
+
+
+def test_a_cleared_register_is_an_empty_cell_at_its_as_of_and_a_never_set_one_no_cell(layout: EventLayout) -> None:
+    cells = layout.latest_cells(cancel_event(T0 + 2_000))
+    at = (T0 + 2_000) // 1000
+    assert {column: raw for column, raw in cells[at].items() if column.startswith(b"f:")} == {
+        b"f:trade_id": b"", b"f:trade_price": b"", b"f:trade_size": b"", b"f:trade_side": b"",
+        b"f:cancelled_trade_id": b"T1",
+    }  # fmt: skip
+    every = {column for by_time in cells.values() for column in by_time}
+    assert b"f:ask_price" not in every, "value and as-of null: never set, nothing written"
+    assert b"e:sector" not in every, "family e: a null writes nothing"
+    assert CLEARED == b""
+
+
+def test_a_cleared_register_round_trips_as_none_with_its_as_of(layout: EventLayout) -> None:
+    cells = layout.latest_cells(cancel_event(T0 + 2_000))
+    flat = {column: raw for by_time in cells.values() for column, raw in by_time.items()}
+    values = layout.decode_cells(flat)
+    assert {name: values[name] for name in TRADE} == dict.fromkeys(TRADE)
+    assert values["cancelled_trade_id"] == "T1"
+    assert values["bid_price"] == 101.25
+    assert "ask_price" not in values
+    stamps = {column.decode()[2:]: at for at, by_time in cells.items() for column in by_time if column[:2] == b"f:"}
+    assert stamps["trade_price"] == (T0 + 2_000) // 1000  # the as-of the reader knows from the cell timestamp
+
+
+def test_only_an_empty_f_cell_is_null(layout: EventLayout) -> None:
+    assert layout.decode_cells({b"f:trade_price": b"", b"f:trade_side": b"", b"e:sector": b""}) == {
+        "trade_price": None, "trade_side": None, "sector": ""
+    }  # fmt: skip
+
+
+def test_a_v1_record_without_the_cancel_fields_gives_the_cells_it_always_did(layout: EventLayout) -> None:
+    v1 = full_event(trade_id="T1", trade_id_as_of=T0 - 1, trade_price=9.5, trade_price_as_of=T0 - 1)
+    cells = layout.latest_cells(v1)
+    assert cells[(T0 - 1) // 1000][b"f:trade_price"] == encode(CellType.DOUBLE, 9.5)
+    every = {column for by_time in cells.values() for column in by_time}
+    assert not any(column.startswith(b"f:cancelled") for column in every)
+    assert all(raw != CLEARED for by_time in cells.values() for raw in by_time.values()), "v1 clears nothing"
 
 
 def test_history_is_one_cell_holding_the_framed_record_as_it_is_at_event_time(definition: dict[str, Any]) -> None:
@@ -177,6 +228,20 @@ def test_a_history_cell_of_a_newer_writer_schema_keeps_the_fields_the_layout_kno
     values = layout.history_values(value, writer_schemas((SCHEMA_ID, definition), (8, newer)))
     assert "venue" not in values
     assert values["bid_price"] == 101.25
+
+
+def test_history_of_a_cancel_and_of_a_v1_record(layout: EventLayout, definition: dict[str, Any]) -> None:
+    value = compile_encoder(definition, prefix=confluent_prefix(SCHEMA_ID))(cancel_event(T0))
+    values = layout.history_values(value, writer_schemas((SCHEMA_ID, definition)))
+    assert values["cancelled_trade_id"] == "T1"
+    assert values["cancelled_trade_id_as_of"] == values["event_time"] == T0  # the record of the cancel itself
+    assert "trade_price" not in values and values["trade_price_as_of"] == T0  # cleared: the as-of, no value
+
+    v2_only = {"cancelled_trade_id", "cancelled_trade_id_as_of"}
+    v1 = {**definition, "fields": [f for f in definition["fields"] if f["name"] not in v2_only]}
+    old = compile_encoder(v1, prefix=confluent_prefix(3))(full_event())
+    values = layout.history_values(old, writer_schemas((3, v1), (SCHEMA_ID, definition)))
+    assert values == {name: v for name, v in full_event().items() if v is not None}
 
 
 @pytest.mark.parametrize(

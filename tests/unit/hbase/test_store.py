@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka.schema_registry import Schema
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from tickflow.hbase.layout import HISTORY, UndecodableCell, history_row_key
+from tickflow.hbase.layout import HISTORY, LATEST, UndecodableCell, history_row_key
 from tickflow.hbase.store import MarketDataStore, RegistrySchemas, SchemaRegistryUnavailable
 from tickflow.schemas import load
 from tickflow.settings import Settings
@@ -23,13 +23,24 @@ SCHEMA_ID = 7
 
 
 class Table:
-    """The part of a happybase table the store uses; cells keep their timestamp."""
+    """The part of a happybase table the store uses; cells keep their timestamp, one version each, the newest
+    (at the same timestamp, the later put), as HBase keeps them with VERSIONS=1."""
 
     def __init__(self) -> None:
-        self.rows: dict[bytes, dict[bytes, tuple[bytes, int | None]]] = {}
+        self.cells: dict[bytes, dict[bytes, tuple[bytes, int | None]]] = {}
 
     def put(self, row: bytes, data: dict[bytes, bytes], timestamp: int | None = None) -> None:
-        self.rows.setdefault(row, {}).update({column: (value, timestamp) for column, value in data.items()})
+        cells = self.cells.setdefault(row, {})
+        for column, value in data.items():
+            kept = cells.get(column)
+            if kept is None or timestamp is None or kept[1] is None or timestamp >= kept[1]:
+                cells[column] = (value, timestamp)
+
+    def rows(self, rows: list[bytes], include_timestamp: bool = False) -> list[tuple[bytes, dict[bytes, Any]]]:
+        found = [(row, self.cells[row]) for row in rows if self.cells.get(row)]
+        return [
+            (row, dict(cells) if include_timestamp else {c: v for c, (v, _) in cells.items()}) for row, cells in found
+        ]
 
     def scan(
         self,
@@ -39,10 +50,10 @@ class Table:
         columns: list[bytes] | None = None,
     ) -> Iterator[tuple[bytes, dict[bytes, bytes]]]:
         found = []
-        for row in sorted(self.rows):
+        for row in sorted(self.cells):
             if row < row_start or (row_stop is not None and row >= row_stop):
                 continue
-            cells = {c: value for c, (value, _) in self.rows[row].items() if columns is None or c in columns}
+            cells = {c: value for c, (value, _) in self.cells[row].items() if columns is None or c in columns}
             if cells:  # as HBase: a row without any of the columns asked for is not returned
                 found.append((row, cells))
         return iter(found[:limit])
@@ -86,6 +97,10 @@ class InMemoryStore(MarketDataStore):
     def history_table(self) -> Table:
         return self.connection.table(HISTORY)
 
+    @property
+    def latest_table(self) -> Table:
+        return self.connection.table(LATEST)
+
 
 def event(at: int, **fields: Any) -> dict[str, Any]:
     return {"instrument_id": "XNYS:IBM", "event_time": at, "event_count": 1, "enriched": True,
@@ -112,7 +127,7 @@ def warnings() -> Iterator[list[str]]:
 def test_write_puts_one_history_cell_per_record_the_framed_record_at_event_time(store: InMemoryStore) -> None:
     first, second = event(T0, bid_price=101.25, bid_price_as_of=T0), event(T0 + 1_500, trade_side="buy")
     store.write([first, second])
-    assert store.history_table.rows == {
+    assert store.history_table.cells == {
         history_row_key("XNYS:IBM", T0): {b"h:r": (store.framed(first), T0 // 1000)},
         history_row_key("XNYS:IBM", T0 + 1_500): {b"h:r": (store.framed(second), (T0 + 1_500) // 1000)},
     }
@@ -144,11 +159,49 @@ def test_a_cell_that_does_not_decode_is_skipped_with_one_warning(store: InMemory
     assert "not Confluent-framed" in line
 
 
+TRADE = ("trade_id", "trade_price", "trade_size", "trade_side")
+
+
+def trade(at: int, trade_id: str, price: float) -> dict[str, Any]:
+    fields = {"trade_id": trade_id, "trade_price": price, "trade_size": 10, "trade_side": "buy"}
+    return event(at, **fields, **{f"{name}_as_of": at for name in TRADE})
+
+
+def cancel(at: int, trade_id: str) -> dict[str, Any]:
+    """The record of the cancel of the trade the registers held: the trade fields null as of the cancel."""
+    cleared = {name: None for name in TRADE} | {f"{name}_as_of": at for name in TRADE}
+    return event(at, cancelled_trade_id=trade_id, cancelled_trade_id_as_of=at, **cleared)
+
+
+def test_a_cancel_clears_the_trade_in_latest_and_reads_back_as_none_with_its_as_of(store: InMemoryStore) -> None:
+    store.write([trade(T0, "T1", 101.5), cancel(T0 + 7_000, "T1")])
+    state = store.latest(["XNYS:IBM"])["XNYS:IBM"]
+    assert {name: state.values[name] for name in TRADE} == dict.fromkeys(TRADE)
+    assert {name: state.as_of_ms[name] for name in TRADE} == dict.fromkeys(TRADE, (T0 + 7_000) // 1000)
+    assert (state.values["cancelled_trade_id"], state.as_of_ms["cancelled_trade_id"]) == ("T1", (T0 + 7_000) // 1000)
+    assert store.latest_table.cells[b"XNYS:IBM"][b"f:trade_price"] == (b"", (T0 + 7_000) // 1000)
+
+    store.write([trade(T0 - 3_000, "T0", 99.0)])  # late and older than the cancel: loses
+    assert store.latest(["XNYS:IBM"])["XNYS:IBM"].values["trade_price"] is None
+    store.write([trade(T0 + 9_000, "T2", 102.0)])  # newer: replaces the empty cell
+    state = store.latest(["XNYS:IBM"])["XNYS:IBM"]
+    assert (state.values["trade_id"], state.values["trade_price"]) == ("T2", 102.0)
+    assert state.values["cancelled_trade_id"] == "T1"  # the last cancel, filled forward
+
+
+def test_an_empty_f_cell_reads_as_none_with_its_timestamp_and_scans_alike(store: InMemoryStore) -> None:
+    store.latest_table.put(b"X:A", {b"f:trade_price": b"", b"f:bid_price": bytes(8), b"e:sector": b""}, timestamp=5)
+    state = store.latest(["X:A"])["X:A"]
+    assert state.values == {"trade_price": None, "bid_price": 0.0, "sector": ""}
+    assert state.as_of_ms == {"trade_price": 5, "bid_price": 5}
+    assert store.scan_latest(["trade_price", "sector"]) == {"X:A": {"trade_price": None, "sector": ""}}
+
+
 def test_an_incomplete_event_is_refused_in_one_sentence(store: InMemoryStore) -> None:
     incomplete = {"instrument_id": "XNYS:IBM", "event_time": T0, "event_count": 1, "enriched": True}
     with pytest.raises(ValueError, match=r"not a whole EnrichedEvent .*ingest_time"):
         store.write([incomplete])
-    assert store.history_table.rows == {}
+    assert store.history_table.cells == {}
 
 
 class Registry:

@@ -76,6 +76,49 @@ def test_hbase_must_be_at_least_as_new_as_the_snapshot() -> None:
     assert snapshot_cells(LAYOUT, state, until_us=T - 1) == {}, "a register newer than the cut-off is not expected"
 
 
+TRADE = ("trade_id", "trade_price", "trade_size", "trade_side")
+
+
+def cancel(at: int = T, trade_id: str = "T1") -> dict[str, object]:
+    """The last record of an instrument whose last event cancelled the trade its registers held."""
+    cleared = {name: None for name in TRADE} | {f"{name}_as_of": at for name in TRADE}
+    return {**record(at=at, cancelled_trade_id=trade_id, cancelled_trade_id_as_of=at), **cleared}
+
+
+def test_a_cleared_register_is_expected_as_the_empty_cell_and_matches_it() -> None:
+    expected = record_cells(LAYOUT, cancel())
+    assert expected[b"f:trade_price"] == (b"", T // 1000)
+    assert expected[b"f:cancelled_trade_id"] == (b"T1", T // 1000)
+    assert classify("A", as_row(expected), expected, None).status is Status.MATCHED
+
+
+def test_a_cleared_register_hbase_lacks_or_holds_older_is_missing_or_stale() -> None:
+    expected = record_cells(LAYOUT, cancel())
+    without = {c: v for c, v in expected.items() if c != b"f:trade_price"}  # the old sink: null wrote nothing
+    finding = classify("A", without, expected, None)
+    assert finding.status is Status.MISSING
+    assert [(d.column, d.problem) for d in finding.differences] == [("f:trade_price", Problem.ABSENT)]
+    cancelled = {**expected, b"f:trade_price": (encode(LAYOUT.types["trade_price"], 101.5), T // 1000 - 2)}
+    finding = classify("A", cancelled, expected, None)  # still the cancelled trade's price
+    assert (finding.status, finding.differences[0].problem) == (Status.STALE, Problem.OLDER)
+    same_time = {**expected, b"f:trade_price": (encode(LAYOUT.types["trade_price"], 101.5), T // 1000)}
+    assert classify("A", same_time, expected, None).differences[0].problem is Problem.DIFFERS
+    newer_trade = {**expected, b"f:trade_price": (encode(LAYOUT.types["trade_price"], 102.0), T // 1000 + 1)}
+    assert classify("A", newer_trade, expected, None).status is Status.MATCHED
+
+
+def test_a_cleared_register_of_the_snapshot_is_expected_as_the_empty_cell() -> None:
+    state = InstrumentState({"trade_price": None, "bid_price": 1.5}, {"trade_price": T, "bid_price": T - 1000},
+                            {"trade_price": 9, "bid_price": 8})  # fmt: skip
+    snapshot = snapshot_cells(LAYOUT, state)
+    assert snapshot == {
+        b"f:trade_price": (b"", T // 1000),
+        b"f:bid_price": (encode(LAYOUT.types["bid_price"], 1.5), (T - 1000) // 1000),
+    }
+    assert classify("A", as_row(snapshot), None, snapshot).status is Status.MATCHED
+    assert classify("A", {b"f:bid_price": snapshot[b"f:bid_price"]}, None, snapshot).status is Status.MISSING
+
+
 def test_a_row_neither_the_topic_nor_the_snapshot_explains_is_extra() -> None:
     found = classify_all({"X": {b"e:symbol": (b"X", 1)}}, {}, {})
     assert found["X"].status is Status.EXTRA

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tickflow.hbase.layout import event_layout
@@ -11,6 +13,7 @@ from tickflow.serving.model import (
     RequestError,
     diff_states,
     history_query,
+    history_record,
     merge_catalogue,
     parse_selection,
     parse_time_ms,
@@ -87,6 +90,42 @@ def test_the_live_feed_sends_only_what_changed() -> None:
     assert diff_states(before, again) == [
         {"instrument_id": "X:A", "fields": {"bid_price": {"value": 10.5, "as_of": 4_900}}}
     ]
+
+
+TRADE = ("trade_id", "trade_price", "trade_size", "trade_side")
+
+
+def test_a_cleared_trade_is_none_with_its_as_of_and_serialises_with_the_cancel() -> None:
+    values = {name: None for name in TRADE} | {"cancelled_trade_id": "T1", "bid_price": 10.5, "trade_notional": 99.0}
+    as_of = dict.fromkeys(TRADE, 7_000) | {"cancelled_trade_id": 7_000, "bid_price": 4_000}
+    state = row_state(Latest("X:A", values, as_of), event_layout(Settings()))
+    assert state["fields"]["trade_price"] == {"value": None, "as_of": 7_000}
+    assert state["fields"]["cancelled_trade_id"] == {"value": "T1", "as_of": 7_000}
+    row = json.loads(json.dumps(with_staleness("X:A", state, now_ms=7_250)))
+    for name in TRADE:
+        assert row["fields"][name] == {"value": None, "as_of": 7_000, "stale_ms": 250}
+    assert row["fields"]["cancelled_trade_id"]["value"] == "T1"
+    # the live feed: the trade's entries change to None, the cancel appears
+    before = {"X:A": row_state(Latest("X:A", {"trade_price": 101.5}, {"trade_price": 5_000}), event_layout(Settings()))}
+    (change,) = diff_states(before, {"X:A": state})
+    assert change["fields"]["trade_price"] == {"value": None, "as_of": 7_000}
+
+
+def test_a_history_record_of_a_cancel_says_which_trade_it_cancels() -> None:
+    types = event_layout(Settings()).types
+    t = 1_764_000_000_123_456  # µs
+    cancel = {"instrument_id": "X:A", "event_time": t, "cancelled_trade_id": "T1", "cancelled_trade_id_as_of": t,
+              "trade_id_as_of": t, "bid_price": 10.5}  # fmt: skip
+    assert history_record(types, cancel) == {
+        "instrument_id": "X:A", "event_time": t // 1000, "cancelled_trade_id": "T1",
+        "cancelled_trade_id_as_of": t // 1000, "trade_id_as_of": t // 1000, "bid_price": 10.5, "cancel_of": "T1",
+    }  # fmt: skip
+    # a later record carries the cancel forward: not a cancel, even within the same millisecond
+    later = {**cancel, "event_time": t + 500}
+    assert "cancel_of" not in history_record(types, later)
+    v1 = {"instrument_id": "X:A", "event_time": t, "trade_id": "T0", "trade_id_as_of": t - 1_000}
+    assert history_record(types, v1) == {"instrument_id": "X:A", "event_time": t // 1000, "trade_id": "T0",
+                                         "trade_id_as_of": (t - 1_000) // 1000}  # fmt: skip
 
 
 CATALOGUE = [

@@ -3,7 +3,10 @@
 // only what changed), /api/history/{id} (seeds the charts). uPlot comes from npm (static/vendor/).
 
 const FIELD_ORDER = ["bid_price", "bid_size", "ask_price", "ask_size", "last_price", "close_price",
-  "reference_price", "trade_price", "trade_size", "trade_side", "trade_id"];
+  "reference_price", "trade_price", "trade_size", "trade_side", "trade_id", "cancelled_trade_id"];
+const TRADE_FIELDS = ["trade_id", "trade_price", "trade_size", "trade_side"];
+// Derived from the trade: md:latest keeps their last non-null value, the cancelled trade's once it is cleared.
+const TRADE_DERIVED = ["trade_notional", "trade_notional_usd"];
 const DERIVED_ORDER = ["mid", "spread", "spread_bps", "mid_usd", "last_price_usd", "trade_notional",
   "trade_notional_usd", "fx_rate_usd"];
 const REFERENCE_ORDER = ["symbol", "instrument_name", "exchange", "currency", "asset_class", "sector",
@@ -44,6 +47,9 @@ function formatAge(ms) {
   if (ms < 86_400_000) return `${(ms / 3_600_000).toFixed(1)} h`;
   return `${Math.floor(ms / 86_400_000)} d`;
 }
+
+// hh:mm:ss.mmm in UTC, the clock of every event time.
+const formatTime = (ms) => `${new Date(ms).toISOString().slice(11, 23)} UTC`;
 
 const serverNow = () => Date.now() + state.offsetMs;
 const ageClass = (ms) => (ms < 2000 ? "fresh" : ms < 60_000 ? "recent" : "stale");
@@ -164,7 +170,7 @@ function merge(change) {
   state.rows.set(id, row);
   state.missing.delete(id);
   const price = change.derived?.mid ?? change.fields?.last_price?.value;
-  if (price !== undefined) {
+  if (price !== undefined && price !== null) {
     const at = change.meta?.event_time ?? change.fields?.last_price?.as_of ?? serverNow();
     addPoint(id, at / 1000, price);
   }
@@ -181,6 +187,24 @@ function showProblem(message) {
 }
 
 // ---- the table (fields as rows, selected instruments as columns) --------------------------------
+
+// A filled field whose value is null but whose as-of is set was cleared: "no value as of then".
+const isCleared = (entry) => entry !== undefined && entry.value === null && entry.as_of !== null;
+
+// The cancel that cleared the instrument's trade, or null while a trade stands (or none was ever seen).
+// The id is the cancel's when it cleared the trade (same as-of); a later cancel naming another trade does
+// not clear anything, and the id of the trade it cleared is then no longer known.
+function tradeCancel(row) {
+  const trade = row?.fields?.trade_id;
+  if (!isCleared(trade)) return null;
+  const cancel = row.fields.cancelled_trade_id;
+  const id = cancel && cancel.value !== null && cancel.as_of === trade.as_of ? cancel.value : null;
+  return { id, at: trade.as_of };
+}
+
+function cancelText(cancel) {
+  return `${cancel.id ?? "last trade"} cancelled at ${formatTime(cancel.at)}`;
+}
 
 function ordered(section, preferred) {
   const names = new Set();
@@ -224,7 +248,9 @@ function render() {
     tr.append(cell("td", name));
     for (const id of state.selected) {
       const entry = state.rows.get(id)?.fields?.[name];
-      const td = valueCell(id, "fields", name, entry?.value);
+      const td = isCleared(entry)
+        ? clearedCell(id, "fields", name, TRADE_FIELDS.includes(name) ? tradeCancel(state.rows.get(id)) : null)
+        : valueCell(id, "fields", name, entry?.value);
       if (entry) {
         const age = span("age", "");
         age.dataset.asOf = entry.as_of;
@@ -243,7 +269,11 @@ function render() {
     for (const name of names) {
       const tr = document.createElement("tr");
       tr.append(cell("td", name));
-      for (const id of state.selected) tr.append(valueCell(id, section, name, state.rows.get(id)?.[section]?.[name]));
+      for (const id of state.selected) {
+        const row = state.rows.get(id);
+        const cancel = section === "derived" && TRADE_DERIVED.includes(name) ? tradeCancel(row) : null;
+        tr.append(cancel ? clearedCell(id, section, name, cancel) : valueCell(id, section, name, row?.[section]?.[name]));
+      }
       body.push(tr);
     }
   }
@@ -264,6 +294,20 @@ function valueCell(id, section, name, value) {
   td.dataset.instrument = id;
   td.dataset.field = name;
   td.append(span("v", formatValue(value)));
+  if (state.changed.has(`${id}|${section}|${name}`)) td.classList.add("changed");
+  return td;
+}
+
+// A cleared value: never the value it replaced. The trade_id row says which trade was cancelled and when;
+// the other trade fields (and what is derived from the trade) a dash, the cancel in their tooltip.
+function clearedCell(id, section, name, cancel) {
+  const td = document.createElement("td");
+  td.dataset.instrument = id;
+  td.dataset.field = name;
+  td.classList.add("cleared");
+  const text = cancel && name === "trade_id" ? cancelText(cancel) : "—";
+  td.append(span("v", text));
+  td.title = cancel ? cancelText(cancel) : "cleared: no value since then";
   if (state.changed.has(`${id}|${section}|${name}`)) td.classList.add("changed");
   return td;
 }

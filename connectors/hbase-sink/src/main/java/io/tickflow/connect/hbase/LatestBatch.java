@@ -13,7 +13,8 @@ import org.apache.hadoop.hbase.client.Put;
  * Conflates the md:latest cells of the records of one {@code put()} call: per instrument and column,
  * only the cell with the greatest timestamp is kept (on a tie, the later record's), so each instrument
  * becomes one Put. HBase would keep the same cell anyway (VERSIONS=1, newest timestamp wins); this just
- * writes less.
+ * writes less. A cleared register's empty cell is conflated like any other: a newer trade in the batch
+ * replaces it, an older one does not.
  */
 public final class LatestBatch {
 
@@ -46,7 +47,7 @@ public final class LatestBatch {
         return Collections.unmodifiableMap(out);
     }
 
-    /** One Put per instrument; instruments whose records had no non-null latest cell are left out. */
+    /** One Put per instrument; instruments whose records had no latest cell are left out. */
     public List<Put> toPuts() {
         List<Put> puts = new ArrayList<>(rows.size());
         for (Map.Entry<String, Map<String, HCell>> row : rows.entrySet()) {

@@ -31,8 +31,14 @@ import org.apache.avro.generic.GenericRecord;
  *       {@code e} at the event time (ms), as {@code tickflow.hbase.layout} (the Python side, the contract)
  *       specifies.</li>
  * </ul>
- * Null fields write nothing in latest. Values are encoded as HBase's {@code Bytes.toBytes} would: see
- * {@link #encode}.
+ * Null fields write nothing in latest, with one exception: a filled field whose value is null while its
+ * {@code X_as_of} is set is a <em>cleared register</em> ("as of then there is no value": the trade fields after a
+ * cancel of the trade they held), written as an EMPTY cell ({@link #CLEARED}, zero bytes) at that as-of time.
+ * It has to be a cell: one left unwritten would leave the cancelled value showing, while a cell competes by
+ * timestamp like any value (a later trade replaces it, a late older one does not). Readers take an empty
+ * {@code f} cell as null with a known as-of. A record of an older schema version (without {@code
+ * cancelled_trade_id}, say) simply has fewer fields. Values are encoded as HBase's {@code Bytes.toBytes} would:
+ * see {@link #encode}.
  *
  * <p>History is one cell per record, {@code h:r}, at the event time (ms), holding the record's Kafka value
  * exactly as received (Confluent framing + Avro body): the mapper neither re-encodes nor copies it. One cell
@@ -49,6 +55,8 @@ public final class RecordMapper {
     public static final String AS_OF_SUFFIX = "_as_of";
     public static final String INSTRUMENT_ID = "instrument_id";
     public static final String EVENT_TIME = "event_time";
+    /** The value of a family-f cell whose register is cleared: zero bytes. */
+    public static final byte[] CLEARED = new byte[0];
 
     private enum Role { KEY, FILLED, AS_OF, OTHER }
 
@@ -182,25 +190,33 @@ public final class RecordMapper {
 
         List<HCell> latest = new ArrayList<>();
         for (int i = 0; i < layout.roles.length; i++) {
-            Object v = record.get(i);
-            if (v == null || layout.roles[i] == Role.AS_OF) {
+            if (layout.roles[i] == Role.AS_OF) {
                 continue; // an as-of time is its filled field's cell timestamp, not a column
             }
+            Object v = record.get(i);
             String name = layout.names[i];
-            byte[] bytes = encode(v);
             switch (layout.roles[i]) {
                 case FILLED: {
                     Object asOf = record.get(layout.asOfPos[i]);
+                    if (v == null) {
+                        if (asOf != null) { // cleared: the empty cell replaces the value it clears
+                            long ts = Math.floorDiv(timestampMicros(asOf, name + AS_OF_SUFFIX, true), 1000L);
+                            latest.add(new HCell(FAMILY_FILLED, name, ts, CLEARED));
+                        }
+                        break; // never set: nothing to write
+                    }
                     // a value without its as-of time cannot be fresher than the record itself
                     long ts = asOf == null ? eventTimeMs
                             : Math.floorDiv(timestampMicros(asOf, name + AS_OF_SUFFIX, true), 1000L);
-                    latest.add(new HCell(FAMILY_FILLED, name, ts, bytes));
+                    latest.add(new HCell(FAMILY_FILLED, name, ts, encode(v)));
                     break;
                 }
                 case KEY:
                 case OTHER:
                 default:
-                    latest.add(new HCell(FAMILY_OTHER, name, eventTimeMs, bytes));
+                    if (v != null) {
+                        latest.add(new HCell(FAMILY_OTHER, name, eventTimeMs, encode(v)));
+                    }
                     break;
             }
         }

@@ -83,6 +83,86 @@ class RecordMapperTest {
     }
 
     @Test
+    void aClearedRegisterIsAnEmptyCellAtItsAsOfTime() {
+        long cancelAt = T0 + 1_999; // floors to the same ms as T0 + 1 ms
+        GenericRecord r = TestRecords.cancel(SCHEMA, INSTRUMENT, cancelAt, "T-1");
+        RecordMapper.Mapped m = map(r);
+
+        // trade_price null, trade_price_as_of set: the empty cell at the as-of (ms), not "nothing"
+        assertEquals(new HCell("f", "trade_price", cancelAt / 1000, new byte[0]),
+                cell(m.latestCells(), "f", "trade_price"));
+        for (String trade : List.of("trade_id", "trade_price", "trade_size", "trade_side")) {
+            HCell c = cell(m.latestCells(), "f", trade);
+            assertNotNull(c, trade + " is cleared, so it has a cell");
+            assertEquals(0, c.value().length, trade);
+            assertEquals((T0 + 1_000) / 1000, c.timestamp(), trade);
+        }
+        // the cancel itself is an ordinary filled value, dated by its own as-of
+        assertEquals(new HCell("f", "cancelled_trade_id", cancelAt / 1000, Bytes.toBytes("T-1")),
+                cell(m.latestCells(), "f", "cancelled_trade_id"));
+        // a register never set (value and as-of null) still writes nothing, and a value is still a value
+        assertNull(cell(m.latestCells(), "f", "ask_price"));
+        assertArrayEquals(Bytes.toBytes(101.5), cell(m.latestCells(), "f", "bid_price").value());
+        // family e keeps its rule: a null writes nothing
+        assertNull(cell(m.latestCells(), "e", "trade_notional"));
+        // the Put carries the empty value as it is
+        LatestBatch batch = new LatestBatch();
+        batch.add(m);
+        Cell put = cells(batch.toPuts().get(0)).stream()
+                .filter(c -> Bytes.toString(CellUtil.cloneQualifier(c)).equals("trade_price"))
+                .findFirst().orElseThrow();
+        assertEquals(0, put.getValueLength());
+        assertEquals(cancelAt / 1000, put.getTimestamp());
+    }
+
+    @Test
+    void aClearedRegisterCompetesByTimestampLikeAValue() {
+        GenericRecord trade = TestRecords.full(SCHEMA, INSTRUMENT, T0); // trade T-1 at T0
+        GenericRecord cancel = TestRecords.cancel(SCHEMA, INSTRUMENT, T0 + 5_000, "T-1");
+        GenericRecord lateOlder = TestRecords.full(SCHEMA, INSTRUMENT, T0 - 9_000); // replayed, older than both
+        lateOlder.put("trade_price", 99.0);
+        lateOlder.put("trade_price_as_of", T0 - 9_000);
+
+        LatestBatch cleared = new LatestBatch();
+        List.of(map(trade), map(cancel), map(lateOlder)).forEach(cleared::add);
+        assertEquals(new HCell("f", "trade_price", (T0 + 5_000) / 1000, new byte[0]),
+                cell(cleared.rows().get(INSTRUMENT), "f", "trade_price"),
+                "the cancel replaces the trade; a late older trade does not replace the cancel");
+
+        GenericRecord next = TestRecords.full(SCHEMA, INSTRUMENT, T0 + 8_000);
+        next.put("trade_price", 102.0);
+        next.put("trade_price_as_of", T0 + 8_000);
+        cleared.add(map(next));
+        assertEquals(new HCell("f", "trade_price", (T0 + 8_000) / 1000, Bytes.toBytes(102.0)),
+                cell(cleared.rows().get(INSTRUMENT), "f", "trade_price"), "a later trade replaces the empty cell");
+    }
+
+    @Test
+    void aV1RecordStillMapsAsBefore() {
+        Schema v1 = TestRecords.v1Schema();
+        assertNull(v1.getField("cancelled_trade_id"));
+        GenericRecord r = TestRecords.full(v1, INSTRUMENT, T0);
+        RecordMapper.Mapped m = mapper.map(r, TestRecords.framed(ID - 1, r));
+
+        assertEquals(Set.of("bid_price", "bid_size", "ask_price", "ask_size", "last_price", "trade_id",
+                "trade_price", "trade_size", "trade_side"), columns(m.latestCells(), "f"));
+        assertEquals(new HCell("f", "trade_price", T0 / 1000, Bytes.toBytes(101.7)),
+                cell(m.latestCells(), "f", "trade_price"));
+        assertEquals(new HCell("f", "bid_price", (T0 - 1_500) / 1000, Bytes.toBytes(101.5)),
+                cell(m.latestCells(), "f", "bid_price"));
+        assertTrue(m.latestCells().stream().noneMatch(c -> c.value().length == 0), "v1 never clears a register");
+        // cell for cell what the same values give under v2, where the new fields are simply null
+        GenericRecord same = TestRecords.full(SCHEMA, INSTRUMENT, T0);
+        assertEquals(Set.copyOf(map(same).latestCells()), Set.copyOf(m.latestCells()));
+        // a v1 record with nulls writes no f cell, as before
+        assertTrue(columns(mapper.map(TestRecords.minimal(v1, INSTRUMENT, T0), new byte[] {0}).latestCells(), "f")
+                .isEmpty());
+        // its history cell is its own bytes, read back with its own (v1) writer schema
+        GenericRecord back = new ConfluentAvroDecoder(id -> v1).decode(m.historyCell().value());
+        assertEquals(r.toString(), back.toString());
+    }
+
+    @Test
     void otherFieldsGoToFamilyEAtTheEventTimeInMillis() {
         RecordMapper.Mapped m = map(TestRecords.full(SCHEMA, INSTRUMENT, T0 + 999));
         long eventMs = T0 / 1000;
@@ -330,13 +410,13 @@ class RecordMapperTest {
         }
         RecordMapper.Mapped m = map(r);
         assertEquals(Set.of("bid_price", "bid_size", "ask_price", "ask_size", "last_price", "close_price",
-                "reference_price", "trade_id", "trade_price", "trade_size", "trade_side"),
+                "reference_price", "trade_id", "trade_price", "trade_size", "trade_side", "cancelled_trade_id"),
                 columns(m.latestCells(), "f"));
         assertEquals(Set.of("instrument_id", "event_time", "event_count", "enriched", "symbol", "instrument_name",
                 "exchange", "currency", "asset_class", "sector", "lot_size", "tick_size", "reference_version", "mid",
                 "spread", "spread_bps", "trade_notional", "fx_rate_usd", "mid_usd", "last_price_usd",
                 "trade_notional_usd", "ingest_time", "processed_time", "batch_id"), columns(m.latestCells(), "e"));
-        assertEquals(SCHEMA.getFields().size() - 11, m.latestCells().size(), "every as-of field is left out");
+        assertEquals(SCHEMA.getFields().size() - 12, m.latestCells().size(), "every as-of field is left out");
         assertEquals(new HCell("h", "r", T0 / 1000, TestRecords.framed(ID, r)), m.historyCell(),
                 "history holds the whole record in one cell");
     }

@@ -64,6 +64,27 @@ final class TestRecords {
         }
     }
 
+    /** The fields v2 of the schema added: the last trade cancel, filled forward. */
+    static final String[] V2_FIELDS = {"cancelled_trade_id", "cancelled_trade_id_as_of"};
+
+    /** The schema as v1 was: the real one without the fields v2 added (same name, so the same record type). */
+    static Schema v1Schema() {
+        try {
+            ObjectMapper json = new ObjectMapper();
+            ObjectNode root = (ObjectNode) json.readTree(schemaJson());
+            ArrayNode fields = (ArrayNode) root.get("fields");
+            for (int i = fields.size() - 1; i >= 0; i--) {
+                String name = fields.get(i).get("name").asText();
+                if (name.equals(V2_FIELDS[0]) || name.equals(V2_FIELDS[1])) {
+                    fields.remove(i);
+                }
+            }
+            return new Schema.Parser().parse(json.writeValueAsString(root));
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
     /** A record with every required field set and all nullable fields null. */
     static GenericRecord minimal(Schema schema, String instrument, long eventTime) {
         GenericRecord r = new GenericData.Record(schema);
@@ -104,6 +125,23 @@ final class TestRecords {
         r.put("lot_size", 1L);
         r.put("tick_size", 0.01);
         r.put("mid", 101.625);
+        return r;
+    }
+
+    /**
+     * A record of the cancel of trade {@code tradeId} at {@code eventTime}, which the trade registers held: the
+     * trade fields cleared (null, as of the cancel), the cancel itself filled, the quote carried forward.
+     */
+    static GenericRecord cancel(Schema schema, String instrument, long eventTime, String tradeId) {
+        GenericRecord r = minimal(schema, instrument, eventTime);
+        r.put("bid_price", 101.5);
+        r.put("bid_price_as_of", eventTime - 1_500);
+        for (String trade : new String[] {"trade_id", "trade_price", "trade_size", "trade_side"}) {
+            r.put(trade, null);
+            r.put(trade + "_as_of", eventTime);
+        }
+        r.put("cancelled_trade_id", tradeId);
+        r.put("cancelled_trade_id_as_of", eventTime);
         return r;
     }
 

@@ -97,6 +97,12 @@ def register(
             client.set_compatibility(subject, compatibility)
         version = client.lookup_schema(subject, Schema(schema.text, "AVRO")).version
     except SchemaRegistryError as error:
+        if error.http_status_code == 409:
+            raise TickflowError(
+                f"The schema registry refused {schema.full_name} under {subject}: it is not {compatibility or 'the'} "
+                f"compatible with the versions registered there ({error.error_message}); add a new field with a "
+                f"default and keep the existing ones, in {settings.schemas_dir / schema.full_name}.avsc."
+            ) from error
         raise TickflowError(
             f"The schema registry at {settings.registry_url} refused {subject} (HTTP {error.http_status_code}: "
             f"{error.error_message}): fix {settings.schemas_dir / schema.full_name}.avsc, or read "

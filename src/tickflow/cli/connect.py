@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from enum import StrEnum
 from typing import Annotated
 
@@ -96,6 +97,31 @@ def status(
         console.print(f"connector {name} is not deployed: `tickflow connect deploy {w.value}` creates it")
     if missing or not all(s.running for s in shown):
         raise typer.Exit(1)
+
+
+@app.command("restart")
+def restart(which: ConnectorArgument = Connector.HBASE) -> None:
+    """Restart a connector and all its tasks, and wait until they run: a failed task runs again, and every task
+    writes with the latest schema registered (after `tickflow schemas register` of a new version)."""
+    from tickflow.retry import wait_for
+    from tickflow.sinks.connect import ConnectClient, ConnectError
+
+    name = _connector_name(which)
+    client = ConnectClient(Settings().connect_urls)
+    client.restart(name)
+
+    def running() -> ConnectorStatus | None:
+        found = client.status(name)
+        return found if found is not None and found.running else None
+
+    def not_running(_: Exception | None) -> Exception:
+        found = client.status(name)
+        failures = "; ".join(found.failures) if found else "not deployed"
+        return ConnectError(f"Connector {name} did not run again within 120 s ({failures or 'starting'}): read the "
+                            "worker's log (`tickflow stack logs connect`).")  # fmt: skip
+
+    time.sleep(1.0)  # the restart is asynchronous: the old tasks report RUNNING until they stop
+    _print_connector(wait_for(running, 120.0, interval_s=0.5, timed_out=not_running))
 
 
 @app.command("delete")

@@ -198,7 +198,15 @@ class ConnectClient:
 
     def restart_failed(self, name: str) -> None:
         """Restart the connector's failed parts, connector and tasks (Connect restarts nothing by itself)."""
-        response = self._request("POST", f"/connectors/{name}/restart?includeTasks=true&onlyFailed=true")
+        self.restart(name, only_failed=True)
+
+    def restart(self, name: str, only_failed: bool = False) -> None:
+        """Restart the connector and its tasks (or only the failed ones): each task configures itself again, e.g.
+        a converter looks up the subject's latest registered schema."""
+        flags = "includeTasks=true" + ("&onlyFailed=true" if only_failed else "")
+        response = self._request("POST", f"/connectors/{name}/restart?{flags}")
+        if response.status_code == 404:
+            raise ConnectError(f"Connector {name} is not deployed: `tickflow connect deploy` creates it.")
         if response.status_code not in (200, 202, 204):
             raise ConnectError(
                 f"Kafka Connect did not restart {name} (HTTP {response.status_code}): {self._message(response)}"

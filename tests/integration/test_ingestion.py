@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import threading
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -110,32 +112,42 @@ def test_three_sources_flow_decodable_keyed_and_with_injected_faults(stack: Sett
 
 
 def test_v2_of_market_event_flows_while_a_v1_producer_still_writes(stack: Settings, tmp_topic: str) -> None:
-    v1 = load("tickflow.md.MarketEvent", stack.schemas_dir)
-    v2_text = (FIXTURES / "tickflow.md.MarketEvent.v2.avsc").read_text()
+    """The released v1 and the repository's v2 (trade cancels) under one subject, written at once; a v2 reader
+    reads both, v1 records with no cancel."""
+    released = stack.model_copy(update={"schemas_dir": FIXTURES / "released"})
+    v1 = load("tickflow.md.MarketEvent", released.schemas_dir)
+    v2 = load("tickflow.md.MarketEvent", stack.schemas_dir)
     v1_id = register(stack, f"{tmp_topic}-value", v1.text)
-    v2_id = register(stack, f"{tmp_topic}-value", v2_text)  # refused with 409 if not BACKWARD compatible
+    v2_id = register(stack, f"{tmp_topic}-value", v2.text)  # refused with 409 if not BACKWARD compatible
     assert v2_id != v1_id
 
     v1_feed = threading.Thread(
         target=run_feed,
-        args=(stack, FeedConfig(rate=20_000, count=3_000, seed=1, start_us=START, topic=tmp_topic), v1_id),
+        args=(released, FeedConfig(rate=20_000, count=3_000, seed=1, start_us=START, topic=tmp_topic), v1_id),
     )
     v1_feed.start()
-    encode_v2 = compile_encoder(json.loads(v2_text), prefix=confluent_prefix(v2_id))
+    encode_v2 = compile_encoder(v2.definition, prefix=confluent_prefix(v2_id))
     (trades,) = generators(build_universe(100, 2), {Source.TRADES: 1000.0}, START, 2)
     producer = Producer(as_admin(stack))
+    booked = set()
     for event in trades.batch(1_000):
-        producer.produce(tmp_topic, encode_v2({**event, "venue": "XBOS"}), event["instrument_id"])
+        booked.add(event["trade_id"])
+        producer.produce(tmp_topic, encode_v2(event), event["instrument_id"])
+        cancel = {**event, "event_id": f"{event['trade_id']}#cancel", "cancelled_trade_id": event["trade_id"]}
+        for name in ("trade_id", "trade_price", "trade_size", "trade_side"):
+            cancel[name] = None
+        producer.produce(tmp_topic, encode_v2(cancel), event["instrument_id"])
     assert producer.flush(30) == 0
     v1_feed.join(60)
 
-    messages = consume_all(stack, tmp_topic, 4_000)
-    assert len(messages) == 4_000
-    reader = AvroDeserializer(SchemaRegistryClient(stack.registry_client_config), schema_str=v2_text)
+    messages = consume_all(stack, tmp_topic, 5_000)
+    assert len(messages) == 5_000
+    reader = AvroDeserializer(SchemaRegistryClient(stack.registry_client_config), schema_str=v2.text)
     context = SerializationContext(tmp_topic, MessageField.VALUE)
     records = [reader(m.value(), context) for m in messages]
-    venues = Counter(r["venue"] for r in records)
-    assert venues == {None: 3_000, "XBOS": 1_000}
+    cancels = Counter(r["cancelled_trade_id"] is not None for r in records)
+    assert cancels == {False: 4_000, True: 1_000}
+    assert {r["cancelled_trade_id"] for r in records if r["cancelled_trade_id"]} == booked
 
 
 def test_schemas_register_is_idempotent_and_current_is_compatible_with_release(stack: Settings) -> None:
@@ -151,6 +163,28 @@ def test_schemas_register_is_idempotent_and_current_is_compatible_with_release(s
         assert client.test_compatibility(subject, Schema(current.text, "AVRO")) is True
     for subject in ("md.events-value", "md.enriched-value"):
         assert client.get_compatibility(subject) == "BACKWARD"
+
+
+def test_a_schema_that_is_not_backward_compatible_is_refused_in_one_sentence(stack: Settings, tmp_path: Path) -> None:
+    """A v3 of MarketEvent whose new field has no default cannot read v1/v2 records: the registry refuses it and
+    ``tickflow schemas register`` says so in one sentence, registering nothing."""
+    schemas = tmp_path / "schemas"
+    shutil.copytree(stack.schemas_dir, schemas)
+    path = schemas / "tickflow.md.MarketEvent.avsc"
+    definition = json.loads(path.read_text())
+    definition["fields"].append({"name": "venue", "type": "string"})  # required, no default
+    path.write_text(json.dumps(definition))
+    client = SchemaRegistryClient(stack.registry_client_config)
+    assert tickflow("schemas", "register", check=False).returncode == 0  # v2 there, whatever ran before
+    versions = client.get_versions("md.events-value")
+
+    env = {**os.environ, "TICKFLOW_SCHEMAS_DIR": str(schemas)}
+    result = tickflow("schemas", "register", check=False, env=env)
+    assert result.returncode != 0
+    said = " ".join(result.stderr.split())
+    assert "refused tickflow.md.MarketEvent under md.events-value: it is not BACKWARD compatible" in said, said
+    assert "add a new field with a default" in said
+    assert client.get_versions("md.events-value") == versions
 
 
 def test_topics_are_created_with_their_partitions_and_retention(stack: Settings) -> None:

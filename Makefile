@@ -14,7 +14,7 @@ DEMO_SECONDS ?= 30
 # What the stream keeps up with on 2 cores beside the simulator, the HBase sink and the page: 10k/s was
 # no longer held once the sink ran too (docs/performance.md); 5k/s leaves a margin.
 DEMO_RATE ?= 5000
-# Trades booked per second into the trade-capture database beside the simulators (2% corrected).
+# Trades booked per second into the trade-capture database beside the simulators (2% corrected, 1% cancelled).
 DEMO_TRADES_RATE ?= 500
 # Where the demo's own processes log: the stack's state directory (TICKFLOW_STATE_DIR, as the stack reads it).
 DEMO_LOGS = $${TICKFLOW_STATE_DIR:-.tickflow}/logs
@@ -69,7 +69,7 @@ demo: setup
 	@echo "Now the simulators at $(DEMO_RATE) events/s (what the stream sustains beside them here), $(DEMO_TRADES_RATE) trades/s booked and the enrichment stream, until Ctrl-C:"
 	@echo "The live page: http://127.0.0.1:$${TICKFLOW_PORT_SERVING:-8000}/ (log $(DEMO_LOGS)/serve.log)"
 	@$(BIN)/tickflow simulate --rate $(DEMO_RATE) > $(DEMO_LOGS)/demo-simulate.log 2>&1 & sim=$$!; \
-	  $(BIN)/tickflow trades book --rate $(DEMO_TRADES_RATE) --corrections 0.02 > $(DEMO_LOGS)/demo-trades.log 2>&1 & book=$$!; \
+	  $(BIN)/tickflow trades book --rate $(DEMO_TRADES_RATE) --corrections 0.02 --cancels 0.01 > $(DEMO_LOGS)/demo-trades.log 2>&1 & book=$$!; \
 	  $(BIN)/tickflow serve > $(DEMO_LOGS)/serve.log 2>&1 & serve=$$!; \
 	  trap "kill $$sim $$book $$serve 2>/dev/null" EXIT INT TERM; \
 	  $(BIN)/tickflow stream --samples 2

@@ -8,7 +8,7 @@ import pytest
 
 from tickflow.settings import Settings
 
-pytest_plugins = ["tests.support.stack", "tests.support.reference"]
+pytest_plugins = ["tests.support.stack", "tests.support.reference", "tests.support.browser"]
 
 # The stream apps the tests start (directly, or through the Airflow the stack fixture starts, which inherits
 # this environment) process a few thousand events: their start is what takes time, and C1-only compilation

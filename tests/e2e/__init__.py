@@ -1,0 +1,1 @@
+"""End-to-end tests drive the platform as a person does, through the browser, on the real stack."""

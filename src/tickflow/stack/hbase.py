@@ -120,6 +120,9 @@ class _HBaseJvm(JvmService):
             "hbase.master.info.port": -1,
             "hbase.regionserver.info.port": -1,
             "hbase.thrift.info.port": -1,
+            # The inputs of a compaction leave the store at the discharger's next run (2 min by default), and a
+            # major compaction is over when they did (tickflow.hbase.compaction watches the store files): 5 s.
+            "hbase.hfile.compaction.discharger.interval": 5_000,
         }
         for codec, cls in CODECS.items():
             site[f"hbase.io.compress.{codec}.codec"] = f"org.apache.hadoop.hbase.io.compress.aircompressor.{cls}"

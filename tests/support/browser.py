@@ -1,4 +1,5 @@
-"""End-to-end tests drive the platform as a person does, through the browser, on the real stack."""
+"""The browser the tests drive the pages with: Debian's Chromium through Playwright (tests/e2e, and a page at
+the end of an integration test's path)."""
 
 from __future__ import annotations
 

@@ -237,7 +237,7 @@ def impossible_records(draw: st.DrawFn) -> Sent:
         broken = draw(st.sampled_from([b"\xff\xfe\xfd\xfc", b"\xc3\x28ab", b"\xed\xa0\x80a", b"\xc0\xafab"]))
         key = broken if name == "instrument_id" else key
         value = ENCODERS[draw(writer_ids)](event).replace(marker.encode(), broken)
-        return Sent(key, value, "^(event_id|instrument_id|trade_id) is not valid UTF-8$")
+        return Sent(key, value, f"^({'|'.join(TEXTS)}) is not valid UTF-8$")
     return Sent(key, ENCODERS[draw(writer_ids)](event), reason)
 
 

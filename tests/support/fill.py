@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from tests.support.avro import Decoder
+from tests.support.avro import decoder
 from tests.support.kafka import as_admin
 from tickflow.fill.semantics import FILL_FIELDS, InstrumentState
 from tickflow.settings import Settings
@@ -85,7 +85,7 @@ def judge_input(
 ) -> InputVerdict:
     """One reading of the topic (from ``start``, over the registers ``initial``, e.g. a state snapshot, when
     given)."""
-    deserialize = Decoder(settings)
+    deserialize = decoder(settings)
     now_us = time.time_ns() // 1000
     best: dict[str, dict[str, tuple[tuple[int, int], Any]]] = defaultdict(dict)
     for instrument_id, registers in (initial or {}).items():

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from tests.support.avro import Decoder
+from tests.support.avro import decoder
 from tests.support.fill import read_topic
 from tests.support.kafka import as_admin
 from tickflow.fill.semantics import FILL_FIELDS
@@ -23,7 +23,7 @@ from tickflow.stream.settings import SPARK_APP_NAME, StreamSettings
 def published(
     settings: Settings, topic: str
 ) -> tuple[dict[str, dict[str, Any]], set[tuple[str, int]], list[dict[str, Any]]]:
-    deserialize = Decoder(settings)
+    deserialize = decoder(settings)
     records = [deserialize(m.value(), None) for m in read_topic(settings, topic)]
     latest: dict[str, dict[str, Any]] = {}
     for record in sorted(records, key=lambda r: (r["batch_id"], r["event_time"])):

@@ -130,7 +130,7 @@ class RegistrySchemas:
         return self._parsed[schema_id]
 
 
-def _remembering_unknown(writer_schema: WriterSchema) -> WriterSchema:
+def remembering_unknown(writer_schema: WriterSchema) -> WriterSchema:
     """The lookup, asking about an unknown id only once (a range of bad cells is one registry request)."""
     unknown: dict[int, str] = {}
 
@@ -300,7 +300,7 @@ class MarketDataStore:
             return list(scan)
 
         rows = self._call(read)
-        writer_schema = _remembering_unknown(self.schemas.writer_schema)
+        writer_schema = remembering_unknown(self.schemas.writer_schema)
         records, skipped = [], []
         for row, cells in rows:
             try:

@@ -28,7 +28,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from tickflow.fill.semantics import NEVER, InstrumentState
+from tickflow.fill.semantics import InstrumentState
 from tickflow.hbase.layout import CLEARED, FILLED_FAMILY, EventLayout, encode
 
 Cell = tuple[bytes, int]  # value, timestamp (ms)
@@ -101,10 +101,8 @@ def snapshot_cells(layout: EventLayout, state: InstrumentState, until_us: int | 
     (fields observed after ``until_us`` are left out: the sink may not have written them yet)."""
     cells = {}
     for name, value in state.values.items():
-        as_of = state.as_of.get(name)
-        if name not in layout.filled or as_of is None or as_of == NEVER:  # NEVER: a register never set
-            continue
-        if until_us is None or as_of <= until_us:
+        as_of = state.as_of[name]
+        if name in layout.filled and (until_us is None or as_of <= until_us):
             raw = CLEARED if value is None else encode(layout.types[name], value)
             cells[f"{FILLED_FAMILY}:{name}".encode()] = (raw, as_of // 1000)
     return cells

@@ -45,6 +45,13 @@ class StackPorts(BaseSettings):
     hbase_regionserver: Port = 16020
     hbase_thrift: Port = 9090
     serving: Port = 8000  # `tickflow serve`: the serving API and its web page
+    # Monitoring (docs/operations.md): Prometheus (9090 is HBase Thrift's), the metrics endpoints it scrapes.
+    prometheus: Port = 9091
+    kafka_metrics: Port = 9404  # each broker's JMX exporter agent, on the broker's host
+    connect_metrics: Port = 9405  # each Connect worker's JMX exporter agent, on the worker's host
+    hbase_master_info: Port = 16010  # HBase's info server: its /prometheus
+    tickflow_exporter: Port = 9410  # consumer-group lag, the stream's figures, probes
+    postgres_exporter: Port = 9187
     # The cluster profile's own services (each on the address its "host" has, see ClusterHosts).
     spark_master: Port = 7077
     spark_master_ui: Annotated[int, Field(ge=1024, le=65535)] = 8080
@@ -167,6 +174,17 @@ class Settings(BaseSettings):
         description="JVM options of the Spark drivers of short-lived applications (reference refresh, snapshots, "
         "one-off sessions): C1-only compilation starts them ~40% sooner on two cores, and their small jobs never "
         "profit from C2. The stream app has its own (TICKFLOW_STREAM_JAVA_OPTIONS).",
+    )
+    prometheus_retention: str = Field(
+        default="7d", description="How long Prometheus keeps samples (its --storage.tsdb.retention.time)."
+    )
+    prometheus_retention_size: str = Field(
+        default="1GB", description="The most disk Prometheus's samples may take (--storage.tsdb.retention.size)."
+    )
+    scrape_interval_s: int = Field(default=10, ge=1, le=300, description="How often Prometheus scrapes every target.")
+    jmx_exporter_version: str = Field(
+        default="1.0.1",
+        description="The JMX exporter javaagent in Kafka's and Connect's JVMs: the last release on Maven Central.",
     )
     app_stop_grace_s: float = Field(
         default=60.0,

@@ -39,6 +39,11 @@ class StatePaths:
         return self.run / f"{service}.json"
 
     @property
+    def scrape_targets(self) -> Path:
+        """Prometheus's file-based targets: one JSON file per running app whose port the stack does not fix."""
+        return self.home("prometheus") / "targets"
+
+    @property
     def hbase_root(self) -> Path:
         """``hbase.rootdir`` of the local standalone HBase: a table's store files are under
         ``data/<namespace>/<table>/<region>/<family>/`` (what the maintenance DAG counts around a compaction)."""

@@ -15,6 +15,7 @@ from tickflow.stack.hdfs import DataNode, NameNode
 from tickflow.stack.kafka import Kafka
 from tickflow.stack.metastore import Metastore, ThriftServer
 from tickflow.stack.postgres import Postgres
+from tickflow.stack.prometheus import PostgresExporter, Prometheus, TickflowExporter
 from tickflow.stack.registry import Registry
 from tickflow.stack.spark_standalone import SparkMaster, SparkWorker
 from tickflow.stack.supervisor import Supervisor
@@ -45,6 +46,10 @@ def services(settings: Settings) -> list[Service]:
         AirflowScheduler(settings),
         AirflowDagProcessor(settings),
         AirflowTriggerer(settings),
+        TickflowExporter(settings),
+        PostgresExporter(settings),
+        # Last: its first scrapes find every other service up.
+        Prometheus(settings),
     ]
 
 

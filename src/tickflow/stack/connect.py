@@ -100,6 +100,7 @@ class Connect(JvmService):
     (``connect-<worker>``), which share one group and its topics, so a worker's death moves its tasks."""
 
     name = "connect"
+    jmx_rules = "connect"
     depends_on = ("kafka",)
     heap = "512m"
 
@@ -119,7 +120,11 @@ class Connect(JvmService):
 
     @property
     def ports(self) -> Sequence[int]:
-        return (self.settings.ports.connect,)
+        return (self.settings.ports.connect, self.settings.ports.connect_metrics)
+
+    @property
+    def metrics_port(self) -> int:
+        return self.settings.ports.connect_metrics
 
     @property
     def address(self) -> str:
@@ -200,11 +205,7 @@ config.providers.file.class=org.apache.kafka.common.config.provider.FileConfigPr
 """
 
     def command(self) -> list[str]:
-        return [
-            *self.java_command(),
-            "org.apache.kafka.connect.cli.ConnectDistributed",
-            str(self.home / "worker.properties"),
-        ]
+        return self.service_command("org.apache.kafka.connect.cli.ConnectDistributed", str(self.home / "worker.properties"))
 
     def check_health(self) -> None:
         response = httpx.get(f"{self.address}/connectors", timeout=5)

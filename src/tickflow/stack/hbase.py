@@ -116,8 +116,11 @@ class _HBaseJvm(JvmService):
             "hbase.regionserver.port": ports.hbase_regionserver,
             "hbase.regionserver.ipc.address": host,
             "hbase.unsafe.regionserver.hostname": host,
-            # No web UIs: they would bind every interface, and the status comes from the supervisor.
-            "hbase.master.info.port": -1,
+            # The master's info server, on loopback only, for its /prometheus: the servlet exports the whole JVM's
+            # metrics (master, region server and ZooKeeper run in this one). No other web UI: it would bind every
+            # interface, and the status comes from the supervisor.
+            "hbase.master.info.port": ports.hbase_master_info,
+            "hbase.master.info.bindAddress": host,
             "hbase.regionserver.info.port": -1,
             "hbase.thrift.info.port": -1,
             # The inputs of a compaction leave the store at the discharger's next run (2 min by default), and a
@@ -142,7 +145,7 @@ class HBase(_HBaseJvm):
     @property
     def ports(self) -> Sequence[int]:
         ports = self.settings.ports
-        return (ports.hbase_zookeeper, ports.hbase_master, ports.hbase_regionserver)
+        return (ports.hbase_zookeeper, ports.hbase_master, ports.hbase_regionserver, ports.hbase_master_info)
 
     @property
     def address(self) -> str:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tickflow.runtime.tooling import ADD_OPENS, fetch_jars, find_java
+from tickflow.runtime.tooling import ADD_OPENS, fetch_artifact, fetch_jars, find_java
+from tickflow.settings import REPO_ROOT
 from tickflow.stack.base import Service, StackError
 
 __all__ = ["ADD_OPENS", "CONSOLE_LOG4J2", "JvmService", "hadoop_xml"]
@@ -34,12 +36,23 @@ def hadoop_xml(properties: Mapping[str, object]) -> str:
     return f'<?xml version="1.0"?>\n<configuration>\n{rows}\n</configuration>\n'
 
 
+# The JMX exporter's rules of each JVM whose MBeans Prometheus scrapes (docs/operations.md).
+JMX_RULES = REPO_ROOT / "monitoring" / "jmx"
+
+
 class JvmService(Service):
     """A service run as ``java -cp <lib>/* <main class>`` with jars fetched from Maven Central."""
 
     heap = "256m"
     min_java = 17
     excludes: tuple[str, ...] = ()
+    # The JMX exporter agent's rules (``monitoring/jmx/<name>.yaml``) for a JVM that serves its MBeans to
+    # Prometheus on :attr:`metrics_port`; None for one that does not.
+    jmx_rules: str | None = None
+
+    @property
+    def metrics_port(self) -> int | None:
+        return None
 
     @property
     def coordinates(self) -> list[str]:
@@ -75,11 +88,40 @@ class JvmService(Service):
     def java_command(self) -> list[str]:
         return [str(self.java), *self.jvm_options(), "-cp", self.classpath()]
 
+    @property
+    def jmx_agent(self) -> Path:
+        """The JMX exporter javaagent, kept apart from every classpath (it holds Prometheus's client unshaded)."""
+        return self.paths.lib / "jmx-exporter" / f"jmx_prometheus_javaagent-{self.settings.jmx_exporter_version}.jar"
+
+    def agent_options(self) -> list[str]:
+        """The JMX exporter agent serving ``/metrics`` on this service's host and metrics port (its default
+        host would be every interface). Only the service itself gets it, not its tools (``run_tool``), which
+        would take the port for as long as they run."""
+        if self.jmx_rules is None:
+            return []
+        return [f"-javaagent:{self.jmx_agent}={self.host}:{self.metrics_port}:{self.home / 'jmx-exporter.yaml'}"]
+
+    def service_command(self, main: str, *args: str) -> list[str]:
+        """The service's own JVM: :meth:`java_command` with the metrics agent, then its main class."""
+        return [str(self.java), *self.jvm_options(), *self.agent_options(), "-cp", self.classpath(), main, *args]
+
     def prepare(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         if self.coordinates:
             fetch_jars(self.coordinates, self.lib, self.log_path, self.excludes, own_excludes=self.own_excludes)
+        if self.jmx_rules is not None:
+            self._prepare_jmx_agent()
         self.write_config()
+
+    def _prepare_jmx_agent(self) -> None:
+        if not self.jmx_agent.exists():
+            coordinate = f"io.prometheus.jmx:jmx_prometheus_javaagent:{self.settings.jmx_exporter_version}:jar"
+            fetched = fetch_artifact(coordinate, self.log_path)
+            self.jmx_agent.parent.mkdir(parents=True, exist_ok=True)
+            partial = self.jmx_agent.with_suffix(".partial")
+            shutil.copyfile(fetched, partial)
+            partial.replace(self.jmx_agent)
+        shutil.copyfile(JMX_RULES / f"{self.jmx_rules}.yaml", self.home / "jmx-exporter.yaml")
 
     def write_config(self) -> None:
         """Write this service's config files into its home directory."""

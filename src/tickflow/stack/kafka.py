@@ -61,6 +61,7 @@ class Kafka(JvmService):
     (``kafka-<node>``, on the profile's address for it), which form one quorum and replicate every partition."""
 
     name = "kafka"
+    jmx_rules = "kafka"
     heap = "512m"
 
     def __init__(self, settings: Settings, node: int = 0) -> None:
@@ -84,7 +85,12 @@ class Kafka(JvmService):
 
     @property
     def ports(self) -> Sequence[int]:
-        return (self.settings.ports.kafka, self.settings.ports.kafka_controller)
+        ports = self.settings.ports
+        return (ports.kafka, ports.kafka_controller, ports.kafka_metrics)
+
+    @property
+    def metrics_port(self) -> int:
+        return self.settings.ports.kafka_metrics
 
     @property
     def address(self) -> str:
@@ -229,7 +235,7 @@ super.users=User:{admin}
         return loaded
 
     def command(self) -> list[str]:
-        return [*self.java_command(), "kafka.Kafka", str(self.home / "server.properties")]
+        return self.service_command("kafka.Kafka", str(self.home / "server.properties"))
 
     def check_health(self) -> None:
         round_trip(kafka_client_config(self.settings, Principal.ADMIN), self.settings.kafka_replication, self.node_id)

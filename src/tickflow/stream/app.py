@@ -23,11 +23,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from tickflow.errors import TickflowError
 from tickflow.fill.state import FillState
 from tickflow.kafka_auth import Principal, java_client_properties
+from tickflow.runtime.scrape import register_target, unregister_target
 from tickflow.settings import Settings
 from tickflow.stream.fill_step import STREAMING_BATCH, FillCounters, FillStep
 from tickflow.stream.settings import SPARK_APP_NAME, StreamSettings
@@ -54,6 +57,22 @@ def spark_conf(stream: StreamSettings) -> dict[str, str]:
         # No shuffle to adapt to: adaptive execution only adds a re-planning round per batch.
         "spark.sql.adaptive.enabled": "false",
     }
+
+
+# Spark's own metrics for Prometheus (docs/operations.md): the driver's servlet, with the streaming query's source
+# (input and processing rates, batch latency). Core settings, so for the session's builder and spark-submit only.
+METRICS_CONF = {
+    "spark.metrics.namespace": "tickflow",
+    "spark.metrics.conf.*.sink.prometheusServlet.class": "org.apache.spark.metrics.sink.PrometheusServlet",
+    "spark.metrics.conf.*.sink.prometheusServlet.path": "/metrics/prometheus",
+    "spark.ui.prometheus.enabled": "true",
+    "spark.sql.streaming.metricsEnabled": "true",
+}
+
+
+def session_conf(stream: StreamSettings) -> dict[str, str]:
+    """The stream's session: the query's settings and Spark's metrics."""
+    return {**spark_conf(stream), **METRICS_CONF}
 
 
 @dataclass
@@ -154,6 +173,14 @@ def build_query(
     return enrichment.start(), enrichment
 
 
+def announce_metrics(spark: SparkSession, settings: Settings, stream: StreamSettings) -> Path | None:
+    """Make the driver's metrics a Prometheus target (its UI's port is Spark's choice when 4040 is taken)."""
+    url = spark.sparkContext.uiWebUrl
+    if not url:
+        return None
+    return register_target(settings, "stream", urlsplit(url).netloc, {"query": stream.query_name})
+
+
 def run_stream(
     settings: Settings,
     stream: StreamSettings,
@@ -171,7 +198,7 @@ def run_stream(
 
     # One sentence now rather than a JVM trace from the Kafka source a minute into the Spark start.
     require_topics(settings, (stream.input_topic, stream.output_topic, stream.dlq_topic))
-    spark = spark_session(settings, SPARK_APP_NAME, extra=spark_conf(stream), java_options=stream.java_options)
+    spark = spark_session(settings, SPARK_APP_NAME, extra=session_conf(stream), java_options=stream.java_options)
     stopping = threading.Event()
 
     def stop(signum: int, _frame: Any) -> None:
@@ -180,9 +207,11 @@ def run_stream(
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     reporter: ProgressReporter | None = None
+    target: Path | None = None
     try:
         query, enrichment = build_query(spark, settings, stream)
         reporter = attach_progress(query, settings, stream, enrichment.counters, on_progress)
+        target = announce_metrics(spark, settings, stream)
         while query.isActive and not stopping.is_set():
             query.awaitTermination(0.5)  # type: ignore[arg-type]  # seconds; a float works
         if query.isActive:
@@ -195,4 +224,6 @@ def run_stream(
             signal.signal(sig, handler)
         if reporter is not None:
             reporter.close()
+        if target is not None:
+            unregister_target(target)
         spark.stop()

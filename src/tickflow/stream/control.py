@@ -213,14 +213,14 @@ class EnrichmentStream:
     def command(self) -> list[str]:
         from tickflow.runtime.tooling import pyspark_home
         from tickflow.spark import submit_args
-        from tickflow.stream.app import spark_conf as stream_conf
+        from tickflow.stream.app import session_conf
 
         spark_submit = pyspark_home() / "bin" / "spark-submit"
         conf = submit_args(
             self.settings,
             SPARK_APP_NAME,
             self.master,
-            extra=stream_conf(self.stream),
+            extra=session_conf(self.stream),
             java_options=self.stream.java_options,
         )
         return [str(spark_submit), *conf, str(ENTRY_POINT)]

@@ -68,6 +68,7 @@ demo: setup
 	@$(BIN)/tickflow stack login
 	@echo "Now the simulators at $(DEMO_RATE) events/s (what the stream sustains beside them here), $(DEMO_TRADES_RATE) trades/s booked and the enrichment stream, until Ctrl-C:"
 	@echo "The live page: http://127.0.0.1:$${TICKFLOW_PORT_SERVING:-8000}/ (log $(DEMO_LOGS)/serve.log)"
+	@echo "Prometheus (every component's metrics, the alerts): http://127.0.0.1:$${TICKFLOW_PORT_PROMETHEUS:-9091}/ (docs/operations.md)"
 	@$(BIN)/tickflow simulate --rate $(DEMO_RATE) > $(DEMO_LOGS)/demo-simulate.log 2>&1 & sim=$$!; \
 	  $(BIN)/tickflow trades book --rate $(DEMO_TRADES_RATE) --corrections 0.02 --cancels 0.01 > $(DEMO_LOGS)/demo-trades.log 2>&1 & book=$$!; \
 	  $(BIN)/tickflow serve > $(DEMO_LOGS)/serve.log 2>&1 & serve=$$!; \

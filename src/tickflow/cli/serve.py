@@ -23,6 +23,7 @@ def serve(
 
     from tickflow.serving.app import create_app
     from tickflow.serving.auth import HideTokens, login_url, serving_token
+    from tickflow.serving.server import announced
     from tickflow.serving.settings import ServingSettings
 
     settings, serving = Settings(), ServingSettings()
@@ -38,4 +39,5 @@ def serve(
         logging.getLogger("uvicorn.access").addFilter(HideTokens())
         console.print("secured mode: the API and the page ask for the token (Authorization: Bearer <token>)")
     console.print(f"serving the live page at {escape(url)} (API docs at /api/docs); Ctrl-C stops it")
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    with announced(settings, host, port):
+        uvicorn.run(application, host=host, port=port, log_level="info")

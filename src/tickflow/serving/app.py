@@ -7,9 +7,12 @@
     GET /api/history/{id}       records newest first, ?start=&end= (ms since the epoch or ISO 8601) &limit=;
                                 the record of a trade cancel carries cancel_of, the id of the trade it cancels
     GET /api/stream?ids=A,B     server-sent events: a snapshot, then only what changed, heartbeats meanwhile
+    GET /api/health             the health strip: the pipeline's figures and firing alerts, from Prometheus
     GET /healthz                HBase reachable
+    GET /metrics                the app's own metrics, for Prometheus to scrape (``metrics.py``)
 
-In secured mode (``TICKFLOW_SECURED``) all but /healthz and /static/ ask for the serving token (``auth.py``).
+In secured mode (``TICKFLOW_SECURED``) all but /healthz and /static/ ask for the serving token (``auth.py``);
+Prometheus sends it when it scrapes /metrics.
 
 Errors are ``{"error": "<one sentence>"}``: 400 for a bad request, 401 without the token in secured mode,
 404 for an unknown instrument, 503 when HBase does not answer (or, for history, whose cells are Avro records,
@@ -29,13 +32,16 @@ from typing import Annotated, Any
 import anyio
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from tickflow.hbase.store import HBaseUnavailable, Latest, MarketDataStore, SchemaRegistryUnavailable
+from tickflow.monitoring.promql import Prometheus
 from tickflow.serving.auth import TokenGate, serving_token, where_the_token_is
 from tickflow.serving.catalogue import Catalogue, instruments_from_hbase, instruments_from_hive
+from tickflow.serving.health import HealthStrip
+from tickflow.serving.metrics import CONTENT_TYPE, RequestMetrics, ServingMetrics
 from tickflow.serving.model import (
     Instrument,
     RequestError,
@@ -72,11 +78,14 @@ def create_app(
     serving: ServingSettings | None = None,
     store: MarketDataStore | None = None,
     catalogue: Catalogue | None = None,
+    prometheus: Prometheus | None = None,
 ) -> FastAPI:
-    """The app; tests pass their own store or catalogue, ``tickflow serve`` none."""
+    """The app; tests pass their own store, catalogue or Prometheus, ``tickflow serve`` none."""
     settings = settings or Settings()
     serving = serving or ServingSettings()
     store = store or MarketDataStore(settings, pool_size=8, retry_s=serving.hbase_retry_s)
+    metrics = ServingMetrics()
+    strip = HealthStrip(prometheus or Prometheus.of(settings))
     if catalogue is None:
         hive = (lambda: instruments_from_hive(settings)) if serving.reference_from_hive else None
         catalogue = Catalogue(hive, lambda: instruments_from_hbase(store))
@@ -92,6 +101,7 @@ def create_app(
             yield
         finally:
             known.stop()
+            strip.close()
 
     app = FastAPI(title="tickflow serving", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -99,8 +109,10 @@ def create_app(
         app.add_middleware(
             TokenGate, token=serving_token(settings, serving), where=where_the_token_is(settings, serving)
         )
+    # Added after the gate, so in front of it: the gate's refusals are counted too (route "unmatched").
+    app.add_middleware(RequestMetrics, metrics=metrics)
     _answer_errors_in_one_sentence(app)
-    app.include_router(_routes(MarketView(store, catalogue, serving)))
+    app.include_router(_routes(MarketView(store, catalogue, serving, metrics), strip))
     return app
 
 
@@ -136,13 +148,23 @@ def _answer_errors_in_one_sentence(app: FastAPI) -> None:
 class MarketView:
     """What the routes answer from: md:latest and md:history through the store, the catalogue of instruments."""
 
-    def __init__(self, store: MarketDataStore, catalogue: Catalogue, serving: ServingSettings) -> None:
-        self.store, self.catalogue, self.serving = store, catalogue, serving
+    def __init__(
+        self, store: MarketDataStore, catalogue: Catalogue, serving: ServingSettings, metrics: ServingMetrics
+    ) -> None:
+        self.store, self.catalogue, self.serving, self.metrics = store, catalogue, serving, metrics
         self.layout = store.layout
+
+    def latest(self, ids: list[str]) -> dict[str, Latest]:
+        with self.metrics.hbase_read("latest"):
+            return self.store.latest(ids)
+
+    def ping(self) -> None:
+        with self.metrics.hbase_read("ping"):
+            self.store.ping()
 
     def lookup(self, ids: list[str]) -> dict[str, Latest]:
         """The newest state of each id; 404 for an id neither reference data nor md:latest knows."""
-        found = self.store.latest(ids)
+        found = self.latest(ids)
         unknown = [i for i in ids if i not in found and self.catalogue.get(i) is None]
         if unknown:
             raise RequestError(
@@ -167,7 +189,8 @@ class MarketView:
         check_instrument_id(instrument_id)
         serving = self.serving
         query = history_query(start, end, limit, serving.history_limit, serving.history_max_limit)
-        records = self.store.history(instrument_id, query.since_us, query.until_us, query.limit)
+        with self.metrics.hbase_read("history"):
+            records = self.store.history(instrument_id, query.since_us, query.until_us, query.limit)
         if not records:
             self.lookup([instrument_id])  # 404 when nobody knows it; else it has no records in this range
         return {"instrument_id": instrument_id, "records": [history_record(self.layout.types, r) for r in records]}
@@ -176,13 +199,14 @@ class MarketView:
         """Polls md:latest (one multi-get for the whole selection) and sends what changed."""
         opened = time.monotonic()
         states = {i: row_state(latest, self.layout) for i, latest in first.items()}
-        yield "retry: 2000\n\n" + sse("snapshot", self.snapshot(selection, first))
         last_sent, updates = time.monotonic(), 0
+        self.metrics.live_feeds.inc()
         try:
+            yield "retry: 2000\n\n" + sse("snapshot", self.snapshot(selection, first))
             while not await request.is_disconnected():
                 await anyio.sleep(self.serving.poll_ms / 1000)
                 try:
-                    found = await anyio.to_thread.run_sync(self.store.latest, selection)
+                    found = await anyio.to_thread.run_sync(self.latest, selection)
                 except HBaseUnavailable as error:
                     yield sse("problem", {"now": now_ms(), "error": str(error)})
                     last_sent = time.monotonic()
@@ -192,12 +216,14 @@ class MarketView:
                 states = current
                 if changes:
                     updates += 1
+                    self.metrics.live_feed_updates.inc()
                     yield sse("update", {"now": now_ms(), "instruments": changes})
                     last_sent = time.monotonic()
                 elif time.monotonic() - last_sent >= self.serving.heartbeat_s:
                     yield sse("heartbeat", {"now": now_ms()})
                     last_sent = time.monotonic()
         finally:
+            self.metrics.live_feeds.dec()
             log.info(
                 "live feed of %s closed after %.1fs, %d updates",
                 ",".join(selection),
@@ -206,7 +232,7 @@ class MarketView:
             )
 
 
-def _routes(view: MarketView) -> APIRouter:
+def _routes(view: MarketView, strip: HealthStrip) -> APIRouter:
     """The page and the API (the module's docstring lists them)."""
     router = APIRouter()
     max_selection = view.serving.max_selection
@@ -217,7 +243,7 @@ def _routes(view: MarketView) -> APIRouter:
 
     @router.get("/healthz")
     def healthz() -> dict[str, Any]:
-        view.store.ping()
+        view.ping()
         catalogue = view.catalogue
         return {
             "status": "ok",
@@ -225,6 +251,16 @@ def _routes(view: MarketView) -> APIRouter:
             "instruments": len(catalogue),
             "catalogue": catalogue.source,
         }
+
+    @router.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(view.metrics.exposition(), media_type=CONTENT_TYPE)
+
+    @router.get("/api/health")
+    async def health() -> dict[str, Any]:
+        """The health strip's figures and firing alerts; ``{"prometheus": "down", "error": ...}`` (still 200)
+        while Prometheus does not answer, so the page says so and goes on showing instruments."""
+        return await strip.read()
 
     @router.get("/api/instruments")
     def instruments(

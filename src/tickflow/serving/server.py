@@ -12,6 +12,18 @@ from fastapi import FastAPI
 
 from tickflow.errors import TickflowError
 from tickflow.retry import wait_for
+from tickflow.runtime.scrape import register_target, unregister_target
+from tickflow.settings import Settings
+
+
+@contextmanager
+def announced(settings: Settings, host: str, port: int) -> Iterator[None]:
+    """Prometheus scrapes the app's /metrics on host:port while the block runs (a file-based target)."""
+    target = register_target(settings, "serving", f"{host}:{port}")
+    try:
+        yield
+    finally:
+        unregister_target(target)
 
 
 @contextmanager
@@ -29,7 +41,8 @@ def running(app: FastAPI, host: str, port: int, timeout_s: float = 60.0) -> Iter
 
     wait_for(started, timeout_s, interval_s=0.02, timed_out=lambda _: not_started)
     try:
-        yield f"http://{host}:{port}"
+        with announced(Settings(), host, port):
+            yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -25,6 +25,12 @@ class HBaseSinkSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TICKFLOW_HBASE_SINK_", frozen=True)
 
     name: str = "md-enriched-hbase-sink"
+    lag_alert_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How old the oldest record of md.enriched not yet in HBase may get while the sink's lag grows: "
+        "exported by tickflow-exporter as the TickflowHBaseSinkLagGrowing alert's threshold.",
+    )
     topic: str = ENRICHED.name
     dlq_topic: str = SINK_DLQ.name
     tasks: int = Field(

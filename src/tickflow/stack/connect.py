@@ -205,7 +205,8 @@ config.providers.file.class=org.apache.kafka.common.config.provider.FileConfigPr
 """
 
     def command(self) -> list[str]:
-        return self.service_command("org.apache.kafka.connect.cli.ConnectDistributed", str(self.home / "worker.properties"))
+        worker = str(self.home / "worker.properties")
+        return self.service_command("org.apache.kafka.connect.cli.ConnectDistributed", worker)
 
     def check_health(self) -> None:
         response = httpx.get(f"{self.address}/connectors", timeout=5)

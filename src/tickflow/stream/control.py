@@ -4,7 +4,10 @@ The stream (``spark_apps/enrichment_stream.py``) runs under ``spark-submit`` wit
 pinned connectors, detached from whoever started it (see ``tickflow.appctl`` for why at most
 one copy ever runs). Its health comes from what the app itself writes after every
 micro-batch (``StreamSettings.progress``: batch, rates, DLQ total, state rows, end offsets)
-and from the topic's high watermarks, so "no batch lately" is told apart from "idle":
+and from the topic's high watermarks, so "no batch lately" is told apart from "idle". Where
+Prometheus runs, its figures take the watermarks' place: the lag its alert rules read, and
+whether its TickflowStreamNoBatch alert fires, so the health check and the alert are one
+definition of "stalled" (``monitored_figures``):
 
     stopped   not running, stopped on request
     dead      not running, nobody asked for that
@@ -17,6 +20,7 @@ Nothing here imports Airflow or pyspark; the Airflow operators call it.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -35,10 +39,15 @@ from tickflow.stream.settings import SPARK_APP_NAME, StreamSettings
 
 if TYPE_CHECKING:
     from tickflow.fill.snapshot import SnapshotInfo
+    from tickflow.monitoring.promql import Alert
     from tickflow.runtime.location import Location
 
 APP_NAME = "enrichment-stream"
 ENTRY_POINT = REPO_ROOT / "spark_apps" / "enrichment_stream.py"
+# What Prometheus knows of the stream (docs/notes/metrics-design.md): the recording rule of its lag
+# (LSO - committed, summed over md.events' partitions) and the alert of a stream without batches.
+STREAM_LAG_RECORDS = "tickflow:stream_lag_records"
+NO_BATCH_ALERT = "TickflowStreamNoBatch"
 
 
 class Verdict(StrEnum):
@@ -57,7 +66,20 @@ class HealthLimits:
 
     boot_s: float = 90.0
     start_grace_s: float = 300.0
-    stall_after_s: float = 120.0
+    stall_after_s: float = StreamSettings.model_fields["stall_after_s"].default
+
+    @classmethod
+    def of(cls, stream: StreamSettings) -> HealthLimits:
+        """The limits the settings give: ``stall_after_s`` is also the exported threshold of the alert."""
+        return cls(stall_after_s=stream.stall_after_s)
+
+
+@dataclass(frozen=True)
+class MonitoredFigures:
+    """What Prometheus says of the stream: the lag its alerts read, and whether TickflowStreamNoBatch fires."""
+
+    lag: int
+    no_batch_firing: bool
 
 
 @dataclass(frozen=True)
@@ -123,8 +145,14 @@ def assess(
     lag: int | None,
     now: float,
     limits: HealthLimits = HealthLimits(),
+    no_batch_alert: bool | None = None,
 ) -> StreamHealth:
-    """The verdict from the facts; pure, so every rule is unit-tested."""
+    """The verdict from the facts; pure, so every rule is unit-tested.
+
+    ``no_batch_alert`` is whether Prometheus's TickflowStreamNoBatch fires (None: no word from Prometheus).
+    Given, it decides stalled-or-not once the app has run a batch; what only this machine knows (is the
+    process there, was it stopped on request, is it still starting) comes from the app record either way.
+    """
     if record is None:
         if stopped_at is not None:
             return StreamHealth(Verdict.STOPPED, f"stopped on request at {time.ctime(stopped_at)}")
@@ -148,8 +176,20 @@ def assess(
         dlq_total=progress.dlq_total,
         state_rows=progress.state_rows,
     )
+    waiting = "unknown input" if lag is None else f"{lag:,} records waiting"
+    if no_batch_alert is not None:
+        if no_batch_alert:
+            return StreamHealth(
+                Verdict.STALLED, f"{NO_BATCH_ALERT} fires: no micro-batch for {age:.0f}s with {waiting}", **common
+            )
+        if age > limits.stall_after_s and lag != 0:
+            # Prometheus evaluates its rules every few seconds: a stall this recent may not fire yet.
+            return StreamHealth(
+                Verdict.HEALTHY,
+                f"no micro-batch for {age:.0f}s with {waiting}, but {NO_BATCH_ALERT} does not fire",
+                **common,
+            )
     if age > limits.stall_after_s and (lag is None or lag > 0):
-        waiting = "unknown input" if lag is None else f"{lag:,} records waiting"
         return StreamHealth(Verdict.STALLED, f"no micro-batch for {age:.0f}s with {waiting}", **common)
     if age > limits.stall_after_s:
         return StreamHealth(Verdict.HEALTHY, "idle, nothing to read", **common)
@@ -169,6 +209,25 @@ class RestoreResult:
             else "no previous checkpoint"
         )
         return f"enrichment stream RESTORED from {self.snapshot.line()}; {kept}; {self.start.reason}"
+
+
+class AlertSource(Protocol):
+    """What the health check needs from Prometheus (tickflow.monitoring.promql.Prometheus fits)."""
+
+    def value(self, promql: str) -> float | None: ...
+
+    def firing(self) -> list[Alert]: ...
+
+
+def monitored_figures(prometheus: AlertSource) -> MonitoredFigures | None:
+    """The stream's lag and no-batch alert as Prometheus has them; None when it has no lag (its exporter is down
+    or not scraped yet), since the alert needs the lag and its silence then says nothing. Raises
+    PrometheusUnavailable when Prometheus does not answer."""
+    lag = prometheus.value(STREAM_LAG_RECORDS)
+    if lag is None or not math.isfinite(lag):
+        return None
+    firing = any(alert.name == NO_BATCH_ALERT for alert in prometheus.firing())
+    return MonitoredFigures(max(round(lag), 0), firing)
 
 
 class WatermarkSource(Protocol):
@@ -290,10 +349,27 @@ class EnrichmentStream:
         finally:
             consumer.close()
 
-    def health(self, consumer: WatermarkSource | None = None, limits: HealthLimits = HealthLimits()) -> StreamHealth:
+    def health(
+        self,
+        consumer: WatermarkSource | None = None,
+        limits: HealthLimits | None = None,
+        monitored: MonitoredFigures | None = None,
+    ) -> StreamHealth:
+        """The verdict, with the lag from Prometheus (``monitored``, with its no-batch alert) or else from the
+        topic's high watermarks (``consumer``), or unknown."""
         progress = self.progress()
         lag = None
-        if consumer is not None:
+        if monitored is not None:
+            lag = monitored.lag
+        elif consumer is not None:
             marks = high_watermarks(consumer, self.stream.input_topic)
             lag = lag_of(progress.end_offsets if progress else None, marks)
-        return assess(self.control.running(), self.control.stopped_on_request(), progress, lag, time.time(), limits)
+        return assess(
+            self.control.running(),
+            self.control.stopped_on_request(),
+            progress,
+            lag,
+            time.time(),
+            limits or HealthLimits.of(self.stream),
+            no_batch_alert=monitored.no_batch_firing if monitored is not None else None,
+        )

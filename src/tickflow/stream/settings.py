@@ -73,6 +73,12 @@ class StreamSettings(BaseSettings):
     )
     producer_linger_ms: int = Field(default=20, ge=0, description="Kafka producer linger.ms for md.enriched.")
     query_name: str = "tickflow_enrichment"
+    stall_after_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="The longest time without a micro-batch while input waits: longer, and the stream is stalled. "
+        "The health check's limit and, exported by tickflow-exporter, the TickflowStreamNoBatch alert's threshold.",
+    )
 
     def checkpoint(self, settings: Settings) -> Location:
         from tickflow.runtime.location import Location  # pyarrow: not for every importer (DAG parsing)

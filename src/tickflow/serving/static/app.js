@@ -1,6 +1,8 @@
 // The serving page: search, select, and watch the selection's filled values, their staleness and a
 // price chart live. Data: /api/instruments (search), /api/stream (server-sent events: a snapshot, then
-// only what changed), /api/history/{id} (seeds the charts). uPlot comes from npm (static/vendor/).
+// only what changed), /api/history/{id} (seeds the charts), /api/health (the health strip under the header:
+// the pipeline's figures and firing alerts, which the server reads from Prometheus). uPlot comes from npm
+// (static/vendor/).
 
 const FIELD_ORDER = ["bid_price", "bid_size", "ask_price", "ask_size", "last_price", "close_price",
   "reference_price", "trade_price", "trade_size", "trade_side", "trade_id", "cancelled_trade_id"];
@@ -13,6 +15,7 @@ const REFERENCE_ORDER = ["symbol", "instrument_name", "exchange", "currency", "a
   "tick_size", "lot_size", "reference_version", "enriched"];
 const CHART_WINDOW_MS = 10 * 60 * 1000;
 const MAX_POINTS = 5000;
+const HEALTH_POLL_MS = 5000;
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -382,6 +385,79 @@ function renderCharts() {
   }
 }
 
+// ---- the health strip (source -> md.events -> stream -> md.enriched -> HBase, dead letters, alerts) ----
+
+function formatFigure(value, unit) {
+  if (value === null || value === undefined) return "–";
+  if (unit === "seconds") return formatAge(value * 1000);
+  if (unit === "age") return `${formatAge(value * 1000)} ago`;
+  const digits = Math.abs(value) < 10 && !Number.isInteger(value) ? 1 : 0;
+  const number = value.toLocaleString("en-US", { maximumFractionDigits: digits });
+  if (unit === "rate") return `${number}/s`;
+  if (unit === "per-minute") return `${number}/min`;
+  return number;
+}
+
+function showFigures(figures) {
+  for (const element of document.querySelectorAll("#health [data-figure]")) {
+    const value = figures[element.dataset.figure] ?? null;
+    element.textContent = formatFigure(value, element.dataset.unit);
+    element.dataset.value = value === null ? "" : String(value);
+    element.title = value === null ? "Prometheus has no value for this now" : "";
+  }
+}
+
+function showAlerts(alerts) {
+  $("health-alerts").replaceChildren(...alerts.map((alert) => {
+    const item = document.createElement("li");
+    item.dataset.alert = alert.name;
+    item.className = alert.severity || "unknown";
+    item.append(span("name", alert.name), span("summary", ` ${alert.summary}`));
+    if (alert.since !== null) item.append(span("since", ` since ${formatTime(alert.since)}`));
+    return item;
+  }));
+}
+
+function showHealth(body) {
+  if (body.prometheus !== "up") {
+    // The server's sentence names Prometheus's address; the strip says what is wrong, the tooltip the rest.
+    const why = body.error.replace(/^Prometheus at \S+ did not answer: /, "");
+    showNoHealth("down", `Prometheus is not answering: ${why}`);
+    $("health-status").title = body.error;
+    return;
+  }
+  $("health").dataset.prometheus = "up";
+  showFigures(body.figures);
+  showAlerts(body.alerts);
+  const firing = body.alerts.length;
+  $("health-status").textContent = firing ? `${firing} alert${firing > 1 ? "s" : ""} firing` : "no alert firing";
+  $("health-status").className = `status ${firing ? "down" : "live"}`;
+  $("health-status").title = "";
+}
+
+// No figures rather than old ones that look current; the instruments go on updating meanwhile.
+function showNoHealth(prometheus, message) {
+  $("health").dataset.prometheus = prometheus;
+  showFigures({});
+  showAlerts([]);
+  $("health-status").textContent = message;
+  $("health-status").className = "status down";
+  $("health-status").title = "";
+}
+
+async function pollHealth() {
+  try {
+    const response = await fetch("/api/health");
+    const body = await response.json();
+    if (response.ok) showHealth(body);
+    else showNoHealth("unknown", body.error);
+  } catch (error) {
+    showNoHealth("unknown", `The serving app did not answer the health strip's request (${error.message}).`);
+  } finally {
+    setTimeout(pollHealth, HEALTH_POLL_MS);
+  }
+}
+
 // ---- start --------------------------------------------------------------------------------------
 
 function start() {
@@ -395,6 +471,7 @@ function start() {
     render();
   }
   runSearch();
+  pollHealth();
 }
 
 start();

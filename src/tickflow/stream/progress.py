@@ -38,6 +38,7 @@ class StreamProgress(BaseModel):
     state_rows: int = 0
     dlq_total: int = 0
     filled_total: int = 0
+    events_in_total: int | None = None  # input records of every micro-batch of this run (None: an older file)
     end_offsets: dict[str, dict[str, int]] | None = None
     lag_events: int | None = None  # records in the input that this batch did not reach (when it was planned)
     output_age_s: float | None = None  # how old the newest published event was when the batch ended
@@ -102,6 +103,7 @@ class ProgressReporter:
             }
         )
         self.last: tuple[str, int] | None = None  # run id and batch id of the batch reported last
+        self.events_in = 0  # input records of the batches reported, and of any the poller did not see on its own
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._poll, name="stream-progress", daemon=True)
 
@@ -119,11 +121,24 @@ class ProgressReporter:
         progress = self.query._jsq.lastProgress()
         if progress is None or (str(progress.runId()), progress.batchId()) == self.last:
             return
+        self.events_in += self._input_rows_since_last()
         self.last = (str(progress.runId()), progress.batchId())
         info = json.loads(progress.json())
         self.report(info)
         if self.on_progress is not None:
             self.on_progress(info, self.counters)
+
+    def _input_rows_since_last(self) -> int:
+        """Input records of the batches since the one reported last: the newest of the query's recent progresses
+        back to it (usually one; more when batches ran between two polls)."""
+        recent = self.query._jsq.recentProgress()
+        rows = 0
+        for index in range(len(recent) - 1, -1, -1):
+            batch = recent[index]
+            if (str(batch.runId()), batch.batchId()) == self.last:
+                break
+            rows += int(batch.numInputRows())
+        return rows
 
     def report(self, progress: dict[str, Any]) -> StreamProgress:
         from confluent_kafka import TopicPartition
@@ -153,6 +168,7 @@ class ProgressReporter:
             state_rows=self.counters.instruments,
             dlq_total=self.counters.dlq,
             filled_total=self.counters.filled,
+            events_in_total=self.events_in,
             end_offsets=end_offsets or None,
             lag_events=events_behind(progress),
             output_age_s=self.counters.output_age_s(time.time()),

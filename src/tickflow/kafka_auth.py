@@ -38,6 +38,7 @@ class Principal(StrEnum):
     AIRFLOW = "airflow"  # Airflow's checks: describe and read, never write
     BACKFILL = "backfill"  # the backfill job: read md.events; it writes HBase and Hive, never Kafka
     REGISTRY = "registry"  # the schema registry's own journal (Apicurio KafkaSQL storage)
+    MONITOR = "monitor"  # tickflow-exporter: the groups' offsets, a peek at md.* records, md.dlq's reasons
 
 
 def credentials_dir(settings: Settings) -> Path:

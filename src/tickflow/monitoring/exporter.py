@@ -22,6 +22,8 @@ docs/operations.md lists every metric and alert. The figures themselves are buil
 
 from __future__ import annotations
 
+import base64
+import hmac
 import logging
 import os
 import signal
@@ -29,8 +31,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from prometheus_client import make_wsgi_app
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
@@ -41,6 +46,7 @@ from tickflow.monitoring.lag import PartitionOffsets, Stage, TopicLag, record_ag
 from tickflow.monitoring.reasons import REASON_CODES, reason_code
 from tickflow.processes import port_in_use
 from tickflow.runtime.paths import StatePaths
+from tickflow.runtime.scrape import metrics_login
 from tickflow.settings import Settings, explain_invalid
 from tickflow.sinks.hbase import HBaseSinkSettings
 from tickflow.sources.trades_connector import TradesSourceSettings
@@ -52,8 +58,8 @@ log = logging.getLogger("tickflow.monitoring.exporter")  # not "__main__" when r
 
 KAFKA_BUDGET_S = 2.0  # the offsets and the oldest records' times together
 AIRFLOW_TIMEOUT_S = 1.0
-# In secured mode the exporter logs in as Airflow's checks do (tickflow.stack.kafka_acls lists what that allows).
-PRINCIPAL = Principal.AIRFLOW
+# In secured mode the exporter logs in as its own principal (tickflow.stack.kafka_acls lists what that allows).
+PRINCIPAL = Principal.MONITOR
 
 
 def probed_services(settings: Settings) -> dict[str, int]:
@@ -372,8 +378,38 @@ def build(settings: Settings, stream: StreamSettings, sink: HBaseSinkSettings) -
     return collector, [records, dead_letters]
 
 
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No line per scrape."""
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+def requiring_login(app: Any, login: tuple[str, str]) -> Any:
+    """``app`` behind HTTP basic authentication with ``login`` (secured mode's metrics login)."""
+    expected = "Basic " + base64.b64encode(f"{login[0]}:{login[1]}".encode()).decode()
+
+    def guarded(environ: dict[str, Any], start_response: Any) -> Any:
+        if hmac.compare_digest(environ.get("HTTP_AUTHORIZATION", "").encode(), expected.encode()):
+            return app(environ, start_response)
+        headers = [("WWW-Authenticate", 'Basic realm="tickflow metrics"'), ("Content-Type", "text/plain")]
+        start_response("401 Unauthorized", headers)
+        return [b"tickflow-exporter asks for the metrics login (docs/operations.md, secured mode).\n"]
+
+    return guarded
+
+
+def serve(registry: CollectorRegistry, host: str, port: int, login: tuple[str, str] | None) -> WSGIServer:
+    """/metrics of ``registry`` on host:port in a thread, behind ``login`` when there is one."""
+    app = make_wsgi_app(registry)
+    server = make_server(host, port, app if login is None else requiring_login(app, login), _Server, _QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+    return server
+
+
 def main() -> int:
-    from prometheus_client import start_http_server
     from pydantic import ValidationError
     from pydantic_settings import SettingsError
 
@@ -389,7 +425,7 @@ def main() -> int:
     registry.register(collector)
     host, port = settings.host, settings.ports.tickflow_exporter
     try:
-        server, _ = start_http_server(port, addr=host, registry=registry)
+        server = serve(registry, host, port, metrics_login(settings))
     except OSError as error:
         print(f"tickflow-exporter: cannot listen on {host}:{port} ({error}): stop what listens there.", file=sys.stderr)
         return 1

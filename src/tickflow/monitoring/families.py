@@ -103,7 +103,9 @@ def connector_stage_family(stages: Mapping[str, str]) -> Metric:
     """Which connector is which stage: Connect's own series name the connector, the rules select by stage (joined
     on ``connector``), so they hold whatever the settings call the connectors."""
     family = GaugeMetricFamily(
-        "tickflow_connector_stage_info", "The stage of the platform a Kafka Connect connector is.", labels=["connector", "stage"]
+        "tickflow_connector_stage_info",
+        "The stage of the platform a Kafka Connect connector is.",
+        labels=["connector", "stage"],
     )
     for connector, stage in sorted(stages.items()):
         family.add_metric([connector, stage], 1)

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from tickflow.errors import TickflowError
+from tickflow.runtime.scrape import metrics_login
 from tickflow.settings import Settings
 
 TIMEOUT_S = 2.0
@@ -73,8 +74,9 @@ class Prometheus:
         self._client = httpx.Client(base_url=self.url, auth=auth, timeout=timeout_s, transport=transport)
 
     @classmethod
-    def of(cls, settings: Settings, auth: tuple[str, str] | None = None) -> Prometheus:
-        return cls(prometheus_url(settings), auth)
+    def of(cls, settings: Settings) -> Prometheus:
+        """The stack's Prometheus at the settings' address, with the metrics login in secured mode."""
+        return cls(prometheus_url(settings), metrics_login(settings))
 
     def close(self) -> None:
         self._client.close()

@@ -39,6 +39,11 @@ class StatePaths:
         return self.run / f"{service}.json"
 
     @property
+    def serving_token(self) -> Path:
+        """The serving API's generated token (secured mode), which Prometheus also sends to its /metrics."""
+        return self.home("serving") / "token"
+
+    @property
     def scrape_targets(self) -> Path:
         """Prometheus's file-based targets: one JSON file per running app whose port the stack does not fix."""
         return self.home("prometheus") / "targets"

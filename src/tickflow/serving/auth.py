@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tickflow.runtime.paths import StatePaths
 from tickflow.secret_file import generated_secret
 from tickflow.serving.settings import ServingSettings
 from tickflow.settings import Settings
@@ -30,7 +31,7 @@ MAX_LOGIN_BODY = 4096
 
 
 def token_file(settings: Settings) -> Path:
-    return settings.root / "serving" / "token"
+    return StatePaths(settings.root).serving_token
 
 
 def serving_token(settings: Settings, serving: ServingSettings) -> str:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from tickflow.runtime.scrape import metrics_login
 from tickflow.runtime.tooling import ADD_OPENS, fetch_artifact, fetch_jars, find_java
-from tickflow.settings import REPO_ROOT
+from tickflow.secret_file import write_private
+from tickflow.settings import REPO_ROOT, Settings
 from tickflow.stack.base import Service, StackError
 
 __all__ = ["ADD_OPENS", "CONSOLE_LOG4J2", "JvmService", "hadoop_xml"]
@@ -121,7 +125,8 @@ class JvmService(Service):
             partial = self.jmx_agent.with_suffix(".partial")
             shutil.copyfile(fetched, partial)
             partial.replace(self.jmx_agent)
-        shutil.copyfile(JMX_RULES / f"{self.jmx_rules}.yaml", self.home / "jmx-exporter.yaml")
+        rules = (JMX_RULES / f"{self.jmx_rules}.yaml").read_text()
+        write_private(self.home / "jmx-exporter.yaml", rules + jmx_login(self.settings))
 
     def write_config(self) -> None:
         """Write this service's config files into its home directory."""
@@ -135,3 +140,18 @@ class JvmService(Service):
             proc = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
         if proc.returncode != 0:
             raise StackError(f"{self.name} could not {what} (exit {proc.returncode}): read {self.log_path}.")
+
+
+def jmx_login(settings: Settings) -> str:
+    """The agent's ``httpServer`` block in secured mode: the metrics login, its password as a salted SHA-256
+    (``SHA-256(<salt>:<password>)``, as the agent checks it); nothing in plain mode."""
+    login = metrics_login(settings)
+    if login is None:
+        return ""
+    user, password = login
+    salt = secrets.token_hex(16)
+    digest = hashlib.sha256(f"{salt}:{password}".encode()).hexdigest()
+    return (
+        "httpServer:\n  authentication:\n    basic:\n"
+        f"      username: {user}\n      passwordHash: {digest}\n      algorithm: SHA-256\n      salt: {salt}\n"
+    )

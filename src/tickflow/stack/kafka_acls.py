@@ -77,7 +77,7 @@ class Grant:
 
 def grants() -> list[Grant]:
     simulator, stream, connect, airflow = Principal.SIMULATOR, Principal.STREAM, Principal.CONNECT, Principal.AIRFLOW
-    registry, backfill = Principal.REGISTRY, Principal.BACKFILL
+    registry, backfill, monitor = Principal.REGISTRY, Principal.BACKFILL, Principal.MONITOR
     return [
         Grant(simulator, TOPIC, EVENTS.name, (WRITE, DESCRIBE)),
         Grant(simulator, TOPIC, SHOWCASE.name, (WRITE, DESCRIBE)),
@@ -116,6 +116,12 @@ def grants() -> list[Grant]:
         Grant(backfill, TOPIC, ENRICHED.name, (READ, DESCRIBE)),  # target=check compares the live output
         Grant(backfill, GROUP, BACKFILL_GROUPS, (READ, DESCRIBE), PREFIXED),
         Grant(backfill, TOPIC, TEST_TOPICS, (READ, DESCRIBE), PREFIXED),
+        # tickflow-exporter: the stream's and the connectors' committed offsets (lag), the oldest unread record of
+        # each lagging partition and md.dlq's reasons, read under a group that never commits.
+        Grant(monitor, TOPIC, "md.", (READ, DESCRIBE), PREFIXED),
+        Grant(monitor, GROUP, "tickflow", (DESCRIBE,), PREFIXED),
+        Grant(monitor, GROUP, CONNECTOR_GROUPS, (DESCRIBE,), PREFIXED),
+        Grant(monitor, GROUP, HEALTH_GROUP, (READ, DESCRIBE)),
         Grant(registry, TOPIC, REGISTRY_TOPICS, (READ, WRITE, DESCRIBE, CREATE, DESCRIBE_CONFIGS), PREFIXED),
         Grant(registry, TOPIC, REGISTRY_EVENTS, (WRITE, DESCRIBE, CREATE, DESCRIBE_CONFIGS)),
         Grant(registry, GROUP, REGISTRY_GROUPS, (READ, DESCRIBE), PREFIXED),

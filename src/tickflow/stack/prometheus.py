@@ -22,12 +22,26 @@ from typing import Any
 
 import httpx
 
+from tickflow.runtime.paths import StatePaths
 from tickflow.runtime.postgres import password_file
-from tickflow.runtime.scrape import prune_targets
+from tickflow.runtime.scrape import METRICS_USER, metrics_login, metrics_password_file, prune_targets
+from tickflow.secret_file import write_private
 from tickflow.settings import REPO_ROOT, Settings
 from tickflow.stack.base import Service, StackError
 
 RULES = REPO_ROOT / "monitoring" / "rules"
+
+
+def web_config(settings: Settings) -> str:
+    """The web config (exporter-toolkit's, read by Prometheus and the postgres exporter) that asks for the metrics
+    login: its password as bcrypt."""
+    import bcrypt
+
+    login = metrics_login(settings)
+    assert login is not None, "a web config is for secured mode"
+    user, password = login
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
+    return json.dumps({"basic_auth_users": {user: hashed}}, indent=2)
 
 
 def _binary(name: str, package: str) -> str:
@@ -44,12 +58,23 @@ def scrape_config(settings: Settings, targets_dir: Path) -> dict[str, Any]:
     """Prometheus's configuration: every component of the stack, and the apps' file-based targets."""
     ports, host = settings.ports, settings.host
 
+    # Secured mode: every endpoint asks for the metrics login, the serving API for its token.
+    login: dict[str, Any] = {}
+    if settings.secured:
+        login = {"basic_auth": {"username": METRICS_USER, "password_file": str(metrics_password_file(settings))}}
+
     def job(name: str, addresses: Sequence[str], path: str = "/metrics", **extra: Any) -> dict[str, Any]:
-        return {"job_name": name, "metrics_path": path, "static_configs": [{"targets": list(addresses)}], **extra}
+        targets = [{"targets": list(addresses)}]
+        return {"job_name": name, "metrics_path": path, "static_configs": targets, **login, **extra}
 
     def apps(name: str, path: str, app: str | None = None, **extra: Any) -> dict[str, Any]:
         files = [str(targets_dir / f"{app or name}-*.json")]
         return {"job_name": name, "metrics_path": path, "file_sd_configs": [{"files": files}], **extra}
+
+    serving_login: dict[str, Any] = {}
+    if settings.secured:
+        token = StatePaths(settings.root).serving_token
+        serving_login = {"authorization": {"type": "Bearer", "credentials_file": str(token)}}
 
     interval = f"{settings.scrape_interval_s}s"
     return {
@@ -66,11 +91,12 @@ def scrape_config(settings: Settings, targets_dir: Path) -> dict[str, Any]:
             job("hbase", [f"{host}:{ports.hbase_master_info}"], "/prometheus"),
             job("postgres", [f"{host}:{ports.postgres_exporter}"]),
             job("tickflow-exporter", [f"{host}:{ports.tickflow_exporter}"]),
-            apps("serving", "/metrics"),
+            apps("serving", "/metrics", **serving_login),
             # Spark's driver names its series metrics_<namespace>_driver_<source>_...: spark_driver_... here.
             apps(
                 "stream",
                 "/metrics/prometheus",
+                **login,
                 metric_relabel_configs=[
                     {
                         "source_labels": ["__name__"],
@@ -80,7 +106,7 @@ def scrape_config(settings: Settings, targets_dir: Path) -> dict[str, Any]:
                     }
                 ],
             ),
-            apps("stream-executors", "/metrics/executors/prometheus", app="stream"),
+            apps("stream-executors", "/metrics/executors/prometheus", app="stream", **login),
         ],
     }
 
@@ -102,22 +128,23 @@ class Prometheus(Service):
     def config_path(self) -> Path:
         return self.home / "prometheus.yml"
 
-    def write_config(self) -> bool:
-        """Write the config from the settings; True if it changed."""
+    def write_config(self) -> None:
         targets = self.paths.scrape_targets
         targets.mkdir(parents=True, exist_ok=True)
         # JSON is YAML: Prometheus reads it as it is.
-        text = json.dumps(scrape_config(self.settings, targets), indent=2)
-        if self.config_path.exists() and self.config_path.read_text() == text:
-            return False
-        self.config_path.write_text(text)
-        return True
+        self.config_path.write_text(json.dumps(scrape_config(self.settings, targets), indent=2))
+
+    @property
+    def web_config_path(self) -> Path:
+        return self.home / "web.yml"
 
     def prepare(self) -> None:
         _binary("prometheus", "prometheus")
         (self.home / "data").mkdir(parents=True, exist_ok=True)
         prune_targets(self.settings)
         self.write_config()
+        if self.settings.secured:
+            write_private(self.web_config_path, web_config(self.settings))
 
     def command(self) -> list[str]:
         settings = self.settings
@@ -131,17 +158,22 @@ class Prometheus(Service):
             f"--web.external-url={self.address}",
             "--web.enable-lifecycle",  # POST /-/reload after a config change
             "--log.level=warn",
+            *([f"--web.config.file={self.web_config_path}"] if settings.secured else []),
         ]
 
     def check_health(self) -> None:
-        httpx.get(f"{self.address}-/ready", timeout=5).raise_for_status()
+        httpx.get(f"{self.address}-/ready", auth=metrics_login(self.settings), timeout=5).raise_for_status()
 
     def bootstrap(self) -> None:
-        if self.write_config():
-            httpx.post(f"{self.address}-/reload", timeout=10).raise_for_status()
+        """Config and rules as the checkout has them now, also for a Prometheus that was already running."""
+        self.write_config()
+        httpx.post(f"{self.address}-/reload", auth=metrics_login(self.settings), timeout=10).raise_for_status()
 
     def notice(self) -> str:
-        return f"Prometheus: {self.address} (targets {self.address}targets, alerts {self.address}alerts)"
+        where = f"Prometheus: {self.address} (targets {self.address}targets, alerts {self.address}alerts)"
+        if self.settings.secured:
+            where += f"; login {METRICS_USER}, password in {metrics_password_file(self.settings)}"
+        return where
 
 
 class TickflowExporter(Service):
@@ -164,8 +196,12 @@ class TickflowExporter(Service):
     def command(self) -> list[str]:
         return [sys.executable, "-m", "tickflow.monitoring.exporter"]
 
+    def environment(self) -> Mapping[str, str]:
+        # It builds its settings from the environment and runs in its home: the state directory, pinned.
+        return {"TICKFLOW_STATE_DIR": str(self.settings.root)}
+
     def check_health(self) -> None:
-        response = httpx.get(self.address, timeout=5)
+        response = httpx.get(self.address, auth=metrics_login(self.settings), timeout=5)
         response.raise_for_status()
         if "tickflow_exporter_kafka_up" not in response.text:
             raise StackError("tickflow-exporter answers without its own figures yet")
@@ -189,6 +225,8 @@ class PostgresExporter(Service):
         _binary("prometheus-postgres-exporter", "prometheus-postgres-exporter")
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "queries.yaml").write_text(json.dumps(SLOT_QUERIES, indent=2))
+        if self.settings.secured:
+            write_private(self.home / "web.yml", web_config(self.settings))
 
     def command(self) -> list[str]:
         return [
@@ -196,6 +234,7 @@ class PostgresExporter(Service):
             f"--web.listen-address={self.host}:{self.settings.ports.postgres_exporter}",
             f"--extend.query-path={self.home / 'queries.yaml'}",
             "--log.level=warn",
+            *([f"--web.config.file={self.home / 'web.yml'}"] if self.settings.secured else []),
         ]
 
     def environment(self) -> Mapping[str, str]:
@@ -217,7 +256,7 @@ class PostgresExporter(Service):
         return path
 
     def check_health(self) -> None:
-        response = httpx.get(self.address, timeout=5)
+        response = httpx.get(self.address, auth=metrics_login(self.settings), timeout=5)
         response.raise_for_status()
         if "pg_up 1" not in response.text:
             raise StackError("postgres-exporter does not reach PostgreSQL yet")

@@ -351,3 +351,25 @@ def test_dead_letters_count_from_the_topics_end_once_it_exists() -> None:
     counts = tally.counts()
     assert (counts["unknown_schema_id"], counts["crossed_quote"], counts["other"]) == (2, 1, 1)
     assert sum(counts.values()) == 4
+
+
+def test_in_secured_mode_the_exposition_asks_for_the_login() -> None:
+    from tickflow.monitoring.exporter import requiring_login
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [])
+        return [b"tickflow_exporter_kafka_up 1\n"]
+
+    guarded = requiring_login(app, ("prometheus", "s3cret"))
+    statuses: list[str] = []
+
+    def call(authorization: str | None) -> bytes:
+        environ = {} if authorization is None else {"HTTP_AUTHORIZATION": authorization}
+        return b"".join(guarded(environ, lambda status, headers: statuses.append(status)))
+
+    import base64
+
+    assert b"metrics login" in call(None)
+    assert b"metrics login" in call("Basic " + base64.b64encode(b"prometheus:wrong").decode())
+    assert call("Basic " + base64.b64encode(b"prometheus:s3cret").decode()) == b"tickflow_exporter_kafka_up 1\n"
+    assert statuses == ["401 Unauthorized", "401 Unauthorized", "200 OK"]

@@ -47,3 +47,48 @@ def test_promtool_accepts_the_config_and_its_rules(tmp_path: Path) -> None:
     check = subprocess.run([promtool, "check", "config", str(path)], capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "19 rules found" in check.stdout + check.stderr
+
+
+def test_in_secured_mode_every_endpoint_takes_the_metrics_login(tmp_path: Path) -> None:
+    settings = Settings(secured=True, state_dir=tmp_path)
+    config = scrape_config(settings, tmp_path / "targets")
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    password_file = str(tmp_path / "prometheus" / "credentials" / "prometheus")
+    for name in ("prometheus", "kafka", "connect", "hbase", "postgres", "tickflow-exporter", "stream"):
+        assert jobs[name]["basic_auth"] == {"username": "prometheus", "password_file": password_file}, name
+    # the serving API takes its own token, as its page does
+    assert jobs["serving"]["authorization"] == {
+        "type": "Bearer",
+        "credentials_file": str(tmp_path / "serving" / "token"),
+    }
+    assert "basic_auth" not in jobs["serving"]
+
+
+def test_the_secured_web_config_and_the_agents_login_check_the_generated_password(tmp_path: Path) -> None:
+    import bcrypt
+
+    from tickflow.runtime.scrape import metrics_login
+    from tickflow.stack.jvm import jmx_login
+    from tickflow.stack.prometheus import web_config
+
+    settings = Settings(secured=True, state_dir=tmp_path)
+    login = metrics_login(settings)
+    assert (
+        login is not None and oct((tmp_path / "prometheus" / "credentials" / "prometheus").stat().st_mode)[-3:] == "600"
+    )
+    user, password = login
+    hashed = json.loads(web_config(settings))["basic_auth_users"][user]
+    assert bcrypt.checkpw(password.encode(), hashed.encode())
+    promtool = shutil.which("promtool")
+    assert promtool is not None
+    path = tmp_path / "web.yml"
+    path.write_text(web_config(settings))
+    check = subprocess.run([promtool, "check", "web-config", str(path)], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    block = dict(line.strip().split(": ", 1) for line in jmx_login(settings).splitlines() if ": " in line)
+    assert block["username"] == user and block["algorithm"] == "SHA-256"
+    import hashlib
+
+    assert block["passwordHash"] == hashlib.sha256(f"{block['salt']}:{password}".encode()).hexdigest()
+    assert jmx_login(Settings(state_dir=tmp_path)) == ""  # plain mode: no login

@@ -34,8 +34,11 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from tickflow.runtime.scrape import metrics_login, metrics_password_file
 from tickflow.stack.base import StackError
 from tickflow.stack.jvm import ADD_OPENS, JvmService, hadoop_xml
+
+INFO_LOGIN = Path(__file__).with_name("HBaseInfoLogin.java")
 
 LOG4J = """\
 log4j.rootLogger=WARN,console
@@ -141,6 +144,22 @@ class HBase(_HBaseJvm):
 
     name = "hbase"
     heap = "512m"
+
+    def prepare(self) -> None:
+        super().prepare()
+        if self.settings.secured:  # the info server's login, compiled onto the classpath (its home)
+            self.compile_source(INFO_LOGIN, self.home)
+
+    def hbase_site(self) -> dict[str, object]:
+        site = super().hbase_site()
+        login = metrics_login(self.settings)
+        if login is not None:  # secured mode: the info server (its /prometheus) asks for the metrics login
+            site |= {
+                "hbase.http.filter.initializers": INFO_LOGIN.stem,
+                "tickflow.metrics.user": login[0],
+                "tickflow.metrics.password.file": metrics_password_file(self.settings),
+            }
+        return site
 
     @property
     def ports(self) -> Sequence[int]:

@@ -131,6 +131,22 @@ class JvmService(Service):
     def write_config(self) -> None:
         """Write this service's config files into its home directory."""
 
+    def compile_source(self, source: Path, classes: Path) -> None:
+        """javac ``source`` (a class of the stack's own, beside its module) against the service's classpath into
+        ``classes``, unless the classes there came from this very source (~4 s of CPU a start would repeat)."""
+        copy = classes / source.name  # the copy the classes were compiled from
+        if copy.exists() and copy.read_bytes() == source.read_bytes():
+            return
+        javac = self.java.with_name("javac")
+        if not javac.exists():
+            raise StackError(f"{self.name} needs a JDK to compile {source.name}, and {self.java.parent} has no javac.")
+        classes.mkdir(parents=True, exist_ok=True)
+        command = [str(javac), "-nowarn", "-d", str(classes), "-cp", self.classpath(), str(source)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+        if done.returncode != 0:
+            raise StackError(f"Compiling {source.name} failed: {done.stderr.strip() or done.stdout.strip()}")
+        copy.write_bytes(source.read_bytes())
+
     def run_tool(self, main_and_args: Sequence[str], what: str) -> None:
         """Run one of the service's own tools on its classpath (formatting its storage), output into its log;
         raise, saying ``what`` failed, if it exits non-zero."""

@@ -14,12 +14,10 @@ single-file source launch would pay at every start).
 from __future__ import annotations
 
 import logging
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from tickflow.runtime.tooling import java_home, pyspark_home
-from tickflow.stack.base import StackError
 from tickflow.stack.jvm import ADD_OPENS, JvmService, hadoop_xml
 
 # WARN only: the metastore's INFO is a line or more per call (every health check), and the launcher prints the
@@ -69,21 +67,7 @@ class Metastore(JvmService):
         self.compile_launcher()
 
     def compile_launcher(self) -> None:
-        """javac MetastoreLauncher.java into the home, unless the classes there came from this very source."""
-        source = self.launcher_classes / LAUNCHER.name  # the copy the classes were compiled from
-        if (self.launcher_classes / "MetastoreLauncher.class").exists() and source.exists():
-            if source.read_bytes() == LAUNCHER.read_bytes():
-                return
-        javac = self.java.with_name("javac")
-        if not javac.exists():
-            raise StackError(f"The metastore's launcher needs a JDK, and {self.java.parent} has no javac: install one.")
-        self.launcher_classes.mkdir(parents=True, exist_ok=True)
-        source.write_bytes(LAUNCHER.read_bytes())
-        command = [str(javac), "-nowarn", "-d", str(self.launcher_classes), "-cp", self.classpath(), str(source)]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
-        if done.returncode != 0:
-            source.unlink()
-            raise StackError(f"Compiling {LAUNCHER.name} failed: {done.stderr.strip() or done.stdout.strip()}")
+        self.compile_source(LAUNCHER, self.launcher_classes)
 
     def write_config(self) -> None:
         self.settings.warehouse_dir.mkdir(parents=True, exist_ok=True)

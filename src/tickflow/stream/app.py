@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from tickflow.errors import TickflowError
 from tickflow.fill.state import FillState
 from tickflow.kafka_auth import Principal, java_client_properties
-from tickflow.runtime.scrape import register_target, unregister_target
+from tickflow.runtime.scrape import metrics_login, metrics_password_file, register_target, unregister_target
 from tickflow.settings import Settings
 from tickflow.stream.fill_step import STREAMING_BATCH, FillCounters, FillStep
 from tickflow.stream.settings import SPARK_APP_NAME, StreamSettings
@@ -70,9 +70,21 @@ METRICS_CONF = {
 }
 
 
-def session_conf(stream: StreamSettings) -> dict[str, str]:
-    """The stream's session: the query's settings and Spark's metrics."""
-    return {**spark_conf(stream), **METRICS_CONF}
+UI_LOGIN = "io.tickflow.stream.ui.BasicAuthFilter"
+
+
+def session_conf(settings: Settings, stream: StreamSettings) -> dict[str, str]:
+    """The stream's session: the query's settings and Spark's metrics, behind the metrics login in secured mode
+    (the driver's UI serves them: jvm/stream's BasicAuthFilter)."""
+    conf = {**spark_conf(stream), **METRICS_CONF}
+    if settings.secured:
+        user, _ = metrics_login(settings) or ("", "")
+        conf |= {
+            "spark.ui.filters": UI_LOGIN,
+            f"spark.{UI_LOGIN}.param.user": user,
+            f"spark.{UI_LOGIN}.param.passwordFile": str(metrics_password_file(settings)),
+        }
+    return conf
 
 
 @dataclass
@@ -198,7 +210,8 @@ def run_stream(
 
     # One sentence now rather than a JVM trace from the Kafka source a minute into the Spark start.
     require_topics(settings, (stream.input_topic, stream.output_topic, stream.dlq_topic))
-    spark = spark_session(settings, SPARK_APP_NAME, extra=session_conf(stream), java_options=stream.java_options)
+    conf = session_conf(settings, stream)
+    spark = spark_session(settings, SPARK_APP_NAME, extra=conf, java_options=stream.java_options)
     stopping = threading.Event()
 
     def stop(signum: int, _frame: Any) -> None:

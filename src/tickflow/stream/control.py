@@ -279,7 +279,7 @@ class EnrichmentStream:
             self.settings,
             SPARK_APP_NAME,
             self.master,
-            extra=session_conf(self.stream),
+            extra=session_conf(self.settings, self.stream),
             java_options=self.stream.java_options,
         )
         return [str(spark_submit), *conf, str(ENTRY_POINT)]

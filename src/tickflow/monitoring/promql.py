@@ -1,7 +1,7 @@
 """A small client of Prometheus's HTTP API: instant queries and the alerts that fire.
 
 The serving page's health strip and Airflow's stream health read their figures through it, so both show
-what the alert rules see (docs/notes/metrics-design.md, section 6). Every call has a short timeout: both
+what the alert rules see (docs/operations.md). Every call has a short timeout: both
 callers answer without Prometheus, and would rather do so at once than wait for it.
 """
 

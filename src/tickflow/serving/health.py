@@ -1,7 +1,7 @@
 """The page's health strip: the pipeline's figures and the alerts that fire, read from Prometheus by the server
 (so Prometheus's login, in secured mode, never reaches the browser) for ``GET /api/health``.
 
-The figures are the recording rules' (docs/notes/metrics-design.md, section 6), fetched in one instant query
+The figures are the recording rules' (docs/operations.md), fetched in one instant query
 whose ``figure`` label names each, so all of them are of the same evaluation. The answer is kept for a moment:
 every open page polls, and Prometheus's rules change only every evaluation interval anyway.
 """

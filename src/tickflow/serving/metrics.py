@@ -1,5 +1,5 @@
 """The serving app's own metrics, which Prometheus scrapes from ``GET /metrics``: requests by route, the live
-feeds open, and how long HBase takes to answer (docs/notes/metrics-design.md, section 6).
+feeds open, and how long HBase takes to answer (docs/operations.md).
 
 Each app has its own registry: tests build several apps in one process, and the global registry would refuse
 the second app's families.

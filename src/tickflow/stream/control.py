@@ -24,7 +24,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -39,12 +39,11 @@ from tickflow.stream.settings import SPARK_APP_NAME, StreamSettings
 
 if TYPE_CHECKING:
     from tickflow.fill.snapshot import SnapshotInfo
-    from tickflow.monitoring.promql import Alert
     from tickflow.runtime.location import Location
 
 APP_NAME = "enrichment-stream"
 ENTRY_POINT = REPO_ROOT / "spark_apps" / "enrichment_stream.py"
-# What Prometheus knows of the stream (docs/notes/metrics-design.md): the recording rule of its lag
+# What Prometheus knows of the stream (docs/operations.md): the recording rule of its lag
 # (LSO - committed, summed over md.events' partitions) and the alert of a stream without batches.
 STREAM_LAG_RECORDS = "tickflow:stream_lag_records"
 NO_BATCH_ALERT = "TickflowStreamNoBatch"
@@ -211,12 +210,17 @@ class RestoreResult:
         return f"enrichment stream RESTORED from {self.snapshot.line()}; {kept}; {self.start.reason}"
 
 
+class NamedAlert(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
 class AlertSource(Protocol):
     """What the health check needs from Prometheus (tickflow.monitoring.promql.Prometheus fits)."""
 
     def value(self, promql: str) -> float | None: ...
 
-    def firing(self) -> list[Alert]: ...
+    def firing(self) -> Sequence[NamedAlert]: ...
 
 
 def monitored_figures(prometheus: AlertSource) -> MonitoredFigures | None:

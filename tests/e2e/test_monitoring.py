@@ -22,6 +22,7 @@ import pytest
 from tests.support.stack import tickflow
 from tickflow.processes import session_members
 from tickflow.retry import wait_for
+from tickflow.runtime.scrape import metrics_login
 from tickflow.serving.app import create_app
 from tickflow.serving.auth import login_url, serving_token
 from tickflow.serving.server import running
@@ -39,7 +40,8 @@ SHORT_THRESHOLDS = {
 
 
 def prometheus(settings: Settings, path: str, **params: str) -> Any:
-    response = httpx.get(f"http://{settings.host}:{settings.ports.prometheus}{path}", params=params, timeout=10)
+    url = f"http://{settings.host}:{settings.ports.prometheus}{path}"
+    response = httpx.get(url, params=params, auth=metrics_login(settings), timeout=10)
     response.raise_for_status()
     return response.json()["data"]
 

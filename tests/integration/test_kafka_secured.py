@@ -53,8 +53,16 @@ def link_jars(cached: Path, lib: Path) -> None:
 def secured(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     state = tmp_path_factory.mktemp("secured-state")
     link_jars(StatePaths(settings.root).lib / "kafka", StatePaths(state).lib / "kafka")
-    kafka, controller = free_port(), free_port()
-    ports = {"TICKFLOW_PORT_KAFKA": str(kafka), "TICKFLOW_PORT_KAFKA_CONTROLLER": str(controller)}
+    jmx_agent = next(StatePaths(settings.root).lib.glob("jmx-exporter/*.jar"), None)
+    if jmx_agent is not None:  # the session stack's metrics agent: no Maven run for this broker either
+        (StatePaths(state).lib / "jmx-exporter").mkdir(parents=True)
+        shutil.copy2(jmx_agent, StatePaths(state).lib / "jmx-exporter" / jmx_agent.name)
+    kafka, controller, metrics = free_port(), free_port(), free_port()
+    ports = {
+        "TICKFLOW_PORT_KAFKA": str(kafka),
+        "TICKFLOW_PORT_KAFKA_CONTROLLER": str(controller),
+        "TICKFLOW_PORT_KAFKA_METRICS": str(metrics),
+    }
     env = {**os.environ, "TICKFLOW_STATE_DIR": str(state), "TICKFLOW_SECURED": "1", **ports}
     up = tickflow("stack", "up", "kafka", check=False, env=env)
     try:
@@ -62,7 +70,9 @@ def secured(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
         secured = Settings(
             state_dir=state,
             secured=True,
-            ports=settings.ports.model_copy(update={"kafka": kafka, "kafka_controller": controller}),
+            ports=settings.ports.model_copy(
+                update={"kafka": kafka, "kafka_controller": controller, "kafka_metrics": metrics}
+            ),
         )
         create_topics(secured, (EVENTS, ENRICHED, DLQ))  # as admin, as `tickflow topics create` does
         yield secured

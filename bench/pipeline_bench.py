@@ -116,6 +116,7 @@ STACK_COMPONENTS = {
     "kafka": {"kafka"}, "registry": {"registry"}, "airflow": {"airflow", "airflow-scheduler", "airflow-dag-processor",
     "airflow-triggerer"}, "postgres": {"postgres"}, "metastore": {"metastore"}, "thrift server": {"thriftserver"},
     "hdfs": {"hdfs"}, "spark master": {"spark-master"},
+    "monitoring": {"prometheus", "tickflow-exporter", "postgres-exporter"},
 }  # fmt: skip
 COMPONENTS = ("stream JVM", "stream Python", *STACK_COMPONENTS, "simulator", "serving API", "bench pollers")
 

@@ -181,7 +181,13 @@ class Settings(BaseSettings):
     prometheus_retention_size: str = Field(
         default="1GB", description="The most disk Prometheus's samples may take (--storage.tsdb.retention.size)."
     )
-    scrape_interval_s: int = Field(default=10, ge=1, le=300, description="How often Prometheus scrapes every target.")
+    scrape_interval_s: int = Field(
+        default=15,
+        ge=1,
+        le=300,
+        description="How often Prometheus scrapes every target and evaluates the rules: every scrape costs each "
+        "component some CPU the pipeline shares (docs/operations.md).",
+    )
     jmx_exporter_version: str = Field(
         default="1.0.1",
         description="The JMX exporter javaagent in Kafka's and Connect's JVMs: the last release on Maven Central.",

@@ -67,8 +67,8 @@ def scrape_config(settings: Settings, targets_dir: Path) -> dict[str, Any]:
         targets = [{"targets": list(addresses)}]
         return {"job_name": name, "metrics_path": path, "static_configs": targets, **login, **extra}
 
-    def apps(name: str, path: str, app: str | None = None, **extra: Any) -> dict[str, Any]:
-        files = [str(targets_dir / f"{app or name}-*.json")]
+    def apps(name: str, path: str, **extra: Any) -> dict[str, Any]:
+        files = [str(targets_dir / f"{name}-*.json")]
         return {"job_name": name, "metrics_path": path, "file_sd_configs": [{"files": files}], **extra}
 
     serving_login: dict[str, Any] = {}
@@ -106,7 +106,6 @@ def scrape_config(settings: Settings, targets_dir: Path) -> dict[str, Any]:
                     }
                 ],
             ),
-            apps("stream-executors", "/metrics/executors/prometheus", app="stream", **login),
         ],
     }
 

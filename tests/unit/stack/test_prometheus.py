@@ -31,7 +31,6 @@ def test_every_component_is_scraped_on_loopback(tmp_path: Path) -> None:
         "tickflow-exporter": ["127.0.0.1:9410"],
         "serving": [],  # the apps announce themselves (file-based targets)
         "stream": [],
-        "stream-executors": [],
     }
     cluster = targets(scrape_config(Settings(profile="cluster"), tmp_path))
     assert cluster["kafka"] == ["127.0.0.2:9404", "127.0.0.3:9404", "127.0.0.4:9404"]

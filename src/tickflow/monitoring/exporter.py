@@ -66,6 +66,7 @@ def probed_services(settings: Settings) -> dict[str, int]:
     """The stack's services without a metrics endpoint of their own, by port: a closed port is all there is to see."""
     ports = settings.ports
     return {
+        "registry": ports.registry,  # its management endpoint is not scraped (docs/operations.md)
         "hbase-thrift": ports.hbase_thrift,
         "metastore": ports.metastore,
         "thriftserver": ports.thriftserver,

@@ -110,6 +110,14 @@ def scrape_config(settings: Settings, targets_dir: Path) -> dict[str, Any]:
     }
 
 
+def expect_metrics(settings: Settings, address: str, sample: str, otherwise: str) -> None:
+    """An exporter's health: its /metrics answers (with the metrics login in secured mode) and holds ``sample``."""
+    response = httpx.get(address, auth=metrics_login(settings), timeout=5)
+    response.raise_for_status()
+    if sample not in response.text:
+        raise StackError(f"the exporter at {address} {otherwise} yet")
+
+
 class Prometheus(Service):
     """Prometheus on the edge host: scrapes every component, evaluates tickflow's rules, answers the page."""
 
@@ -200,10 +208,7 @@ class TickflowExporter(Service):
         return {"TICKFLOW_STATE_DIR": str(self.settings.root)}
 
     def check_health(self) -> None:
-        response = httpx.get(self.address, auth=metrics_login(self.settings), timeout=5)
-        response.raise_for_status()
-        if "tickflow_exporter_kafka_up" not in response.text:
-            raise StackError("tickflow-exporter answers without its own figures yet")
+        expect_metrics(self.settings, self.address, "tickflow_exporter_kafka_up", "answers without its own figures")
 
 
 class PostgresExporter(Service):
@@ -255,10 +260,7 @@ class PostgresExporter(Service):
         return path
 
     def check_health(self) -> None:
-        response = httpx.get(self.address, auth=metrics_login(self.settings), timeout=5)
-        response.raise_for_status()
-        if "pg_up 1" not in response.text:
-            raise StackError("postgres-exporter does not reach PostgreSQL yet")
+        expect_metrics(self.settings, self.address, "pg_up 1", "does not reach PostgreSQL")
 
 
 # How much WAL the trades source's replication slot holds back (the slot is invalidated past
